@@ -1,0 +1,55 @@
+"""The one entry point, `relayops`.
+
+Subcommands live in the module of their concern and are imported lazily, so
+`relayops validate` does not pay for importing the policy daemon or pyinfra.
+Exit codes: 0 ok, 1 checks failed, 2 invalid input or usage.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command
+_COMMANDS: dict[str, str] = {
+    "validate": "relayops.commands.validate:validate",
+    "schemas": "relayops.commands.schemas:schemas",
+    "summary": "relayops.commands.summary:summary",
+    "render": "relayops.compile.cli:render",
+    "plan": "relayops.compile.cli:plan",
+    "dkim": "relayops.compile.cli:dkim",
+    "policyd": "relayops.policyd.cli:policyd",
+    "lab": "relayops.lab.cli:lab",
+    "deploy": "relayops.deploy.cli:deploy",
+    "check": "relayops.checks.cli:check",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("relayops"):
+                raise click.UsageError(f"'{cmd_name}' is not available in this build") from exc
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="relayops")
+def cli() -> None:
+    """Run a paid SMTP relay service from a Git repository."""
+
+
+def main() -> None:
+    cli(prog_name="relayops")
