@@ -1,0 +1,32 @@
+# The two commands of the README. Both run on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test deps lint golden bench clean
+
+deps:
+	./scripts/install-deps
+
+## make demo: the main job — validate the example repository and show what it runs.
+demo: deps
+	$(VENV)/bin/relayops validate
+	$(VENV)/bin/relayops summary
+
+## make test: install what the tests need, then run the whole suite and the linters.
+test: deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+lint: deps
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/mypy
+
+golden: deps
+	$(VENV)/bin/pytest tests/golden --update-golden
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
