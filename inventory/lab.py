@@ -1,0 +1,48 @@
+"""The lab's relay hosts (`relayops lab up`): the production shape on 198.18.0.0/24.
+
+Addresses follow the lab's topology (src/relayops/lab): relay k at 198.18.0.(10+k)
+with extra addresses 198.18.0.(100+10k+j). The lab key is made by `lab up`.
+"""
+
+_LAB_KEY = "/var/lib/relayops-lab/ssh/id_ed25519"
+
+relays = (
+    [
+        (
+            "relay1.relay.example.net",
+            {
+                "ssh_hostname": "198.18.0.11",
+                "ssh_user": "root",
+                "ssh_key": _LAB_KEY,
+                "ssh_strict_host_key_checking": "no",
+                "relayops_ips": [
+                    {"name": "eu-1", "address": "198.18.0.11", "pool": "shared-eu",
+                     "ptr": "relay1.relay.example.net"},
+                    {"name": "dedicated-1", "address": "198.18.0.111", "dedicated": True,
+                     "ptr": "o1.relay.example.net"},
+                    {"name": "dedicated-2", "address": "198.18.0.112", "dedicated": True,
+                     "ptr": "o2.relay.example.net"},
+                ],
+            },
+        ),
+        (
+            "relay2.relay.example.net",
+            {
+                "ssh_hostname": "198.18.0.12",
+                "ssh_user": "root",
+                "ssh_key": _LAB_KEY,
+                "ssh_strict_host_key_checking": "no",
+                "relayops_ips": [
+                    {"name": "us-1", "address": "198.18.0.12", "pool": "shared-us",
+                     "ptr": "relay2.relay.example.net"},
+                    {"name": "eu-2", "address": "198.18.0.121", "pool": "shared-eu",
+                     "ptr": "o3.relay.example.net"},
+                    {"name": "dedicated-3", "address": "198.18.0.122", "dedicated": True,
+                     "ptr": "o4.relay.example.net"},
+                ],
+            },
+        ),
+    ],
+    # The lab's Redis runs on relay1; both relays count quotas there.
+    {"relayops_shared_counters": "redis://198.18.0.11:6379/0"},
+)

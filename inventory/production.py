@@ -1,0 +1,41 @@
+"""Production relay hosts (pyinfra inventory).
+
+Each relay's `relayops_ips` lists its sending IPs by name: customers refer to
+these names (`placement.pool` / `placement.dedicated_ip`), so the lab inventory
+can give the same names other addresses. Documentation addresses (RFC 5737).
+"""
+
+relays = (
+    [
+        (
+            "relay1.relay.example.net",
+            {
+                "ssh_hostname": "203.0.113.11",
+                "relayops_ips": [
+                    {"name": "eu-1", "address": "203.0.113.11", "pool": "shared-eu",
+                     "ptr": "relay1.relay.example.net"},
+                    {"name": "dedicated-1", "address": "203.0.113.111", "dedicated": True,
+                     "ptr": "o1.relay.example.net"},
+                    {"name": "dedicated-2", "address": "203.0.113.112", "dedicated": True,
+                     "ptr": "o2.relay.example.net"},
+                ],
+            },
+        ),
+        (
+            "relay2.relay.example.net",
+            {
+                "ssh_hostname": "203.0.113.12",
+                "relayops_ips": [
+                    {"name": "us-1", "address": "203.0.113.12", "pool": "shared-us",
+                     "ptr": "relay2.relay.example.net"},
+                    {"name": "eu-2", "address": "203.0.113.121", "pool": "shared-eu",
+                     "ptr": "o3.relay.example.net"},
+                    {"name": "dedicated-3", "address": "203.0.113.122", "dedicated": True,
+                     "ptr": "o4.relay.example.net"},
+                ],
+            },
+        ),
+    ],
+    # Both relays count quotas in one Redis, so a customer's day is shared exactly.
+    {"relayops_shared_counters": "redis://192.0.2.50:6379/0"},
+)

@@ -1,0 +1,92 @@
+"""`relayops summary`: what the repository says, for a person to read."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from relayops.commands.options import json_option, repo_option
+from relayops.commands.validate import print_findings
+from relayops.loader import load_repo
+from relayops.model import Repo
+
+
+def summarize(repo: Repo) -> dict[str, Any]:
+    customers = []
+    for cid in sorted(repo.customers):
+        c = repo.customers[cid]
+        customers.append(
+            {
+                "id": cid,
+                "name": c.name,
+                "status": c.status.value,
+                "plan": c.plan,
+                "daily_quota": repo.effective_quota(c),
+                "timezone": c.timezone,
+                "placement": c.placement.pool or f"dedicated {c.placement.dedicated_ip}",
+                "warmup": f"{c.warmup.schedule} from {c.warmup.start}" if c.warmup else None,
+                "domains": [d.name for d in c.domains],
+                "logins": [u.login for u in c.users],
+            }
+        )
+    inventories = {
+        name: [
+            {"host": h.name, "ips": [f"{ip.address} ({ip.name})" for ip in h.ips]}
+            for h in inv.hosts
+        ]
+        for name, inv in sorted(repo.inventories.items())
+    }
+    return {"service": repo.service.domain, "customers": customers, "inventories": inventories}
+
+
+@click.command()
+@repo_option
+@json_option
+def summary(repo: Path, as_json: bool) -> None:
+    """Print the customers, plans and relay hosts of a valid repository."""
+    result = load_repo(repo)
+    if result.repo is None:
+        print_findings(result.findings)
+        sys.exit(2)
+    data = summarize(result.repo)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = Console(width=None if Console().is_terminal else 160)
+    table = Table(title=f"{len(data['customers'])} customers of {data['service']}")
+    for column in (
+        "customer",
+        "status",
+        "plan",
+        "quota/day",
+        "day in",
+        "sends from",
+        "domains",
+        "logins",
+    ):
+        table.add_column(column)
+    for c in data["customers"]:
+        table.add_row(
+            c["id"],
+            c["status"],
+            c["plan"],
+            str(c["daily_quota"]),
+            c["timezone"],
+            c["placement"] + (f"\nwarm-up {c['warmup']}" if c["warmup"] else ""),
+            "\n".join(c["domains"]),
+            "\n".join(c["logins"]),
+        )
+    console.print(table)
+    for name, hosts in data["inventories"].items():
+        hosts_table = Table(title=f"inventory/{name}.py")
+        hosts_table.add_column("relay host")
+        hosts_table.add_column("sending IPs")
+        for h in hosts:
+            hosts_table.add_row(h["host"], "\n".join(h["ips"]))
+        console.print(hosts_table)

@@ -1,0 +1,215 @@
+"""Rules that span files: each returns violations naming the file and field to fix.
+
+Pure functions over validated models; the loader turns a violation's path into
+file:line:column.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
+
+# A released IP keeps its reputation (good or bad) for a year: the services we
+# model do not hand it to another customer before then.
+IP_QUARANTINE = timedelta(days=365)
+TEMPLATE_FIELDS = frozenset(
+    {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    file: str  # repository-relative path
+    path: tuple[str | int, ...]
+    message: str
+    value: object = None
+
+
+def customer_file(customer_id: str) -> str:
+    return f"customers/{customer_id}.yaml"
+
+
+def unique_domains(customers: dict[str, Customer]) -> Iterator[Violation]:
+    owner: dict[str, str] = {}
+    for cid in sorted(customers):
+        for i, domain in enumerate(customers[cid].domains):
+            first = owner.setdefault(domain.name, cid)
+            if first != cid:
+                yield Violation(
+                    customer_file(cid),
+                    ("domains", i, "name"),
+                    f"domain already belongs to customer '{first}' ({customer_file(first)}); "
+                    "a domain belongs to one customer only",
+                    domain.name,
+                )
+
+
+def unique_logins(customers: dict[str, Customer]) -> Iterator[Violation]:
+    owner: dict[str, str] = {}
+    for cid in sorted(customers):
+        for i, user in enumerate(customers[cid].users):
+            first = owner.setdefault(user.login, cid)
+            if first != cid:
+                yield Violation(
+                    customer_file(cid),
+                    ("users", i, "login"),
+                    f"login already used by customer '{first}'; a login is unique across customers",
+                    user.login,
+                )
+
+
+def plan_rules(customers: dict[str, Customer], plans: dict[str, Plan]) -> Iterator[Violation]:
+    for cid in sorted(customers):
+        customer = customers[cid]
+        plan = plans.get(customer.plan)
+        if plan is None:
+            yield Violation(
+                customer_file(cid),
+                ("plan",),
+                f"unknown plan; plans in policies/plans.yaml: {', '.join(sorted(plans))}",
+                customer.plan,
+            )
+            continue
+        if customer.quota_override is not None and customer.quota_override > plan.quota_ceiling:
+            yield Violation(
+                customer_file(cid),
+                ("quota_override",),
+                f"exceeds plan '{customer.plan}' ceiling of {plan.quota_ceiling} per day "
+                "(raise max_daily_quota or change the plan)",
+                customer.quota_override,
+            )
+        if customer.placement.dedicated_ip is not None and not plan.dedicated_ip:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"plan '{customer.plan}' does not include a dedicated IP",
+                customer.placement.dedicated_ip,
+            )
+
+
+def warmup_rules(
+    customers: dict[str, Customer], schedules: dict[str, WarmupSchedule], classes: set[str]
+) -> Iterator[Violation]:
+    for cid in sorted(customers):
+        ref = customers[cid].warmup
+        if ref is not None and ref.schedule not in schedules:
+            yield Violation(
+                customer_file(cid),
+                ("warmup", "schedule"),
+                f"unknown warm-up schedule; defined: {', '.join(sorted(schedules)) or 'none'}",
+                ref.schedule,
+            )
+    for name in sorted(schedules):
+        for s, stage in enumerate(schedules[name].stages):
+            for isp in sorted(stage.isp_caps):
+                if isp not in classes:
+                    yield Violation(
+                        "policies/warmup.yaml",
+                        ("schedules", name, "stages", s, "isp_caps", isp),
+                        "unknown throttling class; classes in policies/throttling.yaml: "
+                        + (", ".join(sorted(classes)) or "none"),
+                        isp,
+                    )
+
+
+def placement_rules(
+    customers: dict[str, Customer], inventory: Inventory, *, today: date
+) -> Iterator[Violation]:
+    """Pools and IPs exist in the inventory; a dedicated IP serves one customer at a time."""
+    pools = inventory.pools()
+    holder: dict[str, str] = {}
+    released: dict[str, tuple[str, date]] = {}
+    for cid in sorted(customers):
+        customer = customers[cid]
+        if customer.status is Status.TERMINATED and customer.placement.dedicated_ip:
+            when = customer.status_date or today
+            prev = released.get(customer.placement.dedicated_ip)
+            if prev is None or prev[1] < when:
+                released[customer.placement.dedicated_ip] = (cid, when)
+    for cid in sorted(customers):
+        customer = customers[cid]
+        placement = customer.placement
+        if placement.pool is not None and placement.pool not in pools:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "pool"),
+                f"no pool of that name in {inventory.path.name}; pools: "
+                + (", ".join(sorted(pools)) or "none"),
+                placement.pool,
+            )
+        name = placement.dedicated_ip
+        if name is None:
+            continue
+        found = inventory.ip(name)
+        if found is None:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"no IP of that name in {inventory.path.name}",
+                name,
+            )
+            continue
+        if not found[1].dedicated:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"IP '{name}' is in pool '{found[1].pool}' in {inventory.path.name}, "
+                "not marked 'dedicated'",
+                name,
+            )
+        if customer.status is Status.TERMINATED:
+            continue
+        first = holder.setdefault(name, cid)
+        if first != cid:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"dedicated IP already serves customer '{first}'; it serves one customer",
+                name,
+            )
+        gone = released.get(name)
+        if gone is not None and today < gone[1] + IP_QUARANTINE:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"IP was released by terminated customer '{gone[0]}' on {gone[1]}; "
+                f"it cannot be reused before {gone[1] + IP_QUARANTINE}",
+                name,
+            )
+
+
+def inventory_rules(inventory: Inventory, file: str) -> Iterator[Violation]:
+    names: set[str] = set()
+    addresses: set[str] = set()
+    for h, host in enumerate(inventory.hosts):
+        for i, ip in enumerate(host.ips):
+            where = ("relays", h, "relayops_ips", i)
+            if ip.name in names:
+                yield Violation(file, (*where, "name"), "IP name used twice", ip.name)
+            if str(ip.address) in addresses:
+                yield Violation(file, (*where, "address"), "address used twice", str(ip.address))
+            names.add(ip.name)
+            addresses.add(str(ip.address))
+
+
+def notification_rules(notifications: dict[str, Notification]) -> Iterator[Violation]:
+    for kind in sorted(notifications):
+        note = notifications[kind]
+        for part in ("subject", "body"):
+            text = getattr(note, part)
+            for match in string.Template.pattern.finditer(text):
+                named = match.group("named") or match.group("braced")
+                if match.group("invalid") is not None or (
+                    named is not None and named not in TEMPLATE_FIELDS
+                ):
+                    yield Violation(
+                        f"policies/notifications/{kind}.txt",
+                        (),
+                        f"unknown placeholder in {part}; known: "
+                        + ", ".join("$" + f for f in sorted(TEMPLATE_FIELDS)),
+                        match.group(0),
+                    )

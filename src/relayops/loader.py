@@ -1,0 +1,438 @@
+"""Load the policy repository: read every file, validate it, apply cross-file rules.
+
+Every problem becomes a Finding with file:line:column, the field path and the
+offending value; all of them are collected, none stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from relayops import crossref
+from relayops.diagnostics import Finding, show_value
+from relayops.model import Customer, Inventory, Notification, Repo
+from relayops.model.policies import (
+    AntiSpam,
+    PlansFile,
+    Service,
+    ThrottlingFile,
+    WarmupFile,
+)
+from relayops.yamlfile import Document, YamlError, parse
+
+M = TypeVar("M", bound=BaseModel)
+
+POLICY_FILES: dict[str, type[BaseModel]] = {
+    "policies/plans.yaml": PlansFile,
+    "policies/antispam.yaml": AntiSpam,
+    "policies/warmup.yaml": WarmupFile,
+    "policies/throttling.yaml": ThrottlingFile,
+    "policies/service.yaml": Service,
+}
+NOTIFICATIONS = ("warning", "limit")
+INVENTORIES = ("production", "lab")
+SCANNED_DIRS = ("customers", "policies", "inventory")
+_PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PY_PASSWORD = re.compile(r"""["'](?:ssh_)?password["']\s*:""")
+
+
+@dataclass
+class LoadResult:
+    repo: Repo | None
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass
+class _Loader:
+    root: Path
+    today: date
+    findings: list[Finding] = field(default_factory=list)
+    documents: dict[str, Document] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    files: int = 0
+
+    # -- reading -------------------------------------------------------------
+    def add(self, file: str, line: int, column: int, fld: str, msg: str, value: Any = None) -> None:
+        shown = None if value is None else show_value(value)
+        self.findings.append(Finding(file, line, column, fld, msg, shown))
+
+    def read_yaml(self, rel: str) -> Document | None:
+        path = self.root / rel
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self.add(rel, 1, 1, "", "file is missing")
+            return None
+        except OSError as exc:
+            self.add(rel, 1, 1, "", f"cannot be read: {exc.strerror}")
+            return None
+        self.files += 1
+        try:
+            doc = parse(data)
+        except YamlError as exc:
+            self.add(rel, exc.line, exc.column, "", exc.message)
+            return None
+        self.documents[rel] = doc
+        if not isinstance(doc.value, dict):
+            kind = "empty" if doc.value is None else f"a {type(doc.value).__name__}"
+            line, column, _ = doc.position(())
+            self.add(rel, line, column, "", f"is {kind}; expected a mapping of fields")
+            return None
+        return doc
+
+    # -- validation ----------------------------------------------------------
+    def validate(
+        self, rel: str, model: type[M], data: Any, prefix: Sequence[str | int] = ()
+    ) -> M | None:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            self.report(rel, model, exc, prefix)
+            return None
+
+    def report(
+        self, rel: str, model: type[BaseModel], exc: ValidationError, prefix: Sequence[str | int]
+    ) -> None:
+        doc = self.documents.get(rel)
+        for error in exc.errors(include_url=False):
+            loc = [*prefix, *error["loc"]]
+            message = _message(error, model, tuple(error["loc"]))
+            value = None if error["type"] == "missing" else error.get("input")
+            if doc is not None:
+                line, column, matched = doc.position(loc)
+                fld = _dotted(matched)
+                if error["type"] == "missing" or len(matched) < len(loc):
+                    tail = [s for s in loc[len(matched) :] if _is_field_segment(s)]
+                    fld = _dotted([*matched, *tail[-1:]]) if tail else fld
+            else:
+                line, column = self.py_position(rel, value)
+                fld = _dotted([s for s in loc if _is_field_segment(s)])
+            if error["type"] == "extra_forbidden" and isinstance(value, dict | list):
+                value = None
+            self.add(rel, line, column, fld, message, value)
+
+    def violation(self, v: crossref.Violation) -> None:
+        doc = self.documents.get(v.file)
+        if doc is not None:
+            line, column, matched = doc.position(v.path)
+            fld = _dotted(matched)
+        else:
+            line, column = self.py_position(v.file, v.value)
+            fld = _dotted(list(v.path))
+        self.add(v.file, line, column, fld, v.message, v.value)
+
+    def py_position(self, rel: str, value: Any) -> tuple[int, int]:
+        """Best position in a Python inventory: the first line quoting the value."""
+        source = self.sources.get(rel)
+        if source is None or value is None:
+            return 1, 1
+        needle = str(value)
+        for number, text in enumerate(source.splitlines(), start=1):
+            for quote in ('"', "'"):
+                col = text.find(f"{quote}{needle}{quote}")
+                if col >= 0:
+                    return number, col + 1
+        return 1, 1
+
+    # -- files ---------------------------------------------------------------
+    def customers(self) -> dict[str, Customer]:
+        result: dict[str, Customer] = {}
+        folder = self.root / "customers"
+        if not folder.is_dir():
+            self.add("customers/", 1, 1, "", "folder is missing")
+            return result
+        names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+        for name in names:
+            rel = f"customers/{name}"
+            if not name.endswith(".yaml"):
+                if not name.startswith("."):
+                    self.add(rel, 1, 1, "", "is not a .yaml file; customers/ holds <id>.yaml only")
+                continue
+            doc = self.read_yaml(rel)
+            if doc is None:
+                continue
+            data = doc.value
+            cid = name[: -len(".yaml")]
+            if "id" in data:
+                line, column, _ = doc.position(("id",))
+                self.add(rel, line, column, "id", "remove it: the customer id is the file name")
+                continue
+            customer = self.validate(rel, Customer, {"id": cid, **data})
+            if customer is not None:
+                result[cid] = customer
+        return result
+
+    def policy(self, rel: str) -> BaseModel | None:
+        doc = self.read_yaml(rel)
+        if doc is None:
+            return None
+        return self.validate(rel, POLICY_FILES[rel], doc.value)
+
+    def notifications(self) -> dict[str, Notification]:
+        result: dict[str, Notification] = {}
+        for kind in NOTIFICATIONS:
+            rel = f"policies/notifications/{kind}.txt"
+            try:
+                text = (self.root / rel).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                self.add(rel, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")
+                continue
+            self.files += 1
+            head, sep, body = text.partition("\n\n")
+            if not head.startswith("Subject: ") or "\n" in head or not sep:
+                self.add(rel, 1, 1, "", "must start with one 'Subject: …' line, then an empty line")
+                continue
+            result[kind] = Notification(subject=head[len("Subject: ") :], body=body)
+        return result
+
+    def inventory(self, name: str) -> Inventory | None:
+        rel = f"inventory/{name}.py"
+        path = self.root / rel
+        try:
+            self.sources[rel] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.add(rel, 1, 1, "", f"cannot be read: {exc}")
+            return None
+        self.files += 1
+        try:
+            # pyinfra executes inventory files as Python too; we read the same data.
+            namespace = runpy.run_path(str(path))
+        except Exception as exc:  # any error in operator code is a finding, not a crash
+            line = getattr(exc, "lineno", None) or _traceback_line(exc, str(path))
+            self.add(rel, line, 1, "", f"cannot be executed: {type(exc).__name__}: {exc}")
+            return None
+        relays = namespace.get("relays")
+        hosts, group = _pyinfra_group(relays)
+        if hosts is None:
+            self.add(
+                rel,
+                1,
+                1,
+                "relays",
+                "must define `relays` as a list of (name, data) tuples, "
+                "optionally as (hosts, group_data)",
+            )
+            return None
+        data: dict[str, Any] = {
+            "name": name,
+            "path": path,
+            "hosts": [],
+            "shared_counters": group.get("relayops_shared_counters"),
+        }
+        for entry in hosts:
+            host_name, host_data = (
+                entry if isinstance(entry, tuple) and len(entry) == 2 else (entry, {})
+            )
+            if not isinstance(host_data, dict):
+                host_data = {}
+            data["hosts"].append(
+                {
+                    "name": host_name,
+                    "fqdn": host_name,
+                    "ssh_hostname": host_data.get("ssh_hostname", host_name),
+                    "ips": host_data.get("relayops_ips"),
+                }
+            )
+        inventory = self.validate(rel, Inventory, data)
+        if inventory is not None:
+            for v in crossref.inventory_rules(inventory, rel):
+                self.violation(v)
+        return inventory
+
+    def secrets(self) -> None:
+        """No private key or plaintext password may sit in the reviewed, unencrypted files."""
+        for top in SCANNED_DIRS:
+            base = self.root / top
+            if not base.is_dir():
+                continue
+            for dirpath, _dirs, filenames in os.walk(base):
+                for filename in filenames:
+                    path = Path(dirpath) / filename
+                    rel = path.relative_to(self.root).as_posix()
+                    try:
+                        data = path.read_bytes()
+                    except OSError:
+                        continue
+                    match = _PEM_KEY.search(data)
+                    if match:
+                        line = data[: match.start()].count(b"\n") + 1
+                        self.add(
+                            rel,
+                            line,
+                            1,
+                            "",
+                            "contains a PEM private key: store keys encrypted "
+                            "under secrets/ (relayops dkim generate)",
+                        )
+                    if rel.endswith(".py"):
+                        text = data.decode("utf-8", "replace")
+                        for number, line_text in enumerate(text.splitlines(), start=1):
+                            hit = _PY_PASSWORD.search(line_text)
+                            if hit:
+                                self.add(
+                                    rel,
+                                    number,
+                                    hit.start() + 1,
+                                    "",
+                                    "contains a password: "
+                                    "use SSH keys for hosts, never a password in the inventory",
+                                )
+
+
+def load_repo(root: Path, *, today: date | None = None) -> LoadResult:
+    """Read and validate the repository at `root`; `today` is the clock for dated rules."""
+    loader = _Loader(root=root, today=today or datetime.now(UTC).date())
+    customers = loader.customers()
+    policies = {rel: loader.policy(rel) for rel in POLICY_FILES}
+    notifications = loader.notifications()
+    inventories = {name: loader.inventory(name) for name in INVENTORIES}
+    loader.secrets()
+
+    plans = typing.cast(PlansFile | None, policies["policies/plans.yaml"])
+    warmup = typing.cast(WarmupFile | None, policies["policies/warmup.yaml"])
+    throttling = typing.cast(ThrottlingFile | None, policies["policies/throttling.yaml"])
+    antispam = typing.cast(AntiSpam | None, policies["policies/antispam.yaml"])
+    service = typing.cast(Service | None, policies["policies/service.yaml"])
+
+    rules: list[Iterable[crossref.Violation]] = [
+        crossref.unique_domains(customers),
+        crossref.unique_logins(customers),
+        crossref.notification_rules(notifications),
+    ]
+    if plans is not None:
+        rules.append(crossref.plan_rules(customers, plans.plans))
+    if warmup is not None and throttling is not None:
+        rules.append(crossref.warmup_rules(customers, warmup.schedules, set(throttling.classes)))
+    for inventory in inventories.values():
+        if inventory is not None:
+            rules.append(crossref.placement_rules(customers, inventory, today=loader.today))
+    for violations in rules:
+        for v in violations:
+            loader.violation(v)
+
+    findings = sorted(set(loader.findings))
+    complete = (
+        not findings
+        and plans is not None
+        and warmup is not None
+        and throttling is not None
+        and antispam is not None
+        and service is not None
+        and all(inv is not None for inv in inventories.values())
+    )
+    repo = None
+    if complete:
+        assert plans and warmup and throttling and antispam and service  # for mypy
+        repo = Repo(
+            root=root,
+            customers=customers,
+            plans=dict(plans.plans),
+            antispam=antispam,
+            warmup=dict(warmup.schedules),
+            throttling=dict(throttling.classes),
+            service=service,
+            notifications=notifications,
+            inventories={k: v for k, v in inventories.items() if v is not None},
+        )
+    return LoadResult(repo=repo, findings=findings, files=loader.files)
+
+
+# -- helpers -------------------------------------------------------------------
+def _pyinfra_group(value: Any) -> tuple[list[Any] | None, dict[str, Any]]:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        hosts, group = value
+        return (list(hosts) if isinstance(hosts, list | tuple) else None), group
+    if isinstance(value, list):
+        return value, {}
+    return None, {}
+
+
+def _traceback_line(exc: BaseException, filename: str) -> int:
+    tb = exc.__traceback__
+    line = 1
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _is_field_segment(segment: str | int) -> bool:
+    # pydantic adds segments such as "function-after[...]" or "list[...]" for unions
+    return isinstance(segment, int) or ("[" not in segment and "-" not in segment)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        else:
+            text += ("." if text else "") + segment
+    return text
+
+
+def _message(error: Any, model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    kind = error["type"]
+    msg = str(error["msg"])
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(model, loc[:-1])
+        return "unknown field" + (f"; accepted: {', '.join(allowed)}" if allowed else "")
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[:1].lower() + msg[1:]
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names accepted at `loc`, found by walking the model's annotations."""
+    current: Any = model
+    for segment in loc:
+        current = _strip(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(segment))
+            if info is None:
+                return []
+            current = info.annotation
+        elif typing.get_origin(current) in (list, dict):
+            current = typing.get_args(current)[-1]
+        else:
+            return []
+    current = _strip(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [n for n in current.model_fields if not (current is Customer and n == "id")]
+    return []
+
+
+def _strip(annotation: Any) -> Any:
+    """Remove Annotated[...] and `| None` around a single type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is typing.Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) != 1:
+                return annotation
+            annotation = rest[0]
+        else:
+            return annotation

@@ -1,0 +1,116 @@
+"""The operator's policies: `policies/*.yaml`."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from relayops.model.fields import DomainName, Email, PositiveInt, Ratio, Slug, Strict
+
+# The relay services we model allow "slightly more than 30 MB" per message.
+DEFAULT_MAX_MESSAGE_BYTES = 31_457_280
+
+
+class Plan(Strict):
+    daily_quota: PositiveInt = Field(description="accepted recipients per local day")
+    max_daily_quota: PositiveInt | None = Field(
+        default=None, description="highest quota_override a customer on this plan may get"
+    )
+    max_message_bytes: PositiveInt = DEFAULT_MAX_MESSAGE_BYTES
+    warn_ratio: Ratio = Field(default=0.8, description="share of the limit that sends a warning")
+    dedicated_ip: bool = Field(
+        default=False, description="whether the plan may have a dedicated IP"
+    )
+
+    @model_validator(mode="after")
+    def _ceiling(self) -> Self:
+        if self.max_daily_quota is not None and self.max_daily_quota < self.daily_quota:
+            raise ValueError("max_daily_quota must be at least daily_quota")
+        return self
+
+    @property
+    def quota_ceiling(self) -> int:
+        return self.max_daily_quota if self.max_daily_quota is not None else self.daily_quota
+
+
+class PlansFile(Strict):
+    plans: dict[Slug, Plan] = Field(min_length=1)
+
+
+class ComplaintRate(Strict):
+    complaints: PositiveInt = 1
+    per_messages: PositiveInt = 3000
+
+
+class AntiSpam(Strict):
+    complaint_rate: ComplaintRate = ComplaintRate()
+    min_volume: PositiveInt = Field(
+        default=3000, description="messages sent before the complaint rate counts"
+    )
+    bounce_rate_max: Ratio = 0.05
+    on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
+    on_breach: Literal["suspend", "notify_only"] = "suspend"
+
+
+class WarmupStage(Strict):
+    first_day: PositiveInt
+    last_day: PositiveInt
+    daily_cap: PositiveInt
+    isp_caps: dict[Slug, PositiveInt] = Field(
+        default_factory=dict, description="per throttling class daily caps during this stage"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.last_day < self.first_day:
+            raise ValueError("last_day must not be before first_day")
+        return self
+
+
+class WarmupSchedule(Strict):
+    stages: list[WarmupStage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _contiguous(self) -> Self:
+        expected = 1
+        for stage in self.stages:
+            if stage.first_day != expected:
+                raise ValueError(
+                    f"stages must be contiguous from day 1: a stage starts on day "
+                    f"{stage.first_day}, expected day {expected}"
+                )
+            expected = stage.last_day + 1
+        weeks = (expected - 1) / 7
+        if not 4 <= weeks <= 6:
+            raise ValueError(f"a warm-up lasts 4 to 6 weeks; this one lasts {expected - 1} days")
+        return self
+
+
+class WarmupFile(Strict):
+    schedules: dict[Slug, WarmupSchedule] = Field(min_length=1)
+
+
+class IspClass(Strict):
+    domains: list[DomainName] = Field(min_length=1)
+    concurrency: PositiveInt = Field(description="parallel connections per destination")
+    rate_delay_seconds: int = Field(
+        default=0, ge=0, le=3600, description="pause between deliveries"
+    )
+
+
+class ThrottlingFile(Strict):
+    classes: dict[Slug, IspClass] = Field(default_factory=dict)
+
+
+class Service(Strict):
+    name: str = Field(min_length=1)
+    domain: DomainName = Field(description="the service's own domain: bounces and feedback loops")
+    postmaster: Email
+    abuse: Email
+    notify_from: Email
+
+
+class Notification(Strict):
+    subject: str
+    body: str
