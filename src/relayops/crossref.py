@@ -33,33 +33,41 @@ def customer_file(customer_id: str) -> str:
     return f"customers/{customer_id}.yaml"
 
 
+def _shared(
+    claims: list[tuple[str, str, tuple[str | int, ...]]], what: str, rule: str
+) -> Iterator[Violation]:
+    """Report every claim on a value also claimed by another customer, naming the others.
+
+    Both sides are reported: which one is wrong is for the reviewer to decide.
+    """
+    owners: dict[str, set[str]] = {}
+    for value, cid, _path in claims:
+        owners.setdefault(value, set()).add(cid)
+    for value, cid, path in claims:
+        others = sorted(owners[value] - {cid})
+        if others:
+            names = ", ".join(f"'{o}' ({customer_file(o)})" for o in others)
+            yield Violation(customer_file(cid), path, f"{what} {names}; {rule}", value)
+
+
 def unique_domains(customers: dict[str, Customer]) -> Iterator[Violation]:
-    owner: dict[str, str] = {}
-    for cid in sorted(customers):
-        for i, domain in enumerate(customers[cid].domains):
-            first = owner.setdefault(domain.name, cid)
-            if first != cid:
-                yield Violation(
-                    customer_file(cid),
-                    ("domains", i, "name"),
-                    f"domain already belongs to customer '{first}' ({customer_file(first)}); "
-                    "a domain belongs to one customer only",
-                    domain.name,
-                )
+    claims = [
+        (domain.name, cid, ("domains", i, "name"))
+        for cid, customer in customers.items()
+        for i, domain in enumerate(customer.domains)
+    ]
+    return _shared(
+        claims, "domain also belongs to customer", "a domain belongs to one customer only"
+    )
 
 
 def unique_logins(customers: dict[str, Customer]) -> Iterator[Violation]:
-    owner: dict[str, str] = {}
-    for cid in sorted(customers):
-        for i, user in enumerate(customers[cid].users):
-            first = owner.setdefault(user.login, cid)
-            if first != cid:
-                yield Violation(
-                    customer_file(cid),
-                    ("users", i, "login"),
-                    f"login already used by customer '{first}'; a login is unique across customers",
-                    user.login,
-                )
+    claims = [
+        (user.login, cid, ("users", i, "login"))
+        for cid, customer in customers.items()
+        for i, user in enumerate(customer.users)
+    ]
+    return _shared(claims, "login also used by customer", "a login is unique across customers")
 
 
 def plan_rules(customers: dict[str, Customer], plans: dict[str, Plan]) -> Iterator[Violation]:
@@ -121,7 +129,7 @@ def placement_rules(
 ) -> Iterator[Violation]:
     """Pools and IPs exist in the inventory; a dedicated IP serves one customer at a time."""
     pools = inventory.pools()
-    holder: dict[str, str] = {}
+    holders: list[tuple[str, str, tuple[str | int, ...]]] = []
     released: dict[str, tuple[str, date]] = {}
     for cid in sorted(customers):
         customer = customers[cid]
@@ -163,14 +171,7 @@ def placement_rules(
             )
         if customer.status is Status.TERMINATED:
             continue
-        first = holder.setdefault(name, cid)
-        if first != cid:
-            yield Violation(
-                customer_file(cid),
-                ("placement", "dedicated_ip"),
-                f"dedicated IP already serves customer '{first}'; it serves one customer",
-                name,
-            )
+        holders.append((name, cid, ("placement", "dedicated_ip")))
         gone = released.get(name)
         if gone is not None and today < gone[1] + IP_QUARANTINE:
             yield Violation(
@@ -180,6 +181,9 @@ def placement_rules(
                 f"it cannot be reused before {gone[1] + IP_QUARANTINE}",
                 name,
             )
+    yield from _shared(
+        holders, "dedicated IP also serves customer", "a dedicated IP serves one customer"
+    )
 
 
 def inventory_rules(inventory: Inventory, file: str) -> Iterator[Violation]:

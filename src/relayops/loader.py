@@ -65,6 +65,7 @@ class _Loader:
     findings: list[Finding] = field(default_factory=list)
     documents: dict[str, Document] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    inventory_hosts: dict[str, list[str]] = field(default_factory=dict)
     files: int = 0
 
     # -- reading -------------------------------------------------------------
@@ -121,8 +122,9 @@ class _Loader:
                     tail = [s for s in loc[len(matched) :] if _is_field_segment(s)]
                     fld = _dotted([*matched, *tail[-1:]]) if tail else fld
             else:
-                line, column = self.py_position(rel, value)
-                fld = _dotted([s for s in loc if _is_field_segment(s)])
+                path = _inventory_path(loc)
+                line, column = self.py_position(rel, value, path)
+                fld = _dotted([s for s in path if _is_field_segment(s)])
             if error["type"] == "extra_forbidden" and isinstance(value, dict | list):
                 value = None
             self.add(rel, line, column, fld, message, value)
@@ -133,22 +135,37 @@ class _Loader:
             line, column, matched = doc.position(v.path)
             fld = _dotted(matched)
         else:
-            line, column = self.py_position(v.file, v.value)
+            line, column = self.py_position(v.file, v.value, v.path)
             fld = _dotted(list(v.path))
         self.add(v.file, line, column, fld, v.message, v.value)
 
-    def py_position(self, rel: str, value: Any) -> tuple[int, int]:
-        """Best position in a Python inventory: the first line quoting the value."""
+    def py_position(self, rel: str, value: Any, path: Sequence[str | int] = ()) -> tuple[int, int]:
+        """Best position in a Python inventory: the line quoting the value.
+
+        The search starts at the host the path names (`relays[h]...`), so a value
+        repeated under another host is found where it is wrong.
+        """
         source = self.sources.get(rel)
-        if source is None or value is None:
+        if source is None:
             return 1, 1
-        needle = str(value)
-        for number, text in enumerate(source.splitlines(), start=1):
-            for quote in ('"', "'"):
-                col = text.find(f"{quote}{needle}{quote}")
-                if col >= 0:
-                    return number, col + 1
-        return 1, 1
+        lines = source.splitlines()
+        first = 0
+        hosts = self.inventory_hosts.get(rel, [])
+        if (
+            len(path) > 1
+            and path[0] == "relays"
+            and isinstance(path[1], int)
+            and path[1] < len(hosts)
+        ):
+            first = (_find_quoted(lines, hosts[path[1]], 0) or (0, 0))[0]
+        if isinstance(value, dict):
+            value = value.get("name") or value.get("address")
+        if value is None:
+            return (first + 1, 1) if first else (1, 1)
+        hit = _find_quoted(lines, str(value), first)
+        if hit is None:
+            return 1, 1
+        return hit[0] + 1, hit[1] + 1
 
     # -- files ---------------------------------------------------------------
     def customers(self) -> dict[str, Customer]:
@@ -229,6 +246,7 @@ class _Loader:
                 "optionally as (hosts, group_data)",
             )
             return None
+        self.inventory_hosts[rel] = [str(e[0] if isinstance(e, tuple) and e else e) for e in hosts]
         data: dict[str, Any] = {
             "name": name,
             "path": path,
@@ -361,6 +379,23 @@ def _pyinfra_group(value: Any) -> tuple[list[Any] | None, dict[str, Any]]:
     if isinstance(value, list):
         return value, {}
     return None, {}
+
+
+def _find_quoted(lines: list[str], needle: str, start: int) -> tuple[int, int] | None:
+    for number in range(start, len(lines)):
+        for quote in ('"', "'"):
+            col = lines[number].find(f"{quote}{needle}{quote}")
+            if col >= 0:
+                return number, col
+    return None
+
+
+_INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips"}
+
+
+def _inventory_path(loc: Sequence[str | int]) -> list[str | int]:
+    """Pydantic's loc in the Inventory model, in the inventory file's own words."""
+    return [_INVENTORY_NAMES.get(s, s) if isinstance(s, str) else s for s in loc]
 
 
 def _traceback_line(exc: BaseException, filename: str) -> int:

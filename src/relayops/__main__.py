@@ -1,0 +1,5 @@
+"""`python -m relayops` is the `relayops` command."""
+
+from relayops.cli import main
+
+main()

@@ -1,0 +1,479 @@
+"""The invalid-input corpus: each case breaks one thing and names the exact finding.
+
+Every case starts from a copy of the example repository, writes or changes files,
+and asserts file, line, column, field path and message of the finding(s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from relayops.loader import load_repo
+
+TODAY = date(2026, 11, 23)
+HASH = (
+    "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY."
+    "Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
+)
+NEWCO = f"""name: NewCo
+contact: ops@newco.example
+plan: starter
+placement:
+  pool: shared-eu
+domains:
+  - name: newco.example
+    dkim: {{selector: n1}}
+users:
+  - login: newco
+    password: "{HASH}"
+"""
+NEW = "customers/newco.yaml"
+
+
+def newco(old: str = "", new: str = "", *, append: str = "") -> str:
+    if old:
+        assert old in NEWCO, old
+    return NEWCO.replace(old, new, 1) + append
+
+
+@dataclass
+class Case:
+    id: str
+    files: dict[str, str | bytes]
+    # (file, line, column, field, message fragment)
+    expected: list[tuple[str, int, int, str, str]]
+    edits: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join('*' + chr(97 + i) for _ in range(10))}]\n"
+    for i in range(6)
+)
+
+CASES = [
+    Case(
+        "yaml-syntax",
+        {NEW: "name: [unclosed\ncontact: x\n"},
+        [(NEW, 2, 8, "", "YAML syntax error")],
+    ),
+    Case("empty-file", {NEW: ""}, [(NEW, 1, 1, "", "is empty; expected a mapping")]),
+    Case("binary-file", {NEW: b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe"}, [(NEW, 1, 1, "", "binary")]),
+    Case(
+        "list-at-top", {NEW: "- name: NewCo\n"}, [(NEW, 1, 1, "", "is a list; expected a mapping")]
+    ),
+    Case(
+        "duplicate-key",
+        {NEW: newco(append="plan: business\n")},
+        [(NEW, 12, 1, "", "duplicate key 'plan'")],
+    ),
+    Case("alias-bomb", {NEW: BOMB}, [(NEW, 0, 0, "", "alias/anchor bomb")]),
+    Case(
+        "unknown-field",
+        {NEW: newco(append="colour: red\n")},
+        [(NEW, 12, 1, "colour", "unknown field; accepted: name, contact, status")],
+    ),
+    Case(
+        "unknown-nested-field",
+        {NEW: newco("dkim: {selector: n1}", "dkim: {selector: n1, algo: ed25519}")},
+        [(NEW, 8, 26, "domains[0].dkim.algo", "unknown field; accepted: selector")],
+    ),
+    Case(
+        "missing-field",
+        {NEW: newco("contact: ops@newco.example\n", "")},
+        [(NEW, 1, 1, "contact", "required field is missing")],
+    ),
+    Case(
+        "wrong-type",
+        {NEW: newco(append="quota_override: lots\n")},
+        [(NEW, 12, 1, "quota_override", "valid integer")],
+    ),
+    Case(
+        "list-for-map",
+        {NEW: newco("placement:\n  pool: shared-eu\n", "placement: [shared-eu]\n")},
+        [(NEW, 4, 1, "placement", "valid dictionary")],
+    ),
+    Case(
+        "bad-file-name",
+        {"customers/New_Co.yaml": NEWCO.replace("newco", "newco2")},
+        [("customers/New_Co.yaml", 1, 1, "id", "DNS-safe slug")],
+    ),
+    Case(
+        "id-in-file",
+        {NEW: newco(append="id: other\n")},
+        [(NEW, 12, 1, "id", "the customer id is the file name")],
+    ),
+    Case(
+        "bad-timezone",
+        {NEW: newco(append="timezone: Mars/Olympus\n")},
+        [(NEW, 12, 1, "timezone", "IANA time zone")],
+    ),
+    Case(
+        "plaintext-password",
+        {NEW: newco(f'"{HASH}"', "hunter2")},
+        [(NEW, 11, 5, "users[0].password", "a plaintext password is never accepted")],
+    ),
+    Case(
+        "weak-scheme",
+        {NEW: newco(f'"{HASH}"', '"{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72"')},
+        [(NEW, 11, 5, "users[0].password", "weak or unknown scheme {PLAIN-MD5}")],
+    ),
+    Case(
+        "malformed-hash",
+        {NEW: newco(f'"{HASH}"', '"{SHA512-CRYPT}$6$abc$def"')},
+        [(NEW, 11, 5, "users[0].password", "not a well-formed {SHA512-CRYPT} hash")],
+    ),
+    Case(
+        "bad-status",
+        {NEW: newco(append="status: paused\n")},
+        [(NEW, 12, 1, "status", "'active', 'suspended' or 'terminated'")],
+    ),
+    Case(
+        "suspended-without-reason",
+        {NEW: newco(append="status: suspended\n")},
+        [(NEW, 1, 1, "", "a suspended customer needs 'status_reason' and 'status_date'")],
+    ),
+    Case(
+        "dedicated-without-warmup",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: dedicated-3",
+            )
+        },
+        [(NEW, 1, 1, "", "needs 'warmup'")],
+    ),
+    Case(
+        "pool-and-dedicated",
+        {NEW: newco("  pool: shared-eu\n", "  pool: shared-eu\n  dedicated_ip: dedicated-3\n")},
+        [(NEW, 4, 1, "placement", "give exactly one of 'pool' or 'dedicated_ip'")],
+    ),
+    Case(
+        "bad-domain",
+        {NEW: newco("name: newco.example", "name: not a domain")},
+        [(NEW, 7, 5, "domains[0].name", "must be a fully qualified domain name")],
+    ),
+    Case(
+        "bad-contact",
+        {NEW: newco("contact: ops@newco.example", "contact: ops-at-newco")},
+        [(NEW, 2, 1, "contact", "must be an e-mail address")],
+    ),
+    Case(
+        "domain-taken-case-insensitive",
+        {NEW: newco("name: newco.example", "name: ACME.Example.")},
+        [
+            (NEW, 7, 5, "domains[0].name", "domain also belongs to customer 'acme'"),
+            ("customers/acme.yaml", 10, 5, "domains[0].name", "also belongs to customer 'newco'"),
+        ],
+    ),
+    Case(
+        "domain-taken-idna",
+        {
+            NEW: newco(
+                "name: newco.example", "name: " + "bücher-soylent.example".encode("idna").decode()
+            )
+        },
+        [
+            (NEW, 7, 5, "domains[0].name", "domain also belongs to customer 'soylent'"),
+            (
+                "customers/soylent.yaml",
+                12,
+                5,
+                "domains[1].name",
+                "also belongs to customer 'newco'",
+            ),
+        ],
+    ),
+    Case(
+        "login-taken",
+        {NEW: newco("login: newco", "login: acme-app")},
+        [
+            (NEW, 10, 5, "users[0].login", "login also used by customer 'acme'"),
+            ("customers/acme.yaml", 15, 5, "users[0].login", "login also used by customer 'newco'"),
+        ],
+    ),
+    Case(
+        "unknown-plan",
+        {NEW: newco("plan: starter", "plan: gold")},
+        [(NEW, 3, 1, "plan", "unknown plan; plans in policies/plans.yaml: business, pro, starter")],
+    ),
+    Case(
+        "unknown-pool",
+        {NEW: newco("pool: shared-eu", "pool: shared-asia")},
+        [
+            (NEW, 5, 3, "placement.pool", "no pool of that name in lab.py"),
+            (NEW, 5, 3, "placement.pool", "no pool of that name in production.py"),
+        ],
+    ),
+    Case(
+        "unknown-dedicated-ip",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: dedicated-9",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [
+            (NEW, 5, 3, "placement.dedicated_ip", "no IP of that name in lab.py"),
+            (NEW, 5, 3, "placement.dedicated_ip", "no IP of that name in production.py"),
+        ],
+    ),
+    Case(
+        "dedicated-ip-taken",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: dedicated-1",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [
+            (NEW, 5, 3, "placement.dedicated_ip", "dedicated IP also serves customer 'globex'"),
+            (
+                "customers/globex.yaml",
+                8,
+                3,
+                "placement.dedicated_ip",
+                "also serves customer 'newco'",
+            ),
+        ],
+    ),
+    Case(
+        "released-ip-too-soon",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: dedicated-2",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [
+            (
+                NEW,
+                5,
+                3,
+                "placement.dedicated_ip",
+                "released by terminated customer 'vandelay' on 2026-03-02; "
+                "it cannot be reused before 2027-03-02",
+            ),
+        ],
+    ),
+    Case(
+        "pool-ip-as-dedicated",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: eu-1",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [(NEW, 5, 3, "placement.dedicated_ip", "is in pool 'shared-eu'")] * 2,
+    ),
+    Case(
+        "override-above-ceiling",
+        {NEW: newco(append="quota_override: 5000\n")},
+        [(NEW, 12, 1, "quota_override", "exceeds plan 'starter' ceiling of 2000 per day")],
+    ),
+    Case(
+        "plan-without-dedicated",
+        {
+            NEW: newco(
+                "  pool: shared-eu",
+                "  dedicated_ip: dedicated-3",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [
+            (NEW, 5, 3, "placement.dedicated_ip", "plan 'starter' does not include a dedicated IP"),
+            (NEW, 5, 3, "placement.dedicated_ip", "also serves customer 'wayne'"),
+            (
+                "customers/wayne.yaml",
+                9,
+                3,
+                "placement.dedicated_ip",
+                "also serves customer 'newco'",
+            ),
+        ],
+    ),
+    Case(
+        "unknown-warmup-schedule",
+        {NEW: newco(append="warmup: {schedule: fast, start: 2027-04-01}\n")},
+        [
+            (
+                NEW,
+                12,
+                10,
+                "warmup.schedule",
+                "unknown warm-up schedule; defined: gentle-6w, standard-5w",
+            )
+        ],
+    ),
+    Case(
+        "private-key-in-customers",
+        {"customers/notes.txt": "keep\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"},
+        [
+            ("customers/notes.txt", 1, 1, "", "is not a .yaml file"),
+            ("customers/notes.txt", 2, 1, "", "contains a PEM private key"),
+        ],
+    ),
+    Case(
+        "password-in-inventory",
+        {},
+        [("inventory/lab.py", 16, 17, "", "contains a password")],
+        edits={
+            "inventory/lab.py": (
+                '"ssh_user": "root",\n',
+                '"ssh_user": "root",\n                "ssh_password": "x",\n',
+            )
+        },
+    ),
+    Case(
+        "inventory-syntax-error",
+        {"inventory/lab.py": "relays = [(\n"},
+        [("inventory/lab.py", 1, 1, "", "cannot be executed: SyntaxError")],
+    ),
+    Case(
+        "inventory-ip-role",
+        {},
+        [
+            (
+                "inventory/production.py",
+                15,
+                30,
+                "relays[0].relayops_ips[0]",
+                "either in a 'pool' or 'dedicated: true'",
+            )
+        ],
+        edits={
+            "inventory/production.py": (
+                '"pool": "shared-eu",\n                     "ptr": "relay1',
+                '"pool": "shared-eu", "dedicated": True,\n                     "ptr": "relay1',
+            )
+        },
+    ),
+    Case(
+        "inventory-duplicate-address",
+        {},
+        [("inventory/lab.py", 38, 49, "relays[1].relayops_ips[1].address", "address used twice")],
+        edits={"inventory/lab.py": ('"198.18.0.121"', '"198.18.0.111"')},
+    ),
+    Case(
+        "plan-warn-ratio",
+        {},
+        [("policies/plans.yaml", 9, 5, "plans.starter.warn_ratio", "less than or equal to 1")],
+        edits={"policies/plans.yaml": ("warn_ratio: 0.8", "warn_ratio: 1.5")},
+    ),
+    Case(
+        "warmup-too-short",
+        {
+            "policies/warmup.yaml": (
+                "schedules:\n  quick:\n    stages:\n"
+                "      - {first_day: 1, last_day: 14, daily_cap: 100}\n"
+            )
+        },
+        [
+            (
+                "policies/warmup.yaml",
+                2,
+                3,
+                "schedules.quick",
+                "a warm-up lasts 4 to 6 weeks; this one lasts 14 days",
+            ),
+        ],
+    ),
+    Case(
+        "warmup-gap",
+        {},
+        [
+            (
+                "policies/warmup.yaml",
+                13,
+                3,
+                "schedules.gentle-6w",
+                "stages must be contiguous from day 1",
+            )
+        ],
+        edits={
+            "policies/warmup.yaml": (
+                "{first_day: 8, last_day: 14, daily_cap: 400}",
+                "{first_day: 9, last_day: 14, daily_cap: 400}",
+            )
+        },
+    ),
+    Case(
+        "warmup-unknown-isp",
+        {},
+        [
+            (
+                "policies/warmup.yaml",
+                7,
+                90,
+                "schedules.standard-5w.stages[0].isp_caps.aol",
+                "unknown throttling class",
+            )
+        ],
+        edits={"policies/warmup.yaml": ("yahoo: 30}", "aol: 30}")},
+    ),
+    Case(
+        "notification-placeholder",
+        {"policies/notifications/limit.txt": "Subject: limit for $who\n\nbody\n"},
+        [("policies/notifications/limit.txt", 1, 1, "", "unknown placeholder in subject")],
+    ),
+    Case(
+        "notification-no-subject",
+        {"policies/notifications/warning.txt": "Hello\n"},
+        [("policies/notifications/warning.txt", 1, 1, "", "must start with one 'Subject: …' line")],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_invalid_input_is_located(case: Case, example_repo: Path) -> None:
+    for rel, content in case.files.items():
+        path = example_repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    for rel, (old, new) in case.edits.items():
+        path = example_repo / rel
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{rel} no longer contains {old!r}"
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    result = load_repo(example_repo, today=TODAY)
+
+    assert result.repo is None
+    got = [(f.file, f.line, f.column, f.field, f.message) for f in result.findings]
+    assert len(got) == len(case.expected), "\n".join(map(str, result.findings))
+    remaining = list(got)
+    for file, line, column, fld, fragment in case.expected:
+        match = next(
+            (
+                g
+                for g in remaining
+                if g[0] == file
+                and (not line or (g[1], g[2]) == (line, column))
+                and g[3] == fld
+                and fragment in g[4]
+            ),
+            None,
+        )
+        assert match is not None, f"no finding {file}:{line}:{column} {fld} {fragment!r} in {got}"
+        remaining.remove(match)
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 30
+
+
+def test_example_repository_is_valid(example_repo: Path) -> None:
+    result = load_repo(example_repo, today=TODAY)
+    assert result.findings == []
+    assert result.repo is not None
+    assert len(result.repo.customers) >= 8
