@@ -1,0 +1,130 @@
+"""`relayops policyd`: the policy daemon's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from relayops.policyd.notify import Notifier
+from relayops.policyd.rules import RulesError, load_rules
+from relayops.policyd.server import Listen, PolicyServer, run
+from relayops.policyd.store import Store, StoreError
+
+
+def _host_port(spec: str, option: str) -> tuple[str, int]:
+    host, sep, port = spec.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {spec!r}", param_hint=option)
+    return host.strip("[]"), int(port)
+
+
+def make_store(spec: str) -> Store:
+    """``sqlite:PATH`` or ``redis://HOST:PORT/N``."""
+    if spec.startswith("sqlite:"):
+        from relayops.policyd.store_sqlite import SqliteStore
+
+        return SqliteStore(Path(spec[len("sqlite:") :]))
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        from relayops.policyd.store_redis import RedisStore
+
+        return RedisStore(spec)
+    raise click.BadParameter(
+        f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}", param_hint="--store"
+    )
+
+
+@click.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="policy.json written by `relayops render` (reloaded on SIGHUP).",
+)
+@click.option("--listen", required=True, help="unix:PATH or HOST:PORT")
+@click.option(
+    "--store",
+    "store_spec",
+    default="sqlite:/var/lib/relayops/policyd.sqlite",
+    show_default=True,
+    help="sqlite:PATH (one host) or redis://HOST:PORT/N (a fleet)",
+)
+@click.option("--notify-smtp", help="HOST:PORT of the MTA that sends warning/limit mails")
+@click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
+@click.option(
+    "--on-store-error",
+    type=click.Choice(["defer", "dunno"]),
+    default="defer",
+    show_default=True,
+    help="defer: tempfail while counters cannot be kept (nothing over-sent); "
+    "dunno: let mail through uncounted",
+)
+@click.option(
+    "--socket-mode",
+    default="0660",
+    show_default=True,
+    help="permissions of the unix socket (octal)",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def policyd(
+    rules_path: Path,
+    listen: str,
+    store_spec: str,
+    notify_smtp: str | None,
+    metrics_spec: str | None,
+    on_store_error: str,
+    socket_mode: str,
+    log_level: str,
+) -> None:
+    """Run the Postfix policy daemon: quotas, account status, sender domains, sizes."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        where = Listen.parse(listen)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    try:
+        mode = int(socket_mode, 8)
+    except ValueError:
+        raise click.BadParameter(
+            "expected an octal mode such as 0660", param_hint="--socket-mode"
+        ) from None
+    smtp = _host_port(notify_smtp, "--notify-smtp") if notify_smtp else None
+    metrics = _host_port(metrics_spec, "--metrics") if metrics_spec else None
+    store = make_store(store_spec)
+    try:
+        rules = load_rules(rules_path)
+    except RulesError as exc:
+        click.echo(f"relayops policyd: {exc}", err=True)
+        sys.exit(2)
+
+    async def main() -> None:
+        server = PolicyServer(
+            rules=rules,
+            rules_path=rules_path,
+            store=store,
+            notifier=Notifier(smtp),
+            fail_open=on_store_error == "dunno",
+        )
+        await run(server, where, socket_mode=mode, metrics=metrics)
+
+    try:
+        asyncio.run(main())
+    except StoreError as exc:
+        click.echo(f"relayops policyd: store {store_spec}: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"relayops policyd: cannot listen on {listen}: {exc.strerror}", err=True)
+        sys.exit(1)

@@ -1,0 +1,85 @@
+"""Prometheus metrics (text format over HTTP on ``--metrics HOST:PORT``).
+
+The request path only increments plain integers (`Stats`, `PolicyServer.refusals`);
+this collector turns them into metric families when Prometheus scrapes, so a
+request never pays for prometheus-client's locks and label look-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from relayops.policyd.server import PolicyServer
+
+
+class PolicydCollector(Collector):
+    def __init__(self, server: PolicyServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.server
+        st = s.stats
+        yield GaugeMetricFamily(
+            "relayops_policyd_connections", "Open policy connections", value=st.connections
+        )
+        yield CounterMetricFamily(
+            "relayops_policyd_connections",
+            "Accepted policy connections",
+            value=st.connections_total,
+        )
+        yield CounterMetricFamily(
+            "relayops_policyd_requests", "Well-formed policy requests answered", value=st.requests
+        )
+        bad = CounterMetricFamily(
+            "relayops_policyd_bad_requests",
+            "Requests answered with a tempfail because of their form",
+            labels=["why"],
+        )
+        bad.add_metric(["malformed"], st.malformed)
+        bad.add_metric(["oversize"], st.oversize)
+        bad.add_metric(["timeout"], st.timeouts)
+        yield bad
+        refusals = CounterMetricFamily(
+            "relayops_policyd_refusals", "Requests refused, by reason", labels=["reason"]
+        )
+        for reason, n in sorted(s.refusals.items()):
+            refusals.add_metric([str(reason)], n)
+        yield refusals
+        notices = CounterMetricFamily(
+            "relayops_policyd_notices", "Warning and limit mails", labels=["result"]
+        )
+        ns = s.notifier.stats
+        notices.add_metric(["sent"], ns.sent)
+        notices.add_metric(["failed"], ns.failed)
+        notices.add_metric(["dropped"], ns.dropped)
+        yield notices
+        reloads = CounterMetricFamily(
+            "relayops_policyd_reloads", "Rules reloads on SIGHUP", labels=["result"]
+        )
+        for result, n in s.reloads.items():
+            reloads.add_metric([result], n)
+        yield reloads
+        yield GaugeMetricFamily(
+            "relayops_policyd_customers",
+            "Customers in the loaded rules",
+            value=len(s.rules.customers),
+        )
+        yield GaugeMetricFamily(
+            "relayops_policyd_store_outage",
+            "1 while the counter store is failing",
+            value=1 if s.store.outage else 0,
+        )
+
+
+def serve_metrics(server: PolicyServer, host: str, port: int) -> CollectorRegistry:
+    """Serve this daemon's metrics (and only these) from a background thread."""
+    registry = CollectorRegistry()
+    registry.register(PolicydCollector(server))
+    start_http_server(port, addr=host, registry=registry)
+    return registry

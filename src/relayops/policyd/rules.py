@@ -1,0 +1,486 @@
+"""policy.json loading and the pure decision functions of the policy daemon.
+
+The decision is split in two pure halves around the one atomic store call:
+
+    step = assess(request, rules, now)          # Verdict (final) or Charge
+    outcome = store.charge(step)                # atomic "count if below limit" + flags
+    verdict = conclude(step, outcome, rules)    # Verdict (+ notices to mail)
+
+`decide()` chains them for a synchronous store (the in-memory counters the
+SQLite store is built on), which is what the unit tests drive with an injected
+clock. Nothing here does I/O or reads the clock.
+
+Postfix actions used (access(5), SMTPD_POLICY_README):
+- ``DUNNO``: not our call, let the rest of the restriction list decide. Never
+  ``OK``, which would short-cut the later restrictions (relay checks).
+- ``4NN x.y.z text`` / ``5NN x.y.z text``: an explicit reply code with an
+  enhanced status code, for every refusal the customer must understand. A
+  ``4NN`` is a temporary failure the client keeps in its queue and retries;
+  ``452`` at RCPT is the reply RFC 5321 4.5.3.1.10 reserves for "too many
+  recipients, try the rest later". ``DEFER``/``REJECT`` would force 450/554 and
+  a generic status code.
+- ``DEFER_IF_PERMIT text``: our own trouble (store down, malformed request). It
+  defers only if the later restrictions would have permitted the mail, so a
+  recipient that is rejected anyway is not kept retrying because of us.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_MAJOR = 1
+# Reply texts quote operator-written sentences; an SMTP reply line is at most
+# 512 octets including the code (RFC 5321 4.5.3.1.5).
+_MAX_QUOTED = 200
+
+
+class RulesError(Exception):
+    """policy.json cannot be used; the message says which file, field and value, and why."""
+
+
+# --------------------------------------------------------------------------------------
+# The file, as docs/policy-json.md describes it (validated once per load, never per request)
+
+
+class _Model(BaseModel):
+    # A newer compiler may add fields within the same schema major version.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Stage(_Model):
+    first_day: date
+    last_day: date
+    daily_cap: Annotated[int, Field(ge=0)]
+
+
+class _Customer(_Model):
+    name: str
+    status: Literal["active", "suspended", "terminated"]
+    status_reason: str | None = None
+    timezone: str
+    daily_quota: Annotated[int, Field(ge=0)]
+    warn_ratio: Annotated[float, Field(gt=0, le=1)]
+    max_message_bytes: Annotated[int, Field(gt=0)]
+    contact: str
+    logins: list[str]
+    domains: list[str]
+    warmup: list[_Stage] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'Europe/Paris')") from exc
+        return value
+
+
+class _Template(_Model):
+    subject: str
+    body: str
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _valid_template(cls, value: str) -> str:
+        if not string.Template(value).is_valid():
+            raise ValueError("invalid string.Template placeholder (write $$ for a dollar sign)")
+        return value
+
+
+class _Service(_Model):
+    name: str
+    domain: str
+    notify_from: str
+
+
+class _Notifications(_Model):
+    warning: _Template
+    limit: _Template
+
+
+class _PolicyFile(_Model):
+    schema_version: int
+    service: _Service
+    customers: dict[str, _Customer]
+    notifications: _Notifications
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_major(cls, value: int) -> int:
+        if value != SCHEMA_MAJOR:
+            raise ValueError(f"schema_version {value} is not supported (this daemon reads 1)")
+        return value
+
+
+# --------------------------------------------------------------------------------------
+# The compiled form the hot path reads
+
+
+def _one_line(text: str) -> str:
+    """Operator text made safe to quote in a one-line SMTP reply / policy answer."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return cleaned if len(cleaned) <= _MAX_QUOTED else cleaned[: _MAX_QUOTED - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    first_day: date
+    last_day: date
+    daily_cap: int
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """One subscription, resolved; its quota is shared by all its logins."""
+
+    id: str
+    name: str
+    status: str
+    status_reason: str
+    tz: ZoneInfo
+    daily_quota: int
+    warn_ratio: float
+    max_message_bytes: int
+    contact: str
+    domains: frozenset[str]
+    warmup: tuple[Stage, ...]
+
+    def limit_on(self, day: date) -> int:
+        """The day's limit: min(quota, warm-up cap) on a day a stage covers, else the quota."""
+        for stage in self.warmup:
+            if stage.first_day <= day <= stage.last_day:
+                return min(self.daily_quota, stage.daily_cap)
+        return self.daily_quota
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    service_name: str
+    notify_from: str
+    customers: Mapping[str, Customer]
+    by_login: Mapping[str, Customer]  # lower-case SASL login -> its subscription
+    warning: tuple[string.Template, string.Template]
+    limit: tuple[string.Template, string.Template]
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
+    """Validate decoded policy.json and compile it for the hot path (login index, zones)."""
+    try:
+        model = _PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_loc(err['loc'])}: {err['msg']} (got {err.get('input')!r:.60})"
+            for err in exc.errors()
+        )
+        raise RulesError(f"{source}: {problems}") from None
+    customers: dict[str, Customer] = {}
+    by_login: dict[str, Customer] = {}
+    for cid, raw in model.customers.items():
+        customer = Customer(
+            id=cid,
+            name=raw.name,
+            status=raw.status,
+            status_reason=_one_line(raw.status_reason or ""),
+            tz=ZoneInfo(raw.timezone),
+            daily_quota=raw.daily_quota,
+            warn_ratio=raw.warn_ratio,
+            max_message_bytes=raw.max_message_bytes,
+            contact=raw.contact,
+            domains=frozenset(d.lower().rstrip(".") for d in raw.domains),
+            warmup=tuple(Stage(s.first_day, s.last_day, s.daily_cap) for s in raw.warmup),
+        )
+        customers[cid] = customer
+        for login in raw.logins:
+            key = login.lower()
+            if key in by_login:
+                raise RulesError(
+                    f"{source}: customers.{cid}.logins: login {login!r} also belongs to "
+                    f"{by_login[key].id!r}; a login belongs to one subscription only"
+                )
+            by_login[key] = customer
+    n = model.notifications
+    return Rules(
+        service_name=model.service.name,
+        notify_from=model.service.notify_from,
+        customers=customers,
+        by_login=by_login,
+        warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
+        limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
+    )
+
+
+def load_rules(path: Path) -> Rules:
+    """Read and compile a policy.json file; RulesError says what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RulesError(f"{path}: not valid JSON: {exc}") from None
+    return parse_rules(data, source=str(path))
+
+
+# --------------------------------------------------------------------------------------
+# Time
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of a local day, as local time.
+
+    Usually 00:00; where a DST gap swallows midnight (e.g. America/Havana) it is
+    the end of the gap. Going through UTC resolves the gap the way the clock does.
+    """
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC).astimezone(tz)
+
+
+def warn_threshold(limit: int, ratio: float) -> int:
+    """Count at which the warning goes out: ceil(ratio * limit), at least 1.
+
+    The epsilon keeps 0.8 * 5000 at 4000 despite binary floating point.
+    """
+    return max(1, math.ceil(limit * ratio - 1e-9))
+
+
+# --------------------------------------------------------------------------------------
+# Decisions
+
+
+class Refusal(enum.StrEnum):
+    """Why a request was refused (metrics label, log field)."""
+
+    QUOTA = "quota"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+    COMPLAINT = "complaint"
+    SENDER_DOMAIN = "sender_domain"
+    SIZE = "size"
+    STORE_ERROR = "store_error"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A mail to a customer's contact, rendered from the rules' templates."""
+
+    kind: Literal["warning", "limit"]
+    customer: str
+    sender: str
+    to: str
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer to one request. `action` is what follows ``action=``."""
+
+    action: str
+    refusal: Refusal | None = None
+    customer: str | None = None
+    notices: tuple[Notice, ...] = ()
+    count: int | None = None
+    limit: int | None = None
+
+
+DUNNO = Verdict("DUNNO")
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One recipient to count against a subscription's day, if below the day's limit."""
+
+    customer: Customer
+    day: date
+    limit: int
+    warn_at: int
+
+
+class ChargeStatus(enum.Enum):
+    ACCEPTED = "accepted"  # counted
+    OVER_LIMIT = "over_limit"  # not counted: the day's limit is reached
+    FLAGGED = "flagged"  # not counted: complaint suspension flag is set
+    UNAVAILABLE = "unavailable"  # the store could not answer
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the store did with a Charge.
+
+    `count` is the day's count after the call. `warn` / `limit_notice` are true
+    for the one call (across all daemons sharing the store) that claimed that
+    day's warning / limit notice.
+    """
+
+    status: ChargeStatus
+    count: int = 0
+    warn: bool = False
+    limit_notice: bool = False
+
+
+# Attribute names we read (SMTPD_POLICY_README).
+_STATES_WITH_SENDER = frozenset({"MAIL", "RCPT"})
+
+
+def _size(request: Mapping[str, str]) -> int:
+    value = request.get("size", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _sender_domain(sender: str) -> str | None:
+    """The ASCII (IDNA) lower-case domain of an address, None if it has none."""
+    local, at, domain = sender.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    domain = domain.lower().rstrip(".")
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict | Charge:
+    """Everything that needs no counter: a final Verdict, or a Charge to put to the store.
+
+    `now` is an aware datetime. Counting happens at RCPT only, once per recipient.
+    """
+    login = request.get("sasl_username", "")
+    if not login:
+        # Not a customer submission: port 25 carries bounces and feedback-loop
+        # reports for the service's own domain, which are not sold by quota and
+        # which Postfix's own restrictions govern.
+        return DUNNO
+    customer = rules.by_login.get(login.lower())
+    if customer is None:
+        # Authenticated by Dovecot but unknown here: the rules on this host are
+        # older than the passdb (a deploy in progress). Not ours to judge.
+        return DUNNO
+    state = request.get("protocol_state", "").upper()
+    cid = customer.id
+    if customer.status != "active":
+        reason = f": {customer.status_reason}" if customer.status_reason else ""
+        refusal = Refusal.SUSPENDED if customer.status == "suspended" else Refusal.TERMINATED
+        return Verdict(f"554 5.7.1 account {cid} is {customer.status}{reason}", refusal, cid)
+    size = _size(request)
+    if size > customer.max_message_bytes:
+        return Verdict(
+            f"552 5.3.4 message size {size} bytes exceeds the limit of "
+            f"{customer.max_message_bytes} bytes for {cid}",
+            Refusal.SIZE,
+            cid,
+        )
+    if state in _STATES_WITH_SENDER:
+        sender = request.get("sender", "")
+        domain = _sender_domain(sender)
+        if domain not in customer.domains:
+            shown = domain or "(none)"
+            return Verdict(
+                f"553 5.7.1 sender domain {shown} is not registered for {cid}; "
+                f"use an address at {', '.join(sorted(customer.domains)) or 'one of its domains'}",
+                Refusal.SENDER_DOMAIN,
+                cid,
+            )
+    if state != "RCPT":
+        return DUNNO
+    day = now.astimezone(customer.tz).date()
+    limit = customer.limit_on(day)
+    return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+
+
+def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules: Rules) -> Notice:
+    customer = charge.customer
+    resume = day_start(charge.day + timedelta(days=1), customer.tz)
+    subject_t, body_t = rules.warning if kind == "warning" else rules.limit
+    values = {
+        "customer": customer.id,
+        "name": customer.name,
+        "limit": str(charge.limit),
+        "count": str(count),
+        "percent": str(count * 100 // charge.limit) if charge.limit else "100",
+        "day": charge.day.isoformat(),
+        "resume_at": resume.strftime("%Y-%m-%d %H:%M"),
+        "timezone": customer.tz.key,
+    }
+    return Notice(
+        kind,
+        customer.id,
+        rules.notify_from,
+        customer.contact,
+        _one_line(subject_t.safe_substitute(values)),
+        body_t.safe_substitute(values),
+    )
+
+
+def conclude(charge: Charge, outcome: Outcome, rules: Rules, *, fail_open: bool = False) -> Verdict:
+    """The answer once the store has counted (or refused, or failed)."""
+    customer = charge.customer
+    cid = customer.id
+    status = outcome.status
+    if status is ChargeStatus.UNAVAILABLE:
+        if fail_open:
+            return Verdict("DUNNO", Refusal.STORE_ERROR, cid)
+        return Verdict(
+            "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later",
+            Refusal.STORE_ERROR,
+            cid,
+        )
+    if status is ChargeStatus.FLAGGED:
+        return Verdict(
+            f"450 4.7.1 account {cid} is temporarily disabled pending complaint review",
+            Refusal.COMPLAINT,
+            cid,
+        )
+    notices: list[Notice] = []
+    if outcome.warn:
+        notices.append(_notice("warning", charge, outcome.count, rules))
+    if outcome.limit_notice:
+        notices.append(_notice("limit", charge, outcome.count, rules))
+    if status is ChargeStatus.ACCEPTED:
+        return Verdict("DUNNO", None, cid, tuple(notices), outcome.count, charge.limit)
+    resume = day_start(charge.day + timedelta(days=1), customer.tz)
+    what = "daily quota" if charge.limit >= customer.daily_quota else "daily warm-up limit"
+    return Verdict(
+        f"452 4.7.1 {what} of {charge.limit} reached for {cid}; "
+        f"sending resumes at {resume:%H:%M} {customer.tz.key}",
+        Refusal.QUOTA,
+        cid,
+        tuple(notices),
+        outcome.count,
+        charge.limit,
+    )
+
+
+class SyncCounters(Protocol):
+    """A store that answers at once (the in-memory counters)."""
+
+    def charge_now(self, charge: Charge) -> Outcome: ...
+
+
+def decide(
+    request: Mapping[str, str], rules: Rules, counters: SyncCounters, now: datetime
+) -> Verdict:
+    """assess → count → conclude, for a store that answers synchronously."""
+    step = assess(request, rules, now)
+    if isinstance(step, Verdict):
+        return step
+    return conclude(step, counters.charge_now(step), rules)

@@ -1,0 +1,253 @@
+"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from relayops.policyd.notify import Notifier
+from relayops.policyd.protocol import PolicyConnection, Stats, sweep
+from relayops.policyd.rules import (
+    Charge,
+    Outcome,
+    Refusal,
+    Rules,
+    RulesError,
+    Verdict,
+    assess,
+    conclude,
+    load_rules,
+)
+from relayops.policyd.store import Store
+
+log = logging.getLogger("relayops.policyd")
+
+SWEEP_INTERVAL = 5.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and all(c.isalnum() or c in "-_.@:/+" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class PolicyServer:
+    """The request handler: assess → store → conclude, plus its counters and reloads."""
+
+    def __init__(
+        self,
+        *,
+        rules: Rules,
+        rules_path: Path | None,
+        store: Store,
+        notifier: Notifier,
+        fail_open: bool,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.rules = rules
+        self.rules_path = rules_path
+        self.store = store
+        self.notifier = notifier
+        self.fail_open = fail_open
+        self.clock = clock
+        self.stats = Stats()
+        self.refusals: dict[str, int] = {}
+        self.reloads = {"ok": 0, "failed": 0}
+        self.connections: set[PolicyConnection] = set()
+
+    def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
+        rules = self.rules  # one reference for the whole request, even across a reload
+        step = assess(request, rules, self.clock())
+        if isinstance(step, Verdict):
+            if step.refusal is not None:
+                self._refused(request, step)
+            return step.action
+        outcome = self.store.charge(step)
+        if isinstance(outcome, Outcome):
+            return self._conclude(request, step, outcome, rules)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def done(fut: asyncio.Future[Outcome]) -> None:
+            answer.set_result(self._conclude(request, step, fut.result(), rules))
+
+        outcome.add_done_callback(done)
+        return answer
+
+    def _conclude(
+        self, request: Mapping[str, str], charge: Charge, outcome: Outcome, rules: Rules
+    ) -> str:
+        verdict = conclude(charge, outcome, rules, fail_open=self.fail_open)
+        for notice in verdict.notices:
+            self.notifier.submit(notice)
+        if verdict.refusal is not None:
+            self._refused(request, verdict)
+        return verdict.action
+
+    def _refused(self, request: Mapping[str, str], verdict: Verdict) -> None:
+        reason = verdict.refusal
+        assert reason is not None
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        if reason is Refusal.STORE_ERROR:
+            return  # the store logs once per outage, not once per request
+        fields: dict[str, object] = {
+            "event": "refused",
+            "reason": reason.value,
+            "customer": verdict.customer,
+            "login": request.get("sasl_username", ""),
+            "state": request.get("protocol_state", ""),
+            "sender": request.get("sender", ""),
+            "recipient": request.get("recipient", ""),
+            "client": request.get("client_address", ""),
+            "queue_id": request.get("queue_id", ""),
+        }
+        if verdict.limit is not None:
+            fields["count"] = verdict.count
+            fields["limit"] = verdict.limit
+        fields["reply"] = verdict.action
+        log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
+
+    async def reload(self) -> bool:
+        """Load the rules file again; on any error keep the current rules and say why."""
+        if self.rules_path is None:
+            return False
+        try:
+            rules = await asyncio.to_thread(load_rules, self.rules_path)
+        except RulesError as exc:
+            self.reloads["failed"] += 1
+            log.error("event=reload_failed keeping=previous_rules error=%s", _logfmt_value(exc))
+            return False
+        self.rules = rules  # atomic: requests hold their own reference
+        self.reloads["ok"] += 1
+        log.info(
+            "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
+        )
+        return True
+
+
+# ---- listening ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listen:
+    """``unix:PATH`` or ``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
+
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Listen:
+        if spec.startswith("unix:"):
+            return cls(path=Path(spec[5:]))
+        host, sep, port = spec.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"expected unix:PATH or HOST:PORT, got {spec!r}")
+        return cls(host=host.strip("[]"), port=int(port))
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
+
+
+async def start_listener(
+    listen: Listen, factory: Callable[[], PolicyConnection], *, socket_mode: int
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    if listen.path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(listen.path).st_mode):
+                os.unlink(listen.path)  # a stale socket from a previous run
+        server = await loop.create_unix_server(factory, str(listen.path), backlog=1024)
+        os.chmod(listen.path, socket_mode)
+        return server
+    assert listen.port is not None
+    return await loop.create_server(
+        factory, listen.host, listen.port, backlog=1024, reuse_address=True
+    )
+
+
+def raise_fd_limit() -> None:
+    """Serve hundreds of persistent connections: soft RLIMIT_NOFILE up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run(
+    server: PolicyServer,
+    listen: Listen,
+    *,
+    socket_mode: int = 0o660,
+    metrics: tuple[str, int] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT; the store and notifier are started here and closed after."""
+    loop = asyncio.get_running_loop()
+    raise_fd_limit()
+    await server.store.start()
+    server.notifier.start()
+    listener = await start_listener(
+        listen,
+        lambda: PolicyConnection(server.handle, server.stats, server.connections),
+        socket_mode=socket_mode,
+    )
+    if metrics is not None:
+        from relayops.policyd.metrics import serve_metrics
+
+        serve_metrics(server, *metrics)
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(server.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    def on_sweep() -> None:
+        sweep(server.connections, loop.time(), server.stats)
+        sweeper[0] = loop.call_later(SWEEP_INTERVAL, on_sweep)
+
+    sweeper = [loop.call_later(SWEEP_INTERVAL, on_sweep)]
+    log.info(
+        "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
+        listen,
+        server.store.description,
+        len(server.rules.customers),
+        len(server.rules.by_login),
+        "dunno" if server.fail_open else "defer",
+    )
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        log.info("event=stopping connections=%d", len(server.connections))
+        sweeper[0].cancel()
+        listener.close()
+        for conn in list(server.connections):
+            conn.close()
+        await listener.wait_closed()
+        await server.notifier.close()
+        await server.store.close()
+        if listen.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(listen.path)
+        log.info("event=stopped")
