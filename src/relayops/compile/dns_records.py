@@ -1,0 +1,119 @@
+"""The DNS records a sender domain and the relay IPs need: pure, shared with the lab DNS
+server and `relayops check`.
+
+Customers publish SPF, DKIM and DMARC in their own zones; the operator publishes the
+pools' SPF records (`<pool>._spf.<service domain>`), the PTRs and their forward A records.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from relayops.compile.placement import pool_addresses, sending_addresses
+from relayops.model import Customer, Domain, Inventory, RelayIp, Service
+
+TXT_CHUNK = 255  # RFC 1035 3.3: one character-string holds at most 255 octets
+
+
+@dataclass(frozen=True, order=True)
+class DnsRecord:
+    name: str  # fully qualified, no trailing dot
+    type: str  # "TXT", "PTR", "A", "MX"
+    value: str  # TXT: the whole text (split with txt_strings for a zone file)
+    purpose: str
+
+    def zone_line(self) -> str:
+        """The record as a zone-file line (TXT split into quoted 255-octet strings)."""
+        if self.type == "TXT":
+            data = " ".join(f'"{part}"' for part in txt_strings(self.value))
+        elif self.type in ("PTR", "MX") or self.type == "CNAME":
+            data = self.value if self.value.endswith(".") else self.value + "."
+        else:
+            data = self.value
+        return f"{self.name}. IN {self.type} {data}"
+
+
+def txt_strings(value: str) -> list[str]:
+    return [value[i : i + TXT_CHUNK] for i in range(0, len(value), TXT_CHUNK)] or [""]
+
+
+def pool_spf_name(pool: str, service: Service) -> str:
+    return f"{pool}._spf.{service.domain}"
+
+
+def spf_mechanisms(customer: Customer, inventory: Inventory, service: Service) -> list[str]:
+    """What the domain's SPF record must contain for the relays that send for it."""
+    if customer.placement.pool is not None:
+        return [f"include:{pool_spf_name(customer.placement.pool, service)}"]
+    return [f"ip4:{address}" for address in sending_addresses(inventory, customer)]
+
+
+def dkim_txt(public_key_der: bytes) -> str:
+    """RFC 6376 3.6.1 key record: the base64 SubjectPublicKeyInfo in p=."""
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public_key_der).decode("ascii")
+
+
+def domain_records(
+    customer: Customer,
+    domain: Domain,
+    inventory: Inventory,
+    service: Service,
+    public_key_der: bytes | None,
+) -> list[DnsRecord]:
+    """Records the customer publishes for one sender domain (DKIM only if the key exists)."""
+    spf = " ".join(["v=spf1", *spf_mechanisms(customer, inventory, service), "-all"])
+    records = [
+        DnsRecord(domain.name, "TXT", spf, "SPF (merge with an existing record: one per name)"),
+        DnsRecord(
+            f"_dmarc.{domain.name}",
+            "TXT",
+            f"v=DMARC1; p=none; rua=mailto:postmaster@{domain.name}; adkim=r; aspf=r",
+            "DMARC (suggested start: monitor with p=none, then quarantine)",
+        ),
+    ]
+    if public_key_der is not None:
+        records.append(
+            DnsRecord(
+                f"{domain.dkim.selector}._domainkey.{domain.name}",
+                "TXT",
+                dkim_txt(public_key_der),
+                "DKIM public key",
+            )
+        )
+    return sorted(records)
+
+
+def reverse_name(address: IPv4Address) -> str:
+    return address.reverse_pointer
+
+
+def ip_records(ip: RelayIp) -> list[DnsRecord]:
+    """PTR and its matching A record (forward-confirmed reverse DNS) for one sending IP."""
+    return [
+        DnsRecord(reverse_name(ip.address), "PTR", ip.ptr, f"reverse DNS of IP {ip.name}"),
+        DnsRecord(ip.ptr, "A", str(ip.address), f"forward name of IP {ip.name} (HELO name)"),
+    ]
+
+
+def service_records(inventory: Inventory, service: Service) -> list[DnsRecord]:
+    """The operator's records: MX of the service domain, pools' SPF, every IP's PTR and A."""
+    records = [
+        DnsRecord(service.domain, "MX", f"10 {host.fqdn}", "bounces and feedback-loop reports")
+        for host in inventory.hosts
+    ]
+    for pool in sorted(inventory.pools()):
+        mechanisms = " ".join(f"ip4:{a}" for a in pool_addresses(inventory, pool))
+        records.append(
+            DnsRecord(
+                pool_spf_name(pool, service),
+                "TXT",
+                f"v=spf1 {mechanisms} -all",
+                f"SPF of pool {pool} (customers include it)",
+            )
+        )
+    for host in inventory.hosts:
+        for ip in host.ips:
+            records.extend(ip_records(ip))
+    return sorted(set(records))

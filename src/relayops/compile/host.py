@@ -1,0 +1,50 @@
+"""Assemble one HostConfig per relay host: the compiler's entry point."""
+
+from __future__ import annotations
+
+from relayops.compile.dovecot import dovecot_files
+from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
+from relayops.compile.opendkim import opendkim_files
+from relayops.compile.policy import policy_files
+from relayops.compile.postfix import postfix_files
+from relayops.compile.templates import Templates
+from relayops.model import Inventory, RelayHost, Repo
+
+
+class CompileError(Exception):
+    """The repository is valid but cannot be compiled for this inventory; the message says why."""
+
+
+def compile_host(
+    repo: Repo, inventory: Inventory, host: RelayHost, templates: Templates
+) -> HostConfig:
+    files: list[ManagedFile] = []
+    secrets: list[SecretFile] = []
+    directories: list[Directory] = []
+    files += postfix_files(repo, host, templates)
+    dkim_files, dkim_secrets, dkim_dirs = opendkim_files(repo, host, templates)
+    files += dkim_files
+    secrets += dkim_secrets
+    directories += dkim_dirs
+    mail_files, mail_dirs = dovecot_files(repo, host, templates)
+    files += mail_files
+    directories += mail_dirs
+    files += policy_files(repo, inventory, host, templates)
+    paths = [f.path for f in files] + [s.path for s in secrets]
+    if len(paths) != len(set(paths)):
+        raise CompileError(f"{host.name}: two entries for one path; this is a compiler bug")
+    return HostConfig(
+        host=host.name,
+        fqdn=host.fqdn,
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        secrets=tuple(sorted(secrets, key=lambda s: s.path)),
+        directories=tuple(sorted(directories, key=lambda d: d.path)),
+    )
+
+
+def compile_inventory(
+    repo: Repo, inventory: Inventory, *, templates: Templates | None = None
+) -> dict[str, HostConfig]:
+    """Every host of `inventory`, by host name: a pure function of the repository."""
+    templates = templates or Templates()
+    return {host.name: compile_host(repo, inventory, host, templates) for host in inventory.hosts}

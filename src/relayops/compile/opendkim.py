@@ -1,0 +1,85 @@
+"""OpenDKIM: one key per (sender domain, selector) of the active customers a host serves."""
+
+from __future__ import annotations
+
+from relayops.compile.files import Directory, ManagedFile, SecretFile, Service
+from relayops.compile.placement import served
+from relayops.compile.templates import Templates
+from relayops.model import RelayHost, Repo
+
+SOCKET = "inet:8891@127.0.0.1"  # Postfix: smtpd_milters = inet:127.0.0.1:8891
+KEY_DIR = "/etc/opendkim/keys"
+KEY_TABLE = "/etc/opendkim/KeyTable"
+SIGNING_TABLE = "/etc/opendkim/SigningTable"
+TRUSTED_HOSTS = "/etc/opendkim/TrustedHosts"
+
+
+def key_path(domain: str, selector: str) -> str:
+    return f"{KEY_DIR}/{domain}/{selector}.private"
+
+
+def encrypted_key_source(domain: str, selector: str) -> str:
+    """Where `relayops dkim generate` stores the age-encrypted private key."""
+    return f"secrets/dkim/{domain}.{selector}.key.age"
+
+
+def public_key_source(domain: str, selector: str) -> str:
+    return f"secrets/dkim/{domain}.{selector}.pub.pem"
+
+
+def signing_keys(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """(domain, selector) pairs this host signs for, sorted."""
+    return sorted(
+        (d.name, d.dkim.selector)
+        for customer, _ in served(repo.customers, host)
+        if customer.sends
+        for d in customer.domains
+    )
+
+
+def opendkim_files(
+    repo: Repo, host: RelayHost, templates: Templates
+) -> tuple[list[ManagedFile], list[SecretFile], list[Directory]]:
+    keys = signing_keys(repo, host)
+    key_rows = [
+        (f"{sel}._domainkey.{dom}", f"{dom}:{sel}:{key_path(dom, sel)}") for dom, sel in keys
+    ]
+    signing_rows = [(f"*@{dom}", f"{sel}._domainkey.{dom}") for dom, sel in keys]
+    trusted = ["127.0.0.1", "::1", "localhost", host.fqdn]
+
+    def conf(path: str, content: bytes) -> ManagedFile:
+        return ManagedFile(path, content, 0o644, "root", "root", Service.OPENDKIM)
+
+    files = [
+        conf(
+            "/etc/opendkim.conf",
+            templates.render(
+                "/etc/opendkim.conf",
+                socket=SOCKET,
+                key_table=KEY_TABLE,
+                signing_table=SIGNING_TABLE,
+                trusted_hosts=TRUSTED_HOSTS,
+            ),
+        ),
+        # Debian's init script passes $SOCKET with -p, overriding Socket in opendkim.conf.
+        conf("/etc/default/opendkim", templates.render("/etc/default/opendkim", socket=SOCKET)),
+        conf(KEY_TABLE, templates.render(KEY_TABLE, rows=key_rows)),
+        conf(SIGNING_TABLE, templates.render(SIGNING_TABLE, rows=signing_rows)),
+        conf(TRUSTED_HOSTS, templates.render(TRUSTED_HOSTS, hosts=trusted)),
+    ]
+    secrets = [
+        SecretFile(
+            key_path(dom, sel),
+            encrypted_key_source(dom, sel),
+            0o600,
+            "opendkim",
+            "opendkim",
+            Service.OPENDKIM,
+        )
+        for dom, sel in keys
+    ]
+    directories = [Directory(KEY_DIR, 0o750, "opendkim", "opendkim")] + [
+        Directory(f"{KEY_DIR}/{dom}", 0o750, "opendkim", "opendkim")
+        for dom in sorted({dom for dom, _ in keys})
+    ]
+    return files, secrets, directories

@@ -1,0 +1,273 @@
+"""What a change to the repository does: a semantic summary and per-host file diffs.
+
+Pure: takes the two loaded repositories, their compiled hosts and the public keys,
+returns a Plan that `report.py` prints as Markdown or JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from relayops.compile.dns_records import DnsRecord, domain_records, ip_records
+from relayops.compile.files import HostConfig
+from relayops.compile.policy import warmup_stages
+from relayops.model import Customer, Inventory, Repo, Status
+
+ChangeKind = Literal["added", "changed", "removed"]
+# A diff longer than this many lines is cut: the PR comment stays readable and the
+# full diff is one `relayops render` away.
+MAX_DIFF_LINES = 400
+
+
+@dataclass(frozen=True)
+class CustomerChange:
+    customer: str
+    kind: str  # added, removed, suspended, reactivated, terminated, quota, plan, warmup, ...
+    detail: str
+
+
+@dataclass(frozen=True)
+class DomainDns:
+    domain: str
+    customer: str
+    reason: str
+    records: list[DnsRecord]
+    missing_key: bool
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    change: ChangeKind
+    diff: str  # unified diff; for secrets a note instead
+
+
+@dataclass(frozen=True)
+class HostDiff:
+    host: str
+    changes: list[FileChange]
+
+
+@dataclass
+class Plan:
+    base: str
+    inventory: str
+    customers: list[CustomerChange] = field(default_factory=list)
+    dns: list[DomainDns] = field(default_factory=list)
+    ips: list[DnsRecord] = field(default_factory=list)
+    hosts: list[HostDiff] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.customers or self.dns or self.ips or any(h.changes for h in self.hosts))
+
+
+PublicKeys = Callable[[str, str], bytes | None]  # (domain, selector) -> DER public key
+
+
+def _status_kind(old: Status, new: Status) -> str:
+    if new is Status.TERMINATED:
+        return "terminated"
+    if new is Status.SUSPENDED:
+        return "suspended"
+    return "reactivated"
+
+
+def customer_changes(base: Repo | None, head: Repo) -> list[CustomerChange]:
+    old = base.customers if base else {}
+    new = head.customers
+    result: list[CustomerChange] = []
+    for cid in sorted(set(old) | set(new)):
+        if cid not in old:
+            c = new[cid]
+            result.append(
+                CustomerChange(
+                    cid,
+                    "added",
+                    f"{c.name}: plan {c.plan}, {head.effective_quota(c)}/day, "
+                    f"{len(c.domains)} domain(s), {len(c.users)} login(s), status {c.status}",
+                )
+            )
+            continue
+        if cid not in new:
+            result.append(CustomerChange(cid, "removed", f"{old[cid].name}: file deleted"))
+            continue
+        assert base is not None  # old is non-empty
+        result.extend(_compare_customer(base, head, old[cid], new[cid]))
+    return result
+
+
+def _compare_customer(base: Repo, head: Repo, a: Customer, b: Customer) -> list[CustomerChange]:
+    cid = b.id
+    out: list[CustomerChange] = []
+    if a.status is not b.status:
+        reason = f": {b.status_reason}" if b.status_reason else ""
+        out.append(
+            CustomerChange(
+                cid, _status_kind(a.status, b.status), f"{a.status} → {b.status}{reason}"
+            )
+        )
+    if a.plan != b.plan:
+        out.append(CustomerChange(cid, "plan", f"{a.plan} → {b.plan}"))
+    qa, qb = base.effective_quota(a), head.effective_quota(b)
+    if qa != qb:
+        out.append(CustomerChange(cid, "quota", f"{qa} → {qb} recipients/day"))
+    if warmup_stages(base, a) != warmup_stages(head, b):
+        ref = b.warmup
+        now = f"schedule {ref.schedule} from {ref.start}" if ref else "none"
+        out.append(CustomerChange(cid, "warmup", f"warm-up now {now}"))
+    if a.placement != b.placement:
+        out.append(CustomerChange(cid, "placement", f"{_placement(a)} → {_placement(b)}"))
+    da, db = {d.name for d in a.domains}, {d.name for d in b.domains}
+    for name in sorted(db - da):
+        out.append(CustomerChange(cid, "domain added", name))
+    for name in sorted(da - db):
+        out.append(CustomerChange(cid, "domain removed", name))
+    la, lb = {u.login for u in a.users}, {u.login for u in b.users}
+    for login in sorted(lb - la):
+        out.append(CustomerChange(cid, "login added", login))
+    for login in sorted(la - lb):
+        out.append(CustomerChange(cid, "login removed", login))
+    changed_pw = sorted(
+        u.login for u in b.users for v in a.users if u.login == v.login and u.password != v.password
+    )
+    for login in changed_pw:
+        out.append(CustomerChange(cid, "password changed", login))
+    return out
+
+
+def _placement(c: Customer) -> str:
+    p = c.placement
+    return f"pool {p.pool}" if p.pool else f"dedicated IP {p.dedicated_ip}"
+
+
+def dns_changes(
+    base: Repo | None,
+    head: Repo,
+    base_inventory: Inventory | None,
+    inventory: Inventory,
+    head_keys: PublicKeys,
+    base_keys: PublicKeys,
+) -> list[DomainDns]:
+    """Records for every sender domain that is new or whose records changed."""
+    result: list[DomainDns] = []
+    old_domains: dict[str, tuple[Customer, list[DnsRecord]]] = {}
+    if base is not None and base_inventory is not None:
+        for c in base.customers.values():
+            for d in c.domains:
+                key = base_keys(d.name, d.dkim.selector)
+                old_domains[d.name] = (c, domain_records(c, d, base_inventory, base.service, key))
+    for cid in sorted(head.customers):
+        c = head.customers[cid]
+        if not c.sends:
+            continue
+        for d in c.domains:
+            key = head_keys(d.name, d.dkim.selector)
+            records = domain_records(c, d, inventory, head.service, key)
+            previous = old_domains.get(d.name)
+            if previous is None:
+                reason = "new sender domain"
+            elif previous[0].id != cid:
+                reason = f"moved from customer {previous[0].id}"
+            elif previous[1] != records or not previous[0].sends:
+                reason = "records changed" if previous[0].sends else "customer reactivated"
+            else:
+                continue
+            result.append(DomainDns(d.name, cid, reason, records, key is None))
+    return result
+
+
+def ip_changes(base_inventory: Inventory | None, inventory: Inventory) -> list[DnsRecord]:
+    """PTR and A records of IPs that are new or whose address or PTR name changed."""
+    old = set()
+    if base_inventory is not None:
+        old = {(ip.address, ip.ptr) for h in base_inventory.hosts for ip in h.ips}
+    records: list[DnsRecord] = []
+    for host in inventory.hosts:
+        for ip in host.ips:
+            if (ip.address, ip.ptr) not in old:
+                records.extend(ip_records(ip))
+    return sorted(records)
+
+
+def _text(data: bytes) -> list[str]:
+    return data.decode("utf-8", "replace").splitlines(keepends=True)
+
+
+def unified(path: str, a: bytes | None, b: bytes | None) -> str:
+    lines = list(
+        difflib.unified_diff(
+            _text(a) if a is not None else [],
+            _text(b) if b is not None else [],
+            fromfile=f"a{path}" if a is not None else "/dev/null",
+            tofile=f"b{path}" if b is not None else "/dev/null",
+            n=2,
+        )
+    )
+    if len(lines) > MAX_DIFF_LINES:
+        cut = len(lines) - MAX_DIFF_LINES
+        lines = [*lines[:MAX_DIFF_LINES], f"... {cut} more diff lines (relayops render)\n"]
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff:
+    files_a = {f.path: f for f in a.files} if a else {}
+    files_b = {f.path: f for f in b.files} if b else {}
+    changes: list[FileChange] = []
+    for path in sorted(set(files_a) | set(files_b)):
+        fa, fb = files_a.get(path), files_b.get(path)
+        if fa is None and fb is not None:
+            changes.append(FileChange(path, "added", unified(path, None, fb.content)))
+        elif fb is None and fa is not None:
+            changes.append(FileChange(path, "removed", unified(path, fa.content, None)))
+        elif fa is not None and fb is not None:
+            if fa.content != fb.content:
+                changes.append(FileChange(path, "changed", unified(path, fa.content, fb.content)))
+            elif fa.manifest() != fb.manifest():
+                changes.append(
+                    FileChange(path, "changed", f"metadata {fa.manifest()} → {fb.manifest()}\n")
+                )
+    secrets_a = {s.path: s for s in a.secrets} if a else {}
+    secrets_b = {s.path: s for s in b.secrets} if b else {}
+    for path in sorted(set(secrets_a) | set(secrets_b)):
+        sa, sb = secrets_a.get(path), secrets_b.get(path)
+        if sa is None and sb is not None:
+            changes.append(FileChange(path, "added", f"secret, decrypted from {sb.source}\n"))
+        elif sb is None and sa is not None:
+            changes.append(FileChange(path, "removed", f"secret (was {sa.source})\n"))
+        elif sa is not None and sb is not None and sa != sb:
+            changes.append(FileChange(path, "changed", f"secret, now from {sb.source}\n"))
+    return HostDiff(host, sorted(changes, key=lambda c: c.path))
+
+
+def host_diffs(base: Mapping[str, HostConfig], head: Mapping[str, HostConfig]) -> list[HostDiff]:
+    return [host_diff(h, base.get(h), head.get(h)) for h in sorted(set(base) | set(head))]
+
+
+def make_plan(
+    *,
+    base_ref: str,
+    inventory_name: str,
+    base: Repo | None,
+    head: Repo,
+    base_hosts: Mapping[str, HostConfig],
+    head_hosts: Mapping[str, HostConfig],
+    head_keys: PublicKeys,
+    base_keys: PublicKeys,
+    notes: list[str] | None = None,
+) -> Plan:
+    inventory = head.inventories[inventory_name]
+    base_inventory = base.inventories.get(inventory_name) if base else None
+    return Plan(
+        base=base_ref,
+        inventory=inventory_name,
+        customers=customer_changes(base, head),
+        dns=dns_changes(base, head, base_inventory, inventory, head_keys, base_keys),
+        ips=ip_changes(base_inventory, inventory),
+        hosts=host_diffs(base_hosts, head_hosts),
+        notes=list(notes or []),
+    )

@@ -1,0 +1,178 @@
+"""Postfix: main.cf, master.cf and the lookup tables, computed for one relay host.
+
+Routing (why FILTER and not only sender_dependent_default_transport_maps):
+`transport_maps` wins over `sender_dependent_default_transport_maps`, so a
+per-ISP transport for gmail.com would send a dedicated-IP customer's Gmail mail
+out of the shared pool. Instead:
+
+* the host's default egress (its first pool) is `default_transport`, and the
+  ISP classes of policies/throttling.yaml are transports *of that egress*,
+  chosen by recipient domain through `transport_maps`;
+* every other egress (a dedicated IP, another pool) is chosen per message by a
+  `FILTER <transport>:` from the sender-domain table `sender_egress`. A FILTER
+  takes precedence over transport_maps and, with an empty next hop, delivers to
+  the recipient domain (Postfix >= 2.7, postconf(5) content_filter). Those
+  transports cannot tell ISPs apart, so they carry the strictest class limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relayops.compile.files import ManagedFile, MapCommand, Service
+from relayops.compile.placement import Egress, default_egress, host_egresses, served
+from relayops.compile.templates import Templates
+from relayops.model import IspClass, RelayHost, Repo
+
+MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
+POLICY_SERVICE = "inet:127.0.0.1:10040"  # relayops policyd --listen 127.0.0.1:10040
+DKIM_MILTER = "inet:127.0.0.1:8891"  # opendkim.conf Socket
+SASL_PATH = "private/auth"  # relative to queue_directory: /var/spool/postfix/private/auth
+TLS_CERT = "/etc/relayops/tls/fullchain.pem"
+TLS_KEY = "/etc/relayops/tls/privkey.pem"
+SENDER_LOGINS = "/etc/postfix/sender_logins"
+SENDER_EGRESS = "/etc/postfix/sender_egress"
+TRANSPORT = "/etc/postfix/transport"
+ALIASES = "/etc/postfix/aliases"
+# Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
+_ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
+
+
+@dataclass(frozen=True)
+class Transport:
+    name: str
+    bind_address: str
+    helo_name: str
+    concurrency: int | None  # None: Postfix's default_destination_concurrency_limit
+    rate_delay_seconds: int | None
+
+
+def _strictest(classes: dict[str, IspClass]) -> tuple[int | None, int | None]:
+    if not classes:
+        return None, None
+    return (
+        min(c.concurrency for c in classes.values()),
+        max(c.rate_delay_seconds for c in classes.values()),
+    )
+
+
+def transports(host: RelayHost, classes: dict[str, IspClass]) -> list[Transport]:
+    """Every smtp(8) transport of the host, sorted by name."""
+    default = default_egress(host)
+    strict_concurrency, strict_delay = _strictest(classes)
+    result: list[Transport] = []
+    for egress in host_egresses(host):
+        address, helo = str(egress.ip.address), egress.ip.ptr
+        if egress == default:
+            result.append(Transport(egress.transport, address, helo, None, None))
+            for name in sorted(classes):
+                cls = classes[name]
+                result.append(
+                    Transport(
+                        class_transport(egress, name),
+                        address,
+                        helo,
+                        cls.concurrency,
+                        cls.rate_delay_seconds,
+                    )
+                )
+        else:
+            result.append(
+                Transport(egress.transport, address, helo, strict_concurrency, strict_delay)
+            )
+    return sorted(result, key=lambda t: t.name)
+
+
+def class_transport(egress: Egress, class_name: str) -> str:
+    return f"{egress.transport}-{class_name}"
+
+
+def sender_login_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """`@domain  login,login`: any local part of the domain, only the owner's logins.
+
+    Suspended and terminated customers are absent, so reject_sender_login_mismatch
+    refuses their domains even if a login were still known to SASL.
+    """
+    rows: list[tuple[str, str]] = []
+    for customer, _ in served(repo.customers, host):
+        if not customer.sends:
+            continue
+        logins = ",".join(sorted(u.login for u in customer.users))
+        rows.extend((f"@{d.name}", logins) for d in customer.domains)
+    return sorted(rows)
+
+
+def sender_egress_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """`domain  FILTER ip-x:` for active customers not on the host's default egress."""
+    default = default_egress(host)
+    rows: list[tuple[str, str]] = []
+    for customer, egress in served(repo.customers, host):
+        if customer.sends and egress != default:
+            rows.extend((d.name, f"FILTER {egress.transport}:") for d in customer.domains)
+    return sorted(rows)
+
+
+def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    default = default_egress(host)
+    rows: list[tuple[str, str]] = []
+    for name, cls in repo.throttling.items():
+        rows.extend((domain, f"{class_transport(default, name)}:") for domain in cls.domains)
+    return sorted(rows)
+
+
+def alias_rows(repo: Repo) -> list[tuple[str, str]]:
+    """Role accounts of the service domain, delivered to root's local mailbox."""
+    service = repo.service
+    local_parts = set(_ROLE_ACCOUNTS)
+    for address in (service.postmaster, service.abuse, service.notify_from):
+        local, _, domain = address.rpartition("@")
+        if domain == service.domain:
+            local_parts.add(local.lower())
+    return [(f"{local}:", "root") for local in sorted(local_parts)]
+
+
+def message_size_limit(repo: Repo) -> int:
+    """The largest plan's limit; policyd refuses what exceeds the customer's own plan."""
+    return max(plan.max_message_bytes for plan in repo.plans.values())
+
+
+def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
+    return templates.render(
+        "/etc/postfix/main.cf",
+        myhostname=host.fqdn,
+        service_domain=repo.service.domain,
+        message_size_limit=message_size_limit(repo),
+        default_transport=default_egress(host).transport,
+        transports=[t for t in transports(host, repo.throttling) if t.concurrency is not None],
+        map_type=MAP_TYPE,
+        policy_service=POLICY_SERVICE,
+        dkim_milter=DKIM_MILTER,
+        sasl_path=SASL_PATH,
+        tls_cert=TLS_CERT,
+        tls_key=TLS_KEY,
+        sender_logins=SENDER_LOGINS,
+        sender_egress=SENDER_EGRESS,
+        transport_map=TRANSPORT,
+        aliases=ALIASES,
+    )
+
+
+def master_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
+    return templates.render("/etc/postfix/master.cf", transports=transports(host, repo.throttling))
+
+
+def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[ManagedFile]:
+    def conf(path: str, content: bytes) -> ManagedFile:
+        return ManagedFile(path, content, 0o644, "root", "root", Service.POSTFIX)
+
+    def table(path: str, content: bytes, command: MapCommand = MapCommand.POSTMAP) -> ManagedFile:
+        return ManagedFile(path, content, 0o644, "root", "root", Service.POSTFIX, command)
+
+    return [
+        conf("/etc/postfix/main.cf", main_cf(repo, host, templates)),
+        conf("/etc/postfix/master.cf", master_cf(repo, host, templates)),
+        table(SENDER_LOGINS, templates.render(SENDER_LOGINS, rows=sender_login_rows(repo, host))),
+        table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
+        table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),
+        table(ALIASES, templates.render(ALIASES, rows=alias_rows(repo)), MapCommand.POSTALIAS),
+    ]
