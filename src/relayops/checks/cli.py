@@ -1,0 +1,75 @@
+"""`relayops check`: exit 0 when every check passes (warnings allowed), 1 when one fails,
+2 on bad usage or unusable targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from relayops.checks.engine import MECHANISMS, parse_only, run_checks
+from relayops.checks.report import render, to_json
+from relayops.checks.resolver import make_resolver
+from relayops.checks.result import CheckInputError, Status, worst
+from relayops.checks.target import load_targets
+
+
+class _BadInput(click.ClickException):
+    exit_code = 2
+
+
+@click.command("check")
+@click.option(
+    "--inventory",
+    "inventory",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Targets to check: for now a JSON targets file (docs/checks.md).",
+)
+@click.option("--customer", help="Only this customer's sender domains and logins.")
+@click.option("--only", help=f"Comma-separated subset of {','.join(MECHANISMS)}.")
+@click.option("--nameserver", help="Ask only this DNS server, IP[:PORT] (default: system's).")
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of the CAs certificates must chain to (default: system store).",
+)
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per probe.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def check(
+    inventory: Path,
+    customer: str | None,
+    only: str | None,
+    nameserver: str | None,
+    ca_bundle: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
+    try:
+        target = load_targets(inventory)
+        if customer:
+            target = target.for_customer(customer)
+        if ca_bundle:
+            target = replace(target, ca_bundle=ca_bundle)
+        mechanisms = parse_only(only)
+        resolver = make_resolver(nameserver, timeout=min(timeout, 5.0))
+        results = run_checks(
+            target,
+            only=mechanisms,
+            resolver=resolver,
+            now=dt.datetime.now(dt.UTC),
+            timeout=timeout,
+        )
+    except CheckInputError as exc:
+        raise _BadInput(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(to_json(results), indent=2))
+    else:
+        render(results, Console())
+    if worst(results) is Status.ERROR:
+        raise SystemExit(1)

@@ -1,0 +1,409 @@
+"""DNS checks: SPF, DKIM, DMARC per sender domain; PTR/FCrDNS per relay IP; the service MX.
+
+`judge_*` functions are pure over captured answers; `run_dns_checks` queries through the
+injected resolver and hands the answers to them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+
+import dns.resolver
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from relayops.checks import resolver as q
+from relayops.checks import spf
+from relayops.checks.result import CheckInputError, CheckResult, error, ok, warning
+from relayops.checks.target import CheckTarget, SenderDomain
+
+CHECK = "dns"
+
+
+def customer_group(customer: str) -> str:
+    return f"customer {customer}"
+
+
+def host_group(fqdn: str) -> str:
+    return f"host {fqdn}"
+
+
+# --- SPF ---------------------------------------------------------------------------------
+
+
+def judge_spf(
+    domain: str, group: str, snap: spf.SpfSnapshot, relay_ips: tuple[str, ...]
+) -> list[CheckResult]:
+    """Record present, single, well-formed, within 10 lookups; each relay IP passes."""
+    subject = f"{domain} SPF"
+    records = snap.txt.get(domain.lower(), [])
+    wanted = " ".join(f"ip{ipaddress.ip_address(ip).version}:{ip}" for ip in relay_ips)
+    if not records:
+        return [
+            error(
+                CHECK,
+                group,
+                subject,
+                f"{domain} has no SPF record; publish TXT `v=spf1 {wanted} -all` "
+                "so receivers accept mail sent through the relay.",
+            )
+        ]
+    if len(records) > 1:
+        return [
+            error(
+                CHECK,
+                group,
+                subject,
+                f"{domain} publishes {len(records)} SPF records, which is a permerror "
+                "(RFC 7208 4.5); merge them into one TXT record.",
+            )
+        ]
+    record = spf.parse_spf(records[0])
+    if record.errors:
+        return [
+            error(
+                CHECK,
+                group,
+                subject,
+                f"SPF record of {domain} is invalid ({'; '.join(record.errors)}); "
+                "fix the record's syntax.",
+            )
+        ]
+    results: list[CheckResult] = []
+    lookups, problems = spf.count_lookups(domain, snap)
+    if lookups > spf.MAX_LOOKUPS:
+        results.append(
+            error(
+                CHECK,
+                group,
+                subject,
+                f"SPF record of {domain} needs {lookups} DNS lookups, more than the "
+                f"{spf.MAX_LOOKUPS} RFC 7208 4.6.4 allows, so receivers get a permerror; "
+                "replace includes by ip4:/ip6: mechanisms.",
+            )
+        )
+    elif problems:
+        results.append(
+            error(
+                CHECK,
+                group,
+                subject,
+                f"SPF record of {domain} is broken: {'; '.join(problems)}; "
+                "fix the referenced records.",
+            )
+        )
+    elif any(t.mechanism == "all" and t.qualifier == "+" for t in record.terms):
+        results.append(
+            warning(
+                CHECK,
+                group,
+                subject,
+                f"SPF record of {domain} ends in +all, authorising every host on the "
+                "Internet; end it with -all or ~all.",
+            )
+        )
+    else:
+        results.append(
+            ok(CHECK, group, subject, f"SPF record of {domain} is valid ({lookups} lookups).")
+        )
+    for ip in relay_ips:
+        verdict = spf.evaluate(domain.lower(), ip, snap)
+        sub = f"{domain} SPF authorises {ip}"
+        if verdict == "pass":
+            results.append(ok(CHECK, group, sub, f"SPF of {domain} passes relay IP {ip}."))
+        elif verdict == "unknown":
+            results.append(
+                warning(
+                    CHECK,
+                    group,
+                    sub,
+                    f"cannot tell whether SPF of {domain} passes {ip}: a ptr, exists or "
+                    f"macro term comes first; put ip{ipaddress.ip_address(ip).version}:{ip} "
+                    "before it.",
+                )
+            )
+        else:
+            results.append(
+                error(
+                    CHECK,
+                    group,
+                    sub,
+                    f"SPF of {domain} gives {verdict} for relay IP {ip}; add "
+                    f"ip{ipaddress.ip_address(ip).version}:{ip} (or the relay's include) "
+                    "before the all term.",
+                )
+            )
+    return results
+
+
+# --- DKIM --------------------------------------------------------------------------------
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """`tag=value; ...` lists of DKIM (RFC 6376 3.2) and DMARC (RFC 7489 6.4)."""
+    tags: dict[str, str] = {}
+    for part in text.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            tags.setdefault(name.strip().lower(), value.strip())
+    return tags
+
+
+def expected_key_bytes(public_key: str | bytes) -> bytes:
+    """What `p=` must decode to for this key: SubjectPublicKeyInfo DER for RSA
+    (RFC 6376 3.6.1), the raw 32 bytes for Ed25519 (RFC 8463 4.2). Accepts PEM or DER."""
+    data = public_key.encode() if isinstance(public_key, str) else public_key
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(data)
+    except ValueError as exc:
+        raise CheckInputError(f"expected DKIM public key is not a PEM/DER key: {exc}") from exc
+    if isinstance(key, Ed25519PublicKey):
+        return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _fingerprint(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def judge_dkim(
+    domain: str, group: str, selector: str, records: list[str], expected: bytes
+) -> CheckResult:
+    """The key at `selector._domainkey.domain` is exactly the key the relay signs with."""
+    name = f"{selector}._domainkey.{domain}"
+    subject = f"{domain} DKIM {selector}"
+    fix = f"publish the TXT record that `relayops dkim` prints for {domain} at {name}"
+    keys = [r for r in records if "p=" in r.replace(" ", "")]
+    if not keys:
+        return error(CHECK, group, subject, f"no DKIM key at {name}; {fix}.")
+    if len(keys) > 1:
+        return error(
+            CHECK, group, subject, f"{len(keys)} DKIM records at {name}; keep only one: {fix}."
+        )
+    tags = parse_tags(keys[0])
+    if tags.get("v", "DKIM1") != "DKIM1":
+        return error(CHECK, group, subject, f"DKIM record at {name} has v={tags['v']}; {fix}.")
+    published = "".join(tags.get("p", "").split())
+    if not published:
+        return error(CHECK, group, subject, f"DKIM key at {name} is revoked (empty p=); {fix}.")
+    try:
+        der = base64.b64decode(published, validate=True)
+    except binascii.Error:
+        return error(CHECK, group, subject, f"p= at {name} is not valid base64; {fix}.")
+    if der != expected:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"DKIM key at {name} ({_fingerprint(der)}) is not the signing key "
+            f"({_fingerprint(expected)}), so signatures will fail; {fix}.",
+        )
+    return ok(CHECK, group, subject, f"DKIM key at {name} matches the signing key.")
+
+
+# --- DMARC -------------------------------------------------------------------------------
+
+_DMARC_POLICIES = ("none", "quarantine", "reject")
+
+
+def dmarc_problems(text: str) -> list[str]:
+    """Syntax problems of one DMARC record (RFC 7489 6.3); empty when valid."""
+    problems: list[str] = []
+    if not text.replace(" ", "").startswith("v=DMARC1"):
+        return ["must start with v=DMARC1"]
+    tags = parse_tags(text)
+    if "p" not in tags:
+        problems.append("the p= tag is missing")
+    for tag in ("p", "sp"):
+        if tag in tags and tags[tag].lower() not in _DMARC_POLICIES:
+            problems.append(f"{tag}={tags[tag]} is not none, quarantine or reject")
+    for tag in ("adkim", "aspf"):
+        if tag in tags and tags[tag].lower() not in ("r", "s"):
+            problems.append(f"{tag}={tags[tag]} is not r or s")
+    if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
+        problems.append(f"pct={tags['pct']} is not 0-100")
+    for tag in ("rua", "ruf"):
+        for uri in filter(None, (u.strip() for u in tags.get(tag, "").split(","))):
+            if not uri.lower().startswith("mailto:"):
+                problems.append(f"{tag} URI {uri!r} is not a mailto: URI")
+    return problems
+
+
+def judge_dmarc(domain: str, group: str, records: list[str]) -> CheckResult:
+    name = f"_dmarc.{domain}"
+    subject = f"{domain} DMARC"
+    dmarc = [r for r in records if r.replace(" ", "").lower().startswith("v=dmarc1")]
+    if not dmarc:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"no DMARC record at {name}; publish TXT `v=DMARC1; p=none; "
+            f"rua=mailto:dmarc@{domain}` and tighten p= once reports are clean.",
+        )
+    if len(dmarc) > 1:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"{len(dmarc)} DMARC records at {name}, so receivers ignore all; keep one.",
+        )
+    problems = dmarc_problems(dmarc[0])
+    if problems:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"DMARC record at {name} is invalid ({'; '.join(problems)}); fix it.",
+        )
+    policy = parse_tags(dmarc[0])["p"].lower()
+    return ok(CHECK, group, subject, f"DMARC record at {name} is valid (p={policy}).")
+
+
+# --- PTR / FCrDNS and MX -----------------------------------------------------------------
+
+
+def judge_ptr(
+    ip: str, helo: str, group: str, ptr_names: list[str], forward: list[str]
+) -> CheckResult:
+    """PTR exists, equals the HELO name, and the name resolves back to the IP (FCrDNS)."""
+    subject = f"{ip} PTR"
+    helo = helo.lower().rstrip(".")
+    if not ptr_names:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"{ip} has no PTR record, and many receivers refuse such senders; ask the "
+            f"IP's provider to set its PTR to {helo}.",
+        )
+    if helo not in ptr_names:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"PTR of {ip} is {', '.join(ptr_names)} but the relay says HELO {helo}; set "
+            f"the PTR to {helo} (or the transport's HELO name to the PTR).",
+        )
+    if ip not in forward:
+        seen = ", ".join(forward) or "nothing"
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"{helo} (PTR of {ip}) resolves to {seen}, not back to {ip}; add the A/AAAA "
+            f"record {helo} -> {ip}.",
+        )
+    if len(ptr_names) > 1:
+        return warning(
+            CHECK,
+            group,
+            subject,
+            f"{ip} has {len(ptr_names)} PTR records; keep only {helo}.",
+        )
+    return ok(CHECK, group, subject, f"{ip} <-> {helo}: PTR matches HELO and resolves back.")
+
+
+def judge_mx(
+    domain: str,
+    group: str,
+    exchanges: list[tuple[int, str]],
+    resolved: dict[str, list[str]],
+    expected: tuple[str, ...],
+) -> CheckResult:
+    subject = f"{domain} MX"
+    hosts = [h for _, h in exchanges]
+    if not hosts or hosts == [""]:
+        what = "a null MX" if hosts else "no MX record"
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"{domain} has {what}, so bounces and feedback reports cannot reach the "
+            "service; publish MX records pointing at the relay hosts.",
+        )
+    dangling = [h for h in hosts if not resolved.get(h)]
+    if dangling:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"MX host(s) {', '.join(dangling)} of {domain} have no address; add A records.",
+        )
+    want = {h.lower().rstrip(".") for h in expected}
+    if want and set(hosts) != want:
+        return error(
+            CHECK,
+            group,
+            subject,
+            f"MX of {domain} is {', '.join(hosts)} but the inventory expects "
+            f"{', '.join(sorted(want))}; update the MX records.",
+        )
+    return ok(CHECK, group, subject, f"MX of {domain}: {', '.join(hosts)}.")
+
+
+# --- the runner --------------------------------------------------------------------------
+
+
+def _unanswered(group: str, subject: str, exc: q.DnsQueryError) -> CheckResult:
+    return warning(
+        CHECK, group, subject, f"DNS did not answer ({exc}); retry or check --nameserver."
+    )
+
+
+def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[CheckResult]:
+    group = customer_group(domain.customer)
+    results: list[CheckResult] = []
+    try:
+        results += judge_spf(
+            domain.name, group, spf.fetch_spf(resolver, domain.name), domain.relay_ips
+        )
+    except q.DnsQueryError as exc:
+        results.append(_unanswered(group, f"{domain.name} SPF", exc))
+    for key in domain.dkim:
+        name = f"{key.selector}._domainkey.{domain.name}"
+        try:
+            expected = expected_key_bytes(key.public_key_pem)
+            results.append(
+                judge_dkim(domain.name, group, key.selector, q.txt(resolver, name), expected)
+            )
+        except q.DnsQueryError as exc:
+            results.append(_unanswered(group, f"{domain.name} DKIM {key.selector}", exc))
+    try:
+        results.append(judge_dmarc(domain.name, group, q.txt(resolver, f"_dmarc.{domain.name}")))
+    except q.DnsQueryError as exc:
+        results.append(_unanswered(group, f"{domain.name} DMARC", exc))
+    return results
+
+
+def run_dns_checks(target: CheckTarget, resolver: dns.resolver.Resolver) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for domain in target.sender_domains:
+        results += check_domain(resolver, domain)
+    for host in target.hosts:
+        for relay_ip in host.ips:
+            group = host_group(host.fqdn)
+            try:
+                names = q.ptr(resolver, relay_ip.address)
+                forward = q.addresses(resolver, relay_ip.helo) if relay_ip.helo in names else []
+                results.append(judge_ptr(relay_ip.address, relay_ip.helo, group, names, forward))
+            except q.DnsQueryError as exc:
+                results.append(_unanswered(group, f"{relay_ip.address} PTR", exc))
+    group = f"service {target.service_domain}"
+    try:
+        exchanges = q.mx(resolver, target.service_domain)
+        resolved = {h: q.addresses(resolver, h) for _, h in exchanges if h}
+        results.append(
+            judge_mx(target.service_domain, group, exchanges, resolved, target.expected_mx)
+        )
+    except q.DnsQueryError as exc:
+        results.append(_unanswered(group, f"{target.service_domain} MX", exc))
+    return results

@@ -1,0 +1,122 @@
+"""SPF parsing, lookup counting and authorisation on captured records."""
+
+from __future__ import annotations
+
+from relayops.checks import spf
+from relayops.checks.dns import judge_spf
+from relayops.checks.result import Status
+
+RELAY = ("198.18.0.10", "198.18.0.11")
+G = "customer acme"
+
+
+def snap(txt: dict[str, list[str]], **kw: dict[str, list[str]]) -> spf.SpfSnapshot:
+    return spf.SpfSnapshot(txt=txt, addresses=kw.get("addresses", {}), mx=kw.get("mx", {}))
+
+
+def test_parse_terms_modifiers_and_cidrs() -> None:
+    record = spf.parse_spf("v=spf1 ip4:198.18.0.0/24 -a:mail.x.test/28 mx//64 ~all redirect=y.test")
+    assert [(t.qualifier, t.mechanism) for t in record.terms] == [
+        ("+", "ip4"),
+        ("-", "a"),
+        ("+", "mx"),
+        ("~", "all"),
+    ]
+    assert record.terms[1].domain == "mail.x.test" and record.terms[1].cidr4 == 28
+    assert record.terms[2].cidr6 == 64
+    assert record.redirect == "y.test"
+    assert record.errors == ()
+
+
+def test_parse_reports_syntax_errors() -> None:
+    record = spf.parse_spf("v=spf1 ip4:300.1.1.1 foo:bar include: -all")
+    assert len(record.errors) == 3
+    assert spf.parse_spf("v=spf2 -all").errors == ("does not start with v=spf1",)
+
+
+def test_spf_records_ignores_other_txt() -> None:
+    assert spf.spf_records(["google-site-verification=x", "v=spf1 -all", "v=spf10"]) == [
+        "v=spf1 -all"
+    ]
+
+
+def eleven_lookups() -> spf.SpfSnapshot:
+    # 1 include at the top + 10 a: mechanisms inside it = 11 lookups.
+    inner = "v=spf1 " + " ".join(f"a:h{i}.test" for i in range(10)) + " -all"
+    return snap({"acme.test": ["v=spf1 include:_spf.acme.test -all"], "_spf.acme.test": [inner]})
+
+
+def test_eleven_lookups_fail() -> None:
+    count, problems = spf.count_lookups("acme.test", eleven_lookups())
+    assert (count, problems) == (11, [])
+    results = judge_spf("acme.test", G, eleven_lookups(), ())
+    assert results[0].status is Status.ERROR
+    assert "needs 11 DNS lookups, more than the 10" in results[0].message
+
+
+def test_ten_lookups_pass() -> None:
+    inner = "v=spf1 " + " ".join(f"a:h{i}.test" for i in range(9)) + " -all"
+    s = snap({"acme.test": ["v=spf1 include:_spf.acme.test -all"], "_spf.acme.test": [inner]})
+    assert spf.count_lookups("acme.test", s) == (10, [])
+    assert judge_spf("acme.test", G, s, ())[0].status is Status.OK
+
+
+def test_include_loop_is_reported_not_followed_forever() -> None:
+    s = snap({"a.test": ["v=spf1 include:b.test -all"], "b.test": ["v=spf1 include:a.test -all"]})
+    count, problems = spf.count_lookups("a.test", s)
+    assert count == 2
+    assert problems == ["include loop: a.test -> b.test -> a.test"]
+
+
+def test_relay_authorised_through_include() -> None:
+    s = snap(
+        {
+            "acme.test": ["v=spf1 include:spf.relay.test -all"],
+            "spf.relay.test": ["v=spf1 ip4:198.18.0.0/28 -all"],
+        }
+    )
+    assert [spf.evaluate("acme.test", ip, s) for ip in RELAY] == ["pass", "pass"]
+    assert spf.evaluate("acme.test", "203.0.113.5", s) == "fail"
+    assert all(r.status is Status.OK for r in judge_spf("acme.test", G, s, RELAY))
+
+
+def test_spf_missing_a_relay_ip() -> None:
+    s = snap({"acme.test": ["v=spf1 ip4:198.18.0.10 ~all"]})
+    results = judge_spf("acme.test", G, s, RELAY)
+    assert [r.status for r in results] == [Status.OK, Status.OK, Status.ERROR]
+    assert results[2].message == (
+        "SPF of acme.test gives softfail for relay IP 198.18.0.11; add ip4:198.18.0.11 "
+        "(or the relay's include) before the all term."
+    )
+
+
+def test_a_and_mx_mechanisms_use_captured_addresses() -> None:
+    s = snap(
+        {"acme.test": ["v=spf1 a mx -all"]},
+        addresses={"acme.test": ["192.0.2.1"], "mx.acme.test": ["198.18.0.11"]},
+        mx={"acme.test": ["mx.acme.test"]},
+    )
+    assert spf.evaluate("acme.test", "198.18.0.11", s) == "pass"
+    assert spf.evaluate("acme.test", "198.18.0.10", s) == "fail"
+
+
+def test_ptr_before_match_is_unknown_and_redirect_is_followed() -> None:
+    assert spf.evaluate("a.test", "198.18.0.10", snap({"a.test": ["v=spf1 ptr -all"]})) == (
+        "unknown"
+    )
+    s = snap({"a.test": ["v=spf1 redirect=b.test"], "b.test": ["v=spf1 ip4:198.18.0.10 -all"]})
+    assert spf.evaluate("a.test", "198.18.0.10", s) == "pass"
+    assert spf.count_lookups("a.test", s) == (1, [])
+
+
+def test_absent_and_duplicate_records() -> None:
+    absent = judge_spf("acme.test", G, snap({"acme.test": []}), RELAY)
+    assert absent[0].status is Status.ERROR
+    assert "v=spf1 ip4:198.18.0.10 ip4:198.18.0.11 -all" in absent[0].message
+    dup = judge_spf("acme.test", G, snap({"acme.test": ["v=spf1 -all", "v=spf1 +all"]}), RELAY)
+    assert "2 SPF records" in dup[0].message
+
+
+def test_plus_all_is_a_warning() -> None:
+    results = judge_spf("acme.test", G, snap({"acme.test": ["v=spf1 +all"]}), ("198.18.0.10",))
+    assert results[0].status is Status.WARNING
