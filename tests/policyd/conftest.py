@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from policyd.helpers import Daemon, RedisServer
+from policyd.smtp_sink import SmtpSink
 
 
 @pytest.fixture
@@ -32,3 +33,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
