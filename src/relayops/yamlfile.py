@@ -11,20 +11,32 @@ file:line:column.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 try:  # the C parser ships with Debian's and PyPI's PyYAML wheels
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - pure-Python fallback, same results, slower
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class _Loader(_BaseLoader):
+    """The safe loader without path resolvers (we register none): a call less per node."""
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
 
 # A document that expands to more nodes than this is refused: a customer file has
 # a few dozen, and an alias bomb ("billion laughs") has billions.
 MAX_NODES = 200_000
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_STR = "tag:yaml.org,2002:str"
 
 
 class YamlError(Exception):
@@ -37,12 +49,24 @@ class YamlError(Exception):
         self.column = column
 
 
-@dataclass(frozen=True)
+@dataclass
 class Document:
-    """A parsed YAML document: its value and the node tree for positions."""
+    """A parsed YAML document: its value, and its text to find positions in.
+
+    The node tree is composed again only when a position is asked for: keeping
+    10,000 trees alive costs more in garbage-collector scans than re-reading the
+    few files that have errors.
+    """
 
     value: Any
-    root: yaml.Node | None
+    text: str
+    _root: yaml.Node | None = field(default=None, repr=False)
+
+    @property
+    def root(self) -> yaml.Node | None:
+        if self._root is None and self.text:
+            self._root = yaml.compose(self.text, Loader=_Loader)
+        return self._root
 
     def position(self, path: Sequence[str | int]) -> tuple[int, int, list[str | int]]:
         """Position of the deepest node reachable along `path`.
@@ -101,9 +125,9 @@ def parse(data: bytes) -> Document:
     except yaml.YAMLError as exc:
         raise YamlError(f"YAML error: {exc}", 1, 1) from exc
     if root is None:
-        return Document(None, None)
+        return Document(None, text)
     budget = [MAX_NODES]
-    return Document(_build(root, budget), root)
+    return Document(_build(root, budget), text)
 
 
 def _build(node: yaml.Node, budget: list[int]) -> Any:
@@ -116,6 +140,8 @@ def _build(node: yaml.Node, budget: list[int]) -> Any:
             mark.column + 1,
         )
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == _STR:  # most scalars: skip the constructor machinery
+            return node.value
         # Call the tag's constructor directly: construct_object() would remember
         # every node in the shared constructor and grow without bound.
         constructors = yaml.constructor.SafeConstructor.yaml_constructors

@@ -46,10 +46,13 @@ def _slug(value: str) -> str:
 def normalize_domain(value: str) -> str:
     """Lower-case ASCII (IDNA 2003 via Python's codec) form of a domain name."""
     text = value.strip().rstrip(".").lower()
-    try:
-        ascii_form = text.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ValueError(f"is not a valid domain name ({exc})") from exc
+    if text.isascii():
+        ascii_form = text
+    else:
+        try:
+            ascii_form = text.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"is not a valid domain name ({exc})") from exc
     labels = ascii_form.split(".")
     if len(labels) < 2 or len(ascii_form) > 253 or not all(_LABEL.match(x) for x in labels):
         raise ValueError("must be a fully qualified domain name such as 'mail.example.com'")
