@@ -7,7 +7,7 @@ file:line:column.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -34,7 +34,7 @@ def customer_file(customer_id: str) -> str:
 
 
 def _shared(
-    claims: list[tuple[str, str, tuple[str | int, ...]]], what: str, rule: str
+    claims: Sequence[tuple[str, str, tuple[str | int, ...]]], what: str, rule: str
 ) -> Iterator[Violation]:
     """Report every claim on a value also claimed by another customer, naming the others.
 
