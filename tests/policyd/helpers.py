@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 RULES: dict[str, Any] = {
     "schema_version": 1,
     "service": {
@@ -235,7 +237,7 @@ class Daemon:
 
 
 class RedisServer:
-    """A private redis-server on loopback (Debian package), no persistence."""
+    """A private redis-server on loopback (Debian package); AOF in its dir survives a restart."""
 
     def __init__(self, tmp: Path) -> None:
         self.dir = tmp / "redis"
@@ -261,7 +263,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
                 "--daemonize",
                 "no",
                 "--protected-mode",
@@ -272,6 +274,9 @@ class RedisServer:
         )
         wait_port(self.port, proc=self.proc)
         return self
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=0, decode_responses=True)
 
     def stop(self) -> None:
         if self.proc is not None:

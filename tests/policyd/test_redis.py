@@ -1,0 +1,151 @@
+"""The Redis store against a real redis-server: exact shared quotas, outages, flags."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from policyd.helpers import Daemon, RedisServer, request, rules_data, write_rules
+from policyd.smtp_sink import SmtpSink
+
+pytestmark = pytest.mark.real
+
+DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
+
+
+def count_key(customer: str = "acme", tz: str = "Europe/Paris") -> str:
+    day = datetime.now(UTC).astimezone(ZoneInfo(tz)).date().isoformat()
+    return f"relayops:count:{customer}:{day}"
+
+
+def start(daemons: list[Daemon], tmp: Path, rules: Path, store: str, *extra: str) -> Daemon:
+    d = Daemon(tmp, rules, store, *extra, name=str(len(daemons)))
+    daemons.append(d)
+    return d.start()
+
+
+def hammer(daemon: Daemon, n: int, answers: Counter[str], lock: threading.Lock) -> None:
+    client = daemon.client()
+    local = Counter(client.ask(request(recipient=f"r{i}@example.org")) for i in range(n))
+    client.close()
+    with lock:
+        answers.update(local)
+
+
+def test_three_daemons_share_one_quota_exactly(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer, smtp_sink: SmtpSink
+) -> None:
+    quota = 1000
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": quota}))
+    notify = ("--notify-smtp", f"127.0.0.1:{smtp_sink.port}")
+    trio = [start(daemons, tmp_path, rules, redis_server.url, *notify) for _ in range(3)]
+    answers: Counter[str] = Counter()
+    lock = threading.Lock()
+    threads = [
+        threading.Thread(target=hammer, args=(d, 150, answers, lock))
+        for d in trio
+        for _ in range(4)  # 4 connections per daemon, 12 in all, 1800 requests
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    refused = (
+        f"452 4.7.1 daily quota of {quota} reached for acme; sending resumes at 00:00 Europe/Paris"
+    )
+    assert answers == {"DUNNO": quota, refused: 1800 - quota}
+    assert int(redis_server.client().get(count_key())) == quota
+    # One warning and one limit mail for the day, whichever daemon claimed them.
+    mails = smtp_sink.wait_for(2)
+    time.sleep(0.5)
+    assert sorted(m.message["Subject"] for m in smtp_sink.messages) == [
+        "Acme Corp: 80 % of today's quota used",
+        f"Acme Corp: daily quota of {quota} reached",
+    ]
+    assert len(mails) == 2
+
+
+def test_keys_expire_after_two_days(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1}))
+    d = start(daemons, tmp_path, rules, redis_server.url)
+    client = d.client()
+    client.ask(request())
+    client.ask(request())
+    r = redis_server.client()
+    day = count_key().rsplit(":", 1)[1]
+    for key in (
+        count_key(),
+        f"relayops:notice:acme:{day}:warning",
+        f"relayops:notice:acme:{day}:limit",
+    ):
+        assert 172800 - 5 <= r.ttl(key) <= 172800, key
+    client.close()
+
+
+def test_complaint_flag_takes_effect_at_once(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    d = start(daemons, tmp_path, rules, redis_server.url)
+    client = d.client()
+    assert client.ask(request()) == "DUNNO"
+    redis_server.client().set("relayops:flag:complaint:acme", "FBL report 2026-11-23")
+    assert client.ask(request()) == (
+        "450 4.7.1 account acme is temporarily disabled pending complaint review"
+    )
+    redis_server.client().delete("relayops:flag:complaint:acme")
+    assert client.ask(request()) == "DUNNO"
+    assert int(redis_server.client().get(count_key())) == 2
+    client.close()
+
+
+@pytest.mark.parametrize("mode", ["defer", "dunno"])
+def test_redis_stopped_mid_run_then_restarted(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer, mode: str
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    pair = [
+        start(daemons, tmp_path, rules, redis_server.url, "--on-store-error", mode)
+        for _ in range(2)
+    ]
+    clients = [d.client() for d in pair]
+    for c in clients:
+        assert [c.ask(request()) for _ in range(5)] == ["DUNNO"] * 5
+    redis_server.stop()
+    slowest = 0.0
+    during: Counter[str] = Counter()
+    for _ in range(50):
+        for c in clients:
+            t0 = time.perf_counter()
+            during[c.ask(request())] += 1
+            slowest = max(slowest, time.perf_counter() - t0)
+    down_answer = DEFER if mode == "defer" else "DUNNO"
+    assert during == {down_answer: 100}
+    assert slowest < 1.5  # bounded by the store timeout, never stuck
+    redis_server.start()  # same port, same AOF: the counters come back
+    r = redis_server.client()
+    for c in clients:  # each daemon recovers by itself: its next charge counts again
+        deadline = time.monotonic() + 5
+        before = int(r.get(count_key()) or 0)
+        while (answer := c.ask(request())) and int(r.get(count_key()) or 0) == before:
+            assert answer == down_answer
+            assert time.monotonic() < deadline, "no recovery after Redis came back"
+            time.sleep(0.05)
+        assert answer == "DUNNO"
+    assert int(r.get(count_key())) == 12  # 10 before the outage + 1 per daemon after
+    for c in clients:
+        c.close()
+    for d in pair:
+        assert d.stop(signal.SIGTERM) == 0
+        log = d.log()
+        assert log.count("event=store_outage") == 1, log
+        assert log.count("event=store_recovered") == 1, log
