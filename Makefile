@@ -8,10 +8,12 @@ PY := $(VENV)/bin/python
 deps:
 	./scripts/install-deps
 
-## make demo: the main job — validate the example repository and show what it runs.
+## make demo: the main job — validate the example repository, build the lab, deploy
+## it, send a DKIM-signed message through a relay, and leave the lab running.
 demo: deps
 	$(VENV)/bin/relayops validate
 	$(VENV)/bin/relayops summary
+	$(VENV)/bin/relayops demo
 
 ## make test: install what the tests need, then run the whole suite and the linters.
 test: deps
