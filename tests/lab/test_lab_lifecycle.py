@@ -6,16 +6,19 @@ other sessions may be using.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 
 from relayops.lab import lifecycle
 from relayops.lab import state as lab_state
+from relayops.lab.cli import lab as lab_cli
 from relayops.lab.runner import Runner
-from relayops.lab.testing import Lab
+from relayops.lab.testing import Lab, in_use_by_tests, users_path
 from relayops.lab.topology import Topology
 
 pytestmark = pytest.mark.lab
@@ -90,3 +93,13 @@ def test_down_leaves_no_namespace_mount_link_or_process(throwaway: Lab) -> None:
     assert [p.name for p in state_dir.iterdir()] == ["ssh"]  # only the lab key pair stays
     # a second down is harmless
     assert lifecycle.down(index=INDEX).namespaces == []
+
+
+def test_down_refuses_while_a_test_session_holds_the_lab() -> None:
+    with users_path(INDEX).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        assert in_use_by_tests(INDEX)
+        result = CliRunner().invoke(lab_cli, ["down", "--index", str(INDEX)])
+        assert result.exit_code == 1
+        assert "test session is using the lab" in result.output
+    assert not in_use_by_tests(INDEX)

@@ -40,6 +40,12 @@ def _hosts_json(topo: Topology) -> list[dict[str, Any]]:
     ]
 
 
+def _in_use_by_tests(index: int) -> bool:
+    from relayops.lab.testing import in_use_by_tests  # imports pytest: only when needed
+
+    return in_use_by_tests(index)
+
+
 def _fail(exc: LabError) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(1)
@@ -93,8 +99,16 @@ def up(relays: int, index: int, as_json: bool) -> None:
 @lab.command()
 @_index
 @_json
-def down(index: int, as_json: bool) -> None:
+@click.option("--force", is_flag=True, help="Take the lab down even while test sessions use it.")
+def down(index: int, as_json: bool, force: bool) -> None:
     """Stop every lab process and remove its namespaces, mounts, bridge and files."""
+    if not force and _in_use_by_tests(index):
+        click.echo(
+            "error: a test session is using the lab (it holds /run/relayops-lab"
+            f"{index}.users); wait for it or pass --force",
+            err=True,
+        )
+        sys.exit(1)
     try:
         result = lifecycle.down(index=index)
     except LabError as exc:
@@ -138,7 +152,11 @@ def status(index: int, as_json: bool) -> None:
         for column in ("host", "role", "addresses", "netns", "services"):
             table.add_column(column)
         for s in statuses:
-            services = " ".join(f"{k}:{'up' if v else 'DOWN'}" for k, v in s.services.items())
+            expected = lifecycle.expected_services(s.host)
+            services = " ".join(
+                f"{name}:{'up' if on else ('DOWN' if name in expected else 'off')}"
+                for name, on in s.services.items()
+            )
             table.add_row(s.host.fqdn, s.host.role, " ".join(s.host.addresses), s.netns, services)
         Console().print(table)
     sys.exit(0 if ok else 1)

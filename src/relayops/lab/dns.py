@@ -8,10 +8,12 @@ defines the same name and type.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import dns.exception
@@ -240,29 +242,51 @@ class LabDNS:
         path = self.store / "dnsbl.json"
         return list(json.loads(path.read_text())) if path.exists() else []
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise changes: several test sessions may publish into the same lab."""
+        self.store.mkdir(parents=True, exist_ok=True)
+        with (self.store / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def publish(self, zones: Mapping[str, Sequence[Record]]) -> None:
         """Serve `zones` (replacing zones of the same names), keep the rest, reload NSD."""
+        with self._locked():
+            self._publish(zones)
+
+    def unpublish(self, names: Iterable[str]) -> None:
+        """Stop serving the published zones `names` (the lab's own zones stay)."""
+        with self._locked():
+            self._unpublish(names)
+
+    def list_ip(self, ip: str) -> None:
+        """List `ip` in the lab DNSBL: `<reversed-ip>.dnsbl.lab A 127.0.0.2` (+ a TXT reason)."""
+        ipaddress.IPv4Address(ip)
+        with self._locked():
+            self._set_listed(sorted(set(self.listed()) | {ip}))
+
+    def delist_ip(self, ip: str) -> None:
+        with self._locked():
+            self._set_listed(sorted(set(self.listed()) - {ip}))
+
+    def _publish(self, zones: Mapping[str, Sequence[Record]]) -> None:
         current = self.published()
         current.update({z.rstrip(".").lower(): list(recs) for z, recs in zones.items()})
         self._write(current, self.listed())
         self._save("published.json", {z: [asdict(r) for r in recs] for z, recs in current.items()})
 
-    def unpublish(self, names: Iterable[str]) -> None:
+    def _unpublish(self, names: Iterable[str]) -> None:
         current = self.published()
         for name in names:
             current.pop(name.rstrip(".").lower(), None)
         self._write(current, self.listed())
         self._save("published.json", {z: [asdict(r) for r in recs] for z, recs in current.items()})
 
-    def list_ip(self, ip: str) -> None:
-        """List `ip` in the lab DNSBL: `<reversed-ip>.dnsbl.lab A 127.0.0.2` (+ a TXT reason)."""
-        ipaddress.IPv4Address(ip)
-        listed = sorted(set(self.listed()) | {ip})
-        self._write(self.published(), listed)
-        self._save("dnsbl.json", listed)
-
-    def delist_ip(self, ip: str) -> None:
-        listed = sorted(set(self.listed()) - {ip})
+    def _set_listed(self, listed: list[str]) -> None:
         self._write(self.published(), listed)
         self._save("dnsbl.json", listed)
 

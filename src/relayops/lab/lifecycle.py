@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from relayops.lab import netns, processes
 from relayops.lab import state as lab_state
@@ -20,7 +21,7 @@ from relayops.lab.keys import ensure_client_key, known_hosts_line
 from relayops.lab.mounts import mounts_under, remove_tree, unmount_tree
 from relayops.lab.runner import Runner
 from relayops.lab.sink import Sink
-from relayops.lab.topology import Host, Topology
+from relayops.lab.topology import CACHE_DIR, Host, Topology
 
 log = logging.getLogger("relayops.lab")
 
@@ -151,8 +152,8 @@ def leftovers(runner: Runner, topo: Topology) -> dict[str, list[str]]:
 # ---- up -----------------------------------------------------------------------------------
 
 
-def _build(runner: Runner, topo: Topology, t: Timings) -> None:
-    image = ensure_image(runner)
+def _build(runner: Runner, topo: Topology, t: Timings, cache_dir: Path) -> None:
+    image = ensure_image(runner, cache_dir=cache_dir)
     t.lap("image")
     topo.state_dir.mkdir(parents=True, exist_ok=True)
     client_key = ensure_client_key(topo.ssh_key)
@@ -186,8 +187,18 @@ def _build(runner: Runner, topo: Topology, t: Timings) -> None:
     )
 
 
-def up(*, relays: int = 2, index: int = 0, runner: Runner | None = None) -> UpResult:
-    """Bring the lab up; a healthy lab of the same shape is left as it is."""
+def up(
+    *,
+    relays: int = 2,
+    index: int = 0,
+    runner: Runner | None = None,
+    cache_dir: Path = CACHE_DIR,
+) -> UpResult:
+    """Bring the lab up; a healthy lab of the same shape is left as it is.
+
+    `cache_dir` holds the image; the benchmark points it elsewhere to time a build from scratch
+    without pulling the image from under a running lab.
+    """
     require_root()
     run = runner or Runner()
     topo = Topology(index=index, relay_count=relays)
@@ -200,7 +211,7 @@ def up(*, relays: int = 2, index: int = 0, runner: Runner | None = None) -> UpRe
         teardown(run, topo)
         t.lap("clear")
         try:
-            _build(run, topo, t)
+            _build(run, topo, t, cache_dir)
         except BaseException:
             log.error("lab up failed; clearing what it built (rerun with -v to see commands)")
             teardown(run, topo)

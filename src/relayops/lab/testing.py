@@ -113,10 +113,29 @@ def ensure_lab(*, relays: int = DEFAULT_RELAYS, index: int = 0) -> tuple[Lab, bo
     return Lab(result.topology), not result.reused
 
 
+def users_path(index: int) -> Path:
+    """Test sessions using lab `index` hold a shared flock on this file."""
+    return Path(f"/run/relayops-lab{index}.users")
+
+
 def _users_lock(index: int) -> IO[str]:
-    handle = Path(f"/run/relayops-lab{index}.users").open("w")  # noqa: SIM115 - held all session
+    handle = users_path(index).open("w")  # held (locked) for the whole session
     fcntl.flock(handle, fcntl.LOCK_SH)
     return handle
+
+
+def in_use_by_tests(index: int = 0) -> bool:
+    """True while a test session holds the lab (see the `lab` fixture)."""
+    path = users_path(index)
+    if not path.exists():
+        return False
+    with path.open("r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def release(lab: Lab, handle: IO[str]) -> None:
