@@ -44,5 +44,9 @@ relays = (
         ),
     ],
     # The lab's Redis runs on relay1; both relays count quotas there.
-    {"relayops_shared_counters": "redis://198.18.0.11:6379/0"},
+    {
+        "relayops_shared_counters": "redis://198.18.0.11:6379/0",
+        # The lab DNS host serves this blocklist (empty until a test lists an IP).
+        "relayops_dnsbl_zones": [{"zone": "dnsbl.lab"}],
+    },
 )

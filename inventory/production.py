@@ -37,5 +37,15 @@ relays = (
         ),
     ],
     # Both relays count quotas in one Redis, so a customer's day is shared exactly.
-    {"relayops_shared_counters": "redis://192.0.2.50:6379/0"},
+    {
+        "relayops_shared_counters": "redis://192.0.2.50:6379/0",
+        # `relayops check` looks every relay IP and sender domain up in these (docs/checks.md).
+        "relayops_dnsbl_zones": [
+            {"zone": "zen.spamhaus.org", "refusal_codes": ["127.255.255.252", "127.255.255.254", "127.255.255.255"]},
+            {"zone": "bl.spamcop.net"},
+            {"zone": "b.barracudacentral.org"},
+            {"zone": "dnsbl-1.uceprotect.net"},
+            {"zone": "dbl.spamhaus.org", "kind": "domain", "refusal_codes": ["127.255.255.252", "127.255.255.254", "127.255.255.255"]},
+        ],
+    },
 )

@@ -255,6 +255,7 @@ class _Loader:
             "path": path,
             "hosts": [],
             "shared_counters": group.get("relayops_shared_counters"),
+            "dnsbl_zones": group.get("relayops_dnsbl_zones", []),
         }
         for entry in hosts:
             host_name, host_data = (

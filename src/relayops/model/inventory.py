@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -31,6 +31,16 @@ class RelayIp(Strict):
         return self
 
 
+class DnsblZone(Strict):
+    """A blocklist to check the relays' IPs (kind ip) or the sender domains (kind domain) in."""
+
+    zone: DomainName
+    kind: Literal["ip", "domain"] = "ip"
+    refusal_codes: list[str] = Field(
+        default_factory=list, description="answers meaning 'query refused', not 'listed'"
+    )
+
+
 class RelayHost(Strict):
     name: str = Field(description="the pyinfra host name")
     fqdn: DomainName = Field(description="HELO and PTR name of the host's primary IP")
@@ -44,6 +54,9 @@ class Inventory(Strict):
     hosts: list[RelayHost] = Field(min_length=1)
     shared_counters: str | None = Field(
         default=None, description="redis://HOST:PORT/N when the relays share quota counters"
+    )
+    dnsbl_zones: list[DnsblZone] = Field(
+        default_factory=list, description="blocklists `relayops check` looks the relays up in"
     )
 
     def ip(self, name: str) -> tuple[RelayHost, RelayIp] | None:

@@ -1,0 +1,43 @@
+"""The checks' targets follow from the repository: what the outside must see."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from relayops.checks.from_repo import read_credentials, targets_from_repo
+from relayops.loader import load_repo
+
+
+def test_lab_targets_from_the_example_repository(example_repo: Path) -> None:
+    repo = load_repo(example_repo, today=date(2026, 11, 23)).repo
+    assert repo is not None
+    creds = read_credentials(example_repo / "lab" / "credentials.lab-only.yaml")
+    target = targets_from_repo(repo, "lab", credentials=creds)
+
+    assert target.service_domain == "relay.example.net"
+    assert [h.connect for h in target.hosts] == ["198.18.0.11", "198.18.0.12"]
+    by_name = {d.name: d for d in target.sender_domains}
+    # pool customers send from every pool address; a dedicated customer from its IP only
+    assert by_name["acme.example"].relay_ips == ("198.18.0.11", "198.18.0.121")
+    assert by_name["globex.example"].relay_ips == ("198.18.0.111",)
+    # suspended and terminated customers are not expected to send
+    assert "hooli.example" not in by_name and "vandelay.example" not in by_name
+    assert by_name["acme.example"].dkim[0].selector == "rly2026"
+    assert "BEGIN PUBLIC KEY" in by_name["acme.example"].dkim[0].public_key_pem
+    assert target.expected_size == 41943040
+    assert [z.zone for z in target.dnsbl_zones] == ["dnsbl.lab"]
+    login = target.logins[0]
+    assert (login.username, login.own_domain) == ("acme-app", "acme.example")
+    assert login.foreign_domain != login.own_domain
+
+
+def test_production_lists_real_blocklists(example_repo: Path) -> None:
+    repo = load_repo(example_repo, today=date(2026, 11, 23)).repo
+    assert repo is not None
+    target = targets_from_repo(repo, "production")
+    zones = {z.zone: z for z in target.dnsbl_zones}
+    assert "zen.spamhaus.org" in zones
+    assert "127.255.255.254" in zones["zen.spamhaus.org"].refusal_codes
+    assert zones["dbl.spamhaus.org"].kind == "domain"
+    assert target.logins == ()
