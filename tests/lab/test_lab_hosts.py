@@ -119,6 +119,8 @@ print(addr)
     received = str(arrived.message["Received"])
     assert lab.host("relay1").address in received
     assert "TLS" in received  # the sink offered STARTTLS and recorded it
+    assert lab.sink.messages("gmail.com")
+    assert all(m.domain == "gmail.com" for m in lab.sink.messages("gmail.com"))
 
 
 def test_status_json_reports_healthy_hosts(lab: Lab) -> None:

@@ -93,6 +93,8 @@ def test_down_leaves_no_namespace_mount_link_or_process(throwaway: Lab) -> None:
     assert [p.name for p in state_dir.iterdir()] == ["ssh"]  # only the lab key pair stays
     # a second down is harmless
     assert lifecycle.down(index=INDEX).namespaces == []
+    status = CliRunner().invoke(lab_cli, ["status", "--index", str(INDEX)])
+    assert status.exit_code == 1 and "lab is down" in status.output
 
 
 def test_down_refuses_while_a_test_session_holds_the_lab() -> None:

@@ -137,6 +137,8 @@ def status(index: int, as_json: bool) -> None:
     ok = current is not None and lifecycle.healthy(statuses)
     if as_json:
         payload: dict[str, Any] = {"up": current is not None, "healthy": ok}
+        if current is None:
+            payload["leftovers"] = lifecycle.stray(index=index)
         if current is not None:
             payload["relays"] = current.relays
             payload["image_key"] = current.image_key
@@ -146,7 +148,11 @@ def status(index: int, as_json: bool) -> None:
             ]
         click.echo(json.dumps(payload, indent=2))
     elif current is None:
-        click.echo("lab is down")
+        left = {k: v for k, v in lifecycle.stray(index=index).items() if v}
+        if left:
+            click.echo(f"lab is down, but an earlier lab left {left}: run `relayops lab down`")
+        else:
+            click.echo("lab is down")
     else:
         table = Table(title=f"lab {'healthy' if ok else 'NOT healthy'} ({current.relays} relays)")
         for column in ("host", "role", "addresses", "netns", "services"):

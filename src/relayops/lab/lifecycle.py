@@ -219,6 +219,11 @@ def up(
     return UpResult(topo, False, t.phases, t.total)
 
 
+def stray(*, index: int = 0) -> dict[str, list[str]]:
+    """Leftovers of lab `index` on this machine (see `leftovers`)."""
+    return leftovers(Runner(), Topology(index=index, relay_count=1))
+
+
 def status(*, index: int = 0) -> tuple[lab_state.LabState | None, list[HostStatus]]:
     current = lab_state.load(index)
     if current is None:

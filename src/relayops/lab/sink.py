@@ -147,6 +147,13 @@ class Sink:
                     found.append((path.stat().st_mtime, path.name, arrived))
         return [arrived for *_, arrived in sorted(found, key=lambda item: item[:2])]
 
+    def clear(self) -> int:
+        """Delete every stored message (a test's clean slate); return how many."""
+        paths = [p for sub in ("new", "cur") for p in (self.maildir / sub).glob("*")]
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return len(paths)
+
     def wait_for(self, predicate: Callable[[Arrived], bool], *, timeout: float = 30.0) -> Arrived:
         """The first stored message matching `predicate`, waiting up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
