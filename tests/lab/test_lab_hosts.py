@@ -44,6 +44,15 @@ def test_no_host_has_a_default_route(lab: Lab) -> None:
         assert status == 0 and out.strip() == ""
 
 
+def test_each_host_sees_only_its_own_processes(lab: Lab) -> None:
+    """A PID namespace per host: pid files, pidof and `ps` behave as on a machine of its own."""
+    _, relay_ps, _ = lab.run("relay1", "ps -e -o pid=,comm=")
+    _, dns_ps, _ = lab.run("ns", "ps -e -o comm=")
+    assert relay_ps.split()[:2] == ["1", "relayops-init"]
+    assert "nsd" not in relay_ps and "master" not in relay_ps.split()
+    assert "nsd: main" in dns_ps.splitlines()
+
+
 def test_relay_carries_its_extra_addresses(lab: Lab) -> None:
     relay = lab.host("relay1")
     status, out, _ = lab.run("relay1", "ip -4 -o addr show dev eth0")

@@ -60,6 +60,13 @@ def test_stock_postfix_on_a_relay_delivers_by_mx_to_the_sink(throwaway: Lab) -> 
     arrived = throwaway.sink.wait_for(lambda m: m.message["Subject"] == f"mx {tag}", timeout=30)
     assert arrived.recipient == "bob@yahoo.com"
     assert "relay1.relay.example.net" in str(arrived.message["Received"])
+    # init scripts work as on a machine: restart, status, and no zombie left behind
+    status, out, err = throwaway.run(
+        "relay1", "/etc/init.d/postfix restart && /etc/init.d/postfix status; ps -e -o stat="
+    )
+    assert status == 0, err
+    assert "postfix is running" in out
+    assert "Z" not in out.split()
 
 
 def test_up_clears_an_interrupted_lab(throwaway: Lab) -> None:

@@ -1,40 +1,113 @@
-"""One lab host: overlay root, chroot mounts, identity files, sshd, and running commands in it.
+"""One lab host: overlay root, chroot mounts, identity files, an init, sshd, commands in it.
 
-A host's processes live in its network namespace and run chrooted in its
-overlay root, under their own UTS namespace carrying the host's name (a chroot
-alone would show the machine's hostname).
+A host is a network namespace, a PID namespace and a UTS namespace (carrying
+the host's name; a chroot alone would show the machine's hostname) around a
+chroot into its overlay root. A small init is PID 1 of the PID namespace: it
+keeps the namespaces alive and reaps orphans, so `ps`, pidof and pid files in a
+host see only that host's processes, as on a real machine.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relayops.lab.errors import LabTimeoutError
+from relayops.lab.errors import LabError, LabNotUpError, LabTimeoutError
 from relayops.lab.image import Image
 from relayops.lab.keys import KeyPair, new_ed25519, write_private
 from relayops.lab.netns import netns_path
+from relayops.lab.processes import pids_in_netns
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Host, Topology
 
-_DAEMON_ENV = ("env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "HOME=/root")
+_PATH = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+_DAEMON_ENV = ("env", "-i", _PATH, "LANG=C.UTF-8", "HOME=/root")
+
+# PID 1 of a host: reaps orphaned daemons (a zombie would make a pid file look alive) and
+# exits on SIGTERM, which ends every process of the host. Named relayops-init for `ps`.
+_REAPER = """\
+import ctypes, os, signal, time
+ctypes.CDLL(None).prctl(15, b"relayops-init", 0, 0, 0)
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.2)
+"""
+# Runs as PID 1 of the new PID namespace, in the machine's mount namespace: the proc it
+# mounts shows only the host's processes and is unmounted by `lab down` like the others.
+_INIT = (
+    'hostname "$1" && mount -t proc proc "$2/proc" && '
+    f'exec chroot "$2" /usr/bin/env -i {_PATH} /usr/bin/python3 -c "$3"'
+)
+
+
+def init_pid_file(topo: Topology, host: Host) -> Path:
+    return topo.host_dir(host) / "init.pid"
 
 
 def host_command(topo: Topology, host: Host, argv: Sequence[str]) -> list[str]:
-    """argv that runs `argv` inside `host`: its netns, a UTS namespace with its name, its root.
+    """argv that runs `argv` inside `host`: its net, UTS and PID namespaces and its root.
 
-    nsenter (not `ip netns exec`) keeps the machine's mount namespace, so the
-    host's mounts made later stay visible to what runs in it.
+    nsenter joins the namespaces of the host's init (keeping the machine's mount
+    namespace, so mounts stay visible to `lab down`) and takes its root directory.
     """
-    script = 'hostname "$1" && shift && exec chroot "$@"'
-    return [
+    try:
+        pid = init_pid_file(topo, host).read_text().strip()
+    except FileNotFoundError as exc:
+        raise LabNotUpError(f"host {host.name}") from exc
+    return ["nsenter", "-t", pid, "-n", "-u", "-p", "-r", "-w", *_DAEMON_ENV, *argv]
+
+
+def _ns_init_pid(pid: int) -> bool:
+    """True when `pid` is PID 1 of a child PID namespace (`NSpid: <outer> 1`)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            fields = line.split()[1:]
+            return len(fields) == 2 and fields[1] == "1"
+    return False
+
+
+def find_init(runner: Runner, topo: Topology, host: Host) -> int | None:
+    """The root-namespace pid of the host's init once it has entered the host's root."""
+    root = str(topo.root(host))
+    for pid in sorted(pids_in_netns(runner, topo.netns(host))):
+        try:
+            in_root = os.readlink(f"/proc/{pid}/root") == root
+        except OSError:
+            continue
+        if in_root and _ns_init_pid(pid):
+            return pid
+    return None
+
+
+def start_init(runner: Runner, topo: Topology, host: Host, *, timeout: float = 10.0) -> int:
+    """Start the host's init (detached) and record its pid in `<host dir>/init.pid`."""
+    log = topo.host_dir(host) / "init.log"
+    argv = [
         "nsenter", f"--net={netns_path(topo.netns(host))}",
-        "unshare", "--uts",
-        "sh", "-c", script, "sh", host.fqdn, str(topo.root(host)),
-        *_DAEMON_ENV, *argv,
+        "unshare", "--uts", "--pid", "--fork",
+        "sh", "-c", _INIT, "sh", host.fqdn, str(topo.root(host)), _REAPER,
     ]  # fmt: skip
+    # setsid -f detaches it; its output goes to a file so the runner does not wait on pipes.
+    runner.run(["sh", "-c", f'exec setsid -f "$@" </dev/null >>"{log}" 2>&1', "sh", *argv])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = find_init(runner, topo, host)
+        if pid is not None:
+            init_pid_file(topo, host).write_text(f"{pid}\n")
+            return pid
+        time.sleep(0.02)
+    detail = log.read_text() if log.exists() else ""
+    raise LabError(f"the init of lab host {host.name} did not start within {timeout} s: {detail}")
 
 
 def hosts_file(host: Host) -> str:
@@ -45,14 +118,16 @@ def hosts_file(host: Host) -> str:
 
 
 def mount_root(runner: Runner, topo: Topology, host: Host, image: Image) -> None:
-    """Overlay root over the image, then proc, sys (of the host's netns), dev, dev/pts, run."""
+    """Overlay root over the image, then sys (of the host's netns), dev, dev/pts, run.
+
+    proc is mounted by the host's init, from inside its PID namespace.
+    """
     base = topo.host_dir(host)
     upper, work, root = base / "upper", base / "work", topo.root(host)
     for path in (upper, work, root):
         path.mkdir(parents=True, exist_ok=True)
     options = f"lowerdir={image.rootfs},upperdir={upper},workdir={work}"
     runner.run(["mount", "-t", "overlay", "overlay", "-o", options, str(root)])
-    runner.run(["mount", "-t", "proc", "proc", str(root / "proc")])
     # sysfs mounted from inside the namespace shows the host's own interfaces.
     ns = netns_path(topo.netns(host))
     runner.run(["nsenter", f"--net={ns}", "mount", "-t", "sysfs", "sysfs", str(root / "sys")])

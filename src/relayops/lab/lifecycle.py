@@ -15,7 +15,14 @@ from relayops.lab import netns, processes
 from relayops.lab import state as lab_state
 from relayops.lab.dns import LabDNS
 from relayops.lab.errors import NotRootError
-from relayops.lab.host import mount_root, start_sshd, tcp_answers, wait_tcp, write_identity
+from relayops.lab.host import (
+    mount_root,
+    start_init,
+    start_sshd,
+    tcp_answers,
+    wait_tcp,
+    write_identity,
+)
 from relayops.lab.image import ensure_image
 from relayops.lab.keys import ensure_client_key, known_hosts_line
 from relayops.lab.mounts import mounts_under, remove_tree, unmount_tree
@@ -171,6 +178,7 @@ def _build(runner: Runner, topo: Topology, t: Timings, cache_dir: Path) -> None:
     sink = Sink(topo, runner)
     sink.configure()
     for host in topo.hosts:
+        start_init(runner, topo, host)
         start_sshd(runner, topo, host)
     dns.start()
     sink.start()
