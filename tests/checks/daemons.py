@@ -71,10 +71,15 @@ def tcp_open(address: str, port: int) -> bool:
         return False
 
 
-def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def run(cmd: list[str], *, log: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a setup command; on failure show its output and the tail of `log` (Postfix
+    commands without a terminal write their errors only to their log)."""
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr}")
+        tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr}{result.stdout}{tail}"
+        )
     return result
 
 

@@ -23,9 +23,12 @@ class PinnedSMTP(smtplib.SMTP):
     """smtplib.SMTP that connects to `address` whatever host name it is given; the name is
     kept as the TLS server name for STARTTLS."""
 
-    def __init__(self, address: str, *, timeout: float) -> None:
+    def __init__(self, address: str, server_name: str, *, timeout: float) -> None:
         self._address = address
         super().__init__(timeout=timeout)
+        # smtplib.starttls() takes the TLS server name from `_host`, which only the
+        # constructor sets (and the constructor would connect to the name, not the IP).
+        self._host = server_name
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self._address, port), timeout)
@@ -57,7 +60,7 @@ def open_smtp(
     if implicit_tls:
         smtp = PinnedSMTPSSL(address, context=context or insecure_context(), timeout=timeout)
     else:
-        smtp = PinnedSMTP(address, timeout=timeout)
+        smtp = PinnedSMTP(address, fqdn, timeout=timeout)
     try:
         code, banner = smtp.connect(fqdn, port)
     except (OSError, smtplib.SMTPException) as exc:

@@ -42,18 +42,22 @@ class SubmissionObservation:
     after_tls: dict[str, str] | None  # None: STARTTLS not offered or failed
 
 
+def _features(smtp: smtplib.SMTP) -> dict[str, str]:
+    return {k: v.strip() for k, v in smtp.esmtp_features.items()}
+
+
 def probe_submission(
     address: str, fqdn: str, port: int, *, timeout: float = 10.0
 ) -> SubmissionObservation:
     smtp = open_smtp(address, fqdn, port, timeout=timeout)
     try:
         smtp.ehlo(EHLO_NAME)
-        before = dict(smtp.esmtp_features)
+        before = _features(smtp)
         after: dict[str, str] | None = None
         if smtp.has_extn("starttls"):
             smtp.starttls(context=insecure_context())
             smtp.ehlo(EHLO_NAME)
-            after = dict(smtp.esmtp_features)
+            after = _features(smtp)
         return SubmissionObservation(before, after)
     except (OSError, smtplib.SMTPException) as exc:
         raise ProbeError(f"SMTP dialogue with {address}:{port} failed: {exc}") from exc
