@@ -1,0 +1,161 @@
+"""A real Postfix (with real Dovecot SASL and the real policy daemon) run from a compiled
+host tree proves the sender-login binding and the TLS-before-AUTH rules.
+
+Instances listen on 127.0.0.1 high ports only; mail is queued, never delivered.
+Passwords of the golden logins are "pw-<login>".
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import smtplib
+import ssl
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from compile.instances import Relay, relay_instance
+from relayops.compile import compile_inventory
+from relayops.loader import load_repo
+
+pytestmark = pytest.mark.real
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+NO_VERIFY = ssl._create_unverified_context()  # the instance has a throw-away self-signed cert
+
+
+def _start(case: str) -> Iterator[Relay]:
+    # Not pytest's tmp_path: its parents are 0700 and the postfix user must traverse them.
+    tmp = Path(tempfile.mkdtemp(prefix="relayops-relay-"))
+    repo = load_repo(GOLDEN / case / "repo", today=date(2026, 11, 23)).repo
+    assert repo is not None
+    inventory = repo.inventories["production"]
+    host = inventory.hosts[0]
+    config = compile_inventory(repo, inventory)[host.name]
+    try:
+        with relay_instance(repo, host, config, tmp) as relay:
+            yield relay
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def relay() -> Iterator[Relay]:
+    """Customer alpha on the shared pool, customer dedi on dedicated IP dedi-1."""
+    yield from _start("throttling")
+
+
+@pytest.fixture(scope="module")
+def relay_with_suspended() -> Iterator[Relay]:
+    yield from _start("suspended")
+
+
+def submission(relay: Relay, login: str | None = None) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", relay.submission, timeout=20)
+    client.ehlo("client.example")
+    client.starttls(context=NO_VERIFY)
+    client.ehlo("client.example")
+    if login is not None:
+        client.login(login, f"pw-{login}")
+    return client
+
+
+def _plain(login: str, password: str) -> str:
+    return base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+
+
+def envelope(client: smtplib.SMTP, sender: str, rcpt: str) -> tuple[int, bytes]:
+    code, text = client.mail(sender)
+    assert code == 250, text
+    return client.rcpt(rcpt)
+
+
+def test_auth_is_not_offered_before_starttls(relay: Relay) -> None:
+    with smtplib.SMTP("127.0.0.1", relay.submission, timeout=20) as client:
+        client.ehlo("client.example")
+        assert client.has_extn("starttls")
+        assert not client.has_extn("auth")
+        code, text = client.mail("x@alpha.example")
+        assert code == 530, text  # 5.7.0 Must issue a STARTTLS command first
+    with submission(relay) as client:
+        assert "PLAIN" in client.esmtp_features["auth"]
+
+
+def test_port_465_is_implicit_tls_with_auth(relay: Relay) -> None:
+    with smtplib.SMTP_SSL("127.0.0.1", relay.submissions, timeout=20, context=NO_VERIFY) as c:
+        c.ehlo("client.example")
+        assert c.has_extn("auth")
+        assert c.login("alpha-app", "pw-alpha-app")[0] == 235
+
+
+def test_unauthenticated_client_cannot_relay_on_submission(relay: Relay) -> None:
+    with submission(relay) as client:
+        code, text = envelope(client, "x@alpha.example", "someone@gmail.com")
+        assert code == 554 and b"5.7.1" in text, text
+
+
+def test_port_25_takes_mail_for_the_service_domain_only(relay: Relay) -> None:
+    # 127.0.0.2 stands for the Internet: only 127.0.0.1 (local notices) is in mynetworks.
+    outside = ("127.0.0.2", 0)
+    with smtplib.SMTP("127.0.0.1", relay.smtp, timeout=20, source_address=outside) as client:
+        client.ehlo("isp.example")
+        assert not client.has_extn("auth")
+        code, text = envelope(client, "bounce@isp.example", "someone@gmail.com")
+        assert code == 554 and b"Relay access denied" in text, text
+        client.rset()
+        code, text = envelope(client, "", "postmaster@relay.example.net")
+        assert code == 250, text
+
+
+def test_wrong_password_is_refused(relay: Relay) -> None:
+    with submission(relay) as client:
+        code, _ = client.docmd("AUTH", "PLAIN " + _plain("alpha-app", "not-the-password"))
+        assert code == 535
+
+
+def test_login_cannot_send_from_another_customers_domain(relay: Relay) -> None:
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "billing@dedi.example", "someone@gmail.com")
+        assert code == 553 and b"not owned by user alpha-app" in text, text
+        client.rset()
+        code, text = envelope(client, "x@unknown-domain.example", "someone@gmail.com")
+        assert code == 553, text
+
+
+def test_login_sends_from_any_address_of_its_own_domains(relay: Relay) -> None:
+    with submission(relay, "alpha-app") as client:
+        for sender in ("news@alpha.example", "anyone.else@alpha-news.example"):
+            client.rset()
+            code, text = envelope(client, sender, "reader@gmail.com")
+            assert code == 250, text  # the policy daemon (real) said DUNNO
+            code, text = client.data(b"Subject: hello\r\n\r\nbody\r\n")
+            assert code == 250, text
+
+
+def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:
+    with submission(relay, "dedi-app") as client:
+        code, text = envelope(client, "shop@dedi.example", "buyer@example.org")
+        assert code == 250, text
+        code, text = client.data(b"Subject: order\r\n\r\nthanks\r\n")
+        assert code == 250, text
+    queue_id = text.decode().rsplit(" ", 1)[-1]
+    shown = subprocess.run(
+        ["postcat", "-c", str(relay.root / "etc/postfix"), "-q", queue_id],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    assert "content_filter: ip-dedi-1:" in shown, shown
+
+
+def test_suspended_customer_cannot_log_in_or_use_its_domain(relay_with_suspended: Relay) -> None:
+    relay = relay_with_suspended
+    with submission(relay) as client:
+        code, _ = client.docmd("AUTH", "PLAIN " + _plain("susp-app", "pw-susp-app"))
+        assert code == 535  # right password, but suspended logins are not in Dovecot's file
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "x@susp.example", "someone@gmail.com")
+        assert code == 553, text
