@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pathlib import Path
 from relayops.lab import netns, processes
 from relayops.lab import state as lab_state
 from relayops.lab.dns import LabDNS
-from relayops.lab.errors import NotRootError
+from relayops.lab.errors import LabError, NotRootError
 from relayops.lab.host import (
     mount_root,
     start_init,
@@ -33,9 +34,30 @@ from relayops.lab.topology import CACHE_DIR, Host, Topology
 log = logging.getLogger("relayops.lab")
 
 
+# Programs `lab up` runs on the machine, and the Debian package that ships each.
+TOOLS = {
+    "ip": "iproute2",
+    "mount": "mount",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "setsid": "util-linux",
+    "chroot": "coreutils",
+    "tar": "tar",
+    "zstd": "zstd",
+    "debootstrap": "debootstrap",
+}
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise NotRootError()
+
+
+def require_tools() -> None:
+    missing = sorted(name for name in TOOLS if shutil.which(name) is None)
+    if missing:
+        packages = " ".join(sorted({TOOLS[name] for name in missing}))
+        raise LabError(f"missing programs {missing}: apt-get install {packages}")
 
 
 @contextmanager
@@ -208,6 +230,7 @@ def up(
     without pulling the image from under a running lab.
     """
     require_root()
+    require_tools()
     run = runner or Runner()
     topo = Topology(index=index, relay_count=relays)
     t = Timings()
