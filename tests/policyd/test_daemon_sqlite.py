@@ -103,11 +103,13 @@ def test_sigkill_loses_at_most_the_documented_window(
     client = d.client()
     assert ask_many(client, 400) == ["DUNNO"] * 400
     time.sleep(0.3)  # > flush interval: all of these are on disk
-    assert ask_many(client, 1500) == ["DUNNO"] * 1500  # the last may be in memory only
+    burst = ask_many(client, 3000)  # the last of these may be in memory only
+    accepted = 400 + burst.count("DUNNO")
+    assert set(burst) <= {"DUNNO", DEFER}
     assert d.stop(signal.SIGKILL) == -signal.SIGKILL
     client.close()
     kept = stored_count(db)
-    assert 1900 - 500 <= kept <= 1900  # max_unflushed = 500
+    assert accepted - 1000 <= kept <= accepted  # max_unflushed = 1000
     assert kept >= 400
     # Restarted, the daemon counts on from what the file holds.
     d2 = start(
@@ -155,7 +157,7 @@ def test_sqlite_locked_by_another_process(
     counted = answers.count("DUNNO") if mode == "defer" else None
     if mode == "defer":
         # Up to the loss window the daemon counts in memory; past it, tempfails.
-        assert counted == 500
+        assert counted == 1000
         assert set(answers) == {"DUNNO", DEFER}
     else:
         assert set(answers) == {"DUNNO"}

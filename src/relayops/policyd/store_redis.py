@@ -15,21 +15,22 @@ Requests that arrive while a call is in flight are batched into the next call
 all connections. Redis runs a script atomically, so however many daemons
 share one Redis, a customer's day never goes past its limit.
 
-On an error or timeout every charge of the batch is UNAVAILABLE; during an
-outage only one call per `retry_interval` tries Redis, the others fail at
-once, so no connection waits longer than `timeout`. redis-py reconnects by
-itself when Redis is back.
+On an error or timeout every charge of the batch is UNAVAILABLE and the
+connection is dropped; during an outage one attempt per `retry_interval`
+reconnects, the charges in between fail at once, so no request waits longer
+than `timeout` (connect, or reply). The hot path speaks RESP through
+`resp.py` (see there why not redis-py's asyncio client).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+import redis
 
+from relayops.policyd.resp import Address, ReplyError, RespConnection
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome
 from relayops.policyd.store import COMPLAINT, UNAVAILABLE, OutageLog, StoreError
 
@@ -87,54 +88,41 @@ class RedisStore:
         retry_interval: float = 0.25,
         max_batch: int = 256,
     ) -> None:
-        self.url = url
+        try:
+            self.address = Address.parse(url)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
         self.description = url
         self.timeout = timeout
         self.retry_interval = retry_interval
         self.max_batch = max_batch
         self._outage = OutageLog(url)
-        self._client: aioredis.Redis | None = None
-        self._script: Any = None
+        self._sha = hashlib.sha1(CHARGE_LUA.encode()).hexdigest()
+        self._conn: RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
         self._pending: list[tuple[Charge, asyncio.Future[Outcome]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight = False
         self._retry_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        # Start even if Redis is not up yet (a fleet's Redis may come up after us):
+        # until it is, the --on-store-error answer applies.
         self._loop = asyncio.get_running_loop()
-        try:
-            self._client = aioredis.from_url(
-                self.url,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                health_check_interval=0,
-            )
-        except ValueError as exc:
-            raise StoreError(f"invalid Redis URL {self.url!r}: {exc}") from None
-        self._script = self._client.register_script(CHARGE_LUA)
-        try:
-            await self._client.ping()
-        except (RedisError, OSError) as exc:
-            # Start anyway: the fleet's Redis may come up after us; until then the
-            # --on-store-error answer applies.
-            self._outage.failed(str(exc))
+        await self._connect()
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._connecting is not None:
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     @property
     def outage(self) -> bool:
         return self._outage.active
 
-    @property
-    def client(self) -> aioredis.Redis:
-        if self._client is None:
-            raise StoreError("the Redis store is not started")
-        return self._client
+    # ---- request path ------------------------------------------------------------------
 
     def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome]:
         loop = self._loop
@@ -144,20 +132,24 @@ class RedisStore:
             return UNAVAILABLE
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((charge, fut))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush_loop())
+        if not self._in_flight:
+            self._send()
         return fut
 
-    async def _flush_loop(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._run(batch)
-        finally:
-            self._flusher = None
-
-    async def _run(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]]) -> None:
+    def _send(self) -> None:
+        """Send the pending charges as one EVALSHA (or connect first)."""
+        if not self._pending:
+            self._in_flight = False
+            return
+        self._in_flight = True
+        conn = self._conn
+        if conn is None or conn.closed:
+            if self._connecting is None:
+                assert self._loop is not None
+                self._connecting = self._loop.create_task(self._reconnect())
+            return
+        batch = self._pending[: self.max_batch]
+        del self._pending[: self.max_batch]
         keys: list[str] = []
         args: list[int] = [TTL_SECONDS]
         for charge, _ in batch:
@@ -165,25 +157,70 @@ class RedisStore:
             notice = f"{PREFIX}notice:{cid}:{day}:"
             keys += (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
             args += (charge.limit, charge.warn_at)
+        reply = conn.call(b"EVALSHA", self._sha, len(keys), *keys, *args)
+        assert self._loop is not None
+        timer = self._loop.call_later(self.timeout, conn.close)  # fails `reply`
+
+        def done(fut: asyncio.Future[object]) -> None:
+            timer.cancel()
+            exc = fut.exception()
+            result = fut.result() if exc is None else None
+            if exc is not None or isinstance(result, ReplyError) or not isinstance(result, list):
+                conn.close()  # NOSCRIPT, OOM, garbage: start afresh on a new connection
+                self._failed(batch, str(exc or result))
+            else:
+                self._outage.recovered()
+                for i, (_, charge_fut) in enumerate(batch):
+                    status, count, warn, limit = result[4 * i : 4 * i + 4]
+                    charge_fut.set_result(
+                        Outcome(_STATUS[int(status)], int(count), bool(warn), bool(limit))
+                    )
+            self._send()
+
+        reply.add_done_callback(done)
+
+    def _failed(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], why: str) -> None:
+        assert self._loop is not None
+        self._retry_at = self._loop.time() + self.retry_interval
+        self._outage.failed(why)
+        for _, fut in batch + self._pending:
+            if not fut.done():
+                fut.set_result(UNAVAILABLE)
+        self._pending.clear()
+
+    async def _reconnect(self) -> None:
         try:
-            result = await asyncio.wait_for(self._script(keys=keys, args=args), self.timeout * 2)
-        except (RedisError, OSError, TimeoutError) as exc:
+            await self._connect()
+        finally:
+            self._connecting = None
+        if self._conn is None:
+            self._failed([], "not connected")
+        self._send()
+
+    async def _connect(self) -> None:
+        try:
+            conn = await RespConnection.open(self.address, timeout=self.timeout)
+            loaded = await asyncio.wait_for(conn.call(b"SCRIPT", b"LOAD", CHARGE_LUA), self.timeout)
+        except (OSError, TimeoutError) as exc:
+            self._conn = None
             assert self._loop is not None
             self._retry_at = self._loop.time() + self.retry_interval
             self._outage.failed(f"{type(exc).__name__}: {exc}")
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(UNAVAILABLE)
             return
-        self._outage.recovered()
-        for i, (_, fut) in enumerate(batch):
-            status, count, warn, limit = result[4 * i : 4 * i + 4]
-            if not fut.done():
-                fut.set_result(Outcome(_STATUS[int(status)], int(count), bool(warn), bool(limit)))
+        if isinstance(loaded, ReplyError):
+            conn.close()
+            self._conn = None
+            self._outage.failed(f"SCRIPT LOAD: {loaded.message}")
+            return
+        self._conn = conn
 
-    async def set_flag(self, customer: str, reason: str = "", *, ttl: int | None = None) -> None:
-        """Set a customer's complaint flag (for feedback-loop tooling and tests)."""
-        await self.client.set(flag_key(customer), reason or "1", ex=ttl)
 
-    async def clear_flag(self, customer: str) -> None:
-        await self.client.delete(flag_key(customer))
+def set_flag(url: str, customer: str, reason: str = "", *, ttl: int | None = None) -> None:
+    """Set a customer's complaint flag in a Redis store (for feedback-loop tooling)."""
+    with redis.Redis.from_url(url) as client:
+        client.set(flag_key(customer), reason or "1", ex=ttl)
+
+
+def clear_flag(url: str, customer: str) -> None:
+    with redis.Redis.from_url(url) as client:
+        client.delete(flag_key(customer))

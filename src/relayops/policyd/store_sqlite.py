@@ -4,13 +4,13 @@ One daemon owns one SQLite file (an flock on ``PATH.lock`` enforces it; a
 fleet shares Redis instead). Requests are counted in memory on the event loop
 and never wait for the disk. A writer thread commits the changed counters
 (absolute values, so a retry is idempotent) every `flush_interval` seconds, or
-sooner once half of `max_unflushed` recipients are pending, with WAL and
+sooner once a quarter of `max_unflushed` recipients are pending, with WAL and
 ``synchronous=NORMAL``: a commit is in the OS's hands at once (safe from a
 daemon crash) and the writer checkpoints, which fsyncs, every `sync_interval`
 seconds. ``synchronous=FULL`` (an fsync per commit, about 2 ms here) made the
 writer fall behind under load through GIL hand-offs.
 
-Loss window: at most `max_unflushed` counted recipients (default 500) are ever
+Loss window: at most `max_unflushed` counted recipients (default 1000) are ever
 not yet committed. When that many are pending — the file is locked by another
 process, the disk is full — `charge` answers UNAVAILABLE (the daemon's
 ``--on-store-error`` answer) until the writer catches up. So a crash or a
@@ -112,7 +112,7 @@ class SqliteStore:
         path: Path,
         *,
         flush_interval: float = 0.05,
-        max_unflushed: int = 500,
+        max_unflushed: int = 1000,
         busy_timeout: float = 0.5,
         flag_poll: float = 1.0,
         sync_interval: float = 1.0,
@@ -213,7 +213,7 @@ class SqliteStore:
             outcome = self._mem.charge_now(charge)
             if outcome.status is ChargeStatus.ACCEPTED:
                 self._unflushed += 1
-                if self._unflushed == self.max_unflushed // 2:
+                if self._unflushed == self.max_unflushed // 4:
                     self._wake.set()
         return outcome
 
