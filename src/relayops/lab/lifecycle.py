@@ -24,7 +24,7 @@ from relayops.lab.host import (
     wait_tcp,
     write_identity,
 )
-from relayops.lab.image import ensure_image
+from relayops.lab.image import ensure_image, image_key
 from relayops.lab.keys import ensure_client_key, known_hosts_line
 from relayops.lab.mounts import mounts_under, remove_tree, unmount_tree
 from relayops.lab.runner import Runner
@@ -224,7 +224,7 @@ def up(
     runner: Runner | None = None,
     cache_dir: Path = CACHE_DIR,
 ) -> UpResult:
-    """Bring the lab up; a healthy lab of the same shape is left as it is.
+    """Bring the lab up; a healthy lab of the same shape and image is left as it is.
 
     `cache_dir` holds the image; the benchmark points it elsewhere to time a build from scratch
     without pulling the image from under a running lab.
@@ -236,7 +236,8 @@ def up(
     t = Timings()
     with locked(topo):
         current = lab_state.load(index)
-        if current and current.relays == relays and healthy(probe(topo)):
+        same_shape = current and current.relays == relays and current.image_key == image_key()
+        if same_shape and healthy(probe(topo)):
             t.lap("probe")
             return UpResult(topo, True, t.phases, t.total)
         teardown(run, topo)
