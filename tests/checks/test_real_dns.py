@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from checks.daemons import free_udp_tcp_port
 from checks.nsd import nsd_server
 from relayops.cli import cli
 
@@ -208,13 +209,55 @@ def test_customer_filter_and_exit_zero(
     }
 
 
-def test_unreachable_nameserver_is_a_warning_not_a_verdict(tmp_path: Path) -> None:
-    from checks.daemons import free_udp_tcp_port
-
+def test_unreachable_nameserver_is_an_error_not_a_pass(tmp_path: Path) -> None:
     data = {"service_domain": "relay.test"}
-    port = free_udp_tcp_port("127.0.0.1")
+    port = free_udp_tcp_port("127.0.0.1")  # nothing listens there
     code, report = run_check(
         tmp_path, data, "--nameserver", f"127.0.0.1:{port}", "--only", "dns", "--timeout", "1"
     )
-    assert code == 0
-    assert by_subject(report)["relay.test MX"][0] == "warning"
+    assert code == 1
+    assert by_subject(report)["relay.test MX"] == (
+        "error",
+        "DNS did not answer (relay.test MX: no answer within 2s); check the zone's "
+        "nameservers (or --nameserver).",
+    )
+
+
+def test_repository_inventory_through_the_loader(tmp_path: Path, example_repo: Path) -> None:
+    """`--inventory inventory/lab.py` builds the targets from the example repository; the
+    lab's blocklist zone is served by a local NSD listing one relay IP."""
+    zone = SOA + "11.0.18.198 A 127.0.0.2\n" + "12.0.18.198 A 127.255.255.254\n"
+    with nsd_server({"dnsbl.lab": zone}) as address:
+        result = CliRunner().invoke(
+            cli,
+            [
+                "check",
+                "--inventory",
+                str(example_repo / "inventory" / "lab.py"),
+                "--only",
+                "dnsbl",
+                "--nameserver",
+                address,
+                "--json",
+            ],
+        )
+    assert result.exit_code == 1, result.output
+    seen = by_subject(json.loads(result.output))
+    assert seen["198.18.0.11 in dnsbl.lab"][0] == "error"
+    assert seen["198.18.0.12 in dnsbl.lab"][0] == "warning"
+    assert seen["198.18.0.121 in dnsbl.lab"] == ("ok", "198.18.0.121 is not listed in dnsbl.lab.")
+
+
+def test_bad_usage_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"service_domain": "relay.test"}))
+    runner = CliRunner()
+    bad_only = runner.invoke(cli, ["check", "--inventory", str(path), "--only", "dns,smtp"])
+    assert bad_only.exit_code == 2
+    assert "unknown smtp; choose from dns,tls,ports,relay,dnsbl" in bad_only.output
+    path.write_text(json.dumps({"service_domain": "relay.test", "hosts": [{"fqdn": 1}]}))
+    invalid = runner.invoke(cli, ["check", "--inventory", str(path)])
+    assert invalid.exit_code == 2
+    assert "invalid targets: hosts.0.fqdn" in invalid.output
+    unknown = runner.invoke(cli, ["check", "--inventory", str(path.with_name("nope.json"))])
+    assert unknown.exit_code == 2

@@ -15,11 +15,38 @@ from relayops.checks.engine import MECHANISMS, parse_only, run_checks
 from relayops.checks.report import render, to_json
 from relayops.checks.resolver import make_resolver
 from relayops.checks.result import CheckInputError, Status, worst
-from relayops.checks.target import load_targets
+from relayops.checks.target import CheckTarget, load_targets
 
 
 class _BadInput(click.ClickException):
     exit_code = 2
+
+
+def _targets(
+    inventory: Path, repo_root: Path | None, credentials: Path | None, ca_bundle: str | None
+) -> CheckTarget:
+    """A JSON targets file as is; a pyinfra inventory (inventory/lab.py) through the
+    repository loader, with the repository root defaulting to the inventory's parent's."""
+    if inventory.suffix == ".json":
+        return load_targets(inventory)
+    # Imported here: the repository loader is only needed for this form.
+    from relayops.checks.from_repo import read_credentials, targets_from_repo
+    from relayops.loader import load_repo
+
+    root = repo_root or inventory.resolve().parent.parent
+    loaded = load_repo(root)
+    if loaded.repo is None or not loaded.ok:
+        first = "; ".join(f"{f.location()}: {f.message}" for f in loaded.findings[:3])
+        raise CheckInputError(
+            f"the repository at {root} does not validate ({len(loaded.findings)} problem(s): "
+            f"{first}); run `relayops validate` and fix it first"
+        )
+    return targets_from_repo(
+        loaded.repo,
+        inventory.stem,
+        credentials=read_credentials(credentials) if credentials else None,
+        ca_bundle=ca_bundle,
+    )
 
 
 @click.command("check")
@@ -28,7 +55,18 @@ class _BadInput(click.ClickException):
     "inventory",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="Targets to check: for now a JSON targets file (docs/checks.md).",
+    help="A pyinfra inventory of the repository (inventory/lab.py) or a JSON targets file.",
+)
+@click.option(
+    "--repo",
+    "repo_root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Repository root (default: the inventory's parent directory's parent).",
+)
+@click.option(
+    "--credentials",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML login: password of test logins, to prove logins only send from their domains.",
 )
 @click.option("--customer", help="Only this customer's sender domains and logins.")
 @click.option("--only", help=f"Comma-separated subset of {','.join(MECHANISMS)}.")
@@ -42,6 +80,8 @@ class _BadInput(click.ClickException):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def check(
     inventory: Path,
+    repo_root: Path | None,
+    credentials: Path | None,
     customer: str | None,
     only: str | None,
     nameserver: str | None,
@@ -51,7 +91,7 @@ def check(
 ) -> None:
     """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
     try:
-        target = load_targets(inventory)
+        target = _targets(inventory, repo_root, credentials, ca_bundle)
         if customer:
             target = target.for_customer(customer)
         if ca_bundle:

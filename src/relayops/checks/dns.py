@@ -354,8 +354,13 @@ def judge_mx(
 
 
 def _unanswered(group: str, subject: str, exc: q.DnsQueryError) -> CheckResult:
-    return warning(
-        CHECK, group, subject, f"DNS did not answer ({exc}); retry or check --nameserver."
+    # An error, not a warning: receivers asking the same DNS get a temperror and defer
+    # or junk the mail, and a check that saw nothing must not pass.
+    return error(
+        CHECK,
+        group,
+        subject,
+        f"DNS did not answer ({exc}); check the zone's nameservers (or --nameserver).",
     )
 
 

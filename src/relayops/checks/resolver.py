@@ -68,8 +68,10 @@ def _resolve(resolver: dns.resolver.Resolver, name: str, rdtype: str) -> dns.res
         return resolver.resolve(qname, rdtype, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return None
-    except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
-        raise DnsQueryError(f"no answer for {name} {rdtype}: {exc}") from exc
+    except dns.resolver.NoNameservers as exc:
+        raise DnsQueryError(f"{name} {rdtype}: the nameserver failed (SERVFAIL/REFUSED)") from exc
+    except dns.exception.Timeout as exc:
+        raise DnsQueryError(f"{name} {rdtype}: no answer within {resolver.lifetime:g}s") from exc
 
 
 def txt(resolver: dns.resolver.Resolver, name: str) -> list[str]:
