@@ -1,8 +1,9 @@
 """A real private Postfix instance (plus Dovecot for SASL and IMAPS) on loopback.
 
 One Postfix runs several smtpd listeners: a well-configured relay on GOOD_IP and, on
-BAD_IP, one listener per misconfiguration (open relay, AUTH before STARTTLS, expired,
-wrong-name and self-signed certificates, TLS 1.0 allowed). Nothing is ever delivered:
+BAD_IP, one listener per misconfiguration (open relay, AUTH before STARTTLS with a
+wrong-name certificate, an expired certificate, TLS 1.0 allowed); Dovecot serves IMAPS
+on GOOD_IP and, with a self-signed certificate, on BAD_IP. Nothing is ever delivered:
 every transport is `discard:` and the probes never send DATA.
 """
 
@@ -44,7 +45,7 @@ _WRAPPER = "-o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes"
 
 
 _GOOD_LISTENERS = ("smtp", "submission", "submissions")
-_BAD_LISTENERS = ("open_relay", "auth_before_tls", "expired", "self_signed", "tls10")
+_BAD_LISTENERS = ("open_relay", "auth_before_tls", "expired", "tls10")
 
 
 def _address(listener: str) -> str:
@@ -151,7 +152,6 @@ def _master_cf(d: Path, ports: dict[str, int]) -> str:
             "-o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=no " + cert("wrongname"),
         )
         + listener(BAD_IP, "expired", _WRAPPER + " " + cert("expired"))
-        + listener(BAD_IP, "self_signed", _WRAPPER + " " + cert("selfsigned"))
         + listener(
             BAD_IP,
             "tls10",
@@ -162,7 +162,7 @@ def _master_cf(d: Path, ports: dict[str, int]) -> str:
     )
 
 
-def _dovecot_conf(d: Path, sasl_port: int, imaps_port: int) -> str:
+def _dovecot_conf(d: Path, sasl_port: int, imaps_port: int, bad_imaps_port: int) -> str:
     pki = d.parent / "pki"
     return f"""\
 base_dir = {d}/run
@@ -196,6 +196,15 @@ service imap-login {{
     port = {imaps_port}
     ssl = yes
   }}
+  inet_listener imaps_self_signed {{
+    address = {BAD_IP}
+    port = {bad_imaps_port}
+    ssl = yes
+  }}
+}}
+local {BAD_IP} {{
+  ssl_cert = <{pki}/selfsigned.crt
+  ssl_key = <{pki}/selfsigned.key
 }}
 service auth {{
   inet_listener {{
@@ -224,6 +233,7 @@ def mail_server() -> Iterator[MailServer]:
     d = world_readable_tmpdir("relayops-mail-")
     ports = {n: free_port(_address(n)) for n in (*_GOOD_LISTENERS, *_BAD_LISTENERS)}
     ports["imaps"] = free_port(GOOD_IP)
+    ports["imaps_self_signed"] = free_port(BAD_IP)
     sasl_port = free_port(SASL_IP)
     server = MailServer(d, d / "pki" / "ca.pem", ports)
     for sub in ("pki", "postfix", "spool", "lib", "log", "dovecot/run", "dovecot/state"):
@@ -232,7 +242,9 @@ def mail_server() -> Iterator[MailServer]:
     _write_pki(d / "pki")
     dc = d / "dovecot"
     (dc / "users").write_text(f"{LOGIN}:{{PLAIN}}{PASSWORD}\n")
-    (dc / "dovecot.conf").write_text(_dovecot_conf(dc, sasl_port, ports["imaps"]))
+    (dc / "dovecot.conf").write_text(
+        _dovecot_conf(dc, sasl_port, ports["imaps"], ports["imaps_self_signed"])
+    )
     (d / "postfix" / "main.cf").write_text(_main_cf(d, sasl_port))
     (d / "postfix" / "master.cf").write_text(_master_cf(d, ports))
     dove = subprocess.Popen(
@@ -243,14 +255,18 @@ def mail_server() -> Iterator[MailServer]:
     started = False
     try:
         wait_until(
-            lambda: tcp_open(SASL_IP, sasl_port) and tcp_open(GOOD_IP, ports["imaps"]),
+            lambda: (
+                tcp_open(SASL_IP, sasl_port)
+                and tcp_open(GOOD_IP, ports["imaps"])
+                and tcp_open(BAD_IP, ports["imaps_self_signed"])
+            ),
             "dovecot",
             dc / "dovecot.log",
         )
         run([postfix, "-c", str(d / "postfix"), "start"], log=d / "log" / "postfix.log")
         started = True
         wait_until(
-            lambda: all(tcp_open(_address(n), p) for n, p in ports.items() if n != "imaps"),
+            lambda: all(tcp_open(_address(n), p) for n, p in ports.items() if "imaps" not in n),
             "postfix",
             d / "log" / "postfix.log",
         )

@@ -137,7 +137,7 @@ def test_bad_certificates_and_tls10_fail(tmp_path: Path, server: MailServer) -> 
         smtp=p["tls10"],
         submission=p["auth_before_tls"],
         submissions=p["expired"],
-        imaps=p["self_signed"],
+        imaps=p["imaps_self_signed"],
     )
     code, report = run_check(
         tmp_path, {"hosts": [bad]}, "--only", "tls", "--ca-bundle", str(server.ca_file)
@@ -145,7 +145,8 @@ def test_bad_certificates_and_tls10_fail(tmp_path: Path, server: MailServer) -> 
     seen = by_subject(report)
     assert code == 1
     tls10, wrong = f"{BAD_HOST}:{p['tls10']}", f"{BAD_HOST}:{p['auth_before_tls']}"
-    expired, selfsigned = f"{BAD_HOST}:{p['expired']}", f"{BAD_HOST}:{p['self_signed']}"
+    expired = f"{BAD_HOST}:{p['expired']}"
+    selfsigned = f"{BAD_HOST}:{p['imaps_self_signed']}"
     assert seen[f"{tls10} refuses TLSv1"][1].startswith(f"{tls10} accepts a TLSv1 handshake")
     assert seen[f"{tls10} refuses TLSv1.1"][0] == "error"
     assert seen[f"{tls10} chain"][0] == "ok"

@@ -72,9 +72,17 @@ def _legacy_context(version: str) -> ssl.SSLContext:
 
 
 def handshake(
-    address: str, fqdn: str, port: int, mode: Mode, ctx: ssl.SSLContext, timeout: float
+    address: str,
+    fqdn: str,
+    port: int,
+    mode: Mode,
+    ctx: ssl.SSLContext,
+    timeout: float,
+    *,
+    greeting: bool = True,
 ) -> tuple[str | None, bytes]:
-    """One TLS handshake; returns the negotiated version and the peer's certificate."""
+    """One TLS handshake; returns the negotiated version and the peer's certificate.
+    With `greeting`, an implicit-TLS service must then greet in its protocol."""
     if mode == "starttls":
         smtp = open_smtp(address, fqdn, port, timeout=timeout)
         try:
@@ -92,7 +100,21 @@ def handshake(
     except OSError as exc:
         raise ProbeError(f"cannot connect to {fqdn} ({address}:{port}): {exc}") from exc
     with raw, ctx.wrap_socket(raw, server_hostname=fqdn) as tls:
+        if greeting:
+            prefix = b"* OK" if mode == "implicit-imap" else b"220"
+            _expect_greeting(tls, prefix, f"{address}:{port}")
         return tls.version(), tls.getpeercert(binary_form=True) or b""
+
+
+def _expect_greeting(tls: ssl.SSLSocket, prefix: bytes, endpoint: str) -> None:
+    """The service behind TLS must speak (IMAP `* OK`, SMTP `220`), not just terminate TLS."""
+    try:
+        greeting = tls.recv(512)
+    except OSError as exc:
+        raise ProbeError(f"{endpoint} sent no greeting after the TLS handshake: {exc}") from exc
+    if not greeting.startswith(prefix):
+        shown = greeting[:60].decode(errors="replace").strip() or "nothing"
+        raise ProbeError(f"{endpoint} greeted with {shown!r} instead of {prefix.decode()}")
 
 
 def _is_client_side(exc: ssl.SSLError) -> bool:
@@ -120,7 +142,8 @@ def probe_tls(
     legacy: dict[str, bool | None] = {}
     for legacy_version in LEGACY_VERSIONS:
         try:
-            handshake(address, fqdn, port, mode, _legacy_context(legacy_version), timeout)
+            ctx = _legacy_context(legacy_version)
+            handshake(address, fqdn, port, mode, ctx, timeout, greeting=False)
             legacy[legacy_version] = True
         except ssl.SSLError as exc:
             legacy[legacy_version] = None if _is_client_side(exc) else False
