@@ -24,6 +24,7 @@ from relayops.compile.dns_records import dkim_txt
 from relayops.compile.files import HostConfig
 from relayops.compile.gitref import GitRefError, toplevel, worktree
 from relayops.compile.host import compile_inventory
+from relayops.compile.loading import load_frozen
 from relayops.compile.plan import make_plan
 from relayops.compile.render import write_hosts
 from relayops.compile.report import plan_json, plan_markdown
@@ -46,7 +47,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _load(root: Path) -> Repo:
-    result = load_repo(root)
+    result = load_frozen(root)
     if result.repo is None:
         print_findings(result.findings)
         click.echo(

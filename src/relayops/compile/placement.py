@@ -44,23 +44,35 @@ def default_egress(host: RelayHost) -> Egress:
     return (pools or egresses)[0]
 
 
+def _index(host: RelayHost) -> dict[tuple[str, str], Egress]:
+    """Egresses by ("pool", name) and ("ip", name): built once per look-up batch."""
+    index: dict[tuple[str, str], Egress] = {}
+    for egress in host_egresses(host):
+        key = ("pool", egress.pool) if egress.pool is not None else ("ip", egress.ip.name)
+        index[key] = egress
+    return index
+
+
+def _lookup(index: dict[tuple[str, str], Egress], customer: Customer) -> Egress | None:
+    placement = customer.placement
+    if placement.pool is not None:
+        return index.get(("pool", placement.pool))
+    if placement.dedicated_ip is not None:
+        return index.get(("ip", placement.dedicated_ip))
+    return None
+
+
 def customer_egress(host: RelayHost, customer: Customer) -> Egress | None:
     """The egress this host uses for the customer, or None if the host does not serve it."""
-    for egress in host_egresses(host):
-        if customer.placement.pool is not None and egress.pool == customer.placement.pool:
-            return egress
-        if customer.placement.dedicated_ip is not None and egress.ip.name == (
-            customer.placement.dedicated_ip
-        ):
-            return egress
-    return None
+    return _lookup(_index(host), customer)
 
 
 def served(customers: dict[str, Customer], host: RelayHost) -> list[tuple[Customer, Egress]]:
     """Customers (any status) this host serves, sorted by id, with their egress."""
+    index = _index(host)
     result = []
     for cid in sorted(customers):
-        egress = customer_egress(host, customers[cid])
+        egress = _lookup(index, customers[cid])
         if egress is not None:
             result.append((customers[cid], egress))
     return result
