@@ -120,3 +120,17 @@ def test_absent_and_duplicate_records() -> None:
 def test_plus_all_is_a_warning() -> None:
     results = judge_spf("acme.test", G, snap({"acme.test": ["v=spf1 +all"]}), ("198.18.0.10",))
     assert results[0].status is Status.WARNING
+
+
+def test_more_than_two_void_lookups_fail() -> None:
+    s = snap(
+        {"acme.test": ["v=spf1 a:gone1.test a:gone2.test mx:gone3.test ip4:198.18.0.10 -all"]},
+        addresses={"gone1.test": [], "gone2.test": []},
+        mx={"gone3.test": []},
+    )
+    assert spf.void_lookups("acme.test", s) == ["a:gone1.test", "a:gone2.test", "mx:gone3.test"]
+    result = judge_spf("acme.test", G, s, ("198.18.0.10",))[0]
+    assert result.status is Status.ERROR
+    assert "more than the 2 void lookups" in result.message
+    two = snap({"acme.test": ["v=spf1 a:x.test a:y.test -all"]}, addresses={"x.test": []})
+    assert spf.void_lookups("acme.test", two) == ["a:x.test"]

@@ -85,6 +85,17 @@ def judge_spf(
                 "replace includes by ip4:/ip6: mechanisms.",
             )
         )
+    elif len(void := spf.void_lookups(domain, snap)) > spf.MAX_VOID_LOOKUPS:
+        results.append(
+            error(
+                CHECK,
+                group,
+                subject,
+                f"SPF record of {domain} has {len(void)} terms naming nothing "
+                f"({', '.join(void)}), more than the {spf.MAX_VOID_LOOKUPS} void lookups "
+                "RFC 7208 4.6.4 allows; remove them.",
+            )
+        )
     elif problems:
         results.append(
             error(

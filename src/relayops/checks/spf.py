@@ -18,6 +18,7 @@ import dns.resolver
 from relayops.checks import resolver as q
 
 MAX_LOOKUPS = 10  # RFC 7208 4.6.4
+MAX_VOID_LOOKUPS = 2  # RFC 7208 4.6.4: more is a permerror at most receivers
 _LOOKUP_MECHANISMS = frozenset({"include", "a", "mx", "ptr", "exists"})
 _MECHANISMS = _LOOKUP_MECHANISMS | {"all", "ip4", "ip6"}
 _FETCH_LIMIT = 40  # distinct names fetched: bounds include loops and hostile records
@@ -175,6 +176,33 @@ def count_lookups(domain: str, snap: SpfSnapshot) -> tuple[int, list[str]]:
         return total
 
     return walk(domain.lower(), ()), problems
+
+
+def void_lookups(domain: str, snap: SpfSnapshot) -> list[str]:
+    """`a`/`mx` terms (recursively through include/redirect) whose name has no address or
+    no MX: each is a "void lookup", of which RFC 7208 4.6.4 allows two."""
+    void: list[str] = []
+    seen: set[str] = set()
+
+    def walk(name: str) -> None:
+        records = snap.txt.get(name)
+        if name in seen or not records or len(records) != 1:
+            return
+        seen.add(name)
+        record = parse_spf(records[0])
+        for term in record.terms:
+            target = term.domain or name
+            if term.mechanism == "a" and snap.addresses.get(target) == []:
+                void.append(f"a:{target}")
+            elif term.mechanism == "mx" and snap.mx.get(target) == []:
+                void.append(f"mx:{target}")
+            elif term.mechanism == "include":
+                walk(target)
+        if record.redirect:
+            walk(record.redirect)
+
+    walk(domain.lower())
+    return void
 
 
 def _in_network(ip: str, addresses: list[str], cidr4: int, cidr6: int) -> bool:
