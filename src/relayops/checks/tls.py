@@ -39,12 +39,12 @@ Mode = Literal["starttls", "implicit-smtp", "implicit-imap"]
 class TlsObservation:
     """What one endpoint showed: the negotiated version, its certificate, OpenSSL's chain
     verdict against the CA bundle (None = verified), and, per legacy version, whether a
-    handshake was accepted (None = this client could not offer it)."""
+    handshake was accepted (True), refused (False) or could not be tried (why, a str)."""
 
     version: str | None
     cert_der: bytes
     verify_error: str | None
-    legacy_accepted: dict[str, bool | None]
+    legacy_accepted: dict[str, bool | str]
 
 
 def verifying_context(ca_bundle: str | None) -> ssl.SSLContext:
@@ -136,19 +136,25 @@ def probe_tls(
         version, der = handshake(address, fqdn, port, mode, verifying_context(ca_bundle), timeout)
     except ssl.SSLCertVerificationError as exc:
         verify_error = exc.verify_message or str(exc)
-        version, der = handshake(address, fqdn, port, mode, insecure_context(), timeout)
+        try:
+            version, der = handshake(address, fqdn, port, mode, insecure_context(), timeout)
+        except (ssl.SSLError, OSError, smtplib.SMTPException) as again:
+            raise ProbeError(f"TLS handshake with {address}:{port} failed: {again}") from again
     except (ssl.SSLError, OSError, smtplib.SMTPException) as exc:
         raise ProbeError(f"TLS handshake with {address}:{port} failed: {exc}") from exc
-    legacy: dict[str, bool | None] = {}
+    legacy: dict[str, bool | str] = {}
     for legacy_version in LEGACY_VERSIONS:
         try:
             ctx = _legacy_context(legacy_version)
             handshake(address, fqdn, port, mode, ctx, timeout, greeting=False)
             legacy[legacy_version] = True
+        except ProbeError as exc:  # no connection or no STARTTLS: nothing was tried
+            legacy[legacy_version] = str(exc)
         except ssl.SSLError as exc:
-            legacy[legacy_version] = None if _is_client_side(exc) else False
+            refused_here = "this machine's OpenSSL cannot offer it"
+            legacy[legacy_version] = refused_here if _is_client_side(exc) else False
         except (OSError, smtplib.SMTPException):
-            legacy[legacy_version] = False  # the server hung up: refused
+            legacy[legacy_version] = False  # the server hung up mid-handshake: refused
     return TlsObservation(version, der, verify_error, legacy)
 
 
@@ -167,7 +173,7 @@ def judge_version(subject: str, group: str, version: str | None) -> CheckResult:
     )
 
 
-def judge_legacy(subject: str, group: str, accepted: dict[str, bool | None]) -> list[CheckResult]:
+def judge_legacy(subject: str, group: str, accepted: dict[str, bool | str]) -> list[CheckResult]:
     results = []
     for version, verdict in accepted.items():
         sub = f"{subject} refuses {version}"
@@ -190,8 +196,8 @@ def judge_legacy(subject: str, group: str, accepted: dict[str, bool | None]) -> 
                     CHECK,
                     group,
                     sub,
-                    f"could not test {version} on {subject}: this machine's OpenSSL cannot "
-                    "offer it; run the check from a host whose OpenSSL still can.",
+                    f"could not test {version} on {subject} ({verdict}); rerun from a host "
+                    "whose OpenSSL still offers it.",
                 )
             )
     return results
