@@ -106,9 +106,7 @@ class _Conn(asyncio.Protocol):
             self.done.set_exception(ConnectionError(f"closed after {self.i} answers: {exc}"))
 
 
-async def run_load(
-    address: str, connections: int, requests: int, payloads: list[bytes]
-) -> Result:
+async def run_load(address: str, connections: int, requests: int, payloads: list[bytes]) -> Result:
     """Send `requests` in total over `connections` persistent connections."""
     loop = asyncio.get_running_loop()
     per_conn = [requests // connections + (i < requests % connections) for i in range(connections)]
