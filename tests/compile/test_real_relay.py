@@ -137,17 +137,31 @@ def test_login_sends_from_any_address_of_its_own_domains(relay: Relay) -> None:
             assert code == 250, text
 
 
+def queued(relay: Relay, queue_id: str) -> str:
+    return subprocess.run(
+        ["postcat", "-c", str(relay.root / "etc/postfix"), "-q", queue_id],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+
+
+def test_submitted_mail_is_dkim_signed_for_its_domain(relay: Relay) -> None:
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "news@alpha-news.example", "reader@example.org")
+        assert code == 250, text
+        code, text = client.data(b"From: news@alpha-news.example\r\nSubject: hi\r\n\r\nbody\r\n")
+        assert code == 250, text
+    shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
+    assert "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=alpha-news.example;" in shown
+    assert "s=a1;" in shown
+
+
 def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:
     with submission(relay, "dedi-app") as client:
         code, text = envelope(client, "shop@dedi.example", "buyer@example.org")
         assert code == 250, text
         code, text = client.data(b"Subject: order\r\n\r\nthanks\r\n")
         assert code == 250, text
-    queue_id = text.decode().rsplit(" ", 1)[-1]
-    shown = subprocess.run(
-        ["postcat", "-c", str(relay.root / "etc/postfix"), "-q", queue_id],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
+    shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
     assert "content_filter: ip-dedi-1:" in shown, shown
 
 
