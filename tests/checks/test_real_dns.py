@@ -150,6 +150,18 @@ def test_dns_and_dnsbl_through_the_cli(
     )
     seen = by_subject(report)
     assert code == 1
+    # concurrency changes nothing: the same report, in the same order, one probe at a time
+    serial = run_check(
+        tmp_path,
+        targets(good_pem),
+        "--nameserver",
+        nameserver,
+        "--only",
+        "dns,dnsbl",
+        "--workers",
+        "1",
+    )
+    assert serial == (code, report)
     # the healthy customer passes everything
     acme = next(g for g in report["groups"] if g["group"] == "customer acme")
     assert acme["status"] == "ok", acme

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from relayops.checks.parallel import gather
 from relayops.checks.report import grouped, render, to_json
 from relayops.checks.result import CheckInputError, error, ok, warning
 from relayops.checks.target import load_targets, parse_targets
@@ -84,3 +86,12 @@ def test_report_puts_failures_first_and_renders() -> None:
     text = console.export_text()
     assert text.index("customer b") < text.index("host r1") < text.index("customer a")
     assert "1 error(s), 1 warning(s), 2 ok" in text
+
+
+def test_gather_keeps_input_order_under_concurrency() -> None:
+    def slow_first(n: int) -> list[int]:
+        time.sleep(0.05 if n == 0 else 0)
+        return [n, n * 10]
+
+    assert gather(slow_first, [0, 1, 2], workers=3) == [0, 0, 1, 10, 2, 20]
+    assert gather(slow_first, [0, 1, 2], workers=1) == [0, 0, 1, 10, 2, 20]

@@ -77,6 +77,13 @@ def _targets(
     help="PEM file of the CAs certificates must chain to (default: system store).",
 )
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per probe.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Probes run at once (public blocklists rate-limit: keep it modest).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def check(
     inventory: Path,
@@ -87,6 +94,7 @@ def check(
     nameserver: str | None,
     ca_bundle: str | None,
     timeout: float,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
@@ -104,6 +112,7 @@ def check(
             resolver=resolver,
             now=dt.datetime.now(dt.UTC),
             timeout=timeout,
+            workers=workers,
         )
     except CheckInputError as exc:
         raise _BadInput(str(exc)) from exc

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from relayops.checks import resolver as q
 from relayops.checks import spf
+from relayops.checks.parallel import gather
 from relayops.checks.result import CheckInputError, CheckResult, error, ok, warning
-from relayops.checks.target import CheckTarget, SenderDomain
+from relayops.checks.target import CheckTarget, HostTarget, RelayIp, SenderDomain
 
 CHECK = "dns"
 
@@ -400,26 +401,31 @@ def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[
     return results
 
 
-def run_dns_checks(target: CheckTarget, resolver: dns.resolver.Resolver) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    for domain in target.sender_domains:
-        results += check_domain(resolver, domain)
-    for host in target.hosts:
-        for relay_ip in host.ips:
-            group = host_group(host.fqdn)
-            try:
-                names = q.ptr(resolver, relay_ip.address)
-                forward = q.addresses(resolver, relay_ip.helo) if relay_ip.helo in names else []
-                results.append(judge_ptr(relay_ip.address, relay_ip.helo, group, names, forward))
-            except q.DnsQueryError as exc:
-                results.append(_unanswered(group, f"{relay_ip.address} PTR", exc))
+def check_ptr(resolver: dns.resolver.Resolver, host: HostTarget, relay_ip: RelayIp) -> CheckResult:
+    group = host_group(host.fqdn)
+    try:
+        names = q.ptr(resolver, relay_ip.address)
+        forward = q.addresses(resolver, relay_ip.helo) if relay_ip.helo in names else []
+    except q.DnsQueryError as exc:
+        return _unanswered(group, f"{relay_ip.address} PTR", exc)
+    return judge_ptr(relay_ip.address, relay_ip.helo, group, names, forward)
+
+
+def check_mx(resolver: dns.resolver.Resolver, target: CheckTarget) -> CheckResult:
     group = f"service {target.service_domain}"
     try:
         exchanges = q.mx(resolver, target.service_domain)
         resolved = {h: q.addresses(resolver, h) for _, h in exchanges if h}
-        results.append(
-            judge_mx(target.service_domain, group, exchanges, resolved, target.expected_mx)
-        )
     except q.DnsQueryError as exc:
-        results.append(_unanswered(group, f"{target.service_domain} MX", exc))
+        return _unanswered(group, f"{target.service_domain} MX", exc)
+    return judge_mx(target.service_domain, group, exchanges, resolved, target.expected_mx)
+
+
+def run_dns_checks(
+    target: CheckTarget, resolver: dns.resolver.Resolver, *, workers: int = 1
+) -> list[CheckResult]:
+    results = gather(lambda d: check_domain(resolver, d), target.sender_domains, workers=workers)
+    pairs = [(host, ip) for host in target.hosts for ip in host.ips]
+    results += gather(lambda p: [check_ptr(resolver, *p)], pairs, workers=workers)
+    results.append(check_mx(resolver, target))
     return results

@@ -16,6 +16,7 @@ from typing import Literal
 import dns.resolver
 
 from relayops.checks import resolver as q
+from relayops.checks.parallel import gather
 from relayops.checks.result import CheckResult, error, ok, warning
 from relayops.checks.target import CheckTarget, DnsblZone
 
@@ -98,17 +99,18 @@ def check_item(
     return judge(item, group, zone, answers, reason)
 
 
-def run_dnsbl_checks(target: CheckTarget, resolver: dns.resolver.Resolver) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    ip_zones = [z for z in target.dnsbl_zones if z.kind == "ip"]
-    domain_zones = [z for z in target.dnsbl_zones if z.kind == "domain"]
+def run_dnsbl_checks(
+    target: CheckTarget, resolver: dns.resolver.Resolver, *, workers: int = 1
+) -> list[CheckResult]:
+    """Every IPv4 relay IP in every IP zone, every sender domain in every domain zone."""
+    queries: list[tuple[str, str, DnsblZone]] = []
     for host in target.hosts:
         for relay_ip in host.ips:
             if ipaddress.ip_address(relay_ip.address).version != 4:
                 continue
-            for zone in ip_zones:
-                results.append(check_item(resolver, relay_ip.address, f"host {host.fqdn}", zone))
+            for zone in (z for z in target.dnsbl_zones if z.kind == "ip"):
+                queries.append((relay_ip.address, f"host {host.fqdn}", zone))
     for domain in target.sender_domains:
-        for zone in domain_zones:
-            results.append(check_item(resolver, domain.name, f"customer {domain.customer}", zone))
-    return results
+        for zone in (z for z in target.dnsbl_zones if z.kind == "domain"):
+            queries.append((domain.name, f"customer {domain.customer}", zone))
+    return gather(lambda x: [check_item(resolver, *x)], queries, workers=workers)

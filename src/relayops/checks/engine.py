@@ -39,17 +39,19 @@ def run_checks(
     resolver: dns.resolver.Resolver,
     now: dt.datetime,
     timeout: float = 10.0,
+    workers: int = 1,
 ) -> list[CheckResult]:
+    """Results in a fixed order (mechanism, then target order), whatever `workers` is."""
     selected = set(only)
     results: list[CheckResult] = []
     if "dns" in selected:
-        results += run_dns_checks(target, resolver)
+        results += run_dns_checks(target, resolver, workers=workers)
     if "dnsbl" in selected:
-        results += run_dnsbl_checks(target, resolver)
+        results += run_dnsbl_checks(target, resolver, workers=workers)
     if "ports" in selected:
         results += run_port_checks(target, timeout=timeout)
     if "tls" in selected:
-        results += run_tls_checks(target, now=now, timeout=timeout)
+        results += run_tls_checks(target, now=now, timeout=timeout, workers=workers)
     if "relay" in selected:
-        results += run_relay_checks(target, timeout=timeout)
+        results += run_relay_checks(target, timeout=timeout, workers=workers)
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 from dataclasses import dataclass
 
+from relayops.checks.parallel import gather
 from relayops.checks.probe import (
     EHLO_NAME,
     ProbeError,
@@ -362,8 +363,9 @@ def check_host_behaviour(
     return results
 
 
-def run_relay_checks(target: CheckTarget, *, timeout: float = 10.0) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    for host in target.hosts:
-        results += check_host_behaviour(host, target, timeout=timeout)
-    return results
+def run_relay_checks(
+    target: CheckTarget, *, timeout: float = 10.0, workers: int = 1
+) -> list[CheckResult]:
+    return gather(
+        lambda h: check_host_behaviour(h, target, timeout=timeout), target.hosts, workers=workers
+    )

@@ -13,6 +13,7 @@ from typing import Literal
 
 from cryptography import x509
 
+from relayops.checks.parallel import gather
 from relayops.checks.probe import (
     EHLO_NAME,
     ProbeError,
@@ -297,33 +298,37 @@ def endpoints(host: HostTarget) -> list[tuple[int, Mode]]:
     ]
 
 
-def run_tls_checks(
-    target: CheckTarget, *, now: dt.datetime, timeout: float = 10.0
+def check_endpoint(
+    target: CheckTarget,
+    host: HostTarget,
+    port: int,
+    mode: Mode,
+    *,
+    now: dt.datetime,
+    timeout: float,
 ) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    for host in target.hosts:
-        group = f"host {host.fqdn}"
-        for port, mode in endpoints(host):
-            subject = f"{host.fqdn}:{port}"
-            try:
-                obs = probe_tls(
-                    host.connect_address,
-                    host.fqdn,
-                    port,
-                    mode,
-                    ca_bundle=target.ca_bundle,
-                    timeout=timeout,
-                )
-            except ProbeError as exc:
-                results.append(
-                    error(
-                        CHECK,
-                        group,
-                        f"{subject} handshake",
-                        f"no TLS session with {subject}: {exc}; check that the service "
-                        "listens and has a certificate configured.",
-                    )
-                )
-                continue
-            results += judge_observation(subject, group, host.fqdn, obs, now)
-    return results
+    group, subject = f"host {host.fqdn}", f"{host.fqdn}:{port}"
+    try:
+        obs = probe_tls(
+            host.connect_address, host.fqdn, port, mode, ca_bundle=target.ca_bundle, timeout=timeout
+        )
+    except ProbeError as exc:
+        return [
+            error(
+                CHECK,
+                group,
+                f"{subject} handshake",
+                f"no TLS session with {subject}: {exc}; check that the service listens and "
+                "has a certificate configured.",
+            )
+        ]
+    return judge_observation(subject, group, host.fqdn, obs, now)
+
+
+def run_tls_checks(
+    target: CheckTarget, *, now: dt.datetime, timeout: float = 10.0, workers: int = 1
+) -> list[CheckResult]:
+    todo = [(host, port, mode) for host in target.hosts for port, mode in endpoints(host)]
+    return gather(
+        lambda e: check_endpoint(target, *e, now=now, timeout=timeout), todo, workers=workers
+    )
