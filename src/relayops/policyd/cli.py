@@ -103,7 +103,10 @@ def policyd(
         ) from None
     smtp = _host_port(notify_smtp, "--notify-smtp") if notify_smtp else None
     metrics = _host_port(metrics_spec, "--metrics") if metrics_spec else None
-    store = make_store(store_spec)
+    try:
+        store = make_store(store_spec)
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
     try:
         rules = load_rules(rules_path)
     except RulesError as exc:

@@ -29,7 +29,7 @@ class PolicydCollector(Collector):
             "relayops_policyd_connections", "Open policy connections", value=st.connections
         )
         yield CounterMetricFamily(
-            "relayops_policyd_connections",
+            "relayops_policyd_accepted_connections",
             "Accepted policy connections",
             value=st.connections_total,
         )

@@ -112,6 +112,8 @@ class PolicyConnection(asyncio.Protocol):
         self.last_read = asyncio.get_running_loop().time()
         if not self._busy:
             self._drain()
+        elif len(self._buf) > 2 * MAX_REQUEST:  # pipelining far ahead of our answers
+            self._oversize()
 
     def eof_received(self) -> bool | None:
         return None  # close

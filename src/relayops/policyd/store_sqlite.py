@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS flags (
 """
 
 KEEP_DAYS = 2  # counters of days older than this (UTC) are deleted
+SHUTDOWN_GRACE = 5.0  # seconds a clean stop keeps trying to write what is pending
 
 
 def connect(path: Path, *, busy_timeout: float) -> sqlite3.Connection:
@@ -191,8 +192,18 @@ class SqliteStore:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
         if self._conn is not None:
-            # Last chance for anything still pending (the writer stops after one try).
+            # Last chance for anything still pending: retry a locked file for a while.
+            deadline = time.monotonic() + SHUTDOWN_GRACE
             await asyncio.to_thread(self._flush)
+            while self._unflushed and time.monotonic() < deadline:
+                await asyncio.sleep(self.busy_timeout)
+                await asyncio.to_thread(self._flush)
+            if self._unflushed:
+                log.error(
+                    "event=store_lost store=%s unwritten_recipients=%d",
+                    self.description,
+                    self._unflushed,
+                )
             self._conn.close()
             self._conn = None
         if self._lockfile is not None:
