@@ -1,8 +1,10 @@
 """Run independent probes concurrently, keeping the results in input order.
 
-Checks are I/O-bound (DNS round trips, TLS handshakes): a thread pool turns a nightly
-run over thousands of sender domains from minutes into seconds. Order is kept so the
-report does not depend on timing.
+Against remote servers, checks wait on the network (DNS round trips, TLS handshakes,
+timeouts of dead hosts), and threads overlap those waits. Against a fast local server
+the run is CPU-bound and gains nothing: 1,000 sender domains (3,001 results) took 7.7 s
+with 1 worker and 8.0 s with 32 against a loopback NSD. Order is kept so the report does
+not depend on timing.
 """
 
 from __future__ import annotations
