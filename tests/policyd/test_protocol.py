@@ -10,6 +10,7 @@ import pytest
 from policyd.helpers import encode, request
 from relayops.policyd import protocol
 from relayops.policyd.protocol import (
+    INTERNAL_ERROR_ACTION,
     MALFORMED_ACTION,
     MAX_LINE,
     MAX_REQUEST,
@@ -172,6 +173,24 @@ def test_stuck_partial_request_and_idle_connections_are_swept(
         assert harness.stats.timeouts == 2
         stuck_w.close()
         idle_w.close()
+        server.close()
+
+    run(main())
+
+
+def test_a_failing_handler_costs_one_tempfail_not_the_connection() -> None:
+    def flaky(req: Request) -> str:
+        if req["recipient"] == "boom@x":
+            raise RuntimeError("bug")
+        return "DUNNO"
+
+    async def main() -> None:
+        harness = Harness(flaky)
+        server, port = await serve(harness)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(encode(request(recipient="boom@x")) + encode(request(recipient="ok@x")))
+        assert await read_answers(reader, 2) == [INTERNAL_ERROR_ACTION, "DUNNO"]
+        writer.close()
         server.close()
 
     run(main())

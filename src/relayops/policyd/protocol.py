@@ -33,6 +33,7 @@ IDLE_TIMEOUT: Final = 600.0
 
 MALFORMED_ACTION: Final = "DEFER_IF_PERMIT 4.3.5 policy request malformed"
 OVERSIZE_ACTION: Final = "DEFER_IF_PERMIT 4.3.5 policy request too large"
+INTERNAL_ERROR_ACTION: Final = "DEFER_IF_PERMIT 4.3.0 policy service internal error"
 
 Request = dict[str, str]
 # A handler answers with the action text at once, or with a future of it.
@@ -155,7 +156,11 @@ class PolicyConnection(asyncio.Protocol):
                 self._malformed(block)
                 continue
             self._stats.requests += 1
-            answer = self._handler(request)
+            try:
+                answer = self._handler(request)
+            except Exception:  # a bug must cost one tempfail, not the connection
+                log.exception("event=handler_error peer=%s", self.peer)
+                answer = INTERNAL_ERROR_ACTION
             if isinstance(answer, str):
                 self._write(encode_answer(answer) if answer != "DUNNO" else _DUNNO)
             else:
@@ -170,7 +175,7 @@ class PolicyConnection(asyncio.Protocol):
         if fut.cancelled() or fut.exception() is not None:
             error = None if fut.cancelled() else fut.exception()
             log.error("event=handler_error peer=%s error=%r", self.peer, error)
-            self._write(encode_answer(MALFORMED_ACTION))
+            self._write(encode_answer(INTERNAL_ERROR_ACTION))
         else:
             self._write(encode_answer(fut.result()))
         self._drain()
