@@ -223,6 +223,8 @@ def judge_dkim(
 
 # --- DMARC -------------------------------------------------------------------------------
 
+# DMARC by hand for the same reasons as SPF (spf.py): checkdmarc's parse_dmarc_record
+# also queries DNS (external report authorisation), and the tag syntax is small.
 _DMARC_POLICIES = ("none", "quarantine", "reject")
 
 
