@@ -197,3 +197,20 @@ def test_render_unknown_host_and_invalid_repo_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(render, ["--repo", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("inventory", ["production", "lab"])
+def test_example_repository_renders_and_the_real_tools_accept_it(
+    inventory: str, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(
+        render,
+        ["--repo", str(root), "--inventory", inventory, "--out", str(tmp_path), "--check",
+         "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hosts = json.loads(result.output)
+    assert len(hosts) >= 2
+    for host in hosts:
+        assert [c["ok"] for c in host["checks"]] == [True] * 4, host["checks"]

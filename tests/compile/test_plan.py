@@ -164,3 +164,21 @@ def test_unknown_base_ref_exits_2(repo: Path) -> None:
     code, out = run_plan(repo, "--base", "no-such-ref")
     assert code == 2
     assert "no-such-ref" in out
+
+
+def test_throttling_change_is_summarised_and_touches_postfix_only(repo: Path) -> None:
+    path = repo / "policies/throttling.yaml"
+    path.write_text(path.read_text().replace("concurrency: 5", "concurrency: 4"))
+    commit(repo, "gmail: 4 connections")
+    data = plan_data(repo)
+    assert data["customers"] == []
+    assert data["policies"] == [
+        {
+            "file": "policies/throttling.yaml",
+            "item": "gmail",
+            "change": "changed",
+            "detail": "concurrency: 5 → 4",
+        }
+    ]
+    changed = [c["path"] for c in data["hosts"][0]["changes"]]
+    assert changed == ["/etc/postfix/main.cf"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -29,6 +30,7 @@ from relayops.compile.plan import make_plan
 from relayops.compile.render import write_hosts
 from relayops.compile.report import plan_json, plan_markdown
 from relayops.compile.templates import DEFAULT_TEMPLATE_DIR, TemplateError, Templates
+from relayops.compile.toolcheck import ToolMissing, check_host
 from relayops.loader import load_repo
 from relayops.model import Repo
 
@@ -78,6 +80,11 @@ def _compile(repo: Repo, inventory_name: str, templates: Templates) -> dict[str,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory receiving OUT/<host>/etc/... and OUT/<host>.manifest.json.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also have postfix, postconf, opendkim and doveconf check each host (exit 1 if not).",
+)
 @json_option
 def render(
     repo: Path,
@@ -85,6 +92,7 @@ def render(
     hosts: tuple[str, ...],
     all_hosts: bool,
     out: Path,
+    check: bool,
     as_json: bool,
 ) -> None:
     """Write the files of each relay host, exactly as the deploy would upload them."""
@@ -97,7 +105,7 @@ def render(
             _fail(f"unknown host(s) {', '.join(unknown)}; hosts: {', '.join(sorted(configs))}")
         configs = {name: configs[name] for name in hosts}
     write_hosts(configs, out)
-    summary = [
+    summary: list[dict[str, Any]] = [
         {
             "host": c.host,
             "files": len(c.files),
@@ -106,14 +114,30 @@ def render(
         }
         for c in configs.values()
     ]
+    failed = False
+    if check:
+        for item, config in zip(summary, configs.values(), strict=True):
+            with tempfile.TemporaryDirectory(prefix="relayops-check-") as scratch:
+                try:
+                    results = check_host(config, Path(scratch))
+                except ToolMissing as exc:
+                    _fail(str(exc))
+            item["checks"] = [{"tool": r.tool, "ok": r.ok, "output": r.output} for r in results]
+            failed = failed or not all(r.ok for r in results)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-        return
-    for item in summary:
-        click.echo(
-            f"{item['host']}: {item['files']} files, {item['secrets']} secrets "
-            f"(decrypted at deploy) -> {item['path']}"
-        )
+    else:
+        for item in summary:
+            click.echo(
+                f"{item['host']}: {item['files']} files, {item['secrets']} secrets "
+                f"(decrypted at deploy) -> {item['path']}"
+            )
+            for result in item.get("checks", []):
+                state = "ok" if result["ok"] else "FAILED"
+                click.echo(f"  {result['tool']}: {state}")
+                if not result["ok"]:
+                    click.echo("    " + result["output"].replace("\n", "\n    "))
+    sys.exit(1 if failed else 0)
 
 
 def _keys(root: Path) -> Callable[[str, str], bytes | None]:

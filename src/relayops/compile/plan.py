@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import BaseModel
+
 from relayops.compile.dns_records import DnsRecord, domain_records, ip_records
 from relayops.compile.files import HostConfig
 from relayops.compile.policy import warmup_stages
@@ -26,6 +28,14 @@ MAX_DIFF_LINES = 400
 class CustomerChange:
     customer: str
     kind: str  # added, removed, suspended, reactivated, terminated, quota, plan, warmup, ...
+    detail: str
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    file: str  # repository-relative
+    item: str  # plan / class / schedule name, or "" for a whole-file policy
+    change: str  # added, removed, changed
     detail: str
 
 
@@ -56,6 +66,7 @@ class Plan:
     base: str
     inventory: str
     customers: list[CustomerChange] = field(default_factory=list)
+    policies: list[PolicyChange] = field(default_factory=list)
     dns: list[DomainDns] = field(default_factory=list)
     ips: list[DnsRecord] = field(default_factory=list)
     hosts: list[HostDiff] = field(default_factory=list)
@@ -63,7 +74,13 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not (self.customers or self.dns or self.ips or any(h.changes for h in self.hosts))
+        return not (
+            self.customers
+            or self.policies
+            or self.dns
+            or self.ips
+            or any(h.changes for h in self.hosts)
+        )
 
 
 PublicKeys = Callable[[str, str], bytes | None]  # (domain, selector) -> DER public key
@@ -137,6 +154,54 @@ def _compare_customer(base: Repo, head: Repo, a: Customer, b: Customer) -> list[
     )
     for login in changed_pw:
         out.append(CustomerChange(cid, "password changed", login))
+    return out
+
+
+def _fields(a: BaseModel, b: BaseModel) -> str:
+    """`field: old → new` for every top-level field that differs."""
+    da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
+    return ", ".join(
+        f"{k}: {da.get(k)} → {db.get(k)}"
+        for k in sorted(set(da) | set(db))
+        if da.get(k) != db.get(k)
+    )
+
+
+def _named(
+    file: str, old: Mapping[str, BaseModel], new: Mapping[str, BaseModel]
+) -> list[PolicyChange]:
+    out: list[PolicyChange] = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(PolicyChange(file, name, "added", _fields_of(new[name])))
+        elif name not in new:
+            out.append(PolicyChange(file, name, "removed", ""))
+        elif old[name] != new[name]:
+            out.append(PolicyChange(file, name, "changed", _fields(old[name], new[name])))
+    return out
+
+
+def _fields_of(model: BaseModel) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(model.model_dump(mode="json").items()))
+
+
+def policy_changes(base: Repo | None, head: Repo) -> list[PolicyChange]:
+    """Changes to policies/: plans, throttling classes, warm-up schedules, the rest whole."""
+    if base is None:
+        return []
+    out = _named("policies/plans.yaml", base.plans, head.plans)
+    out += _named("policies/throttling.yaml", base.throttling, head.throttling)
+    out += _named("policies/warmup.yaml", base.warmup, head.warmup)
+    if base.antispam != head.antispam:
+        out.append(PolicyChange("policies/antispam.yaml", "", "changed",
+                                _fields(base.antispam, head.antispam)))  # fmt: skip
+    if base.service != head.service:
+        out.append(PolicyChange("policies/service.yaml", "", "changed",
+                                _fields(base.service, head.service)))  # fmt: skip
+    for kind in sorted(set(base.notifications) | set(head.notifications)):
+        if base.notifications.get(kind) != head.notifications.get(kind):
+            out.append(PolicyChange(f"policies/notifications/{kind}.txt", "", "changed",
+                                    "text changed"))  # fmt: skip
     return out
 
 
@@ -266,6 +331,7 @@ def make_plan(
         base=base_ref,
         inventory=inventory_name,
         customers=customer_changes(base, head),
+        policies=policy_changes(base, head),
         dns=dns_changes(base, head, base_inventory, inventory, head_keys, base_keys),
         ips=ip_changes(base_inventory, inventory),
         hosts=host_diffs(base_hosts, head_hosts),

@@ -44,6 +44,13 @@ def plan_markdown(plan: Plan) -> str:
         out.append("No customer change.")
     out.append("")
 
+    if plan.policies:
+        out += ["### Policies", "", "| file | item | change | detail |", "|---|---|---|---|"]
+        out += [
+            f"| `{p.file}` | {p.item} | {p.change} | {_cell(p.detail)} |" for p in plan.policies
+        ]
+        out.append("")
+
     if plan.dns:
         out += ["### DNS records customers must publish", ""]
         for d in plan.dns:
