@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from relayops.checks import spf
 from relayops.checks.dns import judge_spf
 from relayops.checks.result import Status
@@ -134,3 +137,27 @@ def test_more_than_two_void_lookups_fail() -> None:
     assert "more than the 2 void lookups" in result.message
     two = snap({"acme.test": ["v=spf1 a:x.test a:y.test -all"]}, addresses={"x.test": []})
     assert spf.void_lookups("acme.test", two) == ["a:x.test"]
+
+
+TOKENS = [
+    "ip4:198.18.0.0/24", "ip4:300.1.1.1", "ip6:2001:db8::/32", "ip6:zz", "include:a.test",
+    "include:b.test", "include:", "a", "a:c.test/24", "a/33", "mx", "mx//64", "-all", "~all",
+    "?all", "+all", "ptr", "exists:%{i}.x.test", "redirect=b.test", "redirect=a.test", "foo",
+    "exp=x.test", "-ip4:198.18.0.10",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(TOKENS), max_size=12), st.lists(st.sampled_from(TOKENS)))
+def test_any_record_is_judged_without_raising_or_looping(a: list[str], b: list[str]) -> None:
+    """Includes and redirects between a.test and b.test may loop; syntax may be wrong."""
+    s = snap(
+        {"a.test": ["v=spf1 " + " ".join(a)], "b.test": ["v=spf1 " + " ".join(b)]},
+        addresses={"c.test": [], "a.test": ["198.18.0.10"]},
+        mx={"a.test": []},
+    )
+    spf.count_lookups("a.test", s)
+    spf.void_lookups("a.test", s)
+    assert spf.evaluate("a.test", "198.18.0.10", s) in {
+        "pass", "fail", "softfail", "neutral", "none", "permerror", "unknown"
+    }  # fmt: skip
+    assert judge_spf("a.test", G, s, ("198.18.0.10",))
