@@ -271,5 +271,11 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     invalid = runner.invoke(cli, ["check", "--inventory", str(path)])
     assert invalid.exit_code == 2
     assert "invalid targets: hosts.0.fqdn" in invalid.output
+    path.write_text(json.dumps({"service_domain": "relay.test"}))
+    nothing = runner.invoke(cli, ["check", "--inventory", str(path), "--only", "tls,relay"])
+    assert nothing.exit_code == 2
+    assert "nothing to check: the targets have no host or domain for --only tls,relay" in (
+        nothing.output
+    )
     unknown = runner.invoke(cli, ["check", "--inventory", str(path.with_name("nope.json"))])
     assert unknown.exit_code == 2

@@ -116,6 +116,11 @@ def check(
         )
     except CheckInputError as exc:
         raise _BadInput(str(exc)) from exc
+    if not results:  # a check that looked at nothing must not read as a pass
+        raise _BadInput(
+            "nothing to check: the targets have no host or domain for "
+            f"--only {','.join(mechanisms)}"
+        )
     if as_json:
         click.echo(json.dumps(to_json(results), indent=2))
     else:
