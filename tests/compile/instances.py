@@ -118,7 +118,8 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     dovecot_conf = root / "etc/dovecot/dovecot.conf"
     _edit(dovecot_conf, r"^listen = \*", "listen = 127.0.0.1")
     _edit(dovecot_conf, r"port = 993", f"port = {ports.imaps}")
-    _edit(dovecot_conf, r"\bvmail\b", "dovecot", count=3)
+    # No vmail user on a test machine: mailboxes belong to dovecot there.
+    _edit(dovecot_conf, r"(uid|gid)( ?= ?)vmail\b", r"\1\2dovecot", count=4)
     _edit(dovecot_conf, r"^log_path = syslog", f"log_path = {root}/dovecot.log")
     with dovecot_conf.open("a") as handle:
         handle.write(
@@ -126,6 +127,8 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
             "auth_failure_delay = 0\n"
         )
     (root / "var/lib/dovecot").mkdir(parents=True, exist_ok=True)
+    (root / "var/vmail").mkdir(parents=True, exist_ok=True)
+    shutil.chown(root / "var/vmail", "dovecot", "dovecot")
 
     opendkim_conf = root / "etc/opendkim.conf"
     _edit(opendkim_conf, r"^Socket\s+\S+", f"Socket\t\t\tinet:{ports.milter}@127.0.0.1")

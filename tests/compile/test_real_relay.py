@@ -8,6 +8,7 @@ Passwords of the golden logins are "pw-<login>".
 from __future__ import annotations
 
 import base64
+import imaplib
 import shutil
 import smtplib
 import ssl
@@ -173,3 +174,15 @@ def test_suspended_customer_cannot_log_in_or_use_its_domain(relay_with_suspended
     with submission(relay, "alpha-app") as client:
         code, text = envelope(client, "x@susp.example", "someone@gmail.com")
         assert code == 553, text
+
+
+def test_imap_is_offered_on_993_with_tls_only(relay: Relay) -> None:
+    with imaplib.IMAP4_SSL("127.0.0.1", relay.imaps, ssl_context=NO_VERIFY, timeout=20) as imap:
+        assert imap.login("alpha-app", "pw-alpha-app")[0] == "OK"
+        assert imap.select("INBOX")[0] == "OK"
+    settings = subprocess.run(
+        ["doveconf", "-c", str(relay.root / "etc/dovecot/dovecot.conf"), "-n"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    plain = settings.split("inet_listener imap {", 1)[1].split("}", 1)[0]
+    assert "port = 0" in plain  # no cleartext IMAP on 143

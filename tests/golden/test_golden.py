@@ -6,6 +6,7 @@ A reviewer reads the expected/ diff of a change; `--update-golden` regenerates i
 from __future__ import annotations
 
 import difflib
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from relayops.compile import HostConfig, compile_inventory
 from relayops.compile.render import MANIFEST_SUFFIX, read_tree, write_hosts
 from relayops.compile.toolcheck import check_host
 from relayops.loader import load_repo
+from relayops.policyd.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "repo").is_dir())
@@ -95,3 +97,28 @@ def test_read_tree_maps_host_paths(tmp_path: Path) -> None:
     write_hosts(compiled("shared-pool"), tmp_path)
     tree = read_tree(tmp_path / "relay1.relay.example.net")
     assert "/etc/postfix/main.cf" in tree
+
+
+# The fields docs/policy-json.md defines, no more, no less.
+CONTRACT_CUSTOMER_FIELDS = {
+    "name", "status", "status_reason", "timezone", "daily_quota", "warn_ratio",
+    "max_message_bytes", "contact", "logins", "domains", "warmup",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_policy_json_is_read_by_the_policy_daemon(case: str) -> None:
+    """The contract, checked from both ends: our output, the daemon's own loader."""
+    for policy in sorted((HERE / case / "expected").glob("*/etc/relayops/policy.json")):
+        data = json.loads(policy.read_text())
+        assert set(data) == {"schema_version", "service", "customers", "notifications"}
+        assert set(data["service"]) == {"name", "domain", "notify_from"}
+        assert set(data["notifications"]) == {"warning", "limit"}
+        for customer in data["customers"].values():
+            assert set(customer) == CONTRACT_CUSTOMER_FIELDS
+        assert policy.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"
+        rules = load_rules(policy)
+        assert set(rules.customers) == set(data["customers"])
+        for cid, customer in data["customers"].items():
+            for login in customer["logins"]:
+                assert rules.by_login[login].id == cid
