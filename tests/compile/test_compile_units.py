@@ -214,3 +214,30 @@ def test_example_repository_renders_and_the_real_tools_accept_it(
     assert len(hosts) >= 2
     for host in hosts:
         assert [c["ok"] for c in host["checks"]] == [True] * 4, host["checks"]
+
+
+def test_secrets_hold_no_plaintext_private_key() -> None:
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "secrets/dkim").iterdir())
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        if path.name.endswith(".key.age"):
+            assert data.startswith(b"age-encryption.org/v1\n"), path
+        else:
+            assert path.name.endswith(".pub.pem"), path
+            assert data.startswith(b"-----BEGIN PUBLIC KEY-----"), path
+
+
+def test_every_example_domain_has_its_dkim_key() -> None:
+    """Stale-check: a domain added to customers/ needs `relayops dkim generate --missing`."""
+    root = Path(__file__).resolve().parents[2]
+    repo = load_repo(root).repo
+    assert repo is not None
+    missing = [
+        f"{d.name} ({d.dkim.selector})"
+        for c in repo.customers.values()
+        for d in c.domains
+        if public_key_der(root, d.name, d.dkim.selector) is None
+    ]
+    assert not missing, f"run `relayops dkim generate --missing`: no key for {missing}"
