@@ -273,8 +273,21 @@ def mail_server() -> Iterator[MailServer]:
         yield server
     finally:
         if started:
-            subprocess.run(
-                [postfix, "-c", str(d / "postfix"), "stop"], capture_output=True, check=False
-            )
+            _stop_postfix(postfix, d)
         stop_process(dove)
         cleanup_dir(d)
+
+
+def _stop_postfix(postfix: str, d: Path) -> None:
+    """`postfix stop` returns before master has gone; wait for it, so the directory is
+    not removed under a running master (which would leave files behind)."""
+    pid_file = d / "spool" / "pid" / "master.pid"
+    pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+    subprocess.run([postfix, "-c", str(d / "postfix"), "stop"], capture_output=True, check=False)
+    if pid is not None:
+        try:
+            wait_until(lambda: not Path(f"/proc/{pid}").exists(), "postfix stop", None, 20)
+        except RuntimeError:
+            subprocess.run(
+                [postfix, "-c", str(d / "postfix"), "abort"], capture_output=True, check=False
+            )
