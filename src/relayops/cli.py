@@ -40,10 +40,17 @@ class _LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("relayops"):
-                raise click.UsageError(f"'{cmd_name}' is not available in this build") from exc
+                return _unavailable(cmd_name)
             raise
         command: click.Command = getattr(module, attr)
         return command
+
+
+def _unavailable(name: str) -> click.Command:
+    def fail() -> None:
+        raise click.UsageError(f"'{name}' is not available in this build")
+
+    return click.Command(name, callback=fail, help="(not available in this build)")
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
