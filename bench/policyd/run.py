@@ -282,6 +282,19 @@ def report(
                 f"{median(runs, 'p50_ms'):.3f} | {median(runs, 'p99_ms'):.3f} | "
                 f"{shown or errors} |"
             )
+    lines += ["", "## Targets (8 connections)", ""]
+    at8 = {name: per.get(8, []) for name, per in results.items()}
+    if at8.get("minimal"):
+        base = median(at8["minimal"], "rps")
+        for name, floor in (("relayops-sqlite", 0.5), ("relayops-redis", 0.35)):
+            if at8.get(name):
+                ratio = median(at8[name], "rps") / base
+                p99 = median(at8[name], "p99_ms")
+                lines.append(
+                    f"- {name}: {ratio:.2f}× the minimal daemon (target ≥ {floor}×: "
+                    f"{'met' if ratio >= floor else 'NOT met'}); p99 {p99:.2f} ms "
+                    f"(target ≤ 2 ms: {'met' if p99 <= 2 else 'NOT met'})"
+                )
     lines += [
         "",
         "## 500 concurrent persistent connections",
@@ -305,7 +318,15 @@ def main() -> None:
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite RESULTS.md from results.json"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads((HERE / "results.json").read_text())
+        runs = {n: {int(c): r for c, r in per.items()} for n, per in saved["runs"].items()}
+        args.out.write_text(report(runs, saved["500"], saved["meta"]))
+        return
 
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)

@@ -149,3 +149,20 @@ def test_redis_stopped_mid_run_then_restarted(
         log = d.log()
         assert log.count("event=store_outage") == 1, log
         assert log.count("event=store_recovered") == 1, log
+
+
+def test_daemon_sigkilled_and_restarted_keeps_exact_counts(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 300}))
+    d = start(daemons, tmp_path, rules, redis_server.url)
+    client = d.client()
+    assert [client.ask(request()) for _ in range(200)] == ["DUNNO"] * 200
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    client.close()
+    d2 = start(daemons, tmp_path, rules, redis_server.url)
+    client = d2.client()
+    answers = Counter(client.ask(request()) for _ in range(150))
+    assert answers["DUNNO"] == 100  # 200 + 100 = the quota of 300, nothing lost
+    assert int(redis_server.client().get(count_key())) == 300
+    client.close()
