@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -262,3 +265,42 @@ def test_metrics_endpoint(tmp_path: Path, db: Path, daemons: list[Daemon]) -> No
     assert "relayops_policyd_connections 1.0" in text
     assert "relayops_policyd_store_outage 0.0" in text
     client.close()
+
+
+def test_unix_socket_listener(tmp_path: Path, db: Path) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    sock = tmp_path / "policy.sock"
+    sock_stale = socket.socket(socket.AF_UNIX)
+    sock_stale.bind(str(sock))  # a stale socket file from a previous run
+    sock_stale.close()
+    cmd = [
+        sys.executable,
+        "-c",
+        "from relayops.cli import main; main()",
+        "policyd",
+        "--rules",
+        str(rules),
+        "--listen",
+        f"unix:{sock}",
+        "--store",
+        f"sqlite:{db}",
+        "--socket-mode",
+        "0666",
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client = PolicyClient(str(sock))
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        assert client.ask(request()) == "DUNNO"
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o666
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    assert not sock.exists()  # removed on a clean stop
