@@ -102,6 +102,10 @@ class Target:
     )
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # Files to delete before each run: a daemon whose per-request cost grows with
+    # what it has stored (policyd-rate-limit keeps a row per mail) starts each run
+    # empty, as at the start of a day.
+    fresh_per_run: tuple[Path, ...] = ()
 
 
 def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
@@ -215,7 +219,8 @@ def targets(redis_url: str, peers: bool) -> list[Target]:
             )
             return _spawn([str(prl), "-f", str(cfg)], "policyd-rate-limit.log")
 
-        found.append(Target("policyd-rate-limit", start_prl))
+        db = WORK / "prl.sqlite3"
+        found.append(Target("policyd-rate-limit", start_prl, fresh_per_run=(db,)))
     return found
 
 
@@ -371,6 +376,12 @@ def main() -> None:
             for rnd in range(args.rounds):
                 order = all_targets if rnd % 2 == 0 else list(reversed(all_targets))
                 for t in order:
+                    if t.fresh_per_run:
+                        t.stop(t.proc)
+                        for path in t.fresh_per_run:
+                            path.unlink(missing_ok=True)
+                        t.proc = t.start(t.port)
+                        wait_port(t.port)
                     r = load(t.port, conns, args.requests)
                     results[t.name].setdefault(conns, []).append(r)
                     print(
