@@ -163,7 +163,7 @@ def plan(repo: Path, base: str, inventory_name: str, fmt: str) -> None:
     notes: list[str] = []
     try:
         with worktree(repo, base) as base_root:
-            result = load_repo(base_root)
+            result = load_frozen(base_root)
             base_repo = result.repo
             base_hosts: dict[str, HostConfig] = {}
             if base_repo is None:
