@@ -287,6 +287,23 @@ def report(
                 f"{median(runs, 'p50_ms'):.3f} | {median(runs, 'p99_ms'):.3f} | "
                 f"{shown or errors} |"
             )
+    lines += [
+        "",
+        "## What runs",
+        "",
+        "- **minimal**: `minimal_daemon.py`, asyncio.Protocol, parses each request into a dict",
+        "  and answers DUNNO; the reference.",
+        "- **relayops-sqlite / relayops-redis**: `relayops policyd` with a quota of 10^9, so",
+        "  every request is counted and answered DUNNO; Redis on loopback, no persistence.",
+        "- **postfwd1 / postfwd2** (Debian postfwd 1.35): one rule counting RCPT requests per",
+        "  SASL login per day, `rate(sasl_username/1000000000/86400/452 ...)`, with",
+        "  `--nodns --cache 0 --perfmon`; counters in memory only, not persisted.",
+        "- **policyd-rate-limit** 1.2.0 (PyPI, own venv under bench/work/): SQLite backend,",
+        "  `count_mode: 0` (each RCPT counted, as relayops), one row per recipient; its",
+        "  per-request cost grows with the rows of the day, so it starts each run empty.",
+        "- The load generator, the daemons and Redis share the machine's cores with",
+        "  whatever else runs on it (see the load average above).",
+    ]
     lines += ["", "## Targets (8 connections)", ""]
     at8 = {name: per.get(8, []) for name, per in results.items()}
     if at8.get("minimal"):

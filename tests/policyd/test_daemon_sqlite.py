@@ -20,7 +20,7 @@ import pytest
 
 from policyd.helpers import Daemon, PolicyClient, encode, request, rules_data, write_rules
 from policyd.smtp_sink import SmtpSink
-from relayops.policyd.store_sqlite import set_flag
+from relayops.policyd.store_sqlite import clear_flag, set_flag
 
 DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
 
@@ -192,6 +192,11 @@ def test_complaint_flag_in_the_table_takes_effect_within_the_poll_delay(
         time.sleep(0.05)
     assert answer == flagged
     assert time.monotonic() - t0 < 3  # the table is polled every second
+    clear_flag(db, "acme")
+    t0 = time.monotonic()
+    while (answer := client.ask(request())) == flagged and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert answer == "DUNNO"
     client.close()
 
 

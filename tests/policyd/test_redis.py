@@ -14,6 +14,7 @@ import pytest
 
 from policyd.helpers import Daemon, RedisServer, request, rules_data, write_rules
 from policyd.smtp_sink import SmtpSink
+from relayops.policyd.store_redis import clear_flag, set_flag
 
 pytestmark = pytest.mark.real
 
@@ -98,11 +99,12 @@ def test_complaint_flag_takes_effect_at_once(
     d = start(daemons, tmp_path, rules, redis_server.url)
     client = d.client()
     assert client.ask(request()) == "DUNNO"
-    redis_server.client().set("relayops:flag:complaint:acme", "FBL report 2026-11-23")
+    set_flag(redis_server.url, "acme", "FBL report 2026-11-23", ttl=3600)
+    assert redis_server.client().get("relayops:flag:complaint:acme") == "FBL report 2026-11-23"
     assert client.ask(request()) == (
         "450 4.7.1 account acme is temporarily disabled pending complaint review"
     )
-    redis_server.client().delete("relayops:flag:complaint:acme")
+    clear_flag(redis_server.url, "acme")
     assert client.ask(request()) == "DUNNO"
     assert int(redis_server.client().get(count_key())) == 2
     client.close()

@@ -228,10 +228,6 @@ class SqliteStore:
                     self._wake.set()
         return outcome
 
-    def set_flag_in_memory(self, customer: str, reason: str) -> None:
-        """Apply a flag at once (tests; normally flags come from the table)."""
-        self._mem.flags = {**self._mem.flags, customer: reason}
-
     # ---- writer thread ---------------------------------------------------------------
 
     def _write_loop(self) -> None:
