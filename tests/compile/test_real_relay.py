@@ -128,6 +128,12 @@ def test_login_cannot_send_from_another_customers_domain(relay: Relay) -> None:
         assert code == 553, text
 
 
+def test_login_cannot_use_the_null_sender(relay: Relay) -> None:
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "", "someone@gmail.com")
+        assert code == 554 and b"null sender" in text, text
+
+
 def test_login_sends_from_any_address_of_its_own_domains(relay: Relay) -> None:
     with submission(relay, "alpha-app") as client:
         for sender in ("news@alpha.example", "anyone.else@alpha-news.example"):
@@ -154,6 +160,18 @@ def test_submitted_mail_is_dkim_signed_for_its_domain(relay: Relay) -> None:
     shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
     assert "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=alpha-news.example;" in shown
     assert "s=a1;" in shown
+
+
+def test_from_header_of_another_domain_is_not_signed_with_its_key(relay: Relay) -> None:
+    """OpenDKIM picks the key by envelope sender (bound to the login), not by From:."""
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "x@alpha.example", "reader@example.org")
+        assert code == 250, text
+        code, text = client.data(b"From: ceo@dedi.example\r\nSubject: hi\r\n\r\nbody\r\n")
+        assert code == 250, text
+    shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
+    assert "d=alpha.example;" in shown
+    assert "d=dedi.example" not in shown
 
 
 def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:

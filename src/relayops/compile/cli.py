@@ -31,7 +31,6 @@ from relayops.compile.render import write_hosts
 from relayops.compile.report import plan_json, plan_markdown
 from relayops.compile.templates import DEFAULT_TEMPLATE_DIR, TemplateError, Templates
 from relayops.compile.toolcheck import ToolMissing, check_host
-from relayops.loader import load_repo
 from relayops.model import Repo
 
 _inventory_option = click.option(

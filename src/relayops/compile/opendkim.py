@@ -8,6 +8,7 @@ from relayops.compile.templates import Templates
 from relayops.model import RelayHost, Repo
 
 SOCKET = "inet:8891@127.0.0.1"  # Postfix: smtpd_milters = inet:127.0.0.1:8891
+SENDER_MACRO = "{mail_addr}"  # the envelope sender; in Postfix's default milter_mail_macros
 KEY_DIR = "/etc/opendkim/keys"
 KEY_TABLE = "/etc/opendkim/KeyTable"
 SIGNING_TABLE = "/etc/opendkim/SigningTable"
@@ -56,6 +57,7 @@ def opendkim_files(
             templates.render(
                 "/etc/opendkim.conf",
                 socket=SOCKET,
+                sender_macro=SENDER_MACRO,
                 key_table=KEY_TABLE,
                 signing_table=SIGNING_TABLE,
                 trusted_hosts=TRUSTED_HOSTS,
