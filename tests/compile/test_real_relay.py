@@ -128,6 +128,21 @@ def test_login_cannot_send_from_another_customers_domain(relay: Relay) -> None:
         assert code == 553, text
 
 
+def test_login_is_case_insensitive_and_still_bound_to_its_domains(relay: Relay) -> None:
+    client = smtplib.SMTP("127.0.0.1", relay.submission, timeout=20)
+    with client:
+        client.ehlo("client.example")
+        client.starttls(context=NO_VERIFY)
+        client.ehlo("client.example")
+        code, _ = client.docmd("AUTH", "PLAIN " + _plain("Alpha-App", "pw-alpha-app"))
+        assert code == 235
+        code, text = envelope(client, "x@alpha.example", "someone@gmail.com")
+        assert code == 250, text
+        client.rset()
+        code, text = envelope(client, "x@dedi.example", "someone@gmail.com")
+        assert code == 553, text
+
+
 def test_login_cannot_use_the_null_sender(relay: Relay) -> None:
     with submission(relay, "alpha-app") as client:
         code, text = envelope(client, "", "someone@gmail.com")
