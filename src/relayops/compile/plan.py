@@ -86,7 +86,8 @@ class Plan:
 PublicKeys = Callable[[str, str], bytes | None]  # (domain, selector) -> DER public key
 
 
-def _status_kind(old: Status, new: Status) -> str:
+def _status_kind(new: Status) -> str:
+    """The name of a status transition, by where it lands."""
     if new is Status.TERMINATED:
         return "terminated"
     if new is Status.SUSPENDED:
@@ -123,11 +124,7 @@ def _compare_customer(base: Repo, head: Repo, a: Customer, b: Customer) -> list[
     out: list[CustomerChange] = []
     if a.status is not b.status:
         reason = f": {b.status_reason}" if b.status_reason else ""
-        out.append(
-            CustomerChange(
-                cid, _status_kind(a.status, b.status), f"{a.status} → {b.status}{reason}"
-            )
-        )
+        out.append(CustomerChange(cid, _status_kind(b.status), f"{a.status} → {b.status}{reason}"))
     if a.plan != b.plan:
         out.append(CustomerChange(cid, "plan", f"{a.plan} → {b.plan}"))
     qa, qb = base.effective_quota(a), head.effective_quota(b)
