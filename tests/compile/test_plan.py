@@ -182,3 +182,18 @@ def test_throttling_change_is_summarised_and_touches_postfix_only(repo: Path) ->
     ]
     changed = [c["path"] for c in data["hosts"][0]["changes"]]
     assert changed == ["/etc/postfix/main.cf"]
+
+
+def test_invalid_base_is_shown_as_empty_with_a_note(repo: Path) -> None:
+    good = (repo / "customers/alpha.yaml").read_text()
+    (repo / "customers/alpha.yaml").write_text("name: [unclosed\n")
+    commit(repo, "broken")
+    (repo / "customers/alpha.yaml").write_text(good)
+    commit(repo, "fixed")
+    data = plan_data(repo)
+    notes = data["notes"]
+    assert isinstance(notes, list) and "does not validate" in notes[0]
+    kinds = {(c["customer"], c["kind"]) for c in data["customers"]}
+    assert ("alpha", "added") in kinds
+    assert all(c["change"] == "added" for c in data["hosts"][0]["changes"])
+    assert git(repo, "worktree", "list").count("\n") == 1
