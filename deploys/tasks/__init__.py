@@ -1,0 +1,1 @@
+"""Steps of deploys/relay.py, one module per concern; each emits pyinfra operations."""

@@ -1,0 +1,25 @@
+"""Configuration checks before any start or reload: a failure stops this host's deploy."""
+
+from __future__ import annotations
+
+from deploys.tasks.prepare import HostRun
+from deploys.tasks.services import to_reload, to_start
+from pyinfra.operations import server
+
+from relayops.deploy.errors import DeployError
+from relayops.deploy.hostplan import CHECKS
+from relayops.deploy.tls import CERT_PATH, KEY_PATH
+
+
+def verify(run: HostRun) -> None:
+    wanted = {w.path for w in run.plan.wanted}
+    for path in (CERT_PATH, KEY_PATH):
+        if path not in wanted and path not in run.states:
+            raise DeployError(
+                f"{run.plan.config.host}: {path} is missing; production certificates come from "
+                "the ACME client (docs/deploy.md), which must have run once before the deploy"
+            )
+    touched = to_start(run) | to_reload(run)
+    for service, command in CHECKS.items():
+        if service in touched:
+            server.shell(name=f"Check {service} configuration: {command}", commands=[command])

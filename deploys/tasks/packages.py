@@ -1,0 +1,58 @@
+"""Debian packages and the service accounts the packages do not create.
+
+The lab image has every package already, so there this is a single `dpkg-query`;
+production installs what is missing (with `apt-get update` only then).
+"""
+
+from __future__ import annotations
+
+from deploys.tasks.prepare import HostRun
+from pyinfra.context import host
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, server
+
+from relayops.deploy.hostplan import ACCOUNTS, REDIS_SERVICE
+
+PACKAGES: tuple[str, ...] = (
+    "postfix",
+    "opendkim",
+    "opendkim-tools",
+    "dovecot-imapd",
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+)
+# Debian's postfix asks these on install; the deploy rewrites main.cf right after.
+POSTFIX_DEBCONF = (
+    "postfix postfix/main_mailer_type select No configuration\n"
+    "postfix postfix/mailname string localhost\n"
+)
+
+
+def ensure(run: HostRun) -> None:
+    wanted = list(PACKAGES)
+    if REDIS_SERVICE in run.plan.services:
+        wanted.append("redis-server")
+    installed = host.get_fact(DebPackages)
+    missing = [name for name in wanted if name not in installed]
+    if missing:
+        if "postfix" in missing:
+            server.shell(
+                name="Preseed postfix's debconf answers",
+                commands=[f"printf '{POSTFIX_DEBCONF}' | debconf-set-selections"],
+            )
+        apt.packages(
+            name=f"Install {' '.join(missing)}",
+            packages=missing,
+            update=True,
+            no_recommends=True,
+        )
+    for account, home in ACCOUNTS:
+        if account not in run.facts.accounts:
+            server.shell(
+                name=f"Create system account {account}",
+                commands=[
+                    f"useradd --system --user-group --home-dir {home} --no-create-home "
+                    f"--shell /usr/sbin/nologin {account}"
+                ],
+            )

@@ -1,0 +1,49 @@
+"""The policy daemon's code: wheels built on the controller, installed offline into a venv.
+
+The host's marker file holds the digest of the installed wheel set; when it matches,
+nothing is uploaded. A new wheel set means new code, which only a restart loads
+(configuration changes, by contrast, only ever reload).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from deploys.tasks.prepare import HostRun
+from pyinfra.operations import server
+
+from relayops.deploy.errors import DeployError
+from relayops.deploy.hostplan import MARKER, VENV, WHEEL_DIR
+from relayops.deploy.operations import upload_wheels
+
+
+def needs_install(run: HostRun) -> bool:
+    return run.facts.marker != run.wheels.digest
+
+
+def install(run: HostRun) -> None:
+    if not needs_install(run):
+        return
+    if run.facts.python != run.wheels.python:
+        raise DeployError(
+            f"the policy daemon's wheels are built for Python {run.wheels.python} (the "
+            f"controller's) but the host runs {run.facts.python or 'no python3'}: run the "
+            "deploy with a Python of the hosts' version"
+        )
+    upload_wheels(
+        name=f"Upload {len(run.wheels.wheels)} policy daemon wheels",
+        wheels=run.wheels.wheels,
+        directory=WHEEL_DIR,
+    )
+    pip = f"{VENV}/bin/pip --disable-pip-version-check --no-cache-dir"
+    offline = f"--no-index --find-links {WHEEL_DIR}"
+    server.shell(
+        name="Install the policy daemon into /opt/relayops/venv",
+        commands=[
+            f"[ -x {VENV}/bin/python ] || python3 -m venv {VENV}",
+            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager relayops",
+            # One version number for every build: reinstall the project itself.
+            f"{pip} install --quiet {offline} --force-reinstall --no-deps relayops",
+            f"echo {shlex.quote(run.wheels.digest)} > {MARKER}",
+        ],
+    )

@@ -1,0 +1,117 @@
+"""Read the host once and decide everything: what changes, what to index, what to reload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyinfra.context import host
+
+from relayops.compile.files import Directory
+from relayops.deploy import target as targets
+from relayops.deploy.counters import redis_dropin, redis_placement
+from relayops.deploy.errors import DeployError
+from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
+from relayops.deploy.hostplan import INIT_SCRIPT, MARKER, SYSTEMD_UNIT, HostPlan, host_plan
+from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
+from relayops.deploy.tls import LabCA
+from relayops.deploy.wheels import WheelSet, ensure_wheels
+
+FILES = Path(__file__).resolve().parent / "files"
+
+
+@dataclass
+class HostRun:
+    """One host's deploy, decided before any operation runs."""
+
+    inventory_name: str
+    target: targets.Target
+    plan: HostPlan
+    facts: HostFacts
+    states: dict[str, PathState]
+    running: dict[str, bool]
+    wheels: WheelSet
+    changes: list[Change]
+    directories: list[Directory]
+
+    @property
+    def changed(self) -> set[str]:
+        return {c.wanted.path for c in self.changes if c.content}
+
+
+def _inventory_name() -> str:
+    for name in (targets.LAB_INVENTORY, "production"):
+        if name in host.groups:
+            return name
+    raise DeployError(
+        f"{host.name}: the pyinfra inventory file must be inventory/lab.py or "
+        "inventory/production.py of a relayops repository"
+    )
+
+
+def _service_files(systemd: bool) -> list[Wanted]:
+    files = [
+        Wanted(INIT_SCRIPT, (FILES / "relayops-policyd.init").read_bytes(), 0o755, "root", "root")
+    ]
+    if systemd:
+        unit = (FILES / "relayops-policyd.service").read_bytes()
+        files.append(Wanted(SYSTEMD_UNIT, unit, 0o644, "root", "root"))
+    return files
+
+
+@functools.cache
+def _wheels_for(python: str) -> WheelSet:
+    """One wheel set per deploy run, even if the sources change while hosts are prepared."""
+    return ensure_wheels(python)
+
+
+def _wheels(facts: HostFacts) -> WheelSet:
+    if facts.python is None:
+        raise DeployError(f"{host.name} has no python3: the packages step installs it; rerun")
+    return _wheels_for(facts.python)
+
+
+def host_run(engine: Path) -> HostRun:
+    inventory_name = _inventory_name()
+    root = targets.repo_root(targets.environ(), engine)
+    target = targets.cached_target(root, inventory_name)
+    config = target.configs.get(host.name)
+    if config is None:
+        raise DeployError(
+            f"{host.name} is not a host of {root}/inventory/{inventory_name}.py as the "
+            f"repository reads it (hosts: {', '.join(sorted(target.configs))}); "
+            "set RELAYOPS_REPO to the repository this inventory belongs to"
+        )
+    relay = next(h for h in target.inventory.hosts if h.name == host.name)
+    facts = host.get_fact(HostBasics, marker_path=MARKER)
+    identity = targets.identity_path(root, inventory_name, targets.environ())
+    secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
+    certificate = None
+    if host.data.get("relayops_tls", "lab-ca" if inventory_name == "lab" else "acme") == "lab-ca":
+        names = [relay.fqdn, *(ip.ptr for ip in relay.ips)]
+        addresses = [str(ip.address) for ip in relay.ips]
+        certificate = LabCA().host(relay.fqdn, names, addresses, dt.datetime.now(dt.UTC))
+    placement = redis_placement(target.inventory)
+    redis_conf = redis_dropin(placement) if placement and placement.host.name == host.name else None
+    plan = host_plan(
+        config,
+        secrets=secrets,
+        certificate=certificate,
+        service_files=_service_files(facts.systemd),
+        redis_conf=redis_conf,
+    )
+    states = host.get_fact(PathStates, paths=plan.state_paths())
+    running = host.get_fact(ServicesRunning, services=plan.services, systemd=facts.systemd)
+    return HostRun(
+        inventory_name=inventory_name,
+        target=target,
+        plan=plan,
+        facts=facts,
+        states=states,
+        running=running,
+        wheels=_wheels(facts),
+        changes=file_changes(plan.wanted, states),
+        directories=directory_changes(plan.directories, states),
+    )

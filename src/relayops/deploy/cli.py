@@ -1,0 +1,40 @@
+"""`relayops deploy`: validate the repository, then run the pyinfra deploy on its hosts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from relayops.deploy.errors import DeployError
+from relayops.deploy.runner import run_deploy
+
+
+@click.command()
+@click.option(
+    "--inventory",
+    "inventory_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("inventory/lab.py"),
+    show_default=True,
+    help="pyinfra inventory file of the repository (inventory/lab.py or inventory/production.py).",
+)
+@click.option(
+    "--dry", is_flag=True, help="Show what would change (pyinfra's diff); change nothing."
+)
+@click.option("--limit", multiple=True, help="Deploy only this host (repeatable).")
+def deploy(inventory_file: Path, dry: bool, limit: tuple[str, ...]) -> None:
+    """Deploy the compiled files to the relay hosts: upload, index maps, check, reload.
+
+    Refuses (exit 2) when the repository does not validate, so nothing is half-deployed.
+    """
+    try:
+        result = run_deploy(inventory_file, dry=dry, limit=limit)
+    except DeployError as exc:
+        click.echo(f"relayops deploy: {exc}", err=True)
+        sys.exit(2)
+    verb = "dry run" if dry else "deploy"
+    status = "ok" if result.returncode == 0 else f"FAILED (pyinfra exit {result.returncode})"
+    click.echo(f"relayops {verb} of {inventory_file}: {status} in {result.seconds:.1f} s", err=True)
+    sys.exit(0 if result.returncode == 0 else 1)

@@ -1,0 +1,117 @@
+"""pyinfra facts the relay deploy reads once per host, each a single remote command.
+
+Parsing is pure (`relayops.deploy.state.parse_states`, `parse_statuses`) and tested on
+captured output; the commands never fail, a missing path or service is data.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyinfra.api.facts import FactBase
+
+from relayops.deploy.counters import INCLUDE_LINE, REDIS_MAIN
+from relayops.deploy.state import PathState, parse_states
+
+
+class PathStates(FactBase[dict[str, PathState]]):
+    """Type, mode, owner, group of each path and the SHA-1 of the regular files among them."""
+
+    @staticmethod
+    def default() -> dict[str, PathState]:
+        return {}
+
+    def command(self, paths: Sequence[str]) -> str:
+        quoted = " ".join(shlex.quote(p) for p in paths)
+        # Missing paths only print to stderr; `true` keeps the fact from failing on them.
+        return (
+            f"stat -c '%F|%a|%U|%G|%n' -- {quoted} 2>/dev/null; "
+            f'for p in {quoted}; do [ -f "$p" ] && sha1sum -- "$p"; done 2>/dev/null; true'
+        )
+
+    def process(self, output: list[str]) -> dict[str, PathState]:
+        return parse_states(output)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """The few things about the host that choose how to deploy."""
+
+    systemd: bool  # /run/systemd/system exists: systemctl, else /etc/init.d scripts
+    python: str | None  # "3.11.2" of /usr/bin/python3, None when absent
+    accounts: frozenset[str]  # user names in /etc/passwd
+    groups: frozenset[str]
+    marker: str | None  # content of the policy daemon's installed-wheels marker
+    redis_include: bool  # redis.conf includes the relayops drop-in
+
+
+def parse_host_facts(output: Sequence[str]) -> HostFacts:
+    """Parse `key=value` lines of `HostBasics` (users and groups comma-separated)."""
+    values: dict[str, str] = {}
+    for line in output:
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key] = value.strip()
+    return HostFacts(
+        systemd=values.get("systemd") == "yes",
+        python=values.get("python") or None,
+        accounts=frozenset(filter(None, values.get("users", "").split(","))),
+        groups=frozenset(filter(None, values.get("groups", "").split(","))),
+        marker=values.get("marker") or None,
+        redis_include=values.get("redis_include") == "yes",
+    )
+
+
+class HostBasics(FactBase[HostFacts]):
+    """Init system, Python version, accounts and the policy daemon's wheel marker."""
+
+    def command(self, marker_path: str) -> str:
+        marker = shlex.quote(marker_path)
+        include = shlex.quote(INCLUDE_LINE)
+        return (
+            "if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi; "
+            "echo python=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
+            "2>/dev/null); "
+            "echo users=$(cut -d: -f1 /etc/passwd | paste -sd, -); "
+            "echo groups=$(cut -d: -f1 /etc/group | paste -sd, -); "
+            f"echo marker=$(cat {marker} 2>/dev/null); "
+            f"grep -qxF {include} {REDIS_MAIN} 2>/dev/null && echo redis_include=yes; true"
+        )
+
+    def process(self, output: list[str]) -> HostFacts:
+        return parse_host_facts(output)
+
+
+def parse_statuses(output: Sequence[str]) -> dict[str, bool]:
+    """`name=<exit status>` lines -> running (LSB: 0 running; 1-3 not running; 4 unknown)."""
+    found: dict[str, bool] = {}
+    for line in output:
+        name, sep, code = line.partition("=")
+        if sep and code.strip().isdigit():
+            found[name] = int(code) == 0
+    return found
+
+
+class ServicesRunning(FactBase[dict[str, bool]]):
+    """Whether each named service runs, through systemctl or its init script's `status`."""
+
+    @staticmethod
+    def default() -> dict[str, bool]:
+        return {}
+
+    def command(self, services: Sequence[str], systemd: bool) -> str:
+        parts = []
+        for name in services:
+            quoted = shlex.quote(name)
+            probe = (
+                f"systemctl is-active --quiet {quoted}"
+                if systemd
+                else f"[ -x /etc/init.d/{quoted} ] && /etc/init.d/{quoted} status"
+            )
+            parts.append(f"{probe} >/dev/null 2>&1; echo {quoted}=$?")
+        return "; ".join(parts) + "; true"
+
+    def process(self, output: list[str]) -> dict[str, bool]:
+        return parse_statuses(output)

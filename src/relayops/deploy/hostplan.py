@@ -1,0 +1,90 @@
+"""Everything one relay host gets, as data: the compiler's files plus what the deploy adds.
+
+The deploy adds only what the compiler cannot know: decrypted keys, the TLS
+certificate, the policy daemon's service files and, on the counters host, Redis's
+listening address. One list of wanted files makes one state query and one diff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from relayops.compile.files import Directory, HostConfig, Service
+from relayops.deploy import tls
+from relayops.deploy.counters import REDIS_DROPIN
+from relayops.deploy.state import Wanted, map_db, wanted_files, wanted_secrets
+
+VENV = "/opt/relayops/venv"
+WHEEL_DIR = "/opt/relayops/wheels"
+MARKER = "/opt/relayops/installed-wheels"
+INIT_SCRIPT = "/etc/init.d/relayops-policyd"
+SYSTEMD_UNIT = "/etc/systemd/system/relayops-policyd.service"
+REDIS_SERVICE = "redis-server"
+LOG_DIR = "/var/log/relayops"
+# Accounts the packages do not create; (name, home).
+ACCOUNTS: tuple[tuple[str, str], ...] = (("relayops", "/var/lib/relayops"), ("vmail", "/var/vmail"))
+DEPLOY_DIRECTORIES: tuple[Directory, ...] = (
+    Directory("/etc/relayops", 0o755, "root", "root"),
+    Directory("/etc/relayops/tls", 0o755, "root", "root"),
+    Directory("/opt/relayops", 0o755, "root", "root"),
+    Directory("/var/lib/relayops", 0o750, "relayops", "relayops"),
+    Directory("/var/log/relayops", 0o750, "relayops", "relayops"),
+)
+# Start order: what Postfix calls (milter, SASL, policy) runs before Postfix itself.
+START_ORDER: tuple[str, ...] = (
+    REDIS_SERVICE,
+    Service.OPENDKIM.value,
+    Service.DOVECOT.value,
+    Service.POLICYD.value,
+    Service.POSTFIX.value,
+)
+# Configuration checks run before a service (re)starts or reloads; a failure stops the host.
+CHECKS: Mapping[str, str] = {
+    Service.POSTFIX.value: "postfix check",
+    Service.OPENDKIM.value: "opendkim -n",
+    Service.DOVECOT.value: "doveconf -n >/dev/null",
+}
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    config: HostConfig
+    wanted: list[Wanted]
+    directories: list[Directory]
+    services: list[str]  # in start order
+    reload_extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def state_paths(self) -> list[str]:
+        """Every path whose state the deploy compares: files, map indexes, directories."""
+        paths = [w.path for w in self.wanted]
+        paths += [map_db(f) for f in self.config.files if f.map_command is not None]
+        paths += [d.path for d in self.directories]
+        return sorted(set(paths))
+
+
+def host_plan(
+    config: HostConfig,
+    *,
+    secrets: Mapping[str, bytes],
+    certificate: tls.Pem | None,
+    service_files: Sequence[Wanted],
+    redis_conf: str | None,
+) -> HostPlan:
+    """Assemble the host's wanted state; `secrets` maps SecretFile.source to plaintext."""
+    wanted = wanted_files(config) + wanted_secrets(config, secrets) + list(service_files)
+    reload_extra: dict[str, tuple[str, ...]] = {}
+    if certificate is not None:
+        wanted += [
+            Wanted(tls.CERT_PATH, certificate.cert, 0o644, "root", "root"),
+            Wanted(tls.KEY_PATH, certificate.key, 0o600, "root", "root", secret=True),
+        ]
+        both = (Service.POSTFIX.value, Service.DOVECOT.value)
+        reload_extra = {tls.CERT_PATH: both, tls.KEY_PATH: both}
+    services = [s for s in START_ORDER if s != REDIS_SERVICE]
+    if redis_conf is not None:
+        wanted.append(Wanted(REDIS_DROPIN, redis_conf.encode(), 0o640, "root", "redis"))
+        reload_extra[REDIS_DROPIN] = (REDIS_SERVICE,)
+        services = list(START_ORDER)
+    directories = list(DEPLOY_DIRECTORIES) + list(config.directories)
+    return HostPlan(config, wanted, directories, services, reload_extra)

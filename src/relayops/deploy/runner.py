@@ -1,0 +1,66 @@
+"""Run the pyinfra deploy of a repository: validate, then `pyinfra -y INVENTORY relay.py`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from relayops.deploy.errors import DeployError
+from relayops.deploy.target import REPO_ENV, Target, load_target, repo_of_inventory
+
+ENGINE_ROOT = Path(__file__).resolve().parents[3]
+DEPLOY_FILE = ENGINE_ROOT / "deploys" / "relay.py"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    returncode: int
+    seconds: float
+    output: str  # empty when streamed to the terminal
+
+
+def pyinfra_argv(inventory_file: Path, *, dry: bool, limit: Sequence[str] = ()) -> list[str]:
+    """`--dry --diff` shows what would change; otherwise `-y` skips pyinfra's own change pass."""
+    pyinfra = Path(sys.executable).with_name("pyinfra")
+    argv = [str(pyinfra) if pyinfra.exists() else "pyinfra"]
+    argv += ["--dry", "--diff"] if dry else ["-y"]
+    for host in limit:
+        argv += ["--limit", host]
+    return [*argv, str(inventory_file), str(DEPLOY_FILE)]
+
+
+def validate(inventory_file: Path) -> Target:
+    """The repository the inventory belongs to, validated and compiled (DeployError if not)."""
+    root = repo_of_inventory(inventory_file)
+    return load_target(root, inventory_file.stem)
+
+
+def run_deploy(
+    inventory_file: Path,
+    *,
+    dry: bool = False,
+    limit: Sequence[str] = (),
+    capture: bool = False,
+    env: dict[str, str] | None = None,
+) -> DeployResult:
+    """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository."""
+    if not DEPLOY_FILE.is_file():
+        raise DeployError(f"{DEPLOY_FILE} is missing: run from a relayops checkout")
+    target = validate(inventory_file)
+    environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
+    started = time.monotonic()
+    done = subprocess.run(
+        pyinfra_argv(inventory_file.resolve(), dry=dry, limit=limit),
+        cwd=ENGINE_ROOT,
+        env=environment,
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+    output = (done.stdout or "") + (done.stderr or "") if capture else ""
+    return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)

@@ -1,0 +1,103 @@
+"""What one deploy works on: the repository, its inventory and the compiled host files.
+
+The repository is the one the inventory file belongs to (`<repo>/inventory/<name>.py`);
+`relayops deploy` passes it to pyinfra in RELAYOPS_REPO.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from relayops.compile import CompileError, HostConfig, compile_inventory
+from relayops.compile.dkim import DkimKeyError, decrypt_secret
+from relayops.compile.templates import TemplateError
+from relayops.deploy.errors import DeployError
+from relayops.loader import load_repo
+from relayops.model import Inventory, Repo
+
+REPO_ENV = "RELAYOPS_REPO"
+IDENTITY_ENV = "RELAYOPS_AGE_IDENTITY"
+LAB_IDENTITY = "lab/age-identity.lab-only.txt"
+LAB_INVENTORY = "lab"
+
+
+@dataclass(frozen=True)
+class Target:
+    root: Path
+    repo: Repo
+    inventory: Inventory
+    configs: dict[str, HostConfig]
+
+
+def repo_of_inventory(inventory_file: Path) -> Path:
+    """`<repo>/inventory/lab.py` -> `<repo>`; refuses a file outside an `inventory/` folder."""
+    resolved = inventory_file.resolve()
+    if resolved.parent.name != "inventory" or not resolved.is_file():
+        raise DeployError(
+            f"{inventory_file}: expected an inventory file inside a repository's inventory/ "
+            "folder (for example inventory/lab.py)"
+        )
+    return resolved.parent.parent
+
+
+def repo_root(env: Mapping[str, str], default: Path) -> Path:
+    """RELAYOPS_REPO when set, else `default` (the repository holding the deploy)."""
+    value = env.get(REPO_ENV)
+    return Path(value).resolve() if value else default.resolve()
+
+
+def load_target(root: Path, inventory_name: str) -> Target:
+    """Validate and compile; any problem stops the deploy before a host is touched."""
+    result = load_repo(root)
+    if result.repo is None or not result.ok:
+        lines = "\n".join(f"  {f}" for f in result.findings)
+        raise DeployError(
+            f"{root}: the repository does not validate (run relayops validate):\n{lines}"
+        )
+    repo = result.repo
+    inventory = repo.inventories.get(inventory_name)
+    if inventory is None:
+        raise DeployError(
+            f"{root}: no inventory {inventory_name!r}; known: {', '.join(sorted(repo.inventories))}"
+        )
+    try:
+        configs = compile_inventory(repo, inventory)
+    except (CompileError, TemplateError) as exc:
+        raise DeployError(f"{root}: cannot compile inventory {inventory_name}: {exc}") from exc
+    return Target(root=root, repo=repo, inventory=inventory, configs=configs)
+
+
+@functools.cache
+def cached_target(root: Path, inventory_name: str) -> Target:
+    """pyinfra runs the deploy file once per host: compile once per process."""
+    return load_target(root, inventory_name)
+
+
+def identity_path(root: Path, inventory_name: str, env: Mapping[str, str]) -> Path:
+    """The age identity that decrypts `secrets/`: RELAYOPS_AGE_IDENTITY, or the lab's own."""
+    value = env.get(IDENTITY_ENV)
+    if value:
+        return Path(value)
+    if inventory_name == LAB_INVENTORY:
+        return root / LAB_IDENTITY
+    raise DeployError(
+        f"set {IDENTITY_ENV} to the age identity file that decrypts {root}/secrets/ "
+        f"(inventory {inventory_name} has no default identity)"
+    )
+
+
+@functools.cache
+def decrypted(root: Path, source: str, identity: Path) -> bytes:
+    """Plaintext of one `secrets/` file, decrypted on the controller, kept in memory only."""
+    try:
+        return decrypt_secret(root / source, identity)
+    except DkimKeyError as exc:
+        raise DeployError(str(exc)) from exc
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

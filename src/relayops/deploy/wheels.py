@@ -1,0 +1,165 @@
+"""Wheels of the policy daemon, built on the controller (relay hosts reach no index).
+
+`pip wheel` of the project with its dependencies into a cache directory keyed by a
+digest of the project's sources, so an unchanged engine reuses byte-identical wheels
+and a redeploy uploads nothing. The relay installs them with `--no-index`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.parser import Parser
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from relayops.deploy.errors import DeployError
+
+WHEEL_CACHE = Path("/var/cache/relayops/wheels")
+KEEP = 3  # builds kept in the cache
+
+
+@dataclass(frozen=True)
+class WheelSet:
+    digest: str  # of the wheels' names and bytes: the host's install marker
+    python: str  # "3.11.2": the hosts' interpreter the set was resolved for
+    wheels: tuple[Path, ...]
+
+
+def project_root() -> Path:
+    """The source tree of the running relayops (an editable install or a checkout)."""
+    import relayops
+
+    root = Path(relayops.__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise DeployError(
+            f"relayops runs from {root}, not a source checkout: the deploy builds the policy "
+            "daemon's wheels from the project; run it from a clone (pip install -e .)"
+        )
+    return root
+
+
+def source_digest(root: Path) -> str:
+    """Digest of pyproject.toml and every file under src/ (caches and bytecode aside)."""
+    digest = hashlib.sha256()
+    files = [root / "pyproject.toml"]
+    files += sorted(
+        p
+        for p in (root / "src").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+    )
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def python_version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def wheel_set(directory: Path, python_full: str) -> WheelSet:
+    wheels = tuple(sorted(directory.glob("*.whl")))
+    digest = hashlib.sha256()
+    for wheel in wheels:
+        digest.update(wheel.name.encode() + b"\0" + wheel.read_bytes())
+    return WheelSet(digest.hexdigest()[:16], python_full, wheels)
+
+
+def _metadata(wheel: Path) -> tuple[str, list[str]]:
+    """(project name, Requires-Dist lines) from a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = Parser().parsestr(archive.read(name).decode("utf-8"))
+    return meta["Name"], meta.get_all("Requires-Dist") or []
+
+
+def missing_requirements(wheels: Iterable[Path], python_full: str) -> list[str]:
+    """Requirements that apply on the host's Python but that no wheel of the set provides.
+
+    pip resolves markers for the controller's interpreter only: a marker such as
+    `python_full_version < "3.11.3"` (redis -> async-timeout) is false on the
+    controller's 3.11.7 and true on Debian 12's 3.11.2. Extras are never requested.
+    """
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
+    env |= {
+        "python_full_version": python_full,
+        "python_version": ".".join(python_full.split(".")[:2]),
+        "extra": "",
+    }
+    present: set[str] = set()
+    required: dict[str, str] = {}
+    for wheel in wheels:
+        name, requires = _metadata(wheel)
+        present.add(canonicalize_name(name))
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate(env):
+                required.setdefault(canonicalize_name(req.name), line.split(";")[0].strip())
+    return sorted(spec for name, spec in required.items() if name not in present)
+
+
+def _pip_wheel(args: list[str], into: str, why: str) -> None:
+    command = [
+        sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+        "--wheel-dir", into, *args,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DeployError(
+            f"pip wheel of {why} failed (exit {done.returncode}); the controller needs "
+            f"the package index or a warm pip cache:\n{done.stderr[-2000:]}"
+        )
+
+
+def ensure_wheels(
+    python_full: str, root: Path | None = None, cache: Path = WHEEL_CACHE
+) -> WheelSet:
+    """The cached wheel set of this project for the hosts' Python (e.g. "3.11.2")."""
+    root = root or project_root()
+    target = cache / f"{source_digest(root)}-py{python_full}"
+    if target.is_dir() and any(target.glob("relayops-*.whl")):
+        return wheel_set(target, python_full)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
+        source = _copy_sources(root, Path(tmp) / "src-copy")
+        wheels = Path(tmp) / "wheels"
+        _pip_wheel([str(source)], str(wheels), str(root))
+        for _ in range(10):  # each round adds the dependencies of what the last one added
+            missing = missing_requirements(wheels.glob("*.whl"), python_full)
+            if not missing:
+                break
+            _pip_wheel(["--no-deps", *missing], str(wheels), ", ".join(missing))
+        shutil.rmtree(target, ignore_errors=True)
+        wheels.rename(target)
+    _prune(cache, keep=KEEP)
+    return wheel_set(target, python_full)
+
+
+def _copy_sources(root: Path, into: Path) -> Path:
+    """Build from a copy: setuptools writes build/ and egg-info beside the sources it builds."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
+    shutil.copytree(root / "src", into / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, into / name)
+    return into
+
+
+def _prune(cache: Path, *, keep: int) -> None:
+    builds = sorted(
+        (p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
