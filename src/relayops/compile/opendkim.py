@@ -63,7 +63,8 @@ def opendkim_files(
                 trusted_hosts=TRUSTED_HOSTS,
             ),
         ),
-        # Debian's init script passes $SOCKET with -p, overriding Socket in opendkim.conf.
+        # Debian's init script reads it (run dir, user, pid file; SOCKET only if
+        # opendkim.conf had no Socket): keep both in agreement.
         conf("/etc/default/opendkim", templates.render("/etc/default/opendkim", socket=SOCKET)),
         conf(KEY_TABLE, templates.render(KEY_TABLE, rows=key_rows)),
         conf(SIGNING_TABLE, templates.render(SIGNING_TABLE, rows=signing_rows)),
