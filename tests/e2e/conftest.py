@@ -1,0 +1,26 @@
+"""End-to-end tests on the lab: mail through deployed relays, quotas, redeploys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relayops.deploy.testing import Deployed, deployed, lab, restore_example
+from relayops.lab.testing import Lab
+
+__all__ = ["deployed", "lab"]
+
+
+@pytest.fixture(scope="module")
+def example_afterwards(lab: Lab) -> Iterator[None]:
+    """Deploy the example repository again once a module that deployed variants is done."""
+    yield
+    restore_example(lab)
+
+
+@pytest.fixture
+def variant_root(tmp_path: Path, deployed: Deployed) -> Path:
+    """Where a test writes a changed copy of the example repository."""
+    return tmp_path / "repo"

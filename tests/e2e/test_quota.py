@@ -1,0 +1,80 @@
+"""The daily quota through deployed relays: shared by two relays through Redis, the 4xx
+past it, the warning mail at the sink. Runs on a copy of the example with a quota of 5."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from e2e.mailflow import refused_all, send, write_yaml_change
+from relayops.deploy.mail import token
+from relayops.deploy.testing import Deployed, copy_example, publish_and_deploy
+from relayops.lab.sink import Arrived
+
+pytestmark = pytest.mark.lab
+
+CUSTOMER = "umbrella"
+LOGIN = "umbrella"
+SENDER = "notices@umbrella.example"
+RUN = token()  # recipients unique to this run: the sink keeps earlier runs' mail
+CONTACT = f"umbrella-ops-{RUN}@isp.lab"
+QUOTA = 5
+
+
+def _clear_counters(deployed: Deployed) -> None:
+    """Today's counters of the test customer go (the test may run twice on a day)."""
+    script = (
+        f"redis-cli --scan --pattern 'relayops:*:{CUSTOMER}:*' | xargs -r redis-cli del >/dev/null"
+    )
+    status, _, err = deployed.lab.run("relay1", script)
+    assert status == 0, err
+
+
+@pytest.fixture(scope="module")
+def small_quota(
+    tmp_path_factory: pytest.TempPathFactory, deployed: Deployed, example_afterwards: None
+) -> Deployed:
+    root = copy_example(tmp_path_factory.mktemp("quota") / "repo")
+    write_yaml_change(
+        root, f"customers/{CUSTOMER}.yaml", "quota_override: 15000", f"quota_override: {QUOTA}"
+    )
+    write_yaml_change(
+        root,
+        f"customers/{CUSTOMER}.yaml",
+        "contact: mail-admin@umbrella.example",
+        f"contact: {CONTACT}",
+    )
+    _clear_counters(deployed)
+    return publish_and_deploy(deployed.lab, root)
+
+
+def test_two_relays_share_one_quota_and_refuse_past_it(small_quota: Deployed) -> None:
+    rcpts = tuple(f"q{i}-{RUN}@isp.lab" for i in range(QUOTA))
+    # 3 recipients through relay1, 2 through relay2: one day's count, kept in relay1's Redis.
+    _, refused = send(small_quota, "relay1", LOGIN, SENDER, rcpts[:3])
+    assert refused == {}
+    _, refused = send(small_quota, "relay2", LOGIN, SENDER, rcpts[3:])
+    assert refused == {}
+    for relay in ("relay1", "relay2"):
+        exc = refused_all(small_quota, relay, LOGIN, SENDER, (f"over-{RUN}@isp.lab",))
+        code, reply = exc.recipients[f"over-{RUN}@isp.lab"]
+        assert code == 452, reply
+        text = reply.decode()
+        assert "4.7.1" in text and f"daily quota of {QUOTA}" in text and CUSTOMER in text, text
+
+
+def test_warning_mail_reaches_the_contact(small_quota: Deployed) -> None:
+    warning = small_quota.lab.sink.wait_for(lambda a: a.recipient == CONTACT, timeout=60)
+    assert CUSTOMER in warning.message["Subject"] or CUSTOMER in warning.message.get_content()
+
+
+def _to(recipient: str) -> Callable[[Arrived], bool]:
+    return lambda arrived: arrived.recipient == recipient
+
+
+def test_counted_messages_arrived(small_quota: Deployed) -> None:
+    sink = small_quota.lab.sink
+    for i in range(QUOTA):
+        sink.wait_for(_to(f"q{i}-{RUN}@isp.lab"), timeout=60)
+    assert not [a for a in sink.messages() if a.recipient == f"over-{RUN}@isp.lab"]

@@ -1,0 +1,137 @@
+"""What the deploy leaves on every relay: packages, daemons, ports, files, keys, config."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+
+import pytest
+
+from infra.conftest import Relay
+from relayops.deploy.counters import redis_placement
+
+pytestmark = pytest.mark.lab
+
+PACKAGES = ("postfix", "opendkim", "opendkim-tools", "dovecot-imapd", "python3-venv")
+PUBLIC_PORTS = (25, 465, 587, 993)
+
+
+def _runs_redis(relay: Relay) -> bool:
+    placement = redis_placement(relay.deployed.target.inventory)
+    return placement is not None and placement.host.name == relay.model.name
+
+
+def test_packages_installed(relay: Relay) -> None:
+    wanted = [*PACKAGES, "redis-server"] if _runs_redis(relay) else list(PACKAGES)
+    missing = [p for p in wanted if not relay.host.package(p).is_installed]
+    assert missing == []
+
+
+def test_daemons_run_as_their_users(relay: Relay) -> None:
+    host = relay.host
+    assert host.process.filter(comm="master", user="root"), "postfix master"
+    assert host.process.filter(comm="opendkim", user="opendkim")
+    assert host.process.filter(comm="dovecot", user="root")
+    policyd = [p for p in host.process.filter(user="relayops") if "policyd" in p.args]
+    assert policyd, "relayops policyd runs as user relayops"
+    if _runs_redis(relay):
+        assert host.process.filter(comm="redis-server", user="redis")
+
+
+def test_public_ports_listen_on_every_address(relay: Relay) -> None:
+    for port in PUBLIC_PORTS:
+        assert relay.host.socket(f"tcp://0.0.0.0:{port}").is_listening, port
+
+
+def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
+    host = relay.host
+    assert host.socket("tcp://127.0.0.1:10040").is_listening  # policy daemon
+    assert host.socket("tcp://127.0.0.1:8891").is_listening  # OpenDKIM milter
+    assert not host.socket("tcp://0.0.0.0:10040").is_listening
+    assert not host.socket("tcp://0.0.0.0:8891").is_listening
+
+
+def test_redis_listens_on_the_lab_address_of_its_relay_only(relay: Relay) -> None:
+    if not _runs_redis(relay):
+        assert not relay.host.socket("tcp://0.0.0.0:6379").is_listening
+        return
+    address = redis_placement(relay.deployed.target.inventory).address  # type: ignore[union-attr]
+    assert relay.host.socket(f"tcp://{address}:6379").is_listening
+    assert not relay.host.socket("tcp://0.0.0.0:6379").is_listening
+
+
+def test_every_compiled_file_is_on_the_host_byte_for_byte(relay: Relay) -> None:
+    """plan = deploy: content, mode, owner and group of each file the compiler made."""
+    wrong = []
+    for item in relay.config.files:
+        f = relay.host.file(item.path)
+        found = (f.sha256sum if f.exists else None, f.mode, f.user, f.group)
+        wanted = (hashlib.sha256(item.content).hexdigest(), item.mode, item.owner, item.group)
+        if found != wanted:
+            wrong.append((item.path, found, wanted))
+    assert wrong == []
+
+
+def test_private_keys_are_0600_and_owned_by_their_daemon(relay: Relay) -> None:
+    assert relay.config.secrets, "the example relays sign for several domains"
+    for secret in relay.config.secrets:
+        f = relay.host.file(secret.path)
+        assert (f.mode, f.user, f.group) == (0o600, "opendkim", "opendkim"), secret.path
+        assert f.contains("PRIVATE KEY")
+    tls_key = relay.host.file("/etc/relayops/tls/privkey.pem")
+    assert (tls_key.mode, tls_key.user, tls_key.group) == (0o600, "root", "root")
+    keys = relay.host.file("/etc/opendkim/keys")
+    assert (keys.mode, keys.user) == (0o750, "opendkim")
+
+
+def _settings(text: str) -> dict[str, str]:
+    """main.cf as name -> value, continuation lines joined, comments dropped."""
+    settings: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and name is not None:
+            settings[name] += " " + line.strip()
+            continue
+        name, _, value = line.partition("=")
+        name = name.strip()
+        settings[name] = value.strip()
+    return {k: " ".join(v.split()) for k, v in settings.items()}
+
+
+def test_postconf_n_equals_the_compiled_main_cf(relay: Relay) -> None:
+    running = _settings(relay.host.check_output("postconf -n"))
+    compiled = _settings(relay.config.file("/etc/postfix/main.cf").content.decode())
+    assert running == compiled
+
+
+def test_policy_daemon_answers_on_its_socket(relay: Relay) -> None:
+    """A sender domain of another customer is refused, before anything is counted."""
+    request = (
+        "request=smtpd_access_policy\\nprotocol_state=RCPT\\nprotocol_name=ESMTP\\n"
+        "sasl_username=acme-app\\nsender=a@globex.example\\nrecipient=b@isp.lab\\n"
+        "client_address=198.18.0.1\\ninstance=infra-test\\n\\n"
+    )
+    script = (
+        "import socket; s = socket.create_connection(('127.0.0.1', 10040), timeout=5); "
+        f"s.sendall(b'{request}'); print(s.recv(4096).decode())"
+    )
+    answer = relay.host.check_output(f'python3 -c "{script}"')
+    assert answer.startswith(("action=5", "action=REJECT")), answer
+    assert "globex.example" in answer, answer
+
+
+@pytest.mark.parametrize("port", [465, 993])
+def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: int) -> None:
+    context = ssl.create_default_context(cafile=str(relay.deployed.ca_file))
+    with (
+        socket.create_connection((relay.model.ssh_hostname, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=relay.model.fqdn) as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        cert = tls.getpeercert() or {}
+    alt_names = cert.get("subjectAltName", ())
+    names = {str(entry[1]) for entry in alt_names if entry[0] == "DNS"}
+    assert relay.model.fqdn in names
