@@ -38,6 +38,7 @@ def _pids(lab: Lab) -> dict[tuple[str, str], int]:
 
 
 def test_second_deploy_without_change_changes_nothing(deployed: Deployed) -> None:
+    publish_and_deploy(deployed.lab, EXAMPLE)  # in step with the engine as it is now
     before = _pids(deployed.lab)
     result = run_deploy(EXAMPLE / "inventory" / "lab.py", capture=True)
     assert result.returncode == 0, result.output[-4000:]
@@ -79,6 +80,7 @@ def test_quota_change_under_steady_mail_keeps_every_transaction_and_pid(
     write_yaml_change(
         root, "customers/acme.yaml", "plan: business\n", "plan: business\nquota_override: 12000\n"
     )
+    publish_and_deploy(deployed.lab, EXAMPLE)  # in step with the engine as it is now
     before = _pids(deployed.lab)
     sender = SteadySender(deployed)
     thread = threading.Thread(target=sender.run, daemon=True)

@@ -1,0 +1,34 @@
+"""`relayops deploy` refuses an invalid repository before touching any host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from relayops.cli import cli
+from relayops.deploy.runner import DEPLOY_FILE, pyinfra_argv
+
+
+def test_deploy_refuses_an_invalid_repository_with_exit_2(example_repo: Path) -> None:
+    (example_repo / "customers" / "acme.yaml").write_text("name: [unclosed\n")
+    result = CliRunner().invoke(
+        cli, ["deploy", "--inventory", str(example_repo / "inventory/lab.py")]
+    )
+    assert result.exit_code == 2
+    assert "does not validate" in result.output
+    assert "acme.yaml" in result.output
+
+
+def test_deploy_refuses_a_file_outside_inventory(tmp_path: Path) -> None:
+    stray = tmp_path / "hosts.py"
+    stray.write_text("relays = []\n")
+    result = CliRunner().invoke(cli, ["deploy", "--inventory", str(stray)])
+    assert result.exit_code == 2
+
+
+def test_pyinfra_command_lines() -> None:
+    inv = Path("/r/inventory/lab.py")
+    assert pyinfra_argv(inv, dry=False)[1:] == ["-y", str(inv), str(DEPLOY_FILE)]
+    dry = pyinfra_argv(inv, dry=True, limit=["relay1"])
+    assert dry[1:] == ["--dry", "--diff", "--limit", "relay1", str(inv), str(DEPLOY_FILE)]
