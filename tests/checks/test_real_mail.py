@@ -117,7 +117,8 @@ def test_open_relay_and_auth_before_starttls_fail(tmp_path: Path, server: MailSe
         "error",
         f"{relay} is an open relay: it accepted RCPT TO:<relay-probe@example.com> from an "
         "unauthenticated client (250 2.1.5 Ok); set smtpd_relay_restrictions = "
-        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination.",
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination and keep "
+        "mynetworks to the relay's own addresses.",
     )
     sub = f"{BAD_HOST}:{p['auth_before_tls']}"
     assert seen[f"{sub} AUTH before STARTTLS"] == (

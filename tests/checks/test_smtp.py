@@ -25,7 +25,8 @@ def test_open_relay_is_an_error_with_the_fix() -> None:
     assert result.message == (
         "relay1.relay.test:25 is an open relay: it accepted RCPT TO:<relay-probe@example.com> "
         "from an unauthenticated client (250 2.1.5 Ok); set smtpd_relay_restrictions = "
-        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination."
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination and keep "
+        "mynetworks to the relay's own addresses."
     )
 
 

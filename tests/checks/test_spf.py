@@ -57,6 +57,38 @@ def test_eleven_lookups_fail() -> None:
     assert "needs 11 DNS lookups, more than the 10" in results[0].message
 
 
+def test_an_ip_after_the_tenth_lookup_term_never_passes() -> None:
+    """RFC 7208 4.6.4 limits lookups during evaluation: the 11th term is a permerror
+    before the ip4: after it is reached, while an ip4: in front matches first."""
+    names = {f"h{i}.test": ["192.0.2.1"] for i in range(11)}
+    hosts = " ".join(f"a:h{i}.test" for i in range(11))
+    late = snap({"acme.test": [f"v=spf1 {hosts} ip4:198.18.0.10 -all"]}, addresses=names)
+    early = snap({"acme.test": [f"v=spf1 ip4:198.18.0.10 {hosts} -all"]}, addresses=names)
+    assert spf.evaluate("acme.test", "198.18.0.10", late) == "permerror"
+    assert spf.evaluate("acme.test", "198.18.0.10", early) == "pass"
+    verdicts = judge_spf("acme.test", G, late, ("198.18.0.10",))
+    assert [r.status for r in verdicts] == [Status.ERROR, Status.ERROR]
+    assert "gives permerror for relay IP 198.18.0.10" in verdicts[1].message
+
+
+def test_lookups_are_counted_across_includes_and_redirects() -> None:
+    s = snap(
+        {
+            "a.test": ["v=spf1 include:b.test redirect=c.test"],
+            "b.test": ["v=spf1 " + " ".join(f"a:h{i}.test" for i in range(8)) + " ?all"],
+            "c.test": ["v=spf1 ip4:198.18.0.10 -all"],
+        },
+        addresses={f"h{i}.test": ["192.0.2.1"] for i in range(8)},
+    )
+    # include (1) + 8 a: (9) + redirect (10): the redirect's ip4: is still reached.
+    assert spf.evaluate("a.test", "198.18.0.10", s) == "pass"
+    deeper = snap(
+        {**s.txt, "b.test": ["v=spf1 " + " ".join(f"a:h{i}.test" for i in range(9)) + " ?all"]},
+        addresses={f"h{i}.test": ["192.0.2.1"] for i in range(9)},
+    )
+    assert spf.evaluate("a.test", "198.18.0.10", deeper) == "permerror"
+
+
 def test_ten_lookups_pass() -> None:
     inner = "v=spf1 " + " ".join(f"a:h{i}.test" for i in range(9)) + " -all"
     s = snap({"acme.test": ["v=spf1 include:_spf.acme.test -all"], "_spf.acme.test": [inner]})

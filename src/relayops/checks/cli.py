@@ -22,6 +22,10 @@ class _BadInput(click.ClickException):
     exit_code = 2
 
 
+def _repo_root(inventory: Path, repo_root: Path | None) -> Path:
+    return repo_root or inventory.resolve().parent.parent
+
+
 def _targets(
     inventory: Path, repo_root: Path | None, credentials: Path | None, ca_bundle: str | None
 ) -> CheckTarget:
@@ -33,7 +37,7 @@ def _targets(
     from relayops.checks.from_repo import read_credentials, targets_from_repo
     from relayops.loader import load_repo
 
-    root = repo_root or inventory.resolve().parent.parent
+    root = _repo_root(inventory, repo_root)
     loaded = load_repo(root)
     if loaded.repo is None or not loaded.ok:
         first = "; ".join(f"{f.location()}: {f.message}" for f in loaded.findings[:3])
@@ -47,6 +51,27 @@ def _targets(
         credentials=read_credentials(credentials) if credentials else None,
         ca_bundle=ca_bundle,
     )
+
+
+def _with_inventory_defaults(
+    inventory: Path, repo_root: Path | None, ca_bundle: str | None, nameserver: str | None
+) -> tuple[str | None, str | None]:
+    """Options not given on the command line come from the inventory's group data
+    (`relayops_ca_bundle`, `relayops_check_nameserver`: the lab names its CA and DNS)."""
+    if inventory.suffix == ".json" or (ca_bundle and nameserver):
+        return ca_bundle, nameserver
+    from relayops.checks.from_repo import inventory_check_defaults
+
+    defaults = inventory_check_defaults(inventory, _repo_root(inventory, repo_root))
+    if ca_bundle is None and defaults.ca_bundle is not None:
+        if not defaults.ca_bundle.is_file():
+            raise CheckInputError(
+                f"{inventory} names relayops_ca_bundle {defaults.ca_bundle}, which does not "
+                f"exist; deploy first (`relayops deploy --inventory {inventory}` creates the "
+                "lab CA) or pass --ca-bundle"
+            )
+        ca_bundle = str(defaults.ca_bundle)
+    return ca_bundle, nameserver or defaults.nameserver
 
 
 @click.command("check")
@@ -70,11 +95,16 @@ def _targets(
 )
 @click.option("--customer", help="Only this customer's sender domains and logins.")
 @click.option("--only", help=f"Comma-separated subset of {','.join(MECHANISMS)}.")
-@click.option("--nameserver", help="Ask only this DNS server, IP[:PORT] (default: system's).")
+@click.option(
+    "--nameserver",
+    help="Ask only this DNS server, IP[:PORT] (default: the inventory's "
+    "relayops_check_nameserver, else the system's).",
+)
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),
-    help="PEM file of the CAs certificates must chain to (default: system store).",
+    help="PEM file of the CAs certificates must chain to (default: the inventory's "
+    "relayops_ca_bundle, else the system store).",
 )
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per probe.")
 @click.option(
@@ -99,6 +129,9 @@ def check(
 ) -> None:
     """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
     try:
+        ca_bundle, nameserver = _with_inventory_defaults(
+            inventory, repo_root, ca_bundle, nameserver
+        )
         target = _targets(inventory, repo_root, credentials, ca_bundle)
         if customer:
             target = target.for_customer(customer)

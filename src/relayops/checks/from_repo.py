@@ -8,7 +8,10 @@ plan's SIZE, the service domain's MX (the relays), and the inventory's DNSBLs.
 
 from __future__ import annotations
 
+import runpy
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -27,6 +30,47 @@ from relayops.compile.placement import sending_addresses
 from relayops.model import Repo, Status
 
 LAB_CREDENTIALS = Path("lab/credentials.lab-only.yaml")
+# Group data of a pyinfra inventory that say how to check it (pyinfra ignores them).
+CA_BUNDLE_KEY = "relayops_ca_bundle"
+NAMESERVER_KEY = "relayops_check_nameserver"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckDefaults:
+    """What an inventory says about checking it: the CA its certificates chain to (the lab's
+    private CA) and the DNS server that serves its zones (the lab's NSD). None: the
+    system's store and resolvers, as in production."""
+
+    ca_bundle: Path | None = None
+    nameserver: str | None = None
+
+
+def _group_data(namespace: dict[str, Any]) -> dict[str, Any]:
+    relays = namespace.get("relays")
+    if isinstance(relays, tuple) and len(relays) == 2 and isinstance(relays[1], dict):
+        return relays[1]
+    return {}
+
+
+def inventory_check_defaults(inventory: Path, repo_root: Path) -> CheckDefaults:
+    """`relayops_ca_bundle` (relative to the repository root unless absolute) and
+    `relayops_check_nameserver` from the inventory's group data.
+
+    Read from the file itself because the repository model keeps only what the compiler
+    needs; pyinfra and the loader execute the same file.
+    """
+    try:
+        group = _group_data(runpy.run_path(str(inventory)))
+    except Exception as exc:  # operator code: any error is unusable input, not a crash
+        raise CheckInputError(f"cannot execute inventory {inventory}: {exc}") from exc
+    ca_value, nameserver = group.get(CA_BUNDLE_KEY), group.get(NAMESERVER_KEY)
+    for key, value in ((CA_BUNDLE_KEY, ca_value), (NAMESERVER_KEY, nameserver)):
+        if value is not None and not isinstance(value, str):
+            raise CheckInputError(f"{inventory}: {key} must be a string, not {value!r}")
+    ca_bundle = None
+    if ca_value:
+        ca_bundle = Path(ca_value) if Path(ca_value).is_absolute() else repo_root / ca_value
+    return CheckDefaults(ca_bundle=ca_bundle, nameserver=nameserver or None)
 
 
 def targets_from_repo(

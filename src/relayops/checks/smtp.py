@@ -182,7 +182,8 @@ def judge_relay(subject: str, group: str, recipient: str, obs: RelayObservation)
             sub,
             f"{subject} is an open relay: it accepted RCPT TO:<{recipient}> from an "
             f"unauthenticated client ({code} {text}); set smtpd_relay_restrictions = "
-            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination.",
+            "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination and "
+            "keep mynetworks to the relay's own addresses.",
         )
     if code // 100 == 4:
         return warning(

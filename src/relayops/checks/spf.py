@@ -217,11 +217,30 @@ def _in_network(ip: str, addresses: list[str], cidr4: int, cidr6: int) -> bool:
     return False
 
 
-def evaluate(domain: str, ip: str, snap: SpfSnapshot, _depth: int = 0) -> SpfResult:
+class _LookupBudget:
+    """The lookup terms check_host() has met so far in one evaluation (RFC 7208 4.6.4:
+    "during SPF evaluation"), across includes and redirects."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def spend(self) -> bool:
+        """Count one more lookup term; False once it is the 11th (a permerror)."""
+        self.used += 1
+        return self.used <= MAX_LOOKUPS
+
+
+def evaluate(domain: str, ip: str, snap: SpfSnapshot) -> SpfResult:
     """check_host() of RFC 7208 4 over the snapshot. Terms that need the connecting
-    client's name (ptr, exists, macros) give `unknown` when reached before a match."""
-    if _depth > MAX_LOOKUPS:
-        return "permerror"
+    client's name (ptr, exists, macros) give `unknown` when reached before a match.
+
+    A receiver stops with permerror at the 11th lookup term it meets, so an `ip4:` placed
+    after ten includes never passes, while one placed first does.
+    """
+    return _check_host(domain, ip, snap, _LookupBudget())
+
+
+def _check_host(domain: str, ip: str, snap: SpfSnapshot, budget: _LookupBudget) -> SpfResult:
     records = snap.txt.get(domain)
     if records is None:
         return "unknown"
@@ -233,6 +252,8 @@ def evaluate(domain: str, ip: str, snap: SpfSnapshot, _depth: int = 0) -> SpfRes
     if record.errors:
         return "permerror"
     for term in record.terms:
+        if term.mechanism in _LOOKUP_MECHANISMS and not budget.spend():
+            return "permerror"
         target = term.domain or domain
         if term.mechanism in ("ptr", "exists") or "%" in target:
             return "unknown"
@@ -243,7 +264,7 @@ def evaluate(domain: str, ip: str, snap: SpfSnapshot, _depth: int = 0) -> SpfRes
             assert term.network is not None
             matched = ipaddress.ip_address(ip) in ipaddress.ip_network(term.network)
         elif term.mechanism == "include":
-            inner = evaluate(target, ip, snap, _depth + 1)
+            inner = _check_host(target, ip, snap, budget)
             if inner in ("none", "permerror"):
                 return "permerror"
             if inner == "unknown":
@@ -264,6 +285,8 @@ def evaluate(domain: str, ip: str, snap: SpfSnapshot, _depth: int = 0) -> SpfRes
         if matched:
             return _QUALIFIER[term.qualifier]
     if record.redirect:
-        inner = evaluate(record.redirect, ip, snap, _depth + 1)
+        if not budget.spend():
+            return "permerror"
+        inner = _check_host(record.redirect, ip, snap, budget)
         return "permerror" if inner == "none" else inner
     return "neutral"
