@@ -44,7 +44,8 @@ def render(results: list[CheckResult], console: Console) -> None:
         table = Table(title=f"{name} — {worst(items).value}", title_justify="left", expand=True)
         table.add_column("status", no_wrap=True)
         table.add_column("check", no_wrap=True)
-        table.add_column("subject")
+        # Both wrap on a narrow terminal; a long host name folds rather than being cut.
+        table.add_column("subject", ratio=2, overflow="fold")
         table.add_column("what was seen / what to do", ratio=3)
         for r in items:
             table.add_row(f"[{_STYLE[r.status]}]{r.status.value}[/]", r.check, r.subject, r.message)
