@@ -124,3 +124,11 @@ def test_requirements_are_resolved_for_the_hosts_python(tmp_path: Path) -> None:
     ]
     assert missing_requirements(wheels, "3.11.2") == ["async-timeout>=4.0.3"]
     assert missing_requirements(wheels, "3.11.7") == []
+
+
+def test_two_labs_with_the_same_relay_names_keep_their_own_certificates(tmp_path: Path) -> None:
+    ca = LabCA(tmp_path / "ca")
+    lab0 = ca.host("relay1.example.net", [], ["198.18.0.11"], NOW)
+    lab1 = ca.host("relay1.example.net", [], ["198.18.1.11"], NOW)
+    assert lab0 != lab1
+    assert ca.host("relay1.example.net", [], ["198.18.0.11"], NOW) == lab0

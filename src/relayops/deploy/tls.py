@@ -8,6 +8,7 @@ scanner counts more than 398 days as a finding) and are renewed 30 days before e
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 from collections.abc import Sequence
@@ -164,9 +165,11 @@ class LabCA:
     ) -> Pem:
         """The host's certificate and key, issued again only when missing, stale or changed."""
         ca = self.ca(now)
-        host_dir = self.directory / "hosts" / fqdn
-        cert_path, key_path = host_dir / "fullchain.pem", host_dir / "privkey.pem"
         all_names = [fqdn, *[n for n in names if n != fqdn]]
+        # Keyed by names and addresses too: two labs may both have a relay1 (other addresses).
+        identity = hashlib.sha256("\0".join([*all_names, "", *addresses]).encode()).hexdigest()
+        host_dir = self.directory / "hosts" / f"{fqdn}-{identity[:8]}"
+        cert_path, key_path = host_dir / "fullchain.pem", host_dir / "privkey.pem"
         if cert_path.exists() and key_path.exists():
             found = Pem(cert_path.read_bytes(), key_path.read_bytes())
             if still_good(found, ca, all_names, addresses, now):
