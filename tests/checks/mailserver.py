@@ -45,7 +45,7 @@ _WRAPPER = "-o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes"
 
 
 _GOOD_LISTENERS = ("smtp", "submission", "submissions")
-_BAD_LISTENERS = ("open_relay", "auth_before_tls", "expired", "tls10")
+_BAD_LISTENERS = ("open_relay", "open_relay_tls", "auth_before_tls", "expired", "tls10")
 
 
 def _address(listener: str) -> str:
@@ -143,6 +143,14 @@ def _master_cf(d: Path, ports: dict[str, int]) -> str:
             BAD_IP,
             "open_relay",
             "-o smtpd_relay_restrictions=permit "
+            "-o smtpd_recipient_restrictions=check_client_access,static:OK,"
+            "reject_unauth_destination",
+        )
+        # the same mistake on the implicit-TLS port (465 has its own -o overrides)
+        + listener(
+            BAD_IP,
+            "open_relay_tls",
+            _WRAPPER + " -o smtpd_relay_restrictions=permit "
             "-o smtpd_recipient_restrictions=check_client_access,static:OK,"
             "reject_unauth_destination",
         )

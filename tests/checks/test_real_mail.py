@@ -90,12 +90,13 @@ def test_well_configured_relay_passes_everything(tmp_path: Path, server: MailSer
     assert code == 0
     assert report["summary"] == {"ok": len(seen), "warning": 0, "error": 0}
     sub = f"{GOOD_HOST}:{p['submission']}"
-    # 4 ports + 4 endpoints x 6 TLS judgements + AUTH, SIZE, 2 relay probes, 1 login
-    assert len(seen) == 4 + 24 + 5
+    # 4 ports + 4 endpoints x 6 TLS judgements + AUTH, SIZE, 3 relay probes, 1 login
+    assert len(seen) == 4 + 24 + 6
     assert seen[f"{sub} SIZE"] == ("ok", f"{sub} advertises SIZE {SIZE}.")
     assert seen[f"{GOOD_HOST}:{p['smtp']} open relay"][1].endswith(
         "refuses to relay for outsiders (554 5.7.1 <relay-probe@example.com>: Relay access denied)."
     )
+    assert seen[f"{GOOD_HOST}:{p['submissions']} open relay"][0] == "ok"
     assert seen[f"{sub} sender of {LOGIN}"][1] == (
         f"{LOGIN} may send from {OWN_DOMAIN} and is refused for {FOREIGN_DOMAIN} "
         f"(553 5.7.1 <relayops-check@{FOREIGN_DOMAIN}>: Sender address rejected: not owned "
@@ -106,7 +107,13 @@ def test_well_configured_relay_passes_everything(tmp_path: Path, server: MailSer
 
 def test_open_relay_and_auth_before_starttls_fail(tmp_path: Path, server: MailServer) -> None:
     p = server.ports
-    bad = host(BAD_HOST, BAD_IP, smtp=p["open_relay"], submission=p["auth_before_tls"])
+    bad = host(
+        BAD_HOST,
+        BAD_IP,
+        smtp=p["open_relay"],
+        submission=p["auth_before_tls"],
+        submissions=p["open_relay_tls"],
+    )
     code, report = run_check(
         tmp_path, {"hosts": [bad], "expected_size": 10240000}, "--only", "relay"
     )
@@ -120,6 +127,9 @@ def test_open_relay_and_auth_before_starttls_fail(tmp_path: Path, server: MailSe
         "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination and keep "
         "mynetworks to the relay's own addresses.",
     )
+    tls_relay = f"{BAD_HOST}:{p['open_relay_tls']}"
+    assert seen[f"{tls_relay} open relay"][0] == "error"
+    assert seen[f"{tls_relay} open relay"][1].startswith(f"{tls_relay} is an open relay: ")
     sub = f"{BAD_HOST}:{p['auth_before_tls']}"
     assert seen[f"{sub} AUTH before STARTTLS"] == (
         "error",

@@ -62,7 +62,8 @@ def test_everything_passes_after_a_deploy(checks: LabChecks) -> None:
     for host in ("relay1.relay.example.net", "relay2.relay.example.net"):
         for port in (25, 465, 587, 993):
             assert f"{host}:{port} chain" in subjects
-        assert f"{host}:25 open relay" in subjects
+        for port in (25, 587, 465):
+            assert f"{host}:{port} open relay" in subjects
         assert f"{host}:587 sender of acme-app" in subjects
     for domain in ("acme.example", "globex.example", "wayne.example"):
         assert f"{domain} SPF" in subjects and f"{domain} DMARC" in subjects

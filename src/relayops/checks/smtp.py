@@ -144,10 +144,11 @@ def probe_relay(
     *,
     recipient: str,
     starttls: bool,
+    implicit_tls: bool = False,
     timeout: float = 10.0,
 ) -> RelayObservation:
     """Unauthenticated MAIL FROM:<> then RCPT TO:<outside recipient>, then RSET."""
-    smtp = open_smtp(address, fqdn, port, timeout=timeout)
+    smtp = open_smtp(address, fqdn, port, implicit_tls=implicit_tls, timeout=timeout)
     try:
         smtp.ehlo(EHLO_NAME)
         if starttls and smtp.has_extn("starttls"):
@@ -332,7 +333,13 @@ def check_host_behaviour(
         results += judge_submission(subject, group, obs, target.expected_size)
     except ProbeError as exc:
         results.append(_probe_error(RELAY, group, f"{subject} submission", exc))
-    for port, starttls in ((p.smtp, False), (p.submission, True)):
+    # Every port that accepts mail: 465 has its own master.cf overrides, so it can be
+    # opened by mistake on its own.
+    for port, starttls, implicit in (
+        (p.smtp, False, False),
+        (p.submission, True, False),
+        (p.submissions, False, True),
+    ):
         subject = f"{host.fqdn}:{port}"
         try:
             relay = probe_relay(
@@ -341,6 +348,7 @@ def check_host_behaviour(
                 port,
                 recipient=target.probe_recipient,
                 starttls=starttls,
+                implicit_tls=implicit,
                 timeout=timeout,
             )
             results.append(judge_relay(subject, group, target.probe_recipient, relay))
