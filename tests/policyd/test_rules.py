@@ -345,3 +345,11 @@ def test_store_unavailable_defers_or_lets_through_as_configured() -> None:
     assert defer.action.startswith("DEFER_IF_PERMIT 4.3.0 ")
     assert defer.refusal is Refusal.STORE_ERROR
     assert conclude(step, down, rules, fail_open=True).action == "DUNNO"
+
+
+def test_sender_domain_reply_stays_one_short_line() -> None:
+    many = [f"brand-{i:03}.example" for i in range(100)]
+    rules = rules_with(acme={"domains": many})
+    verdict = assess(request(sender="x@" + "y" * 300 + ".example"), rules, utc(2026, 11, 23, 9))
+    assert isinstance(verdict, Verdict) and verdict.refusal is Refusal.SENDER_DOMAIN
+    assert len(verdict.action) < 512 and "\n" not in verdict.action  # RFC 5321 4.5.3.1.5

@@ -393,10 +393,11 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
         sender = request.get("sender", "")
         domain = _sender_domain(sender)
         if domain not in customer.domains:
-            shown = domain or "(none)"
+            shown = _one_line(domain or "(none)")
+            owned = _one_line(", ".join(sorted(customer.domains))) or "one of its domains"
             return Verdict(
                 f"553 5.7.1 sender domain {shown} is not registered for {cid}; "
-                f"use an address at {', '.join(sorted(customer.domains)) or 'one of its domains'}",
+                f"use an address at {owned}",
                 Refusal.SENDER_DOMAIN,
                 cid,
             )
