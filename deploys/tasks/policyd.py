@@ -12,7 +12,6 @@ import shlex
 from deploys.tasks.prepare import HostRun
 from pyinfra.operations import server
 
-from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import MARKER, VENV, WHEEL_DIR
 from relayops.deploy.operations import upload_wheels
 
@@ -24,12 +23,6 @@ def needs_install(run: HostRun) -> bool:
 def install(run: HostRun) -> None:
     if not needs_install(run):
         return
-    if run.facts.python != run.wheels.python:
-        raise DeployError(
-            f"the policy daemon's wheels are built for Python {run.wheels.python} (the "
-            f"controller's) but the host runs {run.facts.python or 'no python3'}: run the "
-            "deploy with a Python of the hosts' version"
-        )
     upload_wheels(
         name=f"Upload {len(run.wheels.wheels)} policy daemon wheels",
         wheels=run.wheels.wheels,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,9 +69,9 @@ def _wheels_for(python: str) -> WheelSet:
 
 
 def _wheels(facts: HostFacts) -> WheelSet:
-    if facts.python is None:
-        raise DeployError(f"{host.name} has no python3: the packages step installs it; rerun")
-    return _wheels_for(facts.python)
+    # No python3 yet (a bare production host): the packages step installs Debian's; resolve
+    # for the controller's version meanwhile (same minor version required anyway).
+    return _wheels_for(facts.python or ".".join(map(str, sys.version_info[:3])))
 
 
 def host_run(engine: Path) -> HostRun:

@@ -13,6 +13,7 @@ from pyinfra.context import host
 from pyinfra.operations import server
 
 from relayops.compile.files import Service
+from relayops.deploy.counters import redis_bind, redis_placement
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, START_ORDER, SYSTEMD_UNIT
 from relayops.deploy.ordering import positioned
 from relayops.deploy.state import reloads
@@ -71,9 +72,7 @@ def action(run: HostRun, service: str) -> str | None:
 
 
 def _redis_runtime(run: HostRun) -> str:
-    for want in run.plan.wanted:
-        if want.path.endswith("relayops.conf"):
-            lines = want.content.decode().splitlines()
-            bind = next(line for line in lines if line.startswith("bind "))[len("bind ") :]
-            return f"redis-cli CONFIG SET bind '{bind}' && redis-cli CONFIG SET protected-mode no"
-    return "true"
+    placement = redis_placement(run.target.inventory)
+    assert placement is not None  # only the counters host runs Redis
+    binds = " ".join(redis_bind(placement))
+    return f"redis-cli CONFIG SET bind '{binds}' && redis-cli CONFIG SET protected-mode no"

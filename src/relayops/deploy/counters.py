@@ -40,11 +40,16 @@ def redis_placement(inventory: Inventory) -> RedisPlacement | None:
     return None
 
 
+def redis_bind(placement: RedisPlacement) -> tuple[str, ...]:
+    """Loopback for the local policy daemon, the lab/production address for the others."""
+    return ("127.0.0.1", placement.address)
+
+
 def redis_dropin(placement: RedisPlacement) -> str:
     """Appended to Debian's redis.conf by an include: later directives win."""
     return (
         "# managed by relayops (deploys/tasks/redis.py): the relays' shared quota counters\n"
-        f"bind 127.0.0.1 {placement.address}\n"
+        f"bind {' '.join(redis_bind(placement))}\n"
         f"port {placement.port}\n"
         "# Reachable from the relays' network only: firewall it in production (docs/deploy.md).\n"
         "protected-mode no\n"
