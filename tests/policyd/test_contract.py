@@ -26,7 +26,8 @@ def test_rendered_policy_json_loads_and_rendered_arguments_parse(
         for login, customer in rules.by_login.items():
             assert login == login.lower() and customer.id in rules.customers
         defaults = path.parent.parent / "default" / "relayops-policyd"
-        args = shlex.split(defaults.read_text().split("RELAYOPS_POLICYD_ARGS=", 1)[1])
+        (value,) = shlex.split(defaults.read_text().split("RELAYOPS_POLICYD_ARGS=", 1)[1])
+        args = shlex.split(value)  # the shell variable, then the words the script passes
         # The rendered arguments are options the command knows (parsed, not run).
         ctx = policyd.make_context("policyd", args)
         assert ctx.params["listen"] and ctx.params["store_spec"] and ctx.params["rules_path"]
