@@ -154,6 +154,8 @@ def probe_tls(
         except ssl.SSLError as exc:
             refused_here = "this machine's OpenSSL cannot offer it"
             legacy[legacy_version] = refused_here if _is_client_side(exc) else False
+        except TimeoutError:  # silence is not a refusal: nothing was proven
+            legacy[legacy_version] = f"no answer within {timeout:g} s"
         except (OSError, smtplib.SMTPException):
             legacy[legacy_version] = False  # the server hung up mid-handshake: refused
     return TlsObservation(version, der, verify_error, legacy)
@@ -197,8 +199,8 @@ def judge_legacy(subject: str, group: str, accepted: dict[str, bool | str]) -> l
                     CHECK,
                     group,
                     sub,
-                    f"could not test {version} on {subject} ({verdict}); rerun from a host "
-                    "whose OpenSSL still offers it.",
+                    f"could not test {version} on {subject} ({verdict}); rerun (with a longer "
+                    "--timeout, or from a host whose OpenSSL still offers it).",
                 )
             )
     return results
