@@ -1,0 +1,59 @@
+"""A failing `postfix check` stops that host's deploy before any reload; the others go on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.mailflow import write_yaml_change
+from relayops.deploy.runner import run_deploy
+from relayops.deploy.testing import EXAMPLE, Deployed, copy_example, publish_and_deploy
+from relayops.lab.testing import Lab
+
+pytestmark = pytest.mark.lab
+
+BROKEN = "relay2"
+PIDS = "cat /var/spool/postfix/pid/master.pid /run/opendkim/opendkim.pid /run/relayops/policyd.pid"
+RELOADS = "grep -c event=rules_reloaded /var/log/relayops/policyd.log || true"
+
+
+@pytest.fixture
+def broken_postfix_check(deployed: Deployed) -> Iterator[Lab]:
+    """relay2's `postfix check` fails (its postconf is not executable) until the test ends."""
+    publish_and_deploy(deployed.lab, EXAMPLE)  # in step with the engine as it is now
+    status, _, err = deployed.lab.run(BROKEN, "chmod -x /usr/sbin/postconf && ! postfix check")
+    assert status == 0, err
+    try:
+        yield deployed.lab
+    finally:
+        deployed.lab.run(BROKEN, "chmod +x /usr/sbin/postconf")
+        publish_and_deploy(deployed.lab, EXAMPLE)
+
+
+def _state(lab: Lab, relay: str) -> tuple[str, int]:
+    _, pids, _ = lab.run(relay, PIDS)
+    _, reloads, _ = lab.run(relay, RELOADS)
+    return pids, int(reloads.strip() or 0)
+
+
+def test_failed_check_stops_only_that_host_before_any_reload(
+    broken_postfix_check: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    lab = broken_postfix_check
+    root = copy_example(tmp_path_factory.mktemp("check") / "repo")
+    # Suspending a customer changes sender_logins (Postfix), the DKIM tables and the rules.
+    write_yaml_change(
+        root,
+        "customers/stark.yaml",
+        "plan: starter\n",
+        "status: suspended\nstatus_reason: e2e test\nstatus_date: 2026-11-20\nplan: starter\n",
+    )
+    before = {relay: _state(lab, relay) for relay in ("relay1", BROKEN)}
+    result = run_deploy(root / "inventory" / "lab.py", capture=True)
+    assert result.returncode != 0, result.output[-4000:]
+    assert "Check postfix configuration" in result.output
+    pids, reloads = _state(lab, BROKEN)
+    assert (pids, reloads) == before[BROKEN], "nothing on the failed host was reloaded"
+    pids1, reloads1 = _state(lab, "relay1")
+    assert pids1 == before["relay1"][0] and reloads1 == before["relay1"][1] + 1
