@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deploys.tasks.prepare import HostRun
-from deploys.tasks.services import to_reload, to_start
+from deploys.tasks.services import actions
 from pyinfra.operations import server
 
 from relayops.deploy.errors import DeployError
@@ -19,7 +19,7 @@ def verify(run: HostRun) -> None:
                 f"{run.plan.config.host}: {path} is missing; production certificates come from "
                 "the ACME client (docs/deploy.md), which must have run once before the deploy"
             )
-    touched = to_start(run) | to_reload(run)
+    touched = {service for service, _ in actions(run)}
     for service, command in CHECKS.items():
         if service in touched:
             server.shell(name=f"Check {service} configuration: {command}", commands=[command])

@@ -1,0 +1,59 @@
+"""What happens to each service in a deploy, and the command that does it: pure.
+
+Start what is stopped; reload what runs and had a file changed; restart only the
+policy daemon and only for new code (a reload keeps counters but cannot load code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from relayops.compile.files import Service
+from relayops.deploy.hostplan import LOG_DIR
+
+
+def service_actions(
+    services: Sequence[str],
+    running: Mapping[str, bool],
+    changed: Iterable[str],
+    *,
+    new_code: bool,
+) -> list[tuple[str, str]]:
+    """(service, "start" | "reload" | "restart") in `services` order; untouched ones omitted.
+
+    >>> service_actions(["opendkim", "postfix"], {"opendkim": True}, ["opendkim"], new_code=False)
+    [('opendkim', 'reload'), ('postfix', 'start')]
+    """
+    wanted = set(changed)
+    actions = []
+    for service in services:
+        if not running.get(service, False):
+            actions.append((service, "start"))
+        elif service == Service.POLICYD.value and new_code:
+            actions.append((service, "restart"))
+        elif service in wanted:
+            actions.append((service, "reload"))
+    return actions
+
+
+def control_command(service: str, verb: str, *, systemd: bool) -> str:
+    """systemctl where systemd runs; else the init script, its output kept in a log file.
+
+    A daemon started by an init script inherits the script's stdout and stderr; over SSH
+    those are the session's, which then never closes (Dovecot keeps stderr open).
+    """
+    if systemd:
+        return f"systemctl {verb} {service}"
+    log = f"{LOG_DIR}/init-{service}.log"
+    return (
+        f"off=$(stat -c %s {log} 2>/dev/null || echo 0); "
+        f"/etc/init.d/{service} {verb} </dev/null >>{log} 2>&1; rc=$?; "
+        f"tail -c +$((off + 1)) {log}; exit $rc"
+    )
+
+
+def redis_runtime_command(binds: Sequence[str]) -> str:
+    """Redis has no reload: apply a changed listening list at runtime."""
+    return (
+        f"redis-cli CONFIG SET bind '{' '.join(binds)}' && redis-cli CONFIG SET protected-mode no"
+    )

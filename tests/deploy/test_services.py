@@ -1,0 +1,42 @@
+"""Service decisions and commands, for hosts with and without systemd."""
+
+from __future__ import annotations
+
+from relayops.deploy.services import control_command, redis_runtime_command, service_actions
+
+ORDER = ["redis-server", "opendkim", "dovecot", "relayops-policyd", "postfix"]
+ALL_RUNNING = dict.fromkeys(ORDER, True)
+
+
+def test_nothing_changed_touches_nothing() -> None:
+    assert service_actions(ORDER, ALL_RUNNING, [], new_code=False) == []
+
+
+def test_stopped_services_start_in_order_and_changed_ones_reload() -> None:
+    running = {**ALL_RUNNING, "redis-server": False, "postfix": False}
+    got = service_actions(ORDER, running, ["opendkim", "postfix"], new_code=False)
+    assert got == [("redis-server", "start"), ("opendkim", "reload"), ("postfix", "start")]
+
+
+def test_only_the_policy_daemon_restarts_and_only_for_new_code() -> None:
+    got = service_actions(ORDER, ALL_RUNNING, ["postfix"], new_code=True)
+    assert got == [("relayops-policyd", "restart"), ("postfix", "reload")]
+    stopped = {**ALL_RUNNING, "relayops-policyd": False}
+    assert service_actions(ORDER, stopped, [], new_code=True) == [("relayops-policyd", "start")]
+
+
+def test_systemd_hosts_use_systemctl() -> None:
+    assert control_command("postfix", "reload", systemd=True) == "systemctl reload postfix"
+
+
+def test_init_script_output_goes_to_a_log_not_the_ssh_session() -> None:
+    command = control_command("dovecot", "start", systemd=False)
+    assert (
+        "/etc/init.d/dovecot start </dev/null >>/var/log/relayops/init-dovecot.log 2>&1" in command
+    )
+    assert command.endswith("exit $rc")
+
+
+def test_redis_bind_list_applies_at_runtime() -> None:
+    command = redis_runtime_command(("127.0.0.1", "198.18.0.11"))
+    assert "CONFIG SET bind '127.0.0.1 198.18.0.11'" in command
