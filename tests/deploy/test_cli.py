@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from relayops.cli import cli
+from relayops.deploy.report import summary
 from relayops.deploy.runner import DEPLOY_FILE, pyinfra_argv
 
 
@@ -32,3 +34,41 @@ def test_pyinfra_command_lines() -> None:
     assert pyinfra_argv(inv, dry=False)[1:] == ["-y", str(inv), str(DEPLOY_FILE)]
     dry = pyinfra_argv(inv, dry=True, limit=["relay1"])
     assert dry[1:] == ["--dry", "--diff", "--limit", "relay1", str(inv), str(DEPLOY_FILE)]
+
+
+PYINFRA_OUTPUT = """\
+--> Beginning operation run...
+--> Starting operation: File /etc/relayops/policy.json (content)
+    [relay2.relay.example.net] Success
+    [relay1.relay.example.net] Success
+
+--> Starting operation: Check postfix configuration: postfix check
+    [relay2.relay.example.net] Error
+    [relay1.relay.example.net] Skipped
+
+--> Starting operation: Reload relayops-policyd
+    [relay1.relay.example.net] Success
+"""
+
+
+def test_summary_reads_changed_and_failed_hosts_from_pyinfra_output() -> None:
+    got = summary(PYINFRA_OUTPUT)
+    assert got["changed"] == {
+        "relay2.relay.example.net": ["File /etc/relayops/policy.json (content)"],
+        "relay1.relay.example.net": [
+            "File /etc/relayops/policy.json (content)",
+            "Reload relayops-policyd",
+        ],
+    }
+    assert got["failed"] == {
+        "relay2.relay.example.net": ["Check postfix configuration: postfix check"]
+    }
+    assert summary("--> Results:\n")["operations"] == []
+
+
+def test_json_refusal(example_repo: Path) -> None:
+    (example_repo / "customers" / "acme.yaml").write_text("name: [unclosed\n")
+    inventory = str(example_repo / "inventory/lab.py")
+    result = CliRunner().invoke(cli, ["deploy", "--json", "--inventory", inventory])
+    assert result.exit_code == 2
+    assert json.loads(result.output)["ok"] is False

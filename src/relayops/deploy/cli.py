@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
+from relayops.commands.options import json_option
 from relayops.deploy.errors import DeployError
+from relayops.deploy.report import summary
 from relayops.deploy.runner import run_deploy
 
 
@@ -24,16 +27,32 @@ from relayops.deploy.runner import run_deploy
     "--dry", is_flag=True, help="Show what would change (pyinfra's diff); change nothing."
 )
 @click.option("--limit", multiple=True, help="Deploy only this host (repeatable).")
-def deploy(inventory_file: Path, dry: bool, limit: tuple[str, ...]) -> None:
+@json_option
+def deploy(inventory_file: Path, dry: bool, limit: tuple[str, ...], as_json: bool) -> None:
     """Deploy the compiled files to the relay hosts: upload, index maps, check, reload.
 
     Refuses (exit 2) when the repository does not validate, so nothing is half-deployed.
     """
     try:
-        result = run_deploy(inventory_file, dry=dry, limit=limit)
+        result = run_deploy(inventory_file, dry=dry, limit=limit, capture=as_json)
     except DeployError as exc:
-        click.echo(f"relayops deploy: {exc}", err=True)
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        else:
+            click.echo(f"relayops deploy: {exc}", err=True)
         sys.exit(2)
+    if as_json:
+        payload = {
+            "ok": result.returncode == 0,
+            "inventory": str(inventory_file),
+            "dry": dry,
+            "seconds": result.seconds,
+            **summary(result.output),
+        }
+        if result.returncode != 0:
+            payload["output_tail"] = result.output[-4000:]
+        click.echo(json.dumps(payload, indent=2))
+        sys.exit(0 if result.returncode == 0 else 1)
     verb = "dry run" if dry else "deploy"
     status = "ok" if result.returncode == 0 else f"FAILED (pyinfra exit {result.returncode})"
     click.echo(f"relayops {verb} of {inventory_file}: {status} in {result.seconds:.1f} s", err=True)
