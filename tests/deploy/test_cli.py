@@ -72,3 +72,9 @@ def test_json_refusal(example_repo: Path) -> None:
     result = CliRunner().invoke(cli, ["deploy", "--json", "--inventory", inventory])
     assert result.exit_code == 2
     assert json.loads(result.output)["ok"] is False
+
+
+def test_lab_host_keys_are_handed_to_pyinfra() -> None:
+    inv = Path("/r/inventory/lab.py")
+    argv = pyinfra_argv(inv, dry=False, known_hosts=Path("/var/lib/relayops-lab/ssh/known_hosts"))
+    assert argv[2:4] == ["--data", "ssh_known_hosts_file=/var/lib/relayops-lab/ssh/known_hosts"]

@@ -8,10 +8,12 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 
 from relayops.deploy.errors import DeployError
 from relayops.deploy.target import REPO_ENV, Target, load_target, repo_of_inventory
+from relayops.lab.topology import Topology
 
 ENGINE_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_FILE = ENGINE_ROOT / "deploys" / "relay.py"
@@ -24,14 +26,36 @@ class DeployResult:
     output: str  # empty when streamed to the terminal
 
 
-def pyinfra_argv(inventory_file: Path, *, dry: bool, limit: Sequence[str] = ()) -> list[str]:
+def pyinfra_argv(
+    inventory_file: Path,
+    *,
+    dry: bool,
+    limit: Sequence[str] = (),
+    known_hosts: Path | None = None,
+) -> list[str]:
     """`--dry --diff` shows what would change; otherwise `-y` skips pyinfra's own change pass."""
     pyinfra = Path(sys.executable).with_name("pyinfra")
     argv = [str(pyinfra) if pyinfra.exists() else "pyinfra"]
     argv += ["--dry", "--diff"] if dry else ["-y"]
     for host in limit:
         argv += ["--limit", host]
+    if known_hosts is not None:
+        argv += ["--data", f"ssh_known_hosts_file={known_hosts}"]
     return [*argv, str(inventory_file), str(DEPLOY_FILE)]
+
+
+def lab_known_hosts(target: Target) -> Path | None:
+    """The lab's known_hosts when every host of the inventory is in one lab's network.
+
+    `lab up` records each host's key there: pyinfra then verifies the lab's host keys
+    (a changed key fails the connection) instead of trusting whatever answers.
+    """
+    addresses = [ip_address(h.ssh_hostname) for h in target.inventory.hosts]
+    for index in (0, 1):
+        topo = Topology(index=index, relay_count=1)
+        if all(a in topo.network for a in addresses) and topo.known_hosts.is_file():
+            return topo.known_hosts
+    return None
 
 
 def validate(inventory_file: Path) -> Target:
@@ -54,8 +78,11 @@ def run_deploy(
     target = validate(inventory_file)
     environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
     started = time.monotonic()
+    argv = pyinfra_argv(
+        inventory_file.resolve(), dry=dry, limit=limit, known_hosts=lab_known_hosts(target)
+    )
     done = subprocess.run(
-        pyinfra_argv(inventory_file.resolve(), dry=dry, limit=limit),
+        argv,
         cwd=ENGINE_ROOT,
         env=environment,
         capture_output=capture,
