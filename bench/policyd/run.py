@@ -57,6 +57,18 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def wait_port_free(port: int, timeout: float = 20.0) -> None:
+    """Until nothing listens on the port any more (a daemon's children exit late)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"127.0.0.1:{port} still in use")
+
+
 def write_rules(path: Path) -> None:
     customer = {
         "name": "Bench",
@@ -102,10 +114,12 @@ class Target:
     )
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
-    # Files to delete before each run: a daemon whose per-request cost grows with
-    # what it has stored (policyd-rate-limit keeps a row per mail) starts each run
-    # empty, as at the start of a day.
-    fresh_per_run: tuple[Path, ...] = ()
+    # Restarted before each run, after deleting these files: policyd-rate-limit,
+    # whose per-request cost grows with the rows it keeps (one per mail), starts
+    # each run empty as at the start of a day; postfwd2's master exited after
+    # about 80,000 requests in every full run (nothing logged without syslog).
+    restart_per_run: bool = False
+    delete_before_run: tuple[Path, ...] = ()
 
 
 def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
@@ -144,14 +158,28 @@ def postfwd(
 
     def start(port: int) -> None:
         cache = ["--cache_port", str(free_port())] if exe == "postfwd2" else []
-        subprocess.run(
+        done = subprocess.run(
             [exe, *daemon, *args, "--port", str(port), "--pidfile", str(pid), *cache],
-            check=True,
             cwd=PFWORK,
+            capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"{exe} did not start: {done.stdout}{done.stderr}")
 
     def stop(_: subprocess.Popen[bytes] | None) -> None:
+        try:
+            master = int(pid.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            master = None
         subprocess.run([exe, "--kill", "--pidfile", str(pid), *args], check=False)
+        deadline = time.monotonic() + 10
+        while master is not None and time.monotonic() < deadline:
+            try:
+                os.kill(master, 0)  # a new start refuses while the old master lives
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
 
     return start, stop
 
@@ -184,7 +212,9 @@ def targets(redis_url: str, peers: bool) -> list[Target]:
         ("postfwd2", []),  # pre-forking children and a cache process
     ):
         if shutil.which(exe):
-            found.append(Target(exe, *postfwd(exe, [*common, *extra])))
+            found.append(
+                Target(exe, *postfwd(exe, [*common, *extra]), restart_per_run=exe == "postfwd2")
+            )
     prl = ROOT / "bench" / "work" / "prl-venv" / "bin" / "policyd-rate-limit"
     if prl.exists():
 
@@ -220,7 +250,9 @@ def targets(redis_url: str, peers: bool) -> list[Target]:
             return _spawn([str(prl), "-f", str(cfg)], "policyd-rate-limit.log")
 
         db = WORK / "prl.sqlite3"
-        found.append(Target("policyd-rate-limit", start_prl, fresh_per_run=(db,)))
+        found.append(
+            Target("policyd-rate-limit", start_prl, restart_per_run=True, delete_before_run=(db,))
+        )
     return found
 
 
@@ -300,7 +332,10 @@ def report(
         "  `--nodns --cache 0 --perfmon`; counters in memory only, not persisted.",
         "- **policyd-rate-limit** 1.2.0 (PyPI, own venv under bench/work/): SQLite backend,",
         "  `count_mode: 0` (each RCPT counted, as relayops), one row per recipient; its",
-        "  per-request cost grows with the rows of the day, so it starts each run empty.",
+        "  per-request cost grows with the rows of the day, so it is restarted empty",
+        "  before each run.",
+        "- postfwd2's master exited after about 80,000 requests in each full run (no log",
+        "  without syslog): it is restarted before each run.",
         "- The load generator, the daemons and Redis share the machine's cores with",
         "  whatever else runs on it (see the load average above).",
     ]
@@ -345,7 +380,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.report_only:
-        saved = json.loads((HERE / "results.json").read_text())
+        saved = json.loads((args.out.parent / "results.json").read_text())
         runs = {n: {int(c): r for c, r in per.items()} for n, per in saved["runs"].items()}
         args.out.write_text(report(runs, saved["500"], saved["meta"]))
         return
@@ -393,10 +428,11 @@ def main() -> None:
             for rnd in range(args.rounds):
                 order = all_targets if rnd % 2 == 0 else list(reversed(all_targets))
                 for t in order:
-                    if t.fresh_per_run:
+                    if t.restart_per_run:
                         t.stop(t.proc)
-                        for path in t.fresh_per_run:
+                        for path in t.delete_before_run:
                             path.unlink(missing_ok=True)
+                        wait_port_free(t.port)
                         t.proc = t.start(t.port)
                         wait_port(t.port)
                     r = load(t.port, conns, args.requests)
@@ -416,7 +452,7 @@ def main() -> None:
         for t in all_targets:
             t.stop(t.proc)
         _terminate(redis)
-    (HERE / "results.json").write_text(
+    (args.out.parent / "results.json").write_text(
         json.dumps({"meta": meta, "runs": results, "500": many}, indent=1)
     )
     args.out.write_text(report(results, many, meta))
