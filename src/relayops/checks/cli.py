@@ -54,16 +54,23 @@ def _targets(
 
 
 def _with_inventory_defaults(
-    inventory: Path, repo_root: Path | None, ca_bundle: str | None, nameserver: str | None
+    inventory: Path,
+    repo_root: Path | None,
+    ca_bundle: str | None,
+    nameserver: str | None,
+    *,
+    needs_ca: bool,
 ) -> tuple[str | None, str | None]:
     """Options not given on the command line come from the inventory's group data
-    (`relayops_ca_bundle`, `relayops_check_nameserver`: the lab names its CA and DNS)."""
+    (`relayops_ca_bundle`, `relayops_check_nameserver`: the lab names its CA and DNS).
+
+    The CA bundle must exist only when TLS is checked: DNS checks need no deploy."""
     if inventory.suffix == ".json" or (ca_bundle and nameserver):
         return ca_bundle, nameserver
     from relayops.checks.from_repo import inventory_check_defaults
 
     defaults = inventory_check_defaults(inventory, _repo_root(inventory, repo_root))
-    if ca_bundle is None and defaults.ca_bundle is not None:
+    if ca_bundle is None and defaults.ca_bundle is not None and needs_ca:
         if not defaults.ca_bundle.is_file():
             raise CheckInputError(
                 f"{inventory} names relayops_ca_bundle {defaults.ca_bundle}, which does not "
@@ -129,15 +136,15 @@ def check(
 ) -> None:
     """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
     try:
+        mechanisms = parse_only(only)
         ca_bundle, nameserver = _with_inventory_defaults(
-            inventory, repo_root, ca_bundle, nameserver
+            inventory, repo_root, ca_bundle, nameserver, needs_ca="tls" in mechanisms
         )
         target = _targets(inventory, repo_root, credentials, ca_bundle)
         if customer:
             target = target.for_customer(customer)
         if ca_bundle:
             target = replace(target, ca_bundle=ca_bundle)
-        mechanisms = parse_only(only)
         resolver = make_resolver(nameserver, timeout=min(timeout, 5.0))
         results = run_checks(
             target,
