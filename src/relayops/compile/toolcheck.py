@@ -8,18 +8,16 @@ not: a throw-away TLS certificate and DKIM keys (never the real ones), a queue d
 
 from __future__ import annotations
 
-import datetime
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from relayops.certs import self_signed
 from relayops.compile.files import HostConfig, MapCommand
 from relayops.compile.postfix import MAP_TYPE, TLS_CERT, TLS_KEY
 
@@ -67,8 +65,9 @@ def stage(config: HostConfig, scratch: Path, *, key: rsa.RSAPrivateKey | None = 
         target.chmod(0o600)
     cert_path = scratch / TLS_CERT.lstrip("/")
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    cert_path.write_bytes(self_signed(config.fqdn, key))
-    (scratch / TLS_KEY.lstrip("/")).write_bytes(key_pem)
+    cert_pem, tls_key_pem = self_signed(config.fqdn, days=2)
+    cert_path.write_bytes(cert_pem)
+    (scratch / TLS_KEY.lstrip("/")).write_bytes(tls_key_pem)
     (scratch / TLS_KEY.lstrip("/")).chmod(0o600)
     main_cf = scratch / "etc/postfix/main.cf"
     with main_cf.open("a", encoding="utf-8") as handle:
@@ -86,23 +85,6 @@ def stage(config: HostConfig, scratch: Path, *, key: rsa.RSAPrivateKey | None = 
                  f"{MAP_TYPE}:{scratch}{item.path}"]
             )  # fmt: skip
     return scratch
-
-
-def self_signed(name: str, key: rsa.RSAPrivateKey) -> bytes:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _binary(name: str) -> str:

@@ -9,7 +9,6 @@ so a Maildir per domain would need every domain listed in advance.)
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import os
@@ -19,11 +18,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from relayops.certs import self_signed
 from relayops.lab import state as lab_state
 from relayops.lab.errors import LabNotUpError, LabTimeoutError
 from relayops.lab.host import host_command
@@ -60,30 +55,6 @@ smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
 """
 MAILDIR = "inbox"  # under MAIL_BASE
-
-
-def self_signed(fqdn: str) -> tuple[bytes, bytes]:
-    """A self-signed certificate and key for `fqdn` (the sink offers STARTTLS like an ISP)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(fqdn)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 @dataclass(frozen=True)
@@ -124,7 +95,7 @@ class Sink:
         (postfix / "main.cf").write_text(
             MAIN_CF.format(fqdn=self.topo.sink.fqdn, base=MAIL_BASE, uid=MAIL_UID, maildir=MAILDIR)
         )
-        cert, key = self_signed(self.topo.sink.fqdn)
+        cert, key = self_signed(self.topo.sink.fqdn, days=90)
         (postfix / "sink.crt").write_bytes(cert)
         (postfix / "sink.key").write_bytes(key)
         (postfix / "sink.key").chmod(0o600)
