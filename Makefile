@@ -27,6 +27,15 @@ lint: deps
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/mypy
 
+## make bench: every benchmark under bench/ (slow; results are written beside each script).
+bench: deps
+	./scripts/bench-deps
+	$(PY) bench/validate/run.py
+	$(PY) bench/render/bench_render.py --runs 3
+	$(PY) bench/policyd/run.py
+	$(PY) bench/lab/bench_lab.py --repeat 3
+	$(PY) bench/deploy/run.py
+
 golden: deps
 	$(VENV)/bin/pytest tests/golden --update-golden
 
