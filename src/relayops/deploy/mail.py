@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -69,7 +70,7 @@ def submit(
         return refused
 
 
-def lab_dnsfunc(nameserver: str, *, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+def lab_dnsfunc(nameserver: str, *, timeout: float = 5.0) -> Callable[..., bytes]:
     """A dkimpy `dnsfunc` asking only `nameserver` (the lab DNS host) for TXT records."""
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [nameserver]
