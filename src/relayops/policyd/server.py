@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import resource
 import signal
 import stat
@@ -14,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import PolicyConnection, Stats, sweep
@@ -39,9 +41,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# \w is exactly str.isalnum() plus "_" (checked over every code point), so this
+# accepts the same non-empty values the per-character test did.
+_BARE_VALUE: Final = re.compile(r"[\w\-.@:/+]+").fullmatch
+
+
 def _logfmt_value(value: object) -> str:
     text = str(value)
-    if text and all(c.isalnum() or c in "-_.@:/+" for c in text):
+    if _BARE_VALUE(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -104,6 +111,8 @@ class PolicyServer:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
         if reason is Refusal.STORE_ERROR:
             return  # the store logs once per outage, not once per request
+        if not log.isEnabledFor(logging.INFO):
+            return  # counted above; skip building a line nobody will see
         fields: dict[str, object] = {
             "event": "refused",
             "reason": reason.value,
