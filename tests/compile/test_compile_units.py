@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ from relayops.compile.dns_records import (
     service_records,
     txt_strings,
 )
+from relayops.compile.loading import load_frozen
 from relayops.compile.placement import default_egress, host_egresses
 from relayops.compile.policy import policy_rules
 from relayops.compile.postfix import sender_egress_rows, sender_login_rows, transports
@@ -38,6 +40,20 @@ def golden(case: str) -> Repo:
     repo = load_repo(GOLDEN / case / "repo", today=date(2026, 11, 23)).repo
     assert repo is not None
     return repo
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_load_frozen_leaves_the_callers_gc_setting(enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = load_frozen(GOLDEN / "shared-pool" / "repo")
+        assert result.repo is not None
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()
 
 
 def test_warmup_stages_resolve_to_inclusive_dates_from_the_start() -> None:

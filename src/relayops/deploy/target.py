@@ -14,9 +14,9 @@ from pathlib import Path
 
 from relayops.compile import CompileError, HostConfig, compile_inventory
 from relayops.compile.dkim import DkimKeyError, decrypt_secret
+from relayops.compile.loading import load_frozen
 from relayops.compile.templates import TemplateError
 from relayops.deploy.errors import DeployError
-from relayops.loader import load_repo
 from relayops.model import Inventory, Repo
 
 REPO_ENV = "RELAYOPS_REPO"
@@ -52,7 +52,7 @@ def repo_root(env: Mapping[str, str], default: Path) -> Path:
 
 def load_target(root: Path, inventory_name: str) -> Target:
     """Validate and compile; any problem stops the deploy before a host is touched."""
-    result = load_repo(root)
+    result = load_frozen(root)
     if result.repo is None or not result.ok:
         lines = "\n".join(f"  {f}" for f in result.findings)
         raise DeployError(
