@@ -47,6 +47,11 @@ def encode_answer(action: str) -> bytes:
 _DUNNO: Final = encode_answer("DUNNO")
 
 
+def _answer_bytes(action: str) -> bytes:
+    """The encoded answer, reusing the pre-encoded DUNNO (most answers)."""
+    return _DUNNO if action == "DUNNO" else encode_answer(action)
+
+
 def parse_request(block: bytes) -> Request | None:
     """Attributes of one request (without its empty line), None if malformed.
 
@@ -162,7 +167,7 @@ class PolicyConnection(asyncio.Protocol):
                 log.exception("event=handler_error peer=%s", self.peer)
                 answer = INTERNAL_ERROR_ACTION
             if isinstance(answer, str):
-                self._write(encode_answer(answer) if answer != "DUNNO" else _DUNNO)
+                self._write(_answer_bytes(answer))
             else:
                 self._busy = True
                 answer.add_done_callback(self._answered)
@@ -177,7 +182,7 @@ class PolicyConnection(asyncio.Protocol):
             log.error("event=handler_error peer=%s error=%r", self.peer, error)
             self._write(encode_answer(INTERNAL_ERROR_ACTION))
         else:
-            self._write(encode_answer(fut.result()))
+            self._write(_answer_bytes(fut.result()))
         self._drain()
 
     def _write(self, data: bytes) -> None:
