@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from relayops.compile import compile_inventory
+from relayops.compile import CompileError, compile_inventory
 from relayops.compile.cli import dkim, render
 from relayops.compile.dkim import (
     DkimKeyError,
@@ -213,6 +213,25 @@ def test_render_unknown_host_and_invalid_repo_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(render, ["--repo", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
+
+
+def test_render_reports_a_compile_error_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise CompileError("relay1: two entries for one path; this is a compiler bug")
+
+    monkeypatch.setattr("relayops.compile.cli.compile_inventory", broken)
+    result = CliRunner().invoke(
+        render, ["--repo", str(GOLDEN / "shared-pool/repo"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert not isinstance(result.exception, CompileError)
+    assert result.output == (
+        "relayops: cannot compile inventory production: "
+        "relay1: two entries for one path; this is a compiler bug\n"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("inventory", ["production", "lab"])

@@ -39,7 +39,7 @@ def _targets(
 
     root = _repo_root(inventory, repo_root)
     loaded = load_repo(root)
-    if loaded.repo is None or not loaded.ok:
+    if loaded.repo is None:
         first = "; ".join(f"{f.location()}: {f.message}" for f in loaded.findings[:3])
         raise CheckInputError(
             f"the repository at {root} does not validate ({len(loaded.findings)} problem(s): "

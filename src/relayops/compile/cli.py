@@ -24,7 +24,7 @@ from relayops.compile.dkim import (
 from relayops.compile.dns_records import dkim_txt
 from relayops.compile.files import HostConfig
 from relayops.compile.gitref import GitRefError, toplevel, worktree
-from relayops.compile.host import compile_inventory
+from relayops.compile.host import CompileError, compile_inventory
 from relayops.compile.loading import load_frozen
 from relayops.compile.plan import make_plan
 from relayops.compile.render import write_hosts
@@ -64,8 +64,8 @@ def _compile(repo: Repo, inventory_name: str, templates: Templates) -> dict[str,
         _fail(f"no inventory {inventory_name!r}; known: {', '.join(sorted(repo.inventories))}")
     try:
         return compile_inventory(repo, inventory, templates=templates)
-    except TemplateError as exc:
-        _fail(str(exc))
+    except (CompileError, TemplateError) as exc:
+        _fail(f"cannot compile inventory {inventory_name}: {exc}")
 
 
 @click.command()

