@@ -11,15 +11,15 @@ import click
 
 from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import RulesError, load_rules
-from relayops.policyd.server import Listen, PolicyServer, run
+from relayops.policyd.server import Listen, PolicyServer, run, split_host_port
 from relayops.policyd.store import Store, StoreError
 
 
 def _host_port(spec: str, option: str) -> tuple[str, int]:
-    host, sep, port = spec.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    host_port = split_host_port(spec)
+    if host_port is None:
         raise click.BadParameter(f"expected HOST:PORT, got {spec!r}", param_hint=option)
-    return host.strip("[]"), int(port)
+    return host_port
 
 
 def make_store(spec: str) -> Store:
@@ -28,7 +28,7 @@ def make_store(spec: str) -> Store:
         from relayops.policyd.store_sqlite import SqliteStore
 
         return SqliteStore(Path(spec[len("sqlite:") :]))
-    if spec.startswith(("redis://", "rediss://", "unix://")):
+    if spec.startswith("redis://"):  # the only scheme resp.Address accepts
         from relayops.policyd.store_redis import RedisStore
 
         return RedisStore(spec)

@@ -152,6 +152,14 @@ class PolicyServer:
 # ---- listening ---------------------------------------------------------------------------
 
 
+def split_host_port(spec: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as (host, port), None if it is not that."""
+    host, sep, port = spec.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class Listen:
     """``unix:PATH`` or ``HOST:PORT`` (``[::1]:PORT`` for IPv6)."""
@@ -164,10 +172,10 @@ class Listen:
     def parse(cls, spec: str) -> Listen:
         if spec.startswith("unix:"):
             return cls(path=Path(spec[5:]))
-        host, sep, port = spec.rpartition(":")
-        if not sep or not port.isdigit() or not host:
+        host_port = split_host_port(spec)
+        if host_port is None:
             raise ValueError(f"expected unix:PATH or HOST:PORT, got {spec!r}")
-        return cls(host=host.strip("[]"), port=int(port))
+        return cls(host=host_port[0], port=host_port[1])
 
     def __str__(self) -> str:
         return f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"

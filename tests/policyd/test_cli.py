@@ -1,0 +1,52 @@
+"""Command-line parsing of --store, --listen, --notify-smtp and --metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from relayops.policyd.cli import _host_port, make_store
+from relayops.policyd.server import Listen, split_host_port
+
+
+@pytest.mark.parametrize(
+    "spec", ["rediss://127.0.0.1:6379/0", "unix:///run/redis.sock", "memcached://x:1", "x"]
+)
+def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str) -> None:
+    with pytest.raises(click.BadParameter) as info:
+        make_store(spec)
+    assert info.value.message == f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("127.0.0.1:10031", ("127.0.0.1", 10031)),
+        ("[::1]:25", ("::1", 25)),
+        ("localhost:0", ("localhost", 0)),
+        ("10031", None),
+        (":10031", None),
+        ("host:", None),
+        ("host:port", None),
+        ("host:-1", None),
+    ],
+)
+def test_host_port_is_parsed_the_same_for_every_option(
+    spec: str, expected: tuple[str, int] | None
+) -> None:
+    assert split_host_port(spec) == expected
+    if expected is None:
+        with pytest.raises(click.BadParameter) as info:
+            _host_port(spec, "--metrics")
+        assert info.value.message == f"expected HOST:PORT, got {spec!r}"
+        with pytest.raises(ValueError, match="expected unix:PATH or HOST:PORT"):
+            Listen.parse(spec)
+    else:
+        assert _host_port(spec, "--metrics") == expected
+        assert Listen.parse(spec) == Listen(host=expected[0], port=expected[1])
+
+
+def test_listen_unix_path() -> None:
+    assert Listen.parse("unix:/run/policyd.sock") == Listen(path=Path("/run/policyd.sock"))
