@@ -16,7 +16,7 @@ from relayops.deploy.hostplan import INIT_SCRIPT, host_plan
 from relayops.deploy.labdns import lab_zones
 from relayops.deploy.state import Wanted
 from relayops.deploy.target import identity_path, load_target, repo_of_inventory
-from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, issue, new_ca, still_good
+from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, Pem, issue, new_ca, still_good
 from relayops.deploy.wheels import missing_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,14 @@ def test_certificates_are_reused_until_names_change_or_renewal_is_due(tmp_path: 
     assert set(san.get_values_for_type(x509.DNSName)) == {"relay1.example.net", "o2.example.net"}
     assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days <= 90
     assert (tmp_path / "ca" / "ca.key").stat().st_mode & 0o777 == 0o600
-    assert not still_good(first, new_ca(NOW), ["relay1.example.net"], ["198.18.0.11"], NOW)
+    # Only the CA differs: the same names and addresses, and the same default CA name.
+    issued_for = (["relay1.example.net", "o1.example.net"], ["198.18.0.11"])
+    assert still_good(first, ca.ca(NOW), *issued_for, NOW)
+    foreign = new_ca(NOW)
+    assert not still_good(first, foreign, *issued_for, NOW)
+    # Even with the foreign CA as its chain, the certificate was not signed by it.
+    leaf = first.cert[: -len(ca.ca(NOW).cert)]
+    assert not still_good(Pem(leaf + foreign.cert, first.key), foreign, *issued_for, NOW)
 
 
 def _wheel(directory: Path, name: str, requires: list[str]) -> Path:
