@@ -1,7 +1,8 @@
 """pyinfra facts the relay deploy reads once per host, each a single remote command.
 
-Parsing is pure (`relayops.deploy.state.parse_states`, `parse_statuses`) and tested on
-captured output; the commands never fail, a missing path or service is data.
+Parsing is pure (`relayops.deploy.state.parse_states`, and `parse_host_facts` and
+`parse_statuses` here) and tested on captured output; the commands never fail, a missing
+path or service is data.
 """
 
 from __future__ import annotations
@@ -42,13 +43,12 @@ class HostFacts:
     systemd: bool  # /run/systemd/system exists: systemctl, else /etc/init.d scripts
     python: str | None  # "3.11.2" of /usr/bin/python3, None when absent
     accounts: frozenset[str]  # user names in /etc/passwd
-    groups: frozenset[str]
     marker: str | None  # content of the policy daemon's installed-wheels marker
     redis_include: bool  # redis.conf includes the relayops drop-in
 
 
 def parse_host_facts(output: Sequence[str]) -> HostFacts:
-    """Parse `key=value` lines of `HostBasics` (users and groups comma-separated)."""
+    """Parse `key=value` lines of `HostBasics` (users comma-separated)."""
     values: dict[str, str] = {}
     for line in output:
         key, sep, value = line.partition("=")
@@ -58,7 +58,6 @@ def parse_host_facts(output: Sequence[str]) -> HostFacts:
         systemd=values.get("systemd") == "yes",
         python=values.get("python") or None,
         accounts=frozenset(filter(None, values.get("users", "").split(","))),
-        groups=frozenset(filter(None, values.get("groups", "").split(","))),
         marker=values.get("marker") or None,
         redis_include=values.get("redis_include") == "yes",
     )
@@ -75,7 +74,6 @@ class HostBasics(FactBase[HostFacts]):
             "echo python=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
             "2>/dev/null); "
             "echo users=$(cut -d: -f1 /etc/passwd | paste -sd, -); "
-            "echo groups=$(cut -d: -f1 /etc/group | paste -sd, -); "
             f"echo marker=$(cat {marker} 2>/dev/null); "
             f"grep -qxF {include} {REDIS_MAIN} 2>/dev/null && echo redis_include=yes; true"
         )
