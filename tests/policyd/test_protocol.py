@@ -164,10 +164,18 @@ def test_stuck_partial_request_and_idle_connections_are_swept(
         stuck_w.write(b"request=smtpd_access_policy\n")
         await asyncio.sleep(0.05)
         now = loop.time()
+        assert len(harness.conns) == 2
+        (idle_conn,) = [conn for conn in harness.conns if not conn.partial]
         sweep(harness.conns, now + protocol.READ_TIMEOUT - 1, harness.stats)
         assert len(harness.conns) == 2
+        assert harness.stats.timeouts == 0
         sweep(harness.conns, now + protocol.READ_TIMEOUT + 1, harness.stats)  # the partial one
         assert await asyncio.wait_for(stuck_r.read(), 5) == b""
+        assert harness.stats.timeouts == 1
+        # idle past READ_TIMEOUT but not IDLE_TIMEOUT, with no partial request: still open
+        await asyncio.sleep(0.05)
+        assert harness.conns == {idle_conn}
+        assert not idle_r.at_eof()
         sweep(harness.conns, now + protocol.IDLE_TIMEOUT + 1, harness.stats)  # the idle one
         assert await asyncio.wait_for(idle_r.read(), 5) == b""
         assert harness.stats.timeouts == 2
