@@ -263,6 +263,14 @@ def test_status_reason_cannot_break_the_protocol_line() -> None:
     assert isinstance(verdict, Verdict)
     assert "\n" not in verdict.action and "\r" not in verdict.action
     assert len(verdict.action) < 300
+    # control characters become single spaces; the reason is cut to 200 characters with "..."
+    reason = "line one line two " + "x" * 179 + "..."
+    assert len(reason) == 200
+    assert verdict.action.startswith("554 5.7.1 account globex is suspended: line one line two x")
+    assert verdict.action.endswith("x...")
+    assert verdict == Verdict(
+        "554 5.7.1 account globex is suspended: " + reason, Refusal.SUSPENDED, "globex"
+    )
 
 
 def test_complaint_flag_gives_a_temporary_refusal() -> None:
@@ -341,10 +349,17 @@ def test_store_unavailable_defers_or_lets_through_as_configured() -> None:
     step = assess(request(), rules, utc(2026, 11, 23, 9))
     assert isinstance(step, Charge)
     down = Outcome(ChargeStatus.UNAVAILABLE)
+    assert step.customer.id == "acme"
     defer = conclude(step, down, rules)
     assert defer.action.startswith("DEFER_IF_PERMIT 4.3.0 ")
-    assert defer.refusal is Refusal.STORE_ERROR
-    assert conclude(step, down, rules, fail_open=True).action == "DUNNO"
+    assert defer == Verdict(
+        "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later",
+        Refusal.STORE_ERROR,
+        "acme",
+    )
+    assert conclude(step, down, rules, fail_open=True) == Verdict(
+        "DUNNO", Refusal.STORE_ERROR, "acme"
+    )
 
 
 def test_sender_domain_reply_stays_one_short_line() -> None:
