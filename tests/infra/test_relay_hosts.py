@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import socket
 import ssl
 
@@ -44,21 +45,32 @@ def test_public_ports_listen_on_every_address(relay: Relay) -> None:
         assert relay.host.socket(f"tcp://0.0.0.0:{port}").is_listening, port
 
 
+def _listening(relay: Relay, port: int) -> set[str]:
+    """Every address a TCP socket listens on `port`, IPv6 included (v4-mapped as IPv4)."""
+    found = set()
+    for spec in relay.host.socket.get_listening_sockets():
+        protocol, _, rest = spec.partition("://")
+        address, _, found_port = rest.rpartition(":")
+        if protocol != "tcp" or found_port != str(port):
+            continue
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        found.add(str(mapped or ip))
+    return found
+
+
 def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
-    host = relay.host
-    assert host.socket("tcp://127.0.0.1:10040").is_listening  # policy daemon
-    assert host.socket("tcp://127.0.0.1:8891").is_listening  # OpenDKIM milter
-    assert not host.socket("tcp://0.0.0.0:10040").is_listening
-    assert not host.socket("tcp://0.0.0.0:8891").is_listening
+    assert _listening(relay, 10040) == {"127.0.0.1"}  # policy daemon
+    assert _listening(relay, 8891) == {"127.0.0.1"}  # OpenDKIM milter
 
 
-def test_redis_listens_on_the_lab_address_of_its_relay_only(relay: Relay) -> None:
-    if not _runs_redis(relay):
-        assert not relay.host.socket("tcp://0.0.0.0:6379").is_listening
+def test_redis_listens_on_loopback_and_the_lab_address_of_its_relay_only(relay: Relay) -> None:
+    placement = redis_placement(relay.deployed.target.inventory)
+    port = placement.port if placement is not None else 6379
+    if placement is None or not _runs_redis(relay):
+        assert _listening(relay, port) == set()
         return
-    address = redis_placement(relay.deployed.target.inventory).address  # type: ignore[union-attr]
-    assert relay.host.socket(f"tcp://{address}:6379").is_listening
-    assert not relay.host.socket("tcp://0.0.0.0:6379").is_listening
+    assert _listening(relay, port) == {"127.0.0.1", placement.address}
 
 
 def test_every_compiled_file_is_on_the_host_byte_for_byte(relay: Relay) -> None:
