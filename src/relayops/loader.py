@@ -209,11 +209,13 @@ class _Loader:
         for kind in NOTIFICATIONS:
             rel = f"policies/notifications/{kind}.txt"
             try:
-                text = (self.root / rel).read_text(encoding="utf-8")
+                data = (self.root / rel).read_bytes()
+                text = data.decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 self.add(rel, 1, 1, "", f"cannot be read as UTF-8 text: {exc}")
                 continue
             self.files += 1
+            self.scan_bytes(rel, data)
             head, sep, body = text.partition("\n\n")
             if not head.startswith("Subject: ") or "\n" in head or not sep:
                 self.add(rel, 1, 1, "", "must start with one 'Subject: …' line, then an empty line")
@@ -225,11 +227,13 @@ class _Loader:
         rel = f"inventory/{name}.py"
         path = self.root / rel
         try:
-            self.sources[rel] = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+            self.sources[rel] = raw.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             self.add(rel, 1, 1, "", f"cannot be read: {exc}")
             return None
         self.files += 1
+        self.scan_bytes(rel, raw)
         try:
             # pyinfra executes inventory files as Python too; we read the same data.
             namespace = runpy.run_path(str(path))
@@ -284,13 +288,15 @@ class _Loader:
             if not base.is_dir():
                 continue
             for dirpath, _dirs, filenames in os.walk(base):
+                # strings, not Paths: this walks every customer file only to skip it
+                rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
                 for filename in filenames:
-                    path = Path(dirpath) / filename
-                    rel = path.relative_to(self.root).as_posix()
+                    rel = f"{rel_dir}/{filename}"
                     if rel in self.scanned:
                         continue
                     try:
-                        self.scan_bytes(rel, path.read_bytes())
+                        with open(os.path.join(dirpath, filename), "rb") as handle:
+                            self.scan_bytes(rel, handle.read())
                     except OSError:
                         continue
 
