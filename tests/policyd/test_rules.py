@@ -362,6 +362,25 @@ def test_store_unavailable_defers_or_lets_through_as_configured() -> None:
     )
 
 
+def test_sender_domain_reply_names_the_owned_domains_sorted_and_cleaned() -> None:
+    rules = rules_with(acme={"domains": ["Zeta.example.", "acme.example", "acme-mail.example"]})
+    verdict = assess(request(sender="x@other.example"), rules, utc(2026, 11, 23, 9))
+    assert verdict == Verdict(
+        "553 5.7.1 sender domain other.example is not registered for acme; "
+        "use an address at acme-mail.example, acme.example, zeta.example",
+        Refusal.SENDER_DOMAIN,
+        "acme",
+    )
+    no_domains = rules_with(acme={"domains": []})
+    verdict = assess(request(sender="x@acme.example"), no_domains, utc(2026, 11, 23, 9))
+    assert verdict == Verdict(
+        "553 5.7.1 sender domain acme.example is not registered for acme; "
+        "use an address at one of its domains",
+        Refusal.SENDER_DOMAIN,
+        "acme",
+    )
+
+
 def test_sender_domain_reply_stays_one_short_line() -> None:
     many = [f"brand-{i:03}.example" for i in range(100)]
     rules = rules_with(acme={"domains": many})

@@ -156,6 +156,9 @@ class Customer:
     contact: str
     domains: frozenset[str]
     warmup: tuple[Stage, ...]
+    # Precomputed at load time, not per request:
+    status_reply: str  # the 554 reply when status is not "active", else ""
+    owned_domains_text: str  # the sender-domain refusal's list of the owned domains
 
     def limit_on(self, day: date) -> int:
         """The day's limit: min(quota, warm-up cap) on a day a stage covers, else the quota."""
@@ -195,18 +198,26 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
     customers: dict[str, Customer] = {}
     by_login: dict[str, Customer] = {}
     for cid, raw in model.customers.items():
+        status_reason = _one_line(raw.status_reason or "")
+        domains = frozenset(d.lower().rstrip(".") for d in raw.domains)
+        status_reply = ""
+        if raw.status != "active":
+            reason = f": {status_reason}" if status_reason else ""
+            status_reply = f"554 5.7.1 account {cid} is {raw.status}{reason}"
         customer = Customer(
             id=cid,
             name=raw.name,
             status=raw.status,
-            status_reason=_one_line(raw.status_reason or ""),
+            status_reason=status_reason,
             tz=ZoneInfo(raw.timezone),
             daily_quota=raw.daily_quota,
             warn_ratio=raw.warn_ratio,
             max_message_bytes=raw.max_message_bytes,
             contact=raw.contact,
-            domains=frozenset(d.lower().rstrip(".") for d in raw.domains),
+            domains=domains,
             warmup=tuple(Stage(s.first_day, s.last_day, s.daily_cap) for s in raw.warmup),
+            status_reply=status_reply,
+            owned_domains_text=_one_line(", ".join(sorted(domains))) or "one of its domains",
         )
         customers[cid] = customer
         for login in raw.logins:
@@ -378,9 +389,8 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
     state = request.get("protocol_state", "").upper()
     cid = customer.id
     if customer.status != "active":
-        reason = f": {customer.status_reason}" if customer.status_reason else ""
         refusal = Refusal.SUSPENDED if customer.status == "suspended" else Refusal.TERMINATED
-        return Verdict(f"554 5.7.1 account {cid} is {customer.status}{reason}", refusal, cid)
+        return Verdict(customer.status_reply, refusal, cid)
     size = _size(request)
     if size > customer.max_message_bytes:
         return Verdict(
@@ -394,10 +404,9 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
         domain = _sender_domain(sender)
         if domain not in customer.domains:
             shown = _one_line(domain or "(none)")
-            owned = _one_line(", ".join(sorted(customer.domains))) or "one of its domains"
             return Verdict(
                 f"553 5.7.1 sender domain {shown} is not registered for {cid}; "
-                f"use an address at {owned}",
+                f"use an address at {customer.owned_domains_text}",
                 Refusal.SENDER_DOMAIN,
                 cid,
             )
