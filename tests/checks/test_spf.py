@@ -148,6 +148,9 @@ def test_absent_and_duplicate_records() -> None:
     absent = judge_spf("acme.test", G, snap({"acme.test": []}), RELAY)
     assert absent[0].status is Status.ERROR
     assert "v=spf1 ip4:198.18.0.10 ip4:198.18.0.11 -all" in absent[0].message
+    pool = "v=spf1 include:shared-eu._spf.relay.test -all"
+    advised = judge_spf("acme.test", G, snap({"acme.test": []}), RELAY, advice=pool)
+    assert f"publish TXT `{pool}`" in advised[0].message
     dup = judge_spf("acme.test", G, snap({"acme.test": ["v=spf1 -all", "v=spf1 +all"]}), RELAY)
     assert "2 SPF records" in dup[0].message
 

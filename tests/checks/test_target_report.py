@@ -29,7 +29,8 @@ def test_targets_read_key_files_and_password_env(
                 "customer": "acme",
                 "relay_ips": ["198.18.0.11"],
                 "dkim": [{"selector": "s1", "public_key_file": "k.pem"}],
-            }
+            },
+            {"name": "other.test", "customer": "other", "relay_ips": ["198.18.0.11"]},
         ],
         "logins": [
             {
@@ -38,7 +39,14 @@ def test_targets_read_key_files_and_password_env(
                 "password_env": "APP_PW",
                 "own_domain": "acme.test",
                 "foreign_domain": "other.test",
-            }
+            },
+            {
+                "customer": "other",
+                "username": "other-app",
+                "password": "x",
+                "own_domain": "other.test",
+                "foreign_domain": "acme.test",
+            },
         ],
     }
     (tmp_path / "t.json").write_text(json.dumps(data))
@@ -48,7 +56,9 @@ def test_targets_read_key_files_and_password_env(
     assert target.sender_domains[0].dkim[0].public_key_pem.startswith("-----BEGIN PUBLIC KEY")
     assert target.logins[0].password == "s3cret"
     assert "s3cret" not in repr(target.logins[0])
-    assert target.for_customer("acme").sender_domains == target.sender_domains
+    only_acme = target.for_customer("acme")
+    assert [d.name for d in only_acme.sender_domains] == ["acme.test"]
+    assert [x.username for x in only_acme.logins] == ["app"]
     with pytest.raises(CheckInputError, match="no sender domain or login for customer 'x'"):
         target.for_customer("x")
 

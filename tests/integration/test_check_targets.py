@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from relayops.checks.from_repo import read_credentials, targets_from_repo
+from relayops.checks.result import CheckInputError
 from relayops.loader import load_repo
 
 
@@ -23,6 +26,9 @@ def test_lab_targets_from_the_example_repository(example_repo: Path) -> None:
     assert by_name["globex.example"].relay_ips == ("198.18.0.111",)
     # suspended and terminated customers are not expected to send
     assert "hooli.example" not in by_name and "vandelay.example" not in by_name
+    # the SPF advice is the record `relayops plan` tells the customer to publish
+    assert by_name["acme.example"].spf == "v=spf1 include:shared-eu._spf.relay.example.net -all"
+    assert by_name["globex.example"].spf == "v=spf1 ip4:198.18.0.111 -all"
     assert by_name["acme.example"].dkim[0].selector == "rly2026"
     assert "BEGIN PUBLIC KEY" in by_name["acme.example"].dkim[0].public_key_pem
     assert target.expected_size == 41943040
@@ -41,3 +47,10 @@ def test_production_lists_real_blocklists(example_repo: Path) -> None:
     assert "127.255.255.254" in zones["zen.spamhaus.org"].refusal_codes
     assert zones["dbl.spamhaus.org"].kind == "domain"
     assert target.logins == ()
+
+
+def test_a_login_listed_twice_in_the_credentials_is_refused(tmp_path: Path) -> None:
+    creds = tmp_path / "creds.yaml"
+    creds.write_text("acme-app: one\nacme-app: two\n")
+    with pytest.raises(CheckInputError, match=r"creds.yaml:2:1: duplicate key 'acme-app'"):
+        read_credentials(creds)

@@ -36,19 +36,29 @@ def host_group(fqdn: str) -> str:
 
 
 def judge_spf(
-    domain: str, group: str, snap: spf.SpfSnapshot, relay_ips: tuple[str, ...]
+    domain: str,
+    group: str,
+    snap: spf.SpfSnapshot,
+    relay_ips: tuple[str, ...],
+    *,
+    advice: str | None = None,
 ) -> list[CheckResult]:
-    """Record present, single, well-formed, within 10 lookups; each relay IP passes."""
+    """Record present, single, well-formed, within 10 lookups; each relay IP passes.
+
+    `advice` is the record the repository says to publish (`relayops plan`).
+    """
     subject = f"{domain} SPF"
     records = snap.txt.get(domain.lower(), [])
-    wanted = " ".join(f"ip{ipaddress.ip_address(ip).version}:{ip}" for ip in relay_ips)
+    wanted = advice or "v=spf1 {} -all".format(
+        " ".join(f"ip{ipaddress.ip_address(ip).version}:{ip}" for ip in relay_ips)
+    )
     if not records:
         return [
             error(
                 CHECK,
                 group,
                 subject,
-                f"{domain} has no SPF record; publish TXT `v=spf1 {wanted} -all` "
+                f"{domain} has no SPF record; publish TXT `{wanted}` "
                 "so receivers accept mail sent through the relay.",
             )
         ]
@@ -382,9 +392,8 @@ def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[
     group = customer_group(domain.customer)
     results: list[CheckResult] = []
     try:
-        results += judge_spf(
-            domain.name, group, spf.fetch_spf(resolver, domain.name), domain.relay_ips
-        )
+        snapshot = spf.fetch_spf(resolver, domain.name)
+        results += judge_spf(domain.name, group, snapshot, domain.relay_ips, advice=domain.spf)
     except q.DnsQueryError as exc:
         results.append(_unanswered(group, f"{domain.name} SPF", exc))
     for key in domain.dkim:

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from relayops.checks.result import CheckInputError
 from relayops.checks.target import (
     CheckTarget,
@@ -26,8 +24,10 @@ from relayops.checks.target import (
     SenderLogin,
 )
 from relayops.compile.dkim import key_files
+from relayops.compile.dns_records import spf_record
 from relayops.compile.placement import sending_addresses
 from relayops.model import Repo, Status
+from relayops.yamlfile import YamlError, parse
 
 LAB_CREDENTIALS = Path("lab/credentials.lab-only.yaml")
 # Group data of a pyinfra inventory that say how to check it (pyinfra ignores them).
@@ -107,7 +107,8 @@ def targets_from_repo(
             keys: tuple[DkimKey, ...] = ()
             if public.exists():
                 keys = (DkimKey(domain.dkim.selector, public.read_text(encoding="ascii")),)
-            domains.append(SenderDomain(domain.name, customer.id, addresses, keys))
+            advice = spf_record(customer, inventory, repo.service)
+            domains.append(SenderDomain(domain.name, customer.id, addresses, keys, advice))
     logins: list[SenderLogin] = []
     if credentials:
         for customer in active:
@@ -139,11 +140,17 @@ def targets_from_repo(
 
 
 def read_credentials(path: Path) -> dict[str, str]:
-    """login → password from a YAML mapping (the lab's credentials file)."""
+    """login → password from a YAML mapping (the lab's credentials file).
+
+    Read with the project's YAML reader, so a login listed twice is an error, not
+    silently the last password.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CheckInputError(f"cannot read credentials {path}: {exc}") from exc
+        data = parse(path.read_bytes()).value
+    except OSError as exc:
+        raise CheckInputError(f"cannot read credentials {path}: {exc.strerror}") from exc
+    except YamlError as exc:
+        raise CheckInputError(f"{path}:{exc.line}:{exc.column}: {exc.message}") from exc
     if not isinstance(data, dict):
         raise CheckInputError(f"{path} must map logins to passwords")
     return {str(k): str(v) for k, v in data.items()}

@@ -69,6 +69,9 @@ class SenderDomain:
     customer: str
     relay_ips: tuple[str, ...]
     dkim: tuple[DkimKey, ...] = ()
+    # The record the operator tells the customer to publish (`relayops plan`), quoted in
+    # the advice; None for a JSON target: the advice then lists the relay IPs.
+    spf: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

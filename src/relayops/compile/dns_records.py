@@ -50,6 +50,11 @@ def spf_mechanisms(customer: Customer, inventory: Inventory, service: Service) -
     return [f"ip4:{address}" for address in sending_addresses(inventory, customer)]
 
 
+def spf_record(customer: Customer, inventory: Inventory, service: Service) -> str:
+    """The SPF TXT value the customer publishes at each of its sender domains."""
+    return " ".join(["v=spf1", *spf_mechanisms(customer, inventory, service), "-all"])
+
+
 def dkim_txt(public_key_der: bytes) -> str:
     """RFC 6376 3.6.1 key record: the base64 SubjectPublicKeyInfo in p=."""
     return "v=DKIM1; k=rsa; p=" + base64.b64encode(public_key_der).decode("ascii")
@@ -63,7 +68,7 @@ def domain_records(
     public_key_der: bytes | None,
 ) -> list[DnsRecord]:
     """Records the customer publishes for one sender domain (DKIM only if the key exists)."""
-    spf = " ".join(["v=spf1", *spf_mechanisms(customer, inventory, service), "-all"])
+    spf = spf_record(customer, inventory, service)
     records = [
         DnsRecord(domain.name, "TXT", spf, "SPF (merge with an existing record: one per name)"),
         DnsRecord(
