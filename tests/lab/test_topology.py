@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
-from relayops.lab.topology import MAX_RELAYS, Topology
+from relayops.lab.topology import DNSBL_ZONE, MAX_RELAYS, Topology
+from relayops.loader import load_repo
 
 
 def test_default_plan_matches_the_inventory_contract() -> None:
@@ -54,3 +56,17 @@ def test_host_lookup_by_name_or_fqdn() -> None:
     assert topo.host("relay1") == topo.host("relay1.relay.example.net")
     with pytest.raises(KeyError, match="no lab host named"):
         topo.host("relay9")
+
+
+def test_inventory_lab_py_addresses_the_lab_hosts() -> None:
+    """inventory/lab.py copies the plan by hand: this keeps the two in step."""
+    repo = load_repo(Path(__file__).resolve().parents[2]).repo
+    assert repo is not None
+    inventory = repo.inventories["lab"]
+    topo = Topology(index=0, relay_count=len(inventory.hosts))
+    for k, host in enumerate(inventory.hosts, start=1):
+        lab_host = topo.relay(k)
+        assert (host.fqdn, host.ssh_hostname) == (lab_host.fqdn, lab_host.address)
+        assert {str(ip.address) for ip in host.ips} <= set(lab_host.addresses)
+    assert [z.zone for z in inventory.dnsbl_zones] == [DNSBL_ZONE]
+    assert inventory.shared_counters == f"redis://{topo.relay(1).address}:6379/0"
