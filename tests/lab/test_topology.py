@@ -32,6 +32,14 @@ def test_every_address_is_unique_and_in_the_benchmark_range() -> None:
     assert all(ipaddress.IPv4Address(a) in bench for a in addresses)
 
 
+def test_fleet_relays_take_their_extras_from_the_free_block() -> None:
+    topo = Topology(index=0, relay_count=MAX_RELAYS)
+    assert topo.relay(15).extra_addresses == ("198.18.0.251", "198.18.0.252", "198.18.0.253")
+    assert topo.relay(16).extra_addresses == ("198.18.0.35", "198.18.0.36", "198.18.0.37")
+    assert topo.relay(20).address == "198.18.0.30"
+    assert topo.relay(MAX_RELAYS).extra_addresses[-1] == "198.18.0.61"
+
+
 def test_interface_names_fit_the_kernel_limit() -> None:
     topo = Topology(index=1, relay_count=MAX_RELAYS)
     assert all(len(topo.veth(h)) <= 15 for h in topo.hosts)

@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-MAX_RELAYS = 15  # relay k's extra addresses are .{100+10k+j}, j=1..3: k <= 15 stays below .254
+# Relay k is .(10+k). Its extra addresses are .(100+10k+j), j=1..3, for k <= 15 (the plan the
+# example inventory names); relays 16..MAX_RELAYS, for fleet-sized labs, take theirs from the
+# free block after the last relay address instead, three each.
+MAX_RELAYS = 24
+REGULAR_RELAYS = 15
 EXTRA_ADDRESSES_PER_RELAY = 3
+FLEET_EXTRA_BASE = 10 + MAX_RELAYS + 1  # right after the last relay address
 RELAY_DOMAIN = "relay.example.net"
 DNS_FQDN = "ns.lab"
 SINK_FQDN = "isp.lab"
@@ -113,7 +118,12 @@ class Topology:
         return tuple(self.relay(k) for k in range(1, self.relay_count + 1))
 
     def relay(self, k: int) -> Host:
-        extras = tuple(self.ip(100 + k * 10 + j) for j in range(1, EXTRA_ADDRESSES_PER_RELAY + 1))
+        per = EXTRA_ADDRESSES_PER_RELAY
+        if k <= REGULAR_RELAYS:
+            extras = tuple(self.ip(100 + k * 10 + j) for j in range(1, per + 1))
+        else:
+            first = FLEET_EXTRA_BASE + (k - REGULAR_RELAYS - 1) * per
+            extras = tuple(self.ip(first + j) for j in range(per))
         return Host(
             name=f"relay{k}",
             fqdn=f"relay{k}.{RELAY_DOMAIN}",
