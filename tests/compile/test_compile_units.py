@@ -109,7 +109,9 @@ def test_dns_records_for_a_dedicated_domain() -> None:
     repo = golden("dedicated-ip")
     inventory = repo.inventories["production"]
     dedi = repo.customers["dedi"]
-    records = domain_records(dedi, dedi.domains[0], inventory, repo.service, b"\x30\x01\x00")
+    records = domain_records(
+        dedi, dedi.domains[0], inventory, repo.service, {"d2026": b"\x30\x01\x00"}
+    )
     text = {r.type + " " + r.name: r.value for r in records}
     assert text["TXT dedi.example"] == "v=spf1 ip4:192.0.2.20 -all"
     assert text["TXT d2026._domainkey.dedi.example"] == "v=DKIM1; k=rsa; p=MAEA"

@@ -103,12 +103,13 @@ def targets_from_repo(
     for customer in active:
         addresses = tuple(str(a) for a in sending_addresses(inventory, customer))
         for domain in customer.domains:
-            public = key_files(repo.root, domain.name, domain.dkim.selector).public_pem
-            keys: tuple[DkimKey, ...] = ()
-            if public.exists():
-                keys = (DkimKey(domain.dkim.selector, public.read_text(encoding="ascii")),)
+            keys: list[DkimKey] = []
+            for selector in domain.dkim.published:
+                public = key_files(repo.root, domain.name, selector).public_pem
+                if public.exists():
+                    keys.append(DkimKey(selector, public.read_text(encoding="ascii")))
             advice = spf_record(customer, inventory, repo.service)
-            domains.append(SenderDomain(domain.name, customer.id, addresses, keys, advice))
+            domains.append(SenderDomain(domain.name, customer.id, addresses, tuple(keys), advice))
     logins: list[SenderLogin] = []
     if credentials:
         for customer in active:

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
+from relayops.commands.dkim_rotate import rotate_command
 from relayops.commands.options import json_option, repo_option
 from relayops.commands.validate import print_findings
 from relayops.compile.dkim import (
@@ -229,10 +230,11 @@ def dkim_generate(
     if missing:
         loaded = _load(repo)
         pairs = sorted(
-            (d.name, d.dkim.selector)
+            (d.name, sel)
             for c in loaded.customers.values()
             for d in c.domains
-            if not key_files(repo, d.name, d.dkim.selector).private_age.exists()
+            for sel in d.dkim.published
+            if not key_files(repo, d.name, sel).private_age.exists()
         )
     elif not domains or selector is None:
         raise click.UsageError("give DOMAIN... --selector S, or --missing")
@@ -286,3 +288,6 @@ def dkim_decrypt(domain: str, selector: str, identity: Path, out: Path, repo: Pa
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     click.echo(f"wrote {out}")
+
+
+dkim.add_command(rotate_command)

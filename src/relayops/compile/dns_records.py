@@ -8,6 +8,7 @@ pools' SPF records (`<pool>._spf.<service domain>`), the PTRs and their forward 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -65,9 +66,13 @@ def domain_records(
     domain: Domain,
     inventory: Inventory,
     service: Service,
-    public_key_der: bytes | None,
+    public_keys: Mapping[str, bytes | None],
 ) -> list[DnsRecord]:
-    """Records the customer publishes for one sender domain (DKIM only if the key exists)."""
+    """Records the customer publishes for one sender domain.
+
+    `public_keys` maps each published selector (`domain.dkim.published`) to its DER
+    public key; a selector without a key yet gets no DKIM record.
+    """
     spf = spf_record(customer, inventory, service)
     records = [
         DnsRecord(domain.name, "TXT", spf, "SPF (merge with an existing record: one per name)"),
@@ -78,16 +83,34 @@ def domain_records(
             "DMARC (suggested start: monitor with p=none, then quarantine)",
         ),
     ]
-    if public_key_der is not None:
-        records.append(
-            DnsRecord(
-                f"{domain.dkim.selector}._domainkey.{domain.name}",
-                "TXT",
-                dkim_txt(public_key_der),
-                "DKIM public key",
+    for selector in domain.dkim.published:
+        der = public_keys.get(selector)
+        if der is not None:
+            records.append(
+                DnsRecord(
+                    f"{selector}._domainkey.{domain.name}",
+                    "TXT",
+                    dkim_txt(der),
+                    _dkim_role(domain, selector),
+                )
             )
-        )
     return sorted(records)
+
+
+def _dkim_role(domain: Domain, selector: str) -> str:
+    dkim = domain.dkim
+    if dkim.next is not None and selector == dkim.next.selector:
+        return "DKIM public key (rotation: publish before the switch; not signing yet)"
+    if dkim.previous is not None and selector == dkim.previous.selector:
+        return f"DKIM public key (rotated out: keep until {dkim.previous.retire_after})"
+    return "DKIM public key"
+
+
+def published_keys(
+    domain: Domain, key_of: Callable[[str, str], bytes | None]
+) -> dict[str, bytes | None]:
+    """Each published selector of `domain` with its public key (None when not generated)."""
+    return {selector: key_of(domain.name, selector) for selector in domain.dkim.published}
 
 
 def reverse_name(address: IPv4Address) -> str:

@@ -13,7 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from relayops.compile.dns_records import DnsRecord, domain_records, ip_records
+from relayops.compile.dns_records import (
+    DnsRecord,
+    domain_records,
+    ip_records,
+    published_keys,
+)
 from relayops.compile.files import HostConfig
 from relayops.compile.policy import warmup_stages
 from relayops.model import Customer, Inventory, Repo, Status
@@ -221,15 +226,15 @@ def dns_changes(
     if base is not None and base_inventory is not None:
         for c in base.customers.values():
             for d in c.domains:
-                key = base_keys(d.name, d.dkim.selector)
-                old_domains[d.name] = (c, domain_records(c, d, base_inventory, base.service, key))
+                keys = published_keys(d, base_keys)
+                old_domains[d.name] = (c, domain_records(c, d, base_inventory, base.service, keys))
     for cid in sorted(head.customers):
         c = head.customers[cid]
         if not c.sends:
             continue
         for d in c.domains:
-            key = head_keys(d.name, d.dkim.selector)
-            records = domain_records(c, d, inventory, head.service, key)
+            keys = published_keys(d, head_keys)
+            records = domain_records(c, d, inventory, head.service, keys)
             previous = old_domains.get(d.name)
             if previous is None:
                 reason = "new sender domain"
@@ -239,7 +244,8 @@ def dns_changes(
                 reason = "records changed" if previous[0].sends else "customer reactivated"
             else:
                 continue
-            result.append(DomainDns(d.name, cid, reason, records, key is None))
+            missing = any(der is None for der in keys.values())
+            result.append(DomainDns(d.name, cid, reason, records, missing))
     return result
 
 

@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from relayops.compile.dkim import public_key_der
-from relayops.compile.dns_records import DnsRecord, domain_records, service_records
+from relayops.compile.dns_records import (
+    DnsRecord,
+    domain_records,
+    published_keys,
+    service_records,
+)
 from relayops.lab.dns import DEFAULT_TTL, Record, in_zone
 from relayops.model import Inventory, Repo, Status
 
@@ -26,8 +31,8 @@ def repo_records(repo: Repo, inventory: Inventory, keys: KeyLookup) -> list[DnsR
         if customer.status == Status.TERMINATED:
             continue
         for domain in customer.domains:
-            der = keys(domain.name, domain.dkim.selector)
-            records += domain_records(customer, domain, inventory, repo.service, der)
+            published = published_keys(domain, keys)
+            records += domain_records(customer, domain, inventory, repo.service, published)
     return sorted(set(records))
 
 

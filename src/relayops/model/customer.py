@@ -27,10 +27,56 @@ class Status(StrEnum):
     TERMINATED = "terminated"
 
 
+class NextSelector(Strict):
+    """Step 1 of a rotation: the new key is published in DNS; the current one still signs."""
+
+    selector: Selector = Field(description="the new selector, published but not yet signing")
+
+
+class PreviousSelector(Strict):
+    """Step 2 of a rotation: the old key no longer signs but stays published.
+
+    Messages signed with it before the switch may still be in transit or queued at a
+    receiver, so its record stays in DNS until `retire_after` (then step 3 removes it).
+    """
+
+    selector: Selector = Field(description="the selector that signed before the switch")
+    retire_after: date = Field(description="the old record stays published until this date")
+
+
 class Dkim(Strict):
+    """The domain's DKIM keys: the signing selector and at most one rotation in progress.
+
+    A rotation is `relayops dkim rotate` three times, each a deploy:
+    [selector] -> [selector, next] -> [next as selector, previous] -> [selector].
+    """
+
     selector: Selector = Field(
         description="DKIM selector: the key is published at <selector>._domainkey.<domain>"
     )
+    next: NextSelector | None = Field(
+        default=None, description="rotation step 1: a new selector published before it signs"
+    )
+    previous: PreviousSelector | None = Field(
+        default=None, description="rotation step 2: the old selector, published until retired"
+    )
+
+    @model_validator(mode="after")
+    def _one_rotation(self) -> Self:
+        if self.next is not None and self.previous is not None:
+            raise ValueError(
+                "one rotation at a time: retire 'previous' before publishing a 'next' selector"
+            )
+        others = [s.selector for s in (self.next, self.previous) if s is not None]
+        if self.selector in others:
+            raise ValueError(f"selector {self.selector!r} is listed twice")
+        return self
+
+    @property
+    def published(self) -> tuple[str, ...]:
+        """Every selector whose key must be in DNS: the signing one first."""
+        extra = [s.selector for s in (self.next, self.previous) if s is not None]
+        return (self.selector, *extra)
 
 
 class Domain(Strict):
