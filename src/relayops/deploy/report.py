@@ -8,6 +8,7 @@ position print as one, their names joined with ", ".
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,3 +50,45 @@ def summary(output: str) -> dict[str, Any]:
         "changed": changed,
         "failed": failed,
     }
+
+
+_DETECTED = "--> Detected changes:"
+_CHANGE_CELL = re.compile(r"\s{2,}(?P<count>\d+) \((?P<hosts>[^)]*)\)")
+
+
+def detected_changes(output: str, hosts: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Host -> operations a dry run (`pyinfra --dry`) would execute, from its changes table.
+
+    The table has one row per operation: its name, then `N (host, host…)` under
+    "Change" and under "Conditional Change" (a check or reload that runs only because
+    of a change). Both count: either means the host is not what the repository says.
+    pyinfra shortens long host names (`relay2.relay.exampl...`): each is given back its
+    full name from `hosts`.
+    """
+    changes: dict[str, list[str]] = {}
+    lines = output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith(_DETECTED))
+    except StopIteration:
+        return changes
+    for line in lines[start + 2 :]:  # past the header row
+        if not line.strip() or line.startswith("-->"):
+            break
+        cell = _CHANGE_CELL.search(line)
+        if cell is None:
+            continue
+        name = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+        for match in _CHANGE_CELL.finditer(line):
+            for shown in match["hosts"].split(","):
+                host = _full_name(shown.strip(), hosts)
+                if host and name not in changes.setdefault(host, []):
+                    changes[host].append(name)
+    return changes
+
+
+def _full_name(shown: str, hosts: Sequence[str]) -> str:
+    if shown.endswith("..."):
+        matches = [h for h in hosts if h.startswith(shown[:-3])]
+        if len(matches) == 1:
+            return matches[0]
+    return shown
