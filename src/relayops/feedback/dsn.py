@@ -1,0 +1,73 @@
+"""RFC 3464 delivery status notifications: the machine-readable recipient blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import Message
+
+from relayops.feedback.parse import content_type, field_blocks, header, raw_payload_text, walk
+from relayops.feedback.reply import find_status, strip_diagnostic_type, unfold
+
+DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+
+@dataclass(frozen=True)
+class DsnRecipient:
+    address: str
+    action: str | None
+    status: str | None  # the Status field, when it is a valid RFC 3463 code
+    diagnostic: str  # Diagnostic-Code without its type, unfolded ('' when absent)
+
+
+@dataclass(frozen=True)
+class Dsn:
+    recipients: tuple[DsnRecipient, ...]
+    reporting_queue_id: str | None  # X-Postfix-Queue-ID of the reporting MTA
+
+
+def _address(value: str) -> str:
+    """'rfc822; <a@b>' → 'a@b' (RFC 3464 2.3.2 address-type)."""
+    _, sep, rest = value.partition(";")
+    address = rest if sep else value
+    return address.strip().strip("<>").strip()
+
+
+def find_dsn(message: Message) -> Dsn | None:
+    """The first delivery-status part's recipients, or None when there is none."""
+    for part in walk(message):
+        if content_type(part) not in DSN_TYPES:
+            continue
+        blocks = field_blocks(raw_payload_text(part))
+        if not blocks:
+            continue
+        per_message: dict[str, str] = {}
+        recipients: list[DsnRecipient] = []
+        for block in blocks:
+            if "final-recipient" not in block and "original-recipient" not in block:
+                per_message.update({k: v for k, v in block.items() if k not in per_message})
+                continue
+            address = _address(block.get("final-recipient") or block["original-recipient"])
+            if not address and "original-recipient" in block:
+                address = _address(block["original-recipient"])
+            status_field = block.get("status", "")
+            recipients.append(
+                DsnRecipient(
+                    address=address,
+                    action=(block.get("action") or "").strip().lower() or None,
+                    status=find_status(status_field),
+                    diagnostic=unfold(strip_diagnostic_type(block.get("diagnostic-code", ""))),
+                )
+            )
+        queue_id = per_message.get("x-postfix-queue-id", "").strip() or None
+        return Dsn(recipients=tuple(recipients), reporting_queue_id=queue_id)
+    return None
+
+
+def top_report_type(message: Message) -> str:
+    """The report-type parameter of a multipart/report top level ('' otherwise)."""
+    if content_type(message) != "multipart/report":
+        return ""
+    for key, value in message.get_params(failobj=[], header="content-type") or []:
+        if key.lower() == "report-type" and isinstance(value, str):
+            return value.strip().lower()
+    return header(message, "x-report-type").lower()
