@@ -48,11 +48,12 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.DOMAIN_UNKNOWN, r"host (or domain name )?(unknown|not found)|unknown host"
      r"|domain (name )?(not found|does not exist|doesn't exist|is not valid)|no such domain"
      r"|unknown domain|unrouteable mail domain|nxdomain|name or service not known"
-     r"|not accept(ing)? (any )?(e-?mail|mail)|accepts no mail|null mx"
+     r"|not accept(ing)? (any )?(e-?mail|mail)|accepts no mail|null mx|no smtp service"
      r"|mx records point to non-existent hosts|domain name lookup failed|no mx"),
     (R.MAILBOX_DISABLED, r"(account|mailbox|user) (is |has been )?(disabled|inactive"
      r"|suspended|deactivated|locked|expired|frozen|not active)|inactive (user|account|mailbox)"
-     r"|temporarily deactivated|account (is )?unavailable"),
+     r"|temporarily deactivated|account (is )?unavailable"
+     r"|temporar\w* (locked|disabled|suspended|deactivated)"),
     (R.USER_UNKNOWN, r"user unknown|unknown user|no such (user|mailbox|recipient|person)"
      r"|(user|recipient|mailbox|address|account) (not found|does not exist|doesn't exist"
      r"|unknown)|unknown (recipient|local|address|mailbox)|recipientnotfound"
@@ -83,6 +84,7 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
 
 # Exact `subject.detail` of RFC 3463 status codes (and documented vendor details).
 STATUS_DETAIL: dict[str, Reason] = {
+    "1.0": R.USER_UNKNOWN,  # other address status: the recipient address was refused
     "1.1": R.USER_UNKNOWN,
     "1.2": R.DOMAIN_UNKNOWN,
     "1.3": R.USER_UNKNOWN,  # bad destination mailbox syntax: the address can never work
@@ -138,8 +140,29 @@ _STRONG = tuple((reason, re.compile(p)) for reason, p in STRONG_PATTERNS)
 _WEAK = tuple((reason, re.compile(p)) for reason, p in WEAK_PATTERNS)
 
 
-def classify(reply: str, status: str | None) -> Reason:
-    """The reason class of one recipient's failure (see the module docstring)."""
+# The refusal was about our envelope sender, not the recipient (RFC 3463 x.1.7 / x.1.8,
+# an MTA saying it happened at MAIL FROM): never a reason to suppress the recipient.
+SENDER_STAGE = re.compile(
+    r"after mail from|sender address rejected|sender (domain|address) (not found|unknown"
+    r"|rejected|does not exist)|mail from:? ?<[^>]*>:? .{0,20}rejected|bad sender"
+)
+SENDER_STATUS_DETAILS = frozenset({"1.7", "1.8"})
+
+
+def classify(reply: str, status: str | None, *, context: str = "") -> Reason:
+    """The reason class of one recipient's failure (see the module docstring).
+
+    `reply` is the remote reply; `context` the MTA's words around it, read only to
+    tell a refusal of our sender from one of the recipient."""
+    reason = _classify(reply, status)
+    if reason in HARD_REASONS:
+        detail = status.partition(".")[2] if status else ""
+        if detail in SENDER_STATUS_DETAILS or SENDER_STAGE.search((context + " " + reply).lower()):
+            return R.POLICY
+    return reason
+
+
+def _classify(reply: str, status: str | None) -> Reason:
     if status and status.startswith("2"):
         return R.DELIVERED
     text = reply.lower()

@@ -27,6 +27,7 @@ from relayops.feedback.parse import (
     walk,
 )
 from relayops.feedback.plaintext import (
+    TextRecipient,
     is_bounce_text,
     listed_recipients,
     notification_text,
@@ -119,7 +120,11 @@ def _recipient(
     code = find_smtp_code(reply)
     if status is None and action == "delayed":
         status = None
-    reason = classify(reply, status)
+    excerpt = reply_excerpt(reply) if reply else ""
+    # Classify the remote reply itself when it is there; the MTA's prose around it
+    # ("could not be delivered… may be blacklisted…") only when it is all we have.
+    has_code = bool(find_status(excerpt) or find_smtp_code(excerpt))
+    reason = classify(excerpt if has_code else reply, status, context=reply)
     if action in ("delivered", "relayed", "expanded") and (not status or status[0] == "2"):
         reason = Reason.DELIVERED
     if reason is Reason.UNKNOWN and _TEMPORARY_RE.search(notice) and action != "failed":
@@ -129,21 +134,22 @@ def _recipient(
         address=address,
         status=status,
         smtp_code=code,
-        reply=reply_excerpt(reply) if reply else "",
+        reply=excerpt,
         reason=reason,
         hard=reason is not Reason.DELIVERED and is_hard(reason, permanent=permanent),
         action=action,
     )
 
 
-def _excluded(message: Message) -> frozenset[str]:
-    """The bounce's own From/To: the notified sender is never a failed recipient."""
-    values = header_all(message, "From") + header_all(message, "To")
+def _addresses(message: Message | None, *names: str) -> list[str]:
+    if message is None:
+        return []
+    values = [v for name in names for v in header_all(message, name)]
     try:
         pairs = getaddresses(values)
     except PARSE_ERRORS:
-        return frozenset()
-    return frozenset(addr.lower() for _, addr in pairs if "@" in addr)
+        return []
+    return [addr for _, addr in pairs if "@" in addr]
 
 
 def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
@@ -163,8 +169,23 @@ def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
     return tuple(out)
 
 
-def _from_text(notice: str, message: Message, known: frozenset[str]) -> tuple[Recipient, ...]:
-    found = listed_recipients(notice, excluded=_excluded(message), known=known)
+def _from_text(
+    notice: str, message: Message, original: Message | None, known: frozenset[str]
+) -> tuple[Recipient, ...]:
+    # The bounce's From (the MTA) is never a failed recipient; its To (the notified
+    # sender) only when nothing else is listed (people do mail themselves).
+    sender = frozenset(a.lower() for a in _addresses(message, "From"))
+    notified = frozenset(a.lower() for a in _addresses(message, "To"))
+    found = listed_recipients(notice, excluded=sender | notified, known=known)
+    if not found:
+        found = listed_recipients(notice, excluded=sender, known=known)
+    if not found:
+        # Nothing listed (Exim local deliveries: "save to …"): the original's recipients.
+        found = [
+            TextRecipient(address=a, block=notice)
+            for a in _addresses(original, "To", "Cc")
+            if a.lower() not in sender
+        ]
     recipients = []
     for item in found:
         block = item.block
@@ -195,14 +216,17 @@ def read_report(
     parsed = parse_bytes(data)
     message = parsed.message
     notice, quoted = _notification(message)
-    origin = read_origin(original_headers(message, quoted), trace_key=trace_key)
+    original = original_headers(message, quoted)
+    origin = read_origin(original, trace_key=trace_key)
     report = Report(kind=Kind.OTHER, origin=origin, truncated=parsed.truncated)
     report_type = top_report_type(message)
 
     complaint = find_complaint(message, report_type=report_type)
     if complaint is not None:
+        # The complainant: ARF's Original-Rcpt-To, else the original's To (often redacted).
+        addresses = complaint.recipients or tuple(_addresses(original, "To"))
         recipients = tuple(
-            Recipient(a, None, None, "", Reason.COMPLAINT, hard=False) for a in complaint.recipients
+            Recipient(a, None, None, "", Reason.COMPLAINT, hard=False) for a in addresses
         )
         return replace(
             report,
@@ -248,7 +272,7 @@ def read_report(
         _MTA_SENDER_RE.search(sender) or _BOUNCE_SUBJECT_RE.search(subject)
     ) or report_type == "delivery-status"
     if looks_bounce or is_bounce_text(notice):
-        recipients = _from_text(notice, message, known_addresses)
+        recipients = _from_text(notice, message, original, known_addresses)
         if recipients or looks_bounce:
             return replace(report, kind=Kind.BOUNCE, recipients=recipients)
     if _is_auto_reply(message):
