@@ -49,6 +49,7 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
      r"|domain (name )?(not found|does not exist|doesn't exist|is not valid)|no such domain"
      r"|unknown domain|unrouteable mail domain|nxdomain|name or service not known"
      r"|not accept(ing)? (any )?(e-?mail|mail)|accepts no mail|null mx|no smtp service"
+     r"|(couldn.t|could not|cannot|can.t) find a mail exchanger"
      r"|mx records point to non-existent hosts|domain name lookup failed|no mx"),
     (R.MAILBOX_DISABLED, r"(account|mailbox|user) (is |has been )?(disabled|inactive"
      r"|suspended|deactivated|locked|expired|frozen|not active)|inactive (user|account|mailbox)"
@@ -61,7 +62,8 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
      r"|unrouteable address|addressee unknown|does not exist|doesn't exist|isn't a known"
      r"|wasn.t found at|not a known user|no mailbox|mailbox unavailable|user not exist"
      r"|(mailbox|account) (name )?not (found|available)|no account by that name"
-     r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"),
+     r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"
+     r"|(doesn.t|does not) have an? .{0,40}account"),
     (R.SPAM_CONTENT, r"spam|junk|unsolicited|bulk mail|virus|malware|phish|content (filter"
      r"|rejected)|message content|suspicious|dangerous|blocked content|spam score"),
     (R.EXPIRED, r"expired|retry time(out)? (not reached|exceeded)|could not be delivered "
@@ -147,6 +149,11 @@ SENDER_STAGE = re.compile(
     r"|rejected|does not exist)|mail from:? ?<[^>]*>:? .{0,20}rejected|bad sender"
 )
 SENDER_STATUS_DETAILS = frozenset({"1.7", "1.8"})
+# A refusal at the end of DATA: the receiver had accepted the recipient at RCPT TO, so
+# an "unknown user" then is a content filter's answer, not a dead address.
+# (Not Sendmail's ">>> DATA" transcript line: with PIPELINING the RCPT refusals arrive
+# after it, and "503 Need RCPT" follows.)
+DATA_STAGE = re.compile(r"(in reply to|after) (the )?(end of )?data\b")
 
 
 def classify(reply: str, status: str | None, *, context: str = "") -> Reason:
@@ -157,7 +164,10 @@ def classify(reply: str, status: str | None, *, context: str = "") -> Reason:
     reason = _classify(reply, status)
     if reason in HARD_REASONS:
         detail = status.partition(".")[2] if status else ""
-        if detail in SENDER_STATUS_DETAILS or SENDER_STAGE.search((context + " " + reply).lower()):
+        text = (context + "\n" + reply).lower()
+        if detail in SENDER_STATUS_DETAILS or SENDER_STAGE.search(text):
+            return R.POLICY
+        if DATA_STAGE.search(text):
             return R.POLICY
     return reason
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import Message
 
@@ -32,35 +33,46 @@ def _address(value: str) -> str:
     return address.strip().strip("<>").strip()
 
 
-def find_dsn(message: Message) -> Dsn | None:
-    """The first delivery-status part's recipients, or None when there is none."""
+def find_dsn(message: Message, *, text: str = "") -> Dsn | None:
+    """The first delivery-status part's recipients, else RFC 3464 fields written into
+    `text` (a report whose MIME boundary is broken, or an MTA that inlines them)."""
     for part in walk(message):
         if content_type(part) not in DSN_TYPES:
             continue
-        blocks = field_blocks(raw_payload_text(part))
-        if not blocks:
-            continue
-        per_message: dict[str, str] = {}
-        recipients: list[DsnRecipient] = []
-        for block in blocks:
-            if "final-recipient" not in block and "original-recipient" not in block:
-                per_message.update({k: v for k, v in block.items() if k not in per_message})
-                continue
-            address = _address(block.get("final-recipient") or block["original-recipient"])
-            if not address and "original-recipient" in block:
-                address = _address(block["original-recipient"])
-            status_field = block.get("status", "")
-            recipients.append(
-                DsnRecipient(
-                    address=address,
-                    action=(block.get("action") or "").strip().lower() or None,
-                    status=find_status(status_field),
-                    diagnostic=unfold(strip_diagnostic_type(block.get("diagnostic-code", ""))),
-                )
-            )
-        queue_id = per_message.get("x-postfix-queue-id", "").strip() or None
-        return Dsn(recipients=tuple(recipients), reporting_queue_id=queue_id)
+        dsn = _from_blocks(field_blocks(raw_payload_text(part)))
+        if dsn is not None:
+            return dsn
+    if _INLINE_RE.search(text):
+        return _from_blocks(field_blocks(text))
     return None
+
+
+_INLINE_RE = re.compile(r"^Final-Recipient:\s*\S", re.MULTILINE | re.IGNORECASE)
+
+
+def _from_blocks(blocks: list[dict[str, str]]) -> Dsn | None:
+    per_message: dict[str, str] = {}
+    recipients: list[DsnRecipient] = []
+    for block in blocks:
+        if "final-recipient" not in block and "original-recipient" not in block:
+            per_message.update({k: v for k, v in block.items() if k not in per_message})
+            continue
+        address = _address(block.get("final-recipient") or block["original-recipient"])
+        if not address and "original-recipient" in block:
+            address = _address(block["original-recipient"])
+        status_field = block.get("status", "")
+        recipients.append(
+            DsnRecipient(
+                address=address,
+                action=(block.get("action") or "").strip().lower() or None,
+                status=find_status(status_field),
+                diagnostic=unfold(strip_diagnostic_type(block.get("diagnostic-code", ""))),
+            )
+        )
+    if not recipients:
+        return None
+    queue_id = per_message.get("x-postfix-queue-id", "").strip() or None
+    return Dsn(recipients=tuple(recipients), reporting_queue_id=queue_id)
 
 
 def top_report_type(message: Message) -> str:

@@ -2,7 +2,7 @@
 Yahoo, OpenSMTPD, Office 365 …) → (address, reply block) pairs.
 
 Hand-written because no maintained library returns the reply *per recipient*
-(flufl.bounce returns addresses only; see docs/feedback.md). The approach is generic,
+(flufl.bounce returns addresses only and added nothing here; docs/feedback.md). The approach is generic,
 not per vendor: cut the notification off where the returned message begins, find the
 recipient addresses that start a line (the layout every MTA uses to list them), and
 take each one's reply as the text that follows it up to the next recipient.
@@ -33,8 +33,9 @@ _ORIGINAL_MARKERS = re.compile(
 # A recipient listed by the MTA: the address opens the line (after spaces, '<', '"'),
 # followed by nothing, ':', '>', '...', '<mailto:' or the start of the reply.
 _LISTED_RE = re.compile(
-    r"^[ \t]*(?:RCPT To:|Recipient address:|Original-Recipient:|To:)?[ \t]*[<\"']?"
-    rf"({ADDRESS})[>\"']?(?=[ \t]*(?:$|:|\.\.\.|<mailto:|\(|[245]\d\d[ -]|\n))",
+    r"^[ \t]*(?:(?:In:|>>>)?[ \t]*RCPT To:|Recipient address:|Original-Recipient:|To:)?"
+    r"[ \t]*[<\"']?"
+    rf"({ADDRESS})[>\"']?(?=[ \t]*(?:$|:|\.\.\.|<mailto:|\(|[245]\d\d[ -]|\n|ORCPT))",
     re.IGNORECASE | re.MULTILINE,
 )
 # Words that show a text is a non-delivery notice rather than a person's mail.
@@ -73,30 +74,15 @@ def _is_mta_address(address: str, excluded: frozenset[str]) -> bool:
 
 
 def listed_recipients(
-    notification: str,
-    *,
-    excluded: frozenset[str] = frozenset(),
-    known: frozenset[str] = frozenset(),
+    notification: str, *, excluded: frozenset[str] = frozenset()
 ) -> list[TextRecipient]:
-    """Each recipient the notification lists, with its block of text.
-
-    `known` are addresses found by another detector (flufl.bounce): they count as
-    listed wherever they occur, even mid-line. `excluded` (the bounce's own From/To)
-    never count.
-    """
+    """Each recipient the notification lists, with its block of text; `excluded`
+    addresses (the bounce's own From/To) never count."""
     starts: list[tuple[int, int, str]] = []
     for match in _LISTED_RE.finditer(notification):
         address = match.group(1).rstrip(".")
         if not _is_mta_address(address, excluded):
             starts.append((match.start(1), match.end(1), address))
-    listed = {a.lower() for _, _, a in starts}
-    for address in known:
-        if address.lower() in listed or _is_mta_address(address, excluded):
-            continue
-        index = notification.lower().find(address.lower())
-        if index >= 0:
-            starts.append((index, index + len(address), address))
-    starts.sort()
     blocks: dict[str, list[str]] = {}
     order: list[str] = []
     for i, (_, end, address) in enumerate(starts):

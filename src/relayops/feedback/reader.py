@@ -80,7 +80,10 @@ def _notification(message: Message) -> tuple[str, str]:
         if kind in _ORIGINAL_TYPES or kind.startswith("message/"):
             inside_original.update(id(p) for p in _children(part))
             continue
-        if kind == "text/plain":
+        if kind == "text/plain" or (
+            kind.startswith("multipart/") and isinstance(part.get_payload(), str)
+        ):
+            # (a multipart whose boundary never occurs is kept as one string: read it)
             texts.append(part_text(part))
         elif kind == "text/html":
             html.append(re.sub(r"<[^>]*>", " ", part_text(part)))
@@ -110,12 +113,20 @@ def _permanent(status: str | None, code: str | None, action: str | None, text: s
 
 
 def _recipient(
-    address: str, status: str | None, reply: str, *, action: str | None, notice: str
+    address: str,
+    status: str | None,
+    reply: str,
+    *,
+    action: str | None,
+    notice: str,
+    context: str = "",
 ) -> Recipient:
     reply = unfold(reply)
     stated = find_status(reply)
-    # A generic Status field (5.0.0) gives way to the precise one in the reply itself.
-    if stated and (status is None or (status.endswith(".0.0") and stated[0] == status[0])):
+    # The remote's own status (in its reply) over the reporting MTA's Status field
+    # when both say the same class: the field is often a generic 5.0.0 or the
+    # reporter's mapping (4.4.7 "expired" over the remote's 4.4.5 "disk full").
+    if stated and (status is None or stated[0] == status[0]):
         status = stated
     code = find_smtp_code(reply)
     if status is None and action == "delayed":
@@ -124,7 +135,8 @@ def _recipient(
     # Classify the remote reply itself when it is there; the MTA's prose around it
     # ("could not be delivered… may be blacklisted…") only when it is all we have.
     has_code = bool(find_status(excerpt) or find_smtp_code(excerpt))
-    reason = classify(excerpt if has_code else reply, status, context=reply)
+    reason = classify(excerpt if has_code else reply, status, context=context + "\n" + reply)
+
     if action in ("delivered", "relayed", "expanded") and (not status or status[0] == "2"):
         reason = Reason.DELIVERED
     if reason is Reason.UNKNOWN and _TEMPORARY_RE.search(notice) and action != "failed":
@@ -154,6 +166,8 @@ def _addresses(message: Message | None, *names: str) -> list[str]:
 
 def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
     listed = {r.address.lower(): r.block for r in listed_recipients(notice)}
+    # A refusal at MAIL FROM or DATA concerns every recipient: the whole notice is
+    # context when the notice lists no recipient block of its own.
     out = []
     for item in dsn.recipients:
         reply = item.diagnostic
@@ -165,20 +179,27 @@ def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
                 reply = (reply + " " + text_block).strip()
             elif not reply:
                 reply = text_block or ""
-        out.append(_recipient(item.address, item.status, reply, action=item.action, notice=notice))
+        out.append(
+            _recipient(
+                item.address,
+                item.status,
+                reply,
+                action=item.action,
+                notice=notice,
+                context=text_block or notice,
+            )
+        )
     return tuple(out)
 
 
-def _from_text(
-    notice: str, message: Message, original: Message | None, known: frozenset[str]
-) -> tuple[Recipient, ...]:
+def _from_text(notice: str, message: Message, original: Message | None) -> tuple[Recipient, ...]:
     # The bounce's From (the MTA) is never a failed recipient; its To (the notified
     # sender) only when nothing else is listed (people do mail themselves).
     sender = frozenset(a.lower() for a in _addresses(message, "From"))
     notified = frozenset(a.lower() for a in _addresses(message, "To"))
-    found = listed_recipients(notice, excluded=sender | notified, known=known)
+    found = listed_recipients(notice, excluded=sender | notified)
     if not found:
-        found = listed_recipients(notice, excluded=sender, known=known)
+        found = listed_recipients(notice, excluded=sender)
     if not found:
         # Nothing listed (Exim local deliveries: "save to …"): the original's recipients.
         found = [
@@ -205,13 +226,11 @@ def _is_auto_reply(message: Message) -> bool:
     return _AUTO_REPLY_SUBJECT_RE.search(header(message, "Subject")) is not None
 
 
-def read_report(
-    data: bytes, *, trace_key: bytes | None = None, known_addresses: frozenset[str] = frozenset()
-) -> Report:
+def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
     """Read one message (raw bytes) into a `Report`; never raises on any input.
 
-    `known_addresses`: bounced addresses found by another detector (flufl.bounce, see
-    `detect.py`), used only to help find recipients in text bounces.
+    `trace_key`: the service key that verifies `X-Relayops-Trace` stamps (None: every
+    stamp is reported unverified).
     """
     parsed = parse_bytes(data)
     message = parsed.message
@@ -254,7 +273,7 @@ def read_report(
         kind = Kind.OTHER if ses.type == "Delivery" else Kind.BOUNCE
         return replace(report, kind=kind, recipients=recipients)
 
-    dsn = find_dsn(message)
+    dsn = find_dsn(message, text=notice + "\n" + quoted)
     if dsn is not None and dsn.recipients:
         recipients = _from_dsn(dsn, notice, message)
         origin = replace(origin, reporting_queue_id=dsn.reporting_queue_id)
@@ -272,7 +291,7 @@ def read_report(
         _MTA_SENDER_RE.search(sender) or _BOUNCE_SUBJECT_RE.search(subject)
     ) or report_type == "delivery-status"
     if looks_bounce or is_bounce_text(notice):
-        recipients = _from_text(notice, message, original, known_addresses)
+        recipients = _from_text(notice, message, original)
         if recipients or looks_bounce:
             return replace(report, kind=Kind.BOUNCE, recipients=recipients)
     if _is_auto_reply(message):

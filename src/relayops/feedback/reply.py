@@ -20,15 +20,26 @@ _CODE_STATUS_RE = re.compile(
 )
 
 
+def _first_failure(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The first match of a 4xx/5xx code, else the first of any: a session transcript
+    holds '250 2.1.5 Ok' lines before the refusal that matters."""
+    first = None
+    for match in pattern.finditer(text):
+        if match.group(1)[0] in "45":
+            return match
+        first = first or match
+    return first
+
+
 def find_status(text: str) -> str | None:
     """The remote's enhanced status code in `text`, e.g. '5.1.1'."""
-    match = _CODE_STATUS_RE.search(text) or _STATUS_RE.search(text)
+    match = _first_failure(_CODE_STATUS_RE, text) or _first_failure(_STATUS_RE, text)
     return ".".join(match.groups()) if match else None
 
 
 def find_smtp_code(text: str) -> str | None:
     """The first SMTP reply code in `text`, e.g. '550'."""
-    match = _SMTP_RE.search(text)
+    match = _first_failure(_SMTP_RE, text)
     return match.group(1) if match else None
 
 
@@ -46,10 +57,14 @@ def reply_excerpt(text: str) -> str:
     """The remote reply inside an MTA's sentence: from its SMTP or status code on, when
     one is there ('host mx said: 550 5.1.1 no such user' → '550 5.1.1 no such user')."""
     flat = unfold(text, limit=4000)
-    paired = _CODE_STATUS_RE.search(flat)
-    if paired is not None:
-        return flat[paired.start() :][:1000]
-    code = _SMTP_RE.search(flat)
-    status = _STATUS_RE.search(flat)
+    paired = _first_failure(_CODE_STATUS_RE, flat)
+    code = _first_failure(_SMTP_RE, flat)
+    status = _first_failure(_STATUS_RE, flat)
     starts = [m.start(1) for m in (code, status) if m is not None]
-    return flat[min(starts) :][:1000] if starts else flat[:1000]
+    start = paired.start() if paired is not None else min(starts, default=0)
+    tail = flat[start:]
+    # qmail and others put the code last ("no mail exchanger (#5.4.4)"): then the
+    # words before it are the reply.
+    if len(re.sub(r"[^A-Za-z]", "", tail)) < 8:
+        return flat[:1000]
+    return tail[:1000]
