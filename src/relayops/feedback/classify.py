@@ -41,7 +41,7 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.RATE_LIMITED, r"receiving mail at a rate|connection limit|exceeded .{0,30}limit"),
     (R.MAILBOX_FULL, r"mailbox (is )?full|full mailbox|quota|mailbox size|storage (space )?"
      r"(exceeded|full)|inbox is full|exceeded storage|mailbox has exceeded|out of storage"
-     r"|insufficient (disk )?space|mailfolder is full|user is over"),
+     r"|mailfolder is full|user is over"),
     (R.TOO_BIG, r"too (big|large)|size (limit|exceeded)|message size|exceeds? .{0,30}size"
      r"|message length exceeds|mesg too big"),
     (R.MOVED, r"has moved|moved to|no longer (at|available at|uses)|address changed"),
@@ -54,7 +54,7 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.MAILBOX_DISABLED, r"(account|mailbox|user) (is |has been )?(disabled|inactive"
      r"|suspended|deactivated|locked|expired|frozen|not active)|inactive (user|account|mailbox)"
      r"|temporarily deactivated|account (is )?unavailable"
-     r"|temporar\w* (locked|disabled|suspended|deactivated)"),
+     r"|temporar\w* (locked|disabled|suspended|deactivated)|(account|mailbox) (is )?blocked"),
     (R.USER_UNKNOWN, r"user unknown|unknown user|no such (user|mailbox|recipient|person)"
      r"|(user|recipient|mailbox|address|account) (not found|does not exist|doesn't exist"
      r"|unknown)|unknown (recipient|local|address|mailbox)|recipientnotfound"
@@ -65,23 +65,26 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
      r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"
      r"|(doesn.t|does not) have an? .{0,40}account"),
     (R.SPAM_CONTENT, r"spam|junk|unsolicited|bulk mail|virus|malware|phish|content (filter"
-     r"|rejected)|message content|suspicious|dangerous|blocked content|spam score"),
+     r"|rejected)|message content|suspicious|dangerous|blocked content|spam score"
+     r"|because (of )?its content|(its|the) content presents"),
     (R.EXPIRED, r"expired|retry time(out)? (not reached|exceeded)|could not be delivered "
      r"within|too long in (the )?queue|gave up|has been delayed|delivery delayed|not yet been "
-     r"delivered|undeliverable for|was not delivered within|queue lifetime|retry timeout"),
+     r"delivered|undeliverable for|was not delivered within|queue lifetime|retry timeout"
+     r"|giving up|after multiple retries"),
     (R.NETWORK, r"connection (refused|timed out|reset|closed|lost)|timed out|timeout"
      r"|no route to host|network is unreachable|host unreachable|lost connection"
      r"|temporary failure in name resolution|name server|dns (error|failure|lookup)"
      r"|mail loop|loops back to myself|too many hops|could not connect|unable to connect"
-     r"|tls|certificate|ssl"),
+     r"|requests to connect|\btls\b|certificate|\bssl\b"),
     (R.PROTOCOL, r"syntax error|command unrecognized|bad sequence|line too long"
      r"|rfc ?5322|rfc ?2822|rfc ?822|not (rfc[- ]?)?compliant|missing .{0,20}header"
-     r"|message-id|duplicate header|header (is )?malformed"),
+     r"|message-id|duplicate header|header (is )?malformed|multiple addresses in from"
+     r"|protocol violation|not implemented|command parameter"),
     (R.POLICY, r"relay (access )?denied|relaying denied|not permitted to relay|relay not "
      r"permitted|unable to relay|we do not relay|not allowed to relay"),
     (R.SYSTEM, r"system error|internal error|local (configuration|delivery) error|mailer error"
      r"|command output|procmail|temporary local problem|insufficient system storage"
-     r"|out of memory|disk full|system (is )?full|file system full"),
+     r"|out of memory|disk full|system (is )?full|file system full|insufficient disk space"),
 )
 
 # Exact `subject.detail` of RFC 3463 status codes (and documented vendor details).
@@ -125,12 +128,12 @@ STATUS_DETAIL: dict[str, Reason] = {
 WEAK_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.REPUTATION, r"\bblocked\b|access denied|not authorized to send"),
     (R.POLICY, r"polic|prohibited|not allowed|refused|rejected|denied|not accepted"),
-    (R.SYSTEM, r"service (is )?(temporarily )?unavailable|try again later|temporar"),
+    (R.SYSTEM, r"service (is )?(temporarily )?(unavailable|not available)|try again later"
+     r"|temporar"),
 )
 
 STATUS_CLASS: dict[str, Reason] = {
     "1": R.USER_UNKNOWN,
-    "2": R.MAILBOX_FULL,
     "3": R.SYSTEM,
     "4": R.NETWORK,
     "5": R.PROTOCOL,
