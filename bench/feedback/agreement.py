@@ -23,7 +23,6 @@ from relayops.feedback.model import Recipient, Report
 from relayops.feedback.reader import read_report
 
 
-
 def default_corpus(repo: Path) -> Path:
     """`shared/corpus/feedback` beside the checkout (CI, /work/main), else beside an
     ancestor (a worktree under /work/wt/NAME)."""
@@ -85,7 +84,9 @@ def pair(rows: list[list[str]], ours: tuple[Recipient, ...]) -> list[Recipient |
     return paired
 
 
-def compare(name: str, raw: bytes, rows: list[list[str]] | None, report: Report, f: Figures) -> None:
+def compare(
+    name: str, raw: bytes, rows: list[list[str]] | None, report: Report, f: Figures
+) -> None:
     f.files += 1
     want = expected_kind(rows)
     if report.kind.value == want:

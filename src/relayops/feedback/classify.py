@@ -39,52 +39,85 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.RATE_LIMITED, r"too many (connections|messages|recipients|concurrent)|rate limit"),
     (R.RATE_LIMITED, r"rate-limit|throttl|slow down|too fast|unusual rate|sending rate"),
     (R.RATE_LIMITED, r"receiving mail at a rate|connection limit|exceeded .{0,30}limit"),
-    (R.MAILBOX_FULL, r"mailbox (is )?full|full mailbox|quota|mailbox size|storage (space )?"
-     r"(exceeded|full)|inbox is full|exceeded storage|mailbox has exceeded|out of storage"
-     r"|mailfolder is full|user is over"),
-    (R.TOO_BIG, r"too (big|large)|size (limit|exceeded)|message size|exceeds? .{0,30}size"
-     r"|message length exceeds|mesg too big"),
+    (
+        R.MAILBOX_FULL,
+        r"mailbox (is )?full|full mailbox|quota|mailbox size|storage (space )?"
+        r"(exceeded|full)|inbox is full|exceeded storage|mailbox has exceeded|out of storage"
+        r"|mailfolder is full|user is over",
+    ),
+    (
+        R.TOO_BIG,
+        r"too (big|large)|size (limit|exceeded)|message size|exceeds? .{0,30}size"
+        r"|message length exceeds|mesg too big",
+    ),
     (R.MOVED, r"has moved|moved to|no longer (at|available at|uses)|address changed"),
-    (R.DOMAIN_UNKNOWN, r"host (or domain name )?(unknown|not found)|unknown host"
-     r"|domain (name )?(not found|does not exist|doesn't exist|is not valid)|no such domain"
-     r"|unknown domain|unrouteable mail domain|nxdomain|name or service not known"
-     r"|not accept(ing)? (any )?(e-?mail|mail)|accepts no mail|null mx|no smtp service"
-     r"|(couldn.t|could not|cannot|can.t) find a mail exchanger"
-     r"|mx records point to non-existent hosts|domain name lookup failed|no mx"),
-    (R.MAILBOX_DISABLED, r"(account|mailbox|user) (is |has been )?(disabled|inactive"
-     r"|suspended|deactivated|locked|expired|frozen|not active)|inactive (user|account|mailbox)"
-     r"|temporarily deactivated|account (is )?unavailable"
-     r"|temporar\w* (locked|disabled|suspended|deactivated)|(account|mailbox) (is )?blocked"),
-    (R.USER_UNKNOWN, r"user unknown|unknown user|no such (user|mailbox|recipient|person)"
-     r"|(user|recipient|mailbox|address|account) (not found|does not exist|doesn't exist"
-     r"|unknown)|unknown (recipient|local|address|mailbox)|recipientnotfound"
-     r"|invalid (recipient|mailbox|address)|not a valid (mailbox|recipient|user)"
-     r"|unrouteable address|addressee unknown|does not exist|doesn't exist|isn't a known"
-     r"|wasn.t found at|not a known user|no mailbox|mailbox unavailable|user not exist"
-     r"|(mailbox|account) (name )?not (found|available)|no account by that name"
-     r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"
-     r"|(doesn.t|does not) have an? .{0,40}account"),
-    (R.SPAM_CONTENT, r"spam|junk|unsolicited|bulk mail|virus|malware|phish|content (filter"
-     r"|rejected)|message content|suspicious|dangerous|blocked content|spam score"
-     r"|because (of )?its content|(its|the) content presents"),
-    (R.EXPIRED, r"expired|retry time(out)? (not reached|exceeded)|could not be delivered "
-     r"within|too long in (the )?queue|gave up|has been delayed|delivery delayed|not yet been "
-     r"delivered|undeliverable for|was not delivered within|queue lifetime|retry timeout"
-     r"|giving up|after multiple retries"),
-    (R.NETWORK, r"connection (refused|timed out|reset|closed|lost)|timed out|timeout"
-     r"|no route to host|network is unreachable|host unreachable|lost connection"
-     r"|temporary failure in name resolution|name server|dns (error|failure|lookup)"
-     r"|mail loop|loops back to myself|too many hops|could not connect|unable to connect"
-     r"|requests to connect|\btls\b|certificate|\bssl\b"),
-    (R.PROTOCOL, r"syntax error|command unrecognized|bad sequence|line too long"
-     r"|rfc ?5322|rfc ?2822|rfc ?822|not (rfc[- ]?)?compliant|missing .{0,20}header"
-     r"|message-id|duplicate header|header (is )?malformed|multiple addresses in from"
-     r"|protocol violation|not implemented|command parameter"),
-    (R.POLICY, r"relay (access )?denied|relaying denied|not permitted to relay|relay not "
-     r"permitted|unable to relay|we do not relay|not allowed to relay"),
-    (R.SYSTEM, r"system error|internal error|local (configuration|delivery) error|mailer error"
-     r"|command output|procmail|temporary local problem|insufficient system storage"
-     r"|out of memory|disk full|system (is )?full|file system full|insufficient disk space"),
+    (
+        R.DOMAIN_UNKNOWN,
+        r"host (or domain name )?(unknown|not found)|unknown host"
+        r"|domain (name )?(not found|does not exist|doesn't exist|is not valid)|no such domain"
+        r"|unknown domain|unrouteable mail domain|nxdomain|name or service not known"
+        r"|not accept(ing)? (any )?(e-?mail|mail)|accepts no mail|null mx|no smtp service"
+        r"|(couldn.t|could not|cannot|can.t) find a mail exchanger"
+        r"|mx records point to non-existent hosts|domain name lookup failed|no mx",
+    ),
+    (
+        R.MAILBOX_DISABLED,
+        r"(account|mailbox|user) (is |has been )?(disabled|inactive"
+        r"|suspended|deactivated|locked|expired|frozen|not active)|inactive (user|account|mailbox)"
+        r"|temporarily deactivated|account (is )?unavailable"
+        r"|temporar\w* (locked|disabled|suspended|deactivated)|(account|mailbox) (is )?blocked",
+    ),
+    (
+        R.USER_UNKNOWN,
+        r"user unknown|unknown user|no such (user|mailbox|recipient|person)"
+        r"|(user|recipient|mailbox|address|account) (not found|does not exist|doesn't exist"
+        r"|unknown)|unknown (recipient|local|address|mailbox)|recipientnotfound"
+        r"|invalid (recipient|mailbox|address)|not a valid (mailbox|recipient|user)"
+        r"|unrouteable address|addressee unknown|does not exist|doesn't exist|isn't a known"
+        r"|wasn.t found at|not a known user|no mailbox|mailbox unavailable|user not exist"
+        r"|(mailbox|account) (name )?not (found|available)|no account by that name"
+        r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"
+        r"|(doesn.t|does not) have an? .{0,40}account",
+    ),
+    (
+        R.SPAM_CONTENT,
+        r"spam|junk|unsolicited|bulk mail|virus|malware|phish|content (filter"
+        r"|rejected)|message content|suspicious|dangerous|blocked content|spam score"
+        r"|because (of )?its content|(its|the) content presents",
+    ),
+    (
+        R.EXPIRED,
+        r"expired|retry time(out)? (not reached|exceeded)|could not be delivered "
+        r"within|too long in (the )?queue|gave up|has been delayed|delivery delayed|not yet been "
+        r"delivered|undeliverable for|was not delivered within|queue lifetime|retry timeout"
+        r"|giving up|after multiple retries",
+    ),
+    (
+        R.NETWORK,
+        r"connection (refused|timed out|reset|closed|lost)|timed out|timeout"
+        r"|no route to host|network is unreachable|host unreachable|lost connection"
+        r"|temporary failure in name resolution|name server|dns (error|failure|lookup)"
+        r"|mail loop|loops back to myself|too many hops|could not connect|unable to connect"
+        r"|requests to connect|\btls\b|certificate|\bssl\b",
+    ),
+    (
+        R.PROTOCOL,
+        r"syntax error|command unrecognized|bad sequence|line too long"
+        r"|rfc ?5322|rfc ?2822|rfc ?822|not (rfc[- ]?)?compliant|missing .{0,20}header"
+        r"|message-id|duplicate header|header (is )?malformed|multiple addresses in from"
+        r"|protocol violation|not implemented|command parameter",
+    ),
+    (
+        R.POLICY,
+        r"relay (access )?denied|relaying denied|not permitted to relay|relay not "
+        r"permitted|unable to relay|we do not relay|not allowed to relay",
+    ),
+    (
+        R.SYSTEM,
+        r"system error|internal error|local (configuration|delivery) error|mailer error"
+        r"|command output|procmail|temporary local problem|insufficient system storage"
+        r"|out of memory|disk full|system (is )?full|file system full|insufficient disk space",
+    ),
 )
 
 # Exact `subject.detail` of RFC 3463 status codes (and documented vendor details).
@@ -128,8 +161,11 @@ STATUS_DETAIL: dict[str, Reason] = {
 WEAK_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (R.REPUTATION, r"\bblocked\b|access denied|not authorized to send"),
     (R.POLICY, r"polic|prohibited|not allowed|refused|rejected|denied|not accepted"),
-    (R.SYSTEM, r"service (is )?(temporarily )?(unavailable|not available)|try again later"
-     r"|temporar"),
+    (
+        R.SYSTEM,
+        r"service (is )?(temporarily )?(unavailable|not available)|try again later"
+        r"|temporar",
+    ),
 )
 
 STATUS_CLASS: dict[str, Reason] = {

@@ -89,8 +89,6 @@ class Report:
         """A plain dict for `emit_json` (enums as their values)."""
         data = asdict(self)
         data["kind"] = self.kind.value
-        data["recipients"] = [
-            {**asdict(r), "reason": r.reason.value} for r in self.recipients
-        ]
+        data["recipients"] = [{**asdict(r), "reason": r.reason.value} for r in self.recipients]
         data["origin"]["dkim_domains"] = list(self.origin.dkim_domains)
         return data

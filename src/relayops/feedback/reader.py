@@ -258,7 +258,10 @@ def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
     if ses is not None:
         recipients = tuple(
             _recipient(
-                r.address, r.status, strip_diagnostic_type(r.diagnostic), action=r.action,
+                r.address,
+                r.status,
+                strip_diagnostic_type(r.diagnostic),
+                action=r.action,
                 notice="",
             )
             for r in ses.recipients
@@ -287,9 +290,10 @@ def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
 
     sender = header(message, "From")
     subject = header(message, "Subject")
-    looks_bounce = bool(
-        _MTA_SENDER_RE.search(sender) or _BOUNCE_SUBJECT_RE.search(subject)
-    ) or report_type == "delivery-status"
+    looks_bounce = (
+        bool(_MTA_SENDER_RE.search(sender) or _BOUNCE_SUBJECT_RE.search(subject))
+        or report_type == "delivery-status"
+    )
     if looks_bounce or is_bounce_text(notice):
         recipients = _from_text(notice, message, original)
         if recipients or looks_bounce:
