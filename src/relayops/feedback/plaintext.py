@@ -4,8 +4,9 @@ Yahoo, OpenSMTPD, Office 365 …) → (address, reply block) pairs.
 Hand-written because no maintained library returns the reply *per recipient*
 (flufl.bounce returns addresses only, and added nothing here: docs/feedback.md).
 The approach is generic, not per vendor: cut the notification off where the
-returned message begins, find the recipient addresses that start a line (the layout every MTA uses to list them), and
-take each one's reply as the text that follows it up to the next recipient.
+returned message begins, find the recipient addresses that start a line (the
+layout every MTA uses to list them), and take each one's reply as the text that
+follows it up to the next recipient.
 """
 
 from __future__ import annotations
