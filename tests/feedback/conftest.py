@@ -9,6 +9,7 @@ import pytest
 
 from feedback.corpus import corpus_dir
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-feedback-golden",

@@ -44,7 +44,10 @@ def test_an_rfc3464_report(corpus: Path) -> None:
 def test_an_arf_complaint(corpus: Path) -> None:
     report = read_report(_read(corpus, "arf-17.eml"))
     assert (report.kind, report.feedback_type) == (Kind.COMPLAINT, "abuse")
-    assert [r.address for r in report.recipients] == ["kijitora@example.com", "sabatora@example.net"]
+    assert [r.address for r in report.recipients] == [
+        "kijitora@example.com",
+        "sabatora@example.net",
+    ]
     assert not any(r.hard for r in report.recipients)
 
 

@@ -34,8 +34,12 @@ def test_without_the_right_key_the_stamp_is_read_but_unverified(key: bytes | Non
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [("c=acme", "c=evil"), ("l=acme-app", "l=other"), ("q=4XyZab12", "q=4XyZab13"),
-     ("t=1764547200", "t=1764547201")],
+    [
+        ("c=acme", "c=evil"),
+        ("l=acme-app", "l=other"),
+        ("q=4XyZab12", "q=4XyZab13"),
+        ("t=1764547200", "t=1764547201"),
+    ],
 )
 def test_a_changed_field_breaks_the_mac(old: str, new: str) -> None:
     forged = make_trace(**FIELDS, key=KEY).replace(old, new)

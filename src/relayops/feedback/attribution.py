@@ -28,8 +28,9 @@ _DKIM_D_RE = re.compile(r"(?:^|;)\s*d\s*=\s*([A-Za-z0-9.-]+)")
 _POSTFIX_ID_RE = re.compile(r"\(Postfix\)\s+(?:with\s+(\S+)\s+)?id\s+([0-9A-Za-z]{5,})")
 
 
-def original_headers(message: Message, quoted_text: str) -> Message | None:
-    """The original message's headers: an attached part, else the quoted text."""
+def original_headers(message: Message, quoted_text: str, notice: str = "") -> Message | None:
+    """The original message's headers: an attached part, else the quoted text, else a
+    message/rfc822 part written into the notice's text."""
     for part in walk(message):
         kind = content_type(part)
         if kind not in ORIGINAL_TYPES:
@@ -42,17 +43,44 @@ def original_headers(message: Message, quoted_text: str) -> Message | None:
             return payload[0]
         if isinstance(payload, str):
             return _headers_from_text(payload)
-    return _headers_from_text(quoted_text) if quoted_text else None
+    if quoted_text:
+        return _headers_from_text(quoted_text)
+    embedded = embedded_original(notice)
+    return _headers_from_text(embedded) if embedded else None
+
+
+_FIELD_LINE_RE = re.compile(r"^[!-9;-~]{1,76}:")
+_EMBEDDED_RE = re.compile(
+    r"^Content-Type:\s*(message/rfc822|text/rfc822-headers)[^\n]*\n(?:[^\n]+\n)*\n",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def _headers_from_text(text: str) -> Message | None:
+    """Headers quoted in a bounce's text. Quoting MTAs often break folding (a
+    continuation line without its leading space): such a line is re-joined to the
+    field above instead of ending the header block."""
     match = _HEADER_START_RE.search(text)
     if match is None:
         return None
+    lines: list[str] = []
+    for line in text[match.start() :].split("\n"):
+        if not line.strip():
+            break
+        if lines and not line[:1].isspace() and not _FIELD_LINE_RE.match(line):
+            line = " " + line
+        lines.append(line)
     try:
-        return email.message_from_string(text[match.start() :])
+        return email.message_from_string("\n".join(lines) + "\n\n")
     except PARSE_ERRORS:
         return None
+
+
+def embedded_original(text: str) -> str:
+    """The text after a `Content-Type: message/rfc822` part header written into a
+    report whose MIME structure did not parse (a boundary that never occurs)."""
+    match = _EMBEDDED_RE.search(text)
+    return text[match.end() :] if match else ""
 
 
 def _postfix_queue_id(received: list[str]) -> str | None:

@@ -44,7 +44,7 @@ def _read_key(path: Path | None) -> bytes | None:
 def _table(readings: list[tuple[Path, Report]]) -> Table:
     table = Table(title=f"{len(readings)} report(s)", title_justify="left")
     for column in ("file", "kind", "address", "status", "reason", "hard", "whose"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("status", "reason", "hard"))
     for path, report in readings:
         origin = report.origin
         whose = ""

@@ -235,7 +235,7 @@ def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
     parsed = parse_bytes(data)
     message = parsed.message
     notice, quoted = _notification(message)
-    original = original_headers(message, quoted)
+    original = original_headers(message, quoted, notice)
     origin = read_origin(original, trace_key=trace_key)
     report = Report(kind=Kind.OTHER, origin=origin, truncated=parsed.truncated)
     report_type = top_report_type(message)
