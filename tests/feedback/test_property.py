@@ -100,7 +100,8 @@ def test_any_trace_header_is_never_verified_without_the_key(header: str) -> None
     data = f"Subject: x\nX-Relayops-Trace: {header}\n\nhi\n".encode("utf-8", "replace")
     message = (
         b"From: MAILER-DAEMON@x\nSubject: Undelivered Mail\nContent-Type: text/plain\n\n"
-        b"<a@b.example>: 550 5.1.1 user unknown\n\n--- Below this line is a copy of the message.\n\n"
+        b"<a@b.example>: 550 5.1.1 user unknown\n\n"
+        b"--- Below this line is a copy of the message.\n\n"
         + data
     )
     report = read_report(message, trace_key=b"wrong")
@@ -112,7 +113,8 @@ def test_a_valid_stamp_under_the_wrong_key_is_unverified() -> None:
     stamp = make_trace(customer="acme", login="app", queue_id="Q1", time=1, key=b"right")
     message = (
         b"From: MAILER-DAEMON@x\nSubject: Undelivered Mail\nContent-Type: text/plain\n\n"
-        b"<a@b.example>: 550 5.1.1 user unknown\n\n--- Below this line is a copy of the message.\n\n"
+        b"<a@b.example>: 550 5.1.1 user unknown\n\n"
+        b"--- Below this line is a copy of the message.\n\n"
         + f"Subject: x\nX-Relayops-Trace: {stamp}\n\nhi\n".encode()
     )
     wrong = read_report(message, trace_key=b"wrong").origin
