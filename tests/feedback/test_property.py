@@ -101,8 +101,7 @@ def test_any_trace_header_is_never_verified_without_the_key(header: str) -> None
     message = (
         b"From: MAILER-DAEMON@x\nSubject: Undelivered Mail\nContent-Type: text/plain\n\n"
         b"<a@b.example>: 550 5.1.1 user unknown\n\n"
-        b"--- Below this line is a copy of the message.\n\n"
-        + data
+        b"--- Below this line is a copy of the message.\n\n" + data
     )
     report = read_report(message, trace_key=b"wrong")
     assert report.origin.trace_verified is False
