@@ -14,7 +14,8 @@ DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-statu
 
 @dataclass(frozen=True)
 class DsnRecipient:
-    address: str
+    address: str  # the address the sender used: Original-Recipient, else Final-Recipient
+    final: str | None  # Final-Recipient when it differs (an alias or forward expanded it)
     action: str | None
     status: str | None  # the Status field, when it is a valid RFC 3463 code
     diagnostic: str  # Diagnostic-Code without its type, unfolded ('' when absent)
@@ -57,13 +58,16 @@ def _from_blocks(blocks: list[dict[str, str]]) -> Dsn | None:
         if "final-recipient" not in block and "original-recipient" not in block:
             per_message.update({k: v for k, v in block.items() if k not in per_message})
             continue
-        address = _address(block.get("final-recipient") or block["original-recipient"])
-        if not address and "original-recipient" in block:
-            address = _address(block["original-recipient"])
+        # Suppression concerns the address the sender wrote (RFC 3464 2.3.1), not the
+        # mailbox an alias expanded it to.
+        original = _address(block.get("original-recipient", ""))
+        final = _address(block.get("final-recipient", ""))
+        address = original if "@" in original else final
         status_field = block.get("status", "")
         recipients.append(
             DsnRecipient(
                 address=address,
+                final=final if final and final.lower() != address.lower() else None,
                 action=(block.get("action") or "").strip().lower() or None,
                 status=find_status(status_field),
                 diagnostic=unfold(strip_diagnostic_type(block.get("diagnostic-code", ""))),

@@ -57,6 +57,7 @@ class Recipient:
     reason: Reason
     hard: bool  # the address itself is dead: suppress it
     action: str | None = None  # RFC 3464 Action (failed, delayed, delivered…) when stated
+    final_recipient: str | None = None  # RFC 3464 Final-Recipient when it differs from address
 
 
 @dataclass(frozen=True)

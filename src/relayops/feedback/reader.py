@@ -171,7 +171,9 @@ def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
     out = []
     for item in dsn.recipients:
         reply = item.diagnostic
-        text_block = listed.get(item.address.lower(), "")
+        text_block = listed.get(item.address.lower(), "") or listed.get(
+            (item.final or "").lower(), ""
+        )
         if not reply or not (find_smtp_code(reply) or find_status(reply)):
             # Sendmail/Exchange often leave Diagnostic-Code empty or bare: the notice
             # carries the remote reply.
@@ -179,16 +181,15 @@ def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
                 reply = (reply + " " + text_block).strip()
             elif not reply:
                 reply = text_block or ""
-        out.append(
-            _recipient(
-                item.address,
-                item.status,
-                reply,
-                action=item.action,
-                notice=notice,
-                context=text_block or notice,
-            )
+        recipient = _recipient(
+            item.address,
+            item.status,
+            reply,
+            action=item.action,
+            notice=notice,
+            context=text_block or notice,
         )
+        out.append(replace(recipient, final_recipient=item.final))
     return tuple(out)
 
 
