@@ -50,6 +50,9 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
         r"too (big|large)|size (limit|exceeded)|message size|exceeds? .{0,30}size"
         r"|message length exceeds|mesg too big",
     ),
+    # The receiver's local delivery program failed ("Command output: procmail: … No such
+    # user" is about the program's spool file, not the address).
+    (R.SYSTEM, r"command output|procmail|pipe to \||local delivery program"),
     (R.MOVED, r"has moved|moved to|no longer (at|available at|uses)|address changed"),
     (
         R.DOMAIN_UNKNOWN,
@@ -98,7 +101,8 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
         r"|no route to host|network is unreachable|host unreachable|lost connection"
         r"|temporary failure in name resolution|name server|dns (error|failure|lookup)"
         r"|mail loop|loops back to myself|too many hops|could not connect|unable to connect"
-        r"|requests to connect|\btls\b|certificate|\bssl\b",
+        r"|requests to connect|\btls\b|certificate|\bssl\b|not reachable|unreachable"
+        r"|(host ?name|dns) lookup fail",
     ),
     (
         R.PROTOCOL,
@@ -115,7 +119,7 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     (
         R.SYSTEM,
         r"system error|internal error|local (configuration|delivery) error|mailer error"
-        r"|command output|procmail|temporary local problem|insufficient system storage"
+        r"|temporary local problem|insufficient system storage"
         r"|out of memory|disk full|system (is )?full|file system full|insufficient disk space",
     ),
 )

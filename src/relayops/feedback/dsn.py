@@ -64,13 +64,17 @@ def _from_blocks(blocks: list[dict[str, str]]) -> Dsn | None:
         final = _address(block.get("final-recipient", ""))
         address = original if "@" in original else final
         status_field = block.get("status", "")
+        diagnostic = block.get("diagnostic-code", "")
+        if not diagnostic:
+            # RFC 3464 allows a comment after the status: "4.0.0 (host name lookup failure)"
+            diagnostic = status_field.partition("(")[2].rstrip(")")
         recipients.append(
             DsnRecipient(
                 address=address,
                 final=final if final and final.lower() != address.lower() else None,
                 action=(block.get("action") or "").strip().lower() or None,
                 status=find_status(status_field),
-                diagnostic=unfold(strip_diagnostic_type(block.get("diagnostic-code", ""))),
+                diagnostic=unfold(strip_diagnostic_type(diagnostic)),
             )
         )
     if not recipients:

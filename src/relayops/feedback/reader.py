@@ -202,12 +202,10 @@ def _from_text(notice: str, message: Message, original: Message | None) -> tuple
     if not found:
         found = listed_recipients(notice, excluded=sender)
     if not found:
-        # Nothing listed (Exim local deliveries: "save to …"): the original's recipients.
-        found = [
-            TextRecipient(address=a, block=notice)
-            for a in _addresses(original, "To", "Cc")
-            if a.lower() not in sender
-        ]
+        # Nothing listed (Exim local deliveries: "save to …"): Exim's X-Failed-Recipients
+        # header, else the original's recipients.
+        fallback = _addresses(message, "X-Failed-Recipients") or _addresses(original, "To", "Cc")
+        found = [TextRecipient(address=a, block=notice) for a in fallback if a not in sender]
     recipients = []
     for item in found:
         block = item.block
