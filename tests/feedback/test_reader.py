@@ -174,3 +174,71 @@ def test_a_50_mb_attachment_is_cut_not_parsed() -> None:
     # The parser's copies of the capped head (str decoding, line lists): ~9x the cap,
     # measured 18 MB, and the same for a 5 MB or a 500 MB input.
     assert peak < 12 * MAX_PARSE_BYTES
+
+
+def test_an_out_of_office_reply() -> None:
+    data = (
+        b"From: Kim <kim@example.net>\nTo: app@acme.example\nSubject: Out of Office: hello\n"
+        b"Auto-Submitted: auto-replied\n\nI am away until Monday.\n"
+    )
+    report = read_report(data)
+    assert (report.kind, report.recipients) == (Kind.AUTO_REPLY, ())
+
+
+def test_a_person_quoting_report_words_is_not_a_report() -> None:
+    data = (
+        b"From: Kim <kim@example.net>\nTo: app@acme.example\nSubject: about ARF\n\n"
+        b"How do I read these?\n"
+    )
+    assert read_report(data).kind is Kind.OTHER
+
+
+def test_feedback_type_inside_a_returned_message_is_no_complaint() -> None:
+    data = (
+        b"From: MAILER-DAEMON@mx.example\nSubject: Undelivered Mail Returned to Sender\n\n"
+        b"<gone@example.net>: host mx.example.net said: 550 5.1.1 user unknown\n\n"
+        b"--- Below this line is a copy of the message.\n\n"
+        b"Subject: a guide\n\nFeedback-Type: abuse\nis how ARF reports start.\n"
+    )
+    report = read_report(data)
+    assert (report.kind, report.feedback_type) == (Kind.BOUNCE, None)
+    assert [(r.address, r.status, r.hard) for r in report.recipients] == [
+        ("gone@example.net", "5.1.1", True)
+    ]
+
+
+def _dsn(action: str, status: str, diagnostic: str) -> bytes:
+    return (
+        b"From: MAILER-DAEMON@relay.example\nSubject: Delivery Status Notification\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nSee below.\n"
+        b"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay.example\n\n"
+        + f"Final-Recipient: rfc822; kim@example.net\nAction: {action}\nStatus: {status}\n".encode()
+        + (f"Diagnostic-Code: smtp; {diagnostic}\n".encode() if diagnostic else b"")
+        + b"\n--B--\n"
+    )
+
+
+def test_a_delay_warning_is_a_soft_bounce() -> None:
+    report = read_report(_dsn("delayed", "4.4.1", "connect to mx.example.net: Connection refused"))
+    (rcpt,) = report.recipients
+    assert report.kind is Kind.BOUNCE
+    assert (rcpt.action, rcpt.status, rcpt.reason, rcpt.hard) == (
+        "delayed",
+        "4.4.1",
+        Reason.NETWORK,
+        False,
+    )
+
+
+def test_a_success_dsn_is_other() -> None:
+    report = read_report(_dsn("delivered", "2.0.0", "250 2.0.0 Ok: queued as 4XyZ"))
+    assert report.kind is Kind.OTHER
+    assert [(r.reason, r.hard) for r in report.recipients] == [(Reason.DELIVERED, False)]
+
+
+def test_permanent_and_temporary_sides_of_the_same_reply() -> None:
+    hard = read_report(_dsn("failed", "5.1.1", "550 5.1.1 <kim@example.net>: User unknown"))
+    soft = read_report(_dsn("delayed", "4.1.1", "450 4.1.1 <kim@example.net>: User unknown"))
+    assert [(r.reason, r.hard) for r in hard.recipients] == [(Reason.USER_UNKNOWN, True)]
+    assert [(r.reason, r.hard) for r in soft.recipients] == [(Reason.USER_UNKNOWN, False)]

@@ -25,8 +25,12 @@ def _rcpts(fields: dict[str, str]) -> tuple[str, ...]:
     return tuple(v for v in out if "@" in v)
 
 
-def find_complaint(message: Message, *, report_type: str) -> Complaint | None:
-    """The complaint this message reports, or None."""
+def find_complaint(message: Message, *, report_type: str, notice: str) -> Complaint | None:
+    """The complaint this message reports, or None.
+
+    `notice` is the report's own text (not the quoted original's): a `Feedback-Type:`
+    line there makes a complaint even without a feedback-report part; one in a
+    returned message's body does not."""
     for part in walk(message):
         if content_type(part) == "message/feedback-report":
             fields: dict[str, str] = {}
@@ -34,12 +38,10 @@ def find_complaint(message: Message, *, report_type: str) -> Complaint | None:
                 fields.update({k: v for k, v in block.items() if k not in fields})
             kind = fields.get("feedback-type", "").split("\n")[0].strip().lower()
             return Complaint(feedback_type=kind or "abuse", recipients=_rcpts(fields))
-    texts = [part_text(p) for p in walk(message) if content_type(p).startswith("text/")]
-    joined = "\n".join(texts)
-    match = _FEEDBACK_TYPE_RE.search(joined)
+    match = _FEEDBACK_TYPE_RE.search(notice)
     if report_type == "feedback-report" or match:
         fields = {}
-        for block in field_blocks(joined):
+        for block in field_blocks(notice):
             fields.update({k: v for k, v in block.items() if k not in fields})
         kind = match.group(1).lower() if match else "abuse"
         return Complaint(feedback_type=kind, recipients=_rcpts(fields))

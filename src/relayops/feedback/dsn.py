@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from relayops.feedback.parse import content_type, field_blocks, header, raw_payload_text, walk
+from relayops.feedback.parse import (
+    PARSE_ERRORS,
+    content_type,
+    field_blocks,
+    header,
+    raw_payload_text,
+    walk,
+)
 from relayops.feedback.reply import find_status, strip_diagnostic_type, unfold
 
 DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
@@ -87,7 +94,11 @@ def top_report_type(message: Message) -> str:
     """The report-type parameter of a multipart/report top level ('' otherwise)."""
     if content_type(message) != "multipart/report":
         return ""
-    for key, value in message.get_params(failobj=[], header="content-type") or []:
+    try:
+        params = message.get_params(failobj=[], header="content-type") or []
+    except PARSE_ERRORS:
+        return ""
+    for key, value in params:
         if key.lower() == "report-type" and isinstance(value, str):
             return value.strip().lower()
     return header(message, "x-report-type").lower()

@@ -129,18 +129,15 @@ def _recipient(
     if stated and (status is None or stated[0] == status[0]):
         status = stated
     code = find_smtp_code(reply)
-    if status is None and action == "delayed":
-        status = None
     excerpt = reply_excerpt(reply) if reply else ""
     # Classify the remote reply itself when it is there; the MTA's prose around it
     # ("could not be delivered… may be blacklisted…") only when it is all we have.
     has_code = bool(find_status(excerpt) or find_smtp_code(excerpt))
     reason = classify(excerpt if has_code else reply, status, context=context + "\n" + reply)
-
     if action in ("delivered", "relayed", "expanded") and (not status or status[0] == "2"):
         reason = Reason.DELIVERED
-    if reason is Reason.UNKNOWN and _TEMPORARY_RE.search(notice) and action != "failed":
-        reason = Reason.EXPIRED if re.search(r"delay", notice, re.I) else reason
+    if reason is Reason.UNKNOWN and action != "failed" and re.search(r"delay", notice, re.I):
+        reason = Reason.EXPIRED  # a delay warning that gives no cause
     permanent = _permanent(status, code, action, notice)
     return Recipient(
         address=address,
@@ -164,10 +161,8 @@ def _addresses(message: Message | None, *names: str) -> list[str]:
     return [addr for _, addr in pairs if "@" in addr]
 
 
-def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
+def _from_dsn(dsn: Dsn, notice: str) -> tuple[Recipient, ...]:
     listed = {r.address.lower(): r.block for r in listed_recipients(notice)}
-    # A refusal at MAIL FROM or DATA concerns every recipient: the whole notice is
-    # context when the notice lists no recipient block of its own.
     out = []
     for item in dsn.recipients:
         reply = item.diagnostic
@@ -187,6 +182,8 @@ def _from_dsn(dsn: Dsn, notice: str, message: Message) -> tuple[Recipient, ...]:
             reply,
             action=item.action,
             notice=notice,
+            # A refusal at MAIL FROM or DATA concerns every recipient: the whole notice
+            # is context when it has no block of its own about this one.
             context=text_block or notice,
         )
         out.append(replace(recipient, final_recipient=item.final))
@@ -205,7 +202,9 @@ def _from_text(notice: str, message: Message, original: Message | None) -> tuple
         # Nothing listed (Exim local deliveries: "save to …"): Exim's X-Failed-Recipients
         # header, else the original's recipients.
         fallback = _addresses(message, "X-Failed-Recipients") or _addresses(original, "To", "Cc")
-        found = [TextRecipient(address=a, block=notice) for a in fallback if a not in sender]
+        found = [
+            TextRecipient(address=a, block=notice) for a in fallback if a.lower() not in sender
+        ]
     recipients = []
     for item in found:
         block = item.block
@@ -239,7 +238,7 @@ def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
     report = Report(kind=Kind.OTHER, origin=origin, truncated=parsed.truncated)
     report_type = top_report_type(message)
 
-    complaint = find_complaint(message, report_type=report_type)
+    complaint = find_complaint(message, report_type=report_type, notice=notice)
     if complaint is not None:
         # The complainant: ARF's Original-Rcpt-To, else the original's To (often redacted).
         addresses = complaint.recipients or tuple(_addresses(original, "To"))
@@ -277,7 +276,7 @@ def read_report(data: bytes, *, trace_key: bytes | None = None) -> Report:
 
     dsn = find_dsn(message, text=notice + "\n" + quoted)
     if dsn is not None and dsn.recipients:
-        recipients = _from_dsn(dsn, notice, message)
+        recipients = _from_dsn(dsn, notice)
         origin = replace(origin, reporting_queue_id=dsn.reporting_queue_id)
         failed = [r for r in recipients if r.reason is not Reason.DELIVERED]
         return replace(
