@@ -101,9 +101,10 @@ def compare(
         status, _code, reason, hard = row[0], row[1], row[2], row[3] == "1"
         f.rows += 1
         got_hard = ours.hard if ours else None
-        # A complaint marks no address dead: its rows agree when we read a complaint,
-        # whether or not the report names the complainant (often redacted).
-        if reason == "feedback" and report.kind.value == "complaint":
+        # A complaint or an auto-reply marks no address dead: such rows agree when we
+        # read the same kind, whether or not the report names the address (ARF often
+        # redacts the complainant).
+        if (reason, report.kind.value) in (("feedback", "complaint"), ("vacation", "auto-reply")):
             got_hard = False
         if got_hard == hard:
             f.hard_agree += 1

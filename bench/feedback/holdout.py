@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agreement import Figures, compare, default_corpus  # noqa: E402
+from agreement import Figures, compare, default_corpus
 
-from relayops.feedback.reader import read_report  # noqa: E402
+from relayops.feedback.reader import read_report
 
 _ENTRY_RE = re.compile(r"'(\d+)'\s*=>\s*\[(\s*\[.*?\]\s*(?:,\s*\[.*?\]\s*)*)\]", re.DOTALL)
 _ROW_RE = re.compile(r"\[([^\[\]]*)\]")

@@ -27,7 +27,7 @@ R = Reason
 STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     # The sender's IP or domain is refused whatever the recipient: never the list's fault.
     (R.REPUTATION, r"spamhaus|spamcop|barracuda|sorbs|dnsbl|\brbl\b|blacklist|blocklist"),
-    (R.REPUTATION, r"black list|block list|listed (at|on|in|by)|is listed|reputation"),
+    (R.REPUTATION, r"black list|block list|(?<!not )listed (at|on|in|by)|is listed|reputation"),
     (R.REPUTATION, r"(ip|address|host|server) (address )?(is |has been )?(banned|blocked)"),
     (R.REPUTATION, r"banned sending ip|sender ip|because of your ip|your ip|dynamic ip"),
     (R.REPUTATION, r"residential|dial-?up|smtp server of your isp|not accept.* from your ip"),
@@ -80,7 +80,8 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
         r"|wasn.t found at|not a known user|no mailbox|mailbox unavailable|user not exist"
         r"|(mailbox|account) (name )?not (found|available)|no account by that name"
         r"|recipient address rejected: (user|undeliverable)|bad destination mailbox"
-        r"|(doesn.t|does not) have an? .{0,40}account",
+        r"|(doesn.t|does not) have an? .{0,40}account|not listed in .{0,40}(directory|address book)"
+        r"|no valid recipients?|invalid .{0,20}userid|no mailbox here",
     ),
     (
         R.SPAM_CONTENT,

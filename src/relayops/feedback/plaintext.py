@@ -28,15 +28,18 @@ _ORIGINAL_MARKERS = re.compile(
     r"|below is a copy of the original|message headers follow|undelivered message"
     r"|unsent message|headers of your message|included is a copy|the original message"
     r"|your message reads|text of the message|copy of your message|returned mail"
-    r")",
+    r")(?! was received)",  # Sendmail opens with "The original message was received at"
     re.IGNORECASE | re.MULTILINE,
 )
-# A recipient listed by the MTA: the address opens the line (after spaces, '<', '"'),
-# followed by nothing, ':', '>', '...', '<mailto:' or the start of the reply.
+# A recipient listed by the MTA: the address opens the line, after blanks, list or
+# quote marks ("*", "-", ">>>", "> " of a forwarded bounce) or a field-like label
+# ("RCPT To:", "Recipient address:"), and is followed by anything that is not part of
+# an address (end of line, ':', '>', '...', ' [User unknown]', ' Invalid Address, …').
 _LISTED_RE = re.compile(
-    r"^[ \t]*(?:(?:In:|>>>)?[ \t]*RCPT To:|Recipient address:|Original-Recipient:|To:)?"
-    r"[ \t]*[<\"']?"
-    rf"({ADDRESS})[>\"']?(?=[ \t]*(?:$|:|\.\.\.|<mailto:|\(|[245]\d\d[ -]|\n|ORCPT))",
+    r"^(?:[ \t]*(?:>+|\*|-|•)(?=[ \t<\"']))*[ \t]*"
+    r"(?:(?:In:[ \t]*)?RCPT To:|Recipient address:|Original-Recipient:|To:)?"
+    r"[ \t]*[<\"'(]?"
+    rf"({ADDRESS})(?![A-Za-z0-9.-])",
     re.IGNORECASE | re.MULTILINE,
 )
 # Words that show a text is a non-delivery notice rather than a person's mail.

@@ -126,7 +126,10 @@ def _recipient(
     # The remote's own status (in its reply) over the reporting MTA's Status field
     # when both say the same class: the field is often a generic 5.0.0 or the
     # reporter's mapping (4.4.7 "expired" over the remote's 4.4.5 "disk full").
-    if stated and (status is None or stated[0] == status[0]):
+    generic_over_specific = bool(
+        stated and status and stated.endswith(".0.0") and not status.endswith(".0.0")
+    )
+    if stated and (status is None or (stated[0] == status[0] and not generic_over_specific)):
         status = stated
     code = find_smtp_code(reply)
     excerpt = reply_excerpt(reply) if reply else ""
