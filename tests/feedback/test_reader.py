@@ -3,6 +3,7 @@ own stamped mail."""
 
 from __future__ import annotations
 
+import json
 import time
 import tracemalloc
 from pathlib import Path
@@ -242,3 +243,22 @@ def test_permanent_and_temporary_sides_of_the_same_reply() -> None:
     soft = read_report(_dsn("delayed", "4.1.1", "450 4.1.1 <kim@example.net>: User unknown"))
     assert [(r.reason, r.hard) for r in hard.recipients] == [(Reason.USER_UNKNOWN, True)]
     assert [(r.reason, r.hard) for r in soft.recipients] == [(Reason.USER_UNKNOWN, False)]
+
+
+def test_an_sns_envelope_around_an_ses_bounce() -> None:
+    inner = (
+        '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bouncedRecipients":'
+        '[{"emailAddress":"gone@example.net","action":"failed","status":"5.1.1",'
+        '"diagnosticCode":"smtp; 550 5.1.1 user unknown"}]}}'
+    )
+    envelope = json.dumps({"Type": "Notification", "Message": inner}, indent=2)
+    data = b"From: no-reply@sns.amazonaws.com\nSubject: AWS Notification Message\n\n"
+    report = read_report(data + envelope.encode())
+    assert report.kind is Kind.BOUNCE
+    assert [(r.address, r.status, r.reply, r.hard) for r in report.recipients] == [
+        ("gone@example.net", "5.1.1", "550 5.1.1 user unknown", True)
+    ]
+    # Cut by a mail system so that the envelope no longer decodes: still read.
+    cut = envelope[: envelope.rindex("}}") + 2]
+    again = read_report(data + cut.encode())
+    assert [(r.address, r.status) for r in again.recipients] == [("gone@example.net", "5.1.1")]

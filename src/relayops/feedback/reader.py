@@ -41,7 +41,7 @@ from relayops.feedback.reply import (
 )
 from relayops.feedback.ses import find_ses
 
-_MTA_SENDER_RE = re.compile(r"mailer-daemon|postmaster|mail delivery|mail administrator", re.I)
+_MTA_SENDER_RE = re.compile(r"mailer-daemon|post_?master|mail delivery|mail administrator", re.I)
 _BOUNCE_SUBJECT_RE = re.compile(
     r"undeliver|returned mail|delivery status notification|failure notice|delivery fail"
     r"|mail delivery (failed|failure|system)|non.?delivery|could not be delivered"

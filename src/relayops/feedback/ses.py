@@ -39,10 +39,24 @@ def _from_json(start: int, text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _sns_message(text: str) -> str | None:
+    """The `Message` string of an SNS envelope (`{"Type": "Notification", …,
+    "Message": "{\\"notificationType\\": …}"}`), whose JSON is escaped inside it."""
+    brace = text.find("{")
+    data = _from_json(brace, text) if brace >= 0 else None
+    message = data.get("Message") if data else None
+    return message if isinstance(message, str) else None
+
+
 def find_ses(text: str) -> SesNotification | None:
     match = _TYPE_RE.search(text)
     if match is None:
-        return None
+        inner = _sns_message(text) if '"Message"' in text else None
+        if inner is None and '\\"notificationType\\"' in text:
+            # An envelope whose JSON does not decode (folded by a mail system): unescape
+            # the inner quotes and let the field-by-field fallback read it.
+            inner = text.replace('\\"', '"')
+        return find_ses(inner) if inner and _TYPE_RE.search(inner) else None
     kind = match.group(1)
     brace = text.rfind("{", 0, match.start())
     data = _from_json(brace, text) if brace >= 0 else None
