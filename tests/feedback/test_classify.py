@@ -124,3 +124,18 @@ def test_reply_excerpt_starts_at_the_remote_reply() -> None:
     assert reply_excerpt("I couldn't find a mail exchanger. (#5.4.4)") == (
         "I couldn't find a mail exchanger. (#5.4.4)"
     )
+
+
+def test_a_temporary_dns_failure_is_not_an_unknown_domain() -> None:
+    reply = "Name service error for domain example.com: Host not found, try again"
+    assert classify(reply, None) is R.NETWORK
+    assert classify("Host or domain name not found. Name service error", None) is (R.DOMAIN_UNKNOWN)
+
+
+def test_directory_wording_for_an_unknown_user_is_no_blocklist() -> None:
+    assert classify("User J. Doe (jd@example.jp) not listed in Domino Directory", None) is (
+        R.USER_UNKNOWN
+    )
+    assert classify("554 5.7.1 Service unavailable; 192.0.2.1 listed in zen.example", "5.7.1") is (
+        R.REPUTATION
+    )

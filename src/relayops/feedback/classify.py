@@ -53,6 +53,8 @@ STRONG_PATTERNS: tuple[tuple[Reason, str], ...] = (
     # The receiver's local delivery program failed ("Command output: procmail: … No such
     # user" is about the program's spool file, not the address).
     (R.SYSTEM, r"command output|procmail|pipe to \||local delivery program"),
+    # Postfix's words for a DNS lookup that failed temporarily (SERVFAIL), not NXDOMAIN.
+    (R.NETWORK, r"not found, try again"),
     (R.MOVED, r"has moved|moved to|no longer (at|available at|uses)|address changed"),
     (
         R.DOMAIN_UNKNOWN,
@@ -189,8 +191,9 @@ _WEAK = tuple((reason, re.compile(p)) for reason, p in WEAK_PATTERNS)
 # The refusal was about our envelope sender, not the recipient (RFC 3463 x.1.7 / x.1.8,
 # an MTA saying it happened at MAIL FROM): never a reason to suppress the recipient.
 SENDER_STAGE = re.compile(
-    r"after mail from|sender address rejected|sender (domain|address) (not found|unknown"
-    r"|rejected|does not exist)|mail from:? ?<[^>]*>:? .{0,20}rejected|bad sender"
+    r"after mail from|sender address rejected|\bsender rejected"
+    r"|sender (domain|address) (not found|unknown|rejected|does not exist)"
+    r"|mail from:? ?<[^>]*>:? .{0,20}rejected|bad sender"
 )
 SENDER_STATUS_DETAILS = frozenset({"1.7", "1.8"})
 # A refusal at the end of DATA: the receiver had accepted the recipient at RCPT TO, so

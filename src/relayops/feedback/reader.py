@@ -55,7 +55,7 @@ _AUTO_REPLY_SUBJECT_RE = re.compile(
     re.I,
 )
 _TEMPORARY_RE = re.compile(
-    r"has been delayed|will (be )?retr|still trying|not yet been delivered|temporar"
+    r"has been delayed|will (be )?retr|still trying|not yet been delivered|temporar|try again"
     r"|delivery delayed|will continue",
     re.I,
 )
