@@ -3,10 +3,23 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test deps lint golden bench clean
+.PHONY: demo test deps python-deps lock lock-check lint golden bench clean
 
 deps:
 	./scripts/install-deps
+
+## make python-deps: only .venv from the lock (CI's plan job: no root, no Debian packages).
+python-deps:
+	./scripts/install-deps --python-only
+
+## make lock: re-resolve requirements/lock.txt and requirements/relay.txt (with hashes) after
+## a change to pyproject.toml's dependencies; existing pins are kept where they still fit.
+lock: python-deps
+	$(PY) scripts/lock.py compile
+
+## make lock-check: fails when requirements/*.txt are stale against pyproject.toml.
+lock-check:
+	$(PY) scripts/lock.py check
 
 ## make demo: the main job — validate the example repository, build the lab, deploy
 ## it, send a DKIM-signed message through a relay, and leave the lab running.
@@ -17,6 +30,7 @@ demo: deps
 
 ## make test: install what the tests need, then run the whole suite and the linters.
 test: deps
+	$(MAKE) lock-check
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
