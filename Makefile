@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test deps python-deps lock lock-check lint golden bench clean
+.PHONY: demo test deps python-deps lock lock-check lint golden bench clean \
+	ci-secrets ci-secrets-remove plan-comment nightly-issue
 
 deps:
 	./scripts/install-deps
@@ -49,6 +50,20 @@ bench: deps
 	$(PY) bench/policyd/run.py
 	$(PY) bench/lab/bench_lab.py --repeat 3
 	$(PY) bench/deploy/run.py
+
+## CI glue (.github/workflows, docs/ci.md): every workflow step is a make target or a
+## relayops command; these read their inputs from the environment the step sets.
+ci-secrets:
+	./scripts/ci-secrets write
+
+ci-secrets-remove:
+	./scripts/ci-secrets remove
+
+plan-comment:
+	./scripts/plan-comment out/plan/plan.md
+
+nightly-issue:
+	./scripts/nightly-issue "$$NIGHTLY_RESULT"
 
 golden: deps
 	$(VENV)/bin/pytest tests/golden --update-golden

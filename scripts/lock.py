@@ -90,7 +90,8 @@ def problems(root: Path) -> list[str]:
     pyproject_text = (root / "pyproject.toml").read_text()
     wanted = digest(pyproject_text)
     lists = dependency_lists(tomllib.loads(pyproject_text))
-    every = [*lists["dependencies"], *(r for e in EXTRAS for r in lists["optional-dependencies"][e])]
+    extras = lists["optional-dependencies"]
+    every = [*lists["dependencies"], *(r for e in EXTRAS for r in extras[e])]
     found: list[str] = []
     for name, requirements in ((LOCK, every), (RELAY, lists["dependencies"])):
         path = root / name
