@@ -100,7 +100,7 @@ def problems(root: Path) -> list[str]:
             continue
         text = path.read_text()
         if recorded_digest(text) != wanted:
-            found.append(f"{name} was compiled from other dependency lists than pyproject.toml's")
+            found.append(f"{name}: pyproject.toml's dependency lists changed since it was compiled")
         found += [f"{name}: {item}" for item in unsatisfied(requirements, pins(text))]
     return found
 
