@@ -38,6 +38,11 @@ relays = (
     ],
     # Both relays count quotas in one Redis, so a customer's day is shared exactly.
     {
+        # The deploy logs in as an unprivileged account with the CI's key (~/.ssh/id_ed25519,
+        # written by scripts/ci-secrets) and becomes root through sudo (NOPASSWD for this
+        # account only). Host keys are pinned in production.known_hosts beside this file.
+        "ssh_user": "relayops-deploy",
+        "_sudo": True,
         "relayops_shared_counters": "redis://192.0.2.50:6379/0",
         # `relayops check` looks every relay IP and sender domain up in these (docs/checks.md).
         "relayops_dnsbl_zones": [

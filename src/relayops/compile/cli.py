@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,7 +30,7 @@ from relayops.compile.host import CompileError, compile_inventory
 from relayops.compile.loading import load_frozen
 from relayops.compile.plan import make_plan
 from relayops.compile.render import write_hosts
-from relayops.compile.report import plan_json, plan_markdown
+from relayops.compile.report import GITHUB_COMMENT_LIMIT, plan_json, plan_markdown
 from relayops.compile.templates import DEFAULT_TEMPLATE_DIR, TemplateError, Templates
 from relayops.compile.toolcheck import ToolMissing, check_host
 from relayops.model import Repo
@@ -155,8 +156,28 @@ def _keys(root: Path) -> Callable[[str, str], bytes | None]:
     default="markdown",
     show_default=True,
 )
-def plan(repo: Path, base: str, inventory_name: str, fmt: str) -> None:
-    """Show what the working tree changes against BASE: customers, DNS, host files."""
+@click.option(
+    "--max-chars",
+    type=click.IntRange(1000, GITHUB_COMMENT_LIMIT),
+    default=None,
+    help="Markdown: cut the plan to this many characters with a note (a PR comment "
+    f"holds at most {GITHUB_COMMENT_LIMIT}).",
+)
+@click.option(
+    "--full-plan-url",
+    default=None,
+    metavar="URL",
+    help="Markdown: where the truncation note says the full plan is (CI: the run's artifacts).",
+)
+def plan(
+    repo: Path,
+    base: str,
+    inventory_name: str,
+    fmt: str,
+    max_chars: int | None,
+    full_plan_url: str | None,
+) -> None:
+    """Show what the working tree changes against BASE: risks, customers, DNS, host files."""
     head = _load(repo)
     templates = Templates()
     head_hosts = _compile(head, inventory_name, templates)
@@ -185,10 +206,15 @@ def plan(repo: Path, base: str, inventory_name: str, fmt: str) -> None:
                 head_keys=_keys(repo),
                 base_keys=_keys(base_root),
                 notes=notes,
+                today=date.today(),
             )
     except GitRefError as exc:
         _fail(str(exc))
-    click.echo(plan_json(the_plan) if fmt == "json" else plan_markdown(the_plan), nl=False)
+    if fmt == "json":
+        click.echo(plan_json(the_plan), nl=False)
+        return
+    text = plan_markdown(the_plan, max_chars=max_chars, full_plan_url=full_plan_url)
+    click.echo(text, nl=False)
 
 
 def _compile_base(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
@@ -54,6 +55,24 @@ class DomainDns:
 
 
 @dataclass(frozen=True)
+class Risk:
+    """Something in a change a reviewer must weigh before approving it."""
+
+    kind: str  # one of the RISK_* names below
+    customer: str
+    detail: str
+
+
+RISK_QUOTA = "quota raised more than 2×"
+RISK_REACTIVATED = "customer re-activated"
+RISK_COLD_IP = "dedicated IP without warm-up"
+RISK_DNS = "DNS to publish before merge"
+# A raise above this factor in one change is how abuse (a compromised account, a
+# bought list) usually starts: a reviewer should see the customer's history first.
+QUOTA_RISK_FACTOR = 2
+
+
+@dataclass(frozen=True)
 class FileChange:
     path: str
     change: ChangeKind
@@ -76,6 +95,7 @@ class Plan:
     ips: list[DnsRecord] = field(default_factory=list)
     hosts: list[HostDiff] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    risks: list[Risk] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -312,6 +332,81 @@ def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff
     return HostDiff(host, sorted(changes, key=lambda c: c.path))
 
 
+def _quota_risk(base: Repo, head: Repo, a: Customer, b: Customer) -> Risk | None:
+    before, after = base.effective_quota(a), head.effective_quota(b)
+    if before > 0 and after > QUOTA_RISK_FACTOR * before:
+        return Risk(RISK_QUOTA, b.id, f"{before} → {after} recipients/day (×{after / before:.1f})")
+    return None
+
+
+def _reactivation_risk(a: Customer, b: Customer) -> Risk | None:
+    if a.sends or not b.sends:
+        return None
+    reason = f" (was: {a.status_reason})" if a.status_reason else ""
+    return Risk(
+        RISK_REACTIVATED,
+        b.id,
+        f"{a.status} → {b.status}{reason}: its {len(b.users)} login(s) can send again",
+    )
+
+
+def _warmup_risk(head: Repo, old: Customer | None, c: Customer, today: date) -> Risk | None:
+    """A dedicated IP newly given to `c` whose warm-up is already past its first stage."""
+    ip, ref = c.placement.dedicated_ip, c.warmup
+    if ip is None or ref is None or not c.sends:
+        return None
+    if old is not None and old.placement == c.placement and old.warmup == c.warmup:
+        return None  # nothing new about this IP in this change
+    stages = head.warmup[ref.schedule].stages
+    day = (today - ref.start).days + 1
+    if day <= stages[0].last_day:
+        return None  # starts at (or before) the schedule's first stage: a real warm-up
+    last = stages[-1].last_day
+    if day > last:
+        ended = ref.start + timedelta(days=last - 1)
+        return Risk(
+            RISK_COLD_IP,
+            c.id,
+            f"{ip}: warm-up {ref.schedule} from {ref.start} ended on {ended}; "
+            "the IP sends at full volume from its first day",
+        )
+    stage = next(s for s in stages if s.first_day <= day <= s.last_day)
+    return Risk(
+        RISK_COLD_IP,
+        c.id,
+        f"{ip}: warm-up {ref.schedule} from {ref.start} starts on day {day} "
+        f"({stage.daily_cap}/day), skipping its first {stage.first_day - 1} day(s)",
+    )
+
+
+def risks(base: Repo | None, head: Repo, dns: list[DomainDns], today: date) -> list[Risk]:
+    """What a reviewer must weigh: big quota raises, re-activations, cold IPs, DNS to publish.
+
+    Pure; `today` is the day the change would deploy (the CLI passes the local date).
+    """
+    old = base.customers if base else {}
+    found: list[Risk] = []
+    for cid in sorted(head.customers):
+        c = head.customers[cid]
+        a = old.get(cid)
+        if a is not None and base is not None:
+            found += [r for r in (_quota_risk(base, head, a, c), _reactivation_risk(a, c)) if r]
+        cold = _warmup_risk(head, a, c, today)
+        if cold:
+            found.append(cold)
+    for d in dns:
+        key = "; its DKIM key is not generated yet" if d.missing_key else ""
+        found.append(
+            Risk(
+                RISK_DNS,
+                d.customer,
+                f"{d.domain} ({d.reason}): {len(d.records)} record(s) the customer publishes "
+                f"before this merges, or its mail fails SPF/DKIM/DMARC{key}",
+            )
+        )
+    return found
+
+
 def host_diffs(base: Mapping[str, HostConfig], head: Mapping[str, HostConfig]) -> list[HostDiff]:
     return [host_diff(h, base.get(h), head.get(h)) for h in sorted(set(base) | set(head))]
 
@@ -327,16 +422,19 @@ def make_plan(
     head_keys: PublicKeys,
     base_keys: PublicKeys,
     notes: list[str] | None = None,
+    today: date,
 ) -> Plan:
     inventory = head.inventories[inventory_name]
     base_inventory = base.inventories.get(inventory_name) if base else None
+    dns = dns_changes(base, head, base_inventory, inventory, head_keys, base_keys)
     return Plan(
         base=base_ref,
         inventory=inventory_name,
         customers=customer_changes(base, head),
         policies=policy_changes(base, head),
-        dns=dns_changes(base, head, base_inventory, inventory, head_keys, base_keys),
+        dns=dns,
         ips=ip_changes(base_inventory, inventory),
         hosts=host_diffs(base_hosts, head_hosts),
         notes=list(notes or []),
+        risks=risks(base, head, dns, today),
     )

@@ -1,19 +1,23 @@
 """Wheels of the policy daemon, built on the controller (relay hosts reach no index).
 
-`pip wheel` of the project with its dependencies into a cache directory keyed by a
-digest of the project's sources, so an unchanged engine reuses byte-identical wheels
-and a redeploy uploads nothing. The relay installs them with `--no-index`.
+The project's wheel (`pip wheel --no-deps`) plus exactly the versions pinned in
+`requirements/relay.txt` (`make lock`), each archive checked against its locked hash,
+into a cache directory keyed by a digest of the sources and the lock: an unchanged
+engine reuses byte-identical wheels and a redeploy uploads nothing. The relay installs
+them with `--no-index`. The lock is resolved for every 3.11.x (`uv --universal`); its
+markers are evaluated here for the host's own interpreter, not the controller's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
@@ -24,8 +28,21 @@ from packaging.utils import canonicalize_name
 
 from relayops.deploy.errors import DeployError
 
-WHEEL_CACHE = Path("/var/cache/relayops/wheels")
 KEEP = 3  # builds kept in the cache
+RELAY_LOCK = Path("requirements/relay.txt")  # relative to the project root
+CACHE_ENV = "RELAYOPS_WHEEL_CACHE"
+
+
+def wheel_cache(environ: Mapping[str, str] | None = None) -> Path:
+    """Where built wheel sets are kept: $RELAYOPS_WHEEL_CACHE, else the user's cache.
+
+    Not /var/cache: a CI runner or an operator's laptop deploys without root.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(CACHE_ENV):
+        return Path(env[CACHE_ENV])
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "relayops" / "wheels"
 
 
 @dataclass(frozen=True)
@@ -49,9 +66,9 @@ def project_root() -> Path:
 
 
 def source_digest(root: Path) -> str:
-    """Digest of pyproject.toml and every file under src/ (caches and bytecode aside)."""
+    """Digest of pyproject.toml, the relay lock and every file under src/ (caches aside)."""
     digest = hashlib.sha256()
-    files = [root / "pyproject.toml"]
+    files = [root / "pyproject.toml", root / RELAY_LOCK]
     files += sorted(
         p
         for p in (root / "src").rglob("*")
@@ -83,6 +100,42 @@ def _metadata(wheel: Path) -> tuple[str, list[str]]:
     return meta["Name"], meta.get_all("Requires-Dist") or []
 
 
+def host_environment(python_full: str) -> dict[str, str]:
+    """Marker environment of the host's interpreter ("3.11.2"), not the controller's."""
+    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
+    env |= {
+        "python_full_version": python_full,
+        "python_version": ".".join(python_full.split(".")[:2]),
+        "extra": "",
+    }
+    return env
+
+
+def locked_for_host(lock_text: str, python_full: str) -> list[str]:
+    """`name==version --hash=…` lines of a compiled lock whose marker holds on the host.
+
+    The markers are dropped from the lines returned: pip would evaluate them for the
+    controller's interpreter (async-timeout is only needed below 3.11.3).
+    """
+    env = host_environment(python_full)
+    joined = lock_text.replace("\\\n", " ")
+    lines: list[str] = []
+    for raw in joined.splitlines():
+        line = " ".join(raw.split("#", 1)[0].split())
+        if not line or line.startswith("-"):
+            continue
+        spec, _, hashes = line.partition(" --hash=")
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        if len(req.specifier) != 1 or next(iter(req.specifier)).operator != "==":
+            raise DeployError(f"{RELAY_LOCK}: {spec!r} is not pinned with ==: run `make lock`")
+        if not hashes:
+            raise DeployError(f"{RELAY_LOCK}: {spec!r} has no hash: run `make lock`")
+        lines.append(f"{req.name}{req.specifier} --hash={hashes}")
+    return lines
+
+
 def missing_requirements(wheels: Iterable[Path], python_full: str) -> list[str]:
     """Requirements that apply on the host's Python but that no wheel of the set provides.
 
@@ -90,12 +143,7 @@ def missing_requirements(wheels: Iterable[Path], python_full: str) -> list[str]:
     `python_full_version < "3.11.3"` (redis -> async-timeout) is false on the
     controller's 3.11.7 and true on Debian 12's 3.11.2. Extras are never requested.
     """
-    env: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
-    env |= {
-        "python_full_version": python_full,
-        "python_version": ".".join(python_full.split(".")[:2]),
-        "extra": "",
-    }
+    env = host_environment(python_full)
     present: set[str] = set()
     required: dict[str, str] = {}
     for wheel in wheels:
@@ -122,10 +170,14 @@ def _pip_wheel(args: list[str], into: str, why: str) -> None:
 
 
 def ensure_wheels(
-    python_full: str, root: Path | None = None, cache: Path = WHEEL_CACHE
+    python_full: str, root: Path | None = None, cache: Path | None = None
 ) -> WheelSet:
     """The cached wheel set of this project for the hosts' Python (e.g. "3.11.2")."""
     root = root or project_root()
+    cache = cache or wheel_cache()
+    lock = root / RELAY_LOCK
+    if not lock.is_file():
+        raise DeployError(f"{lock} is missing: run `make lock` and commit requirements/")
     target = cache / f"{source_digest(root)}-py{python_full}"
     if target.is_dir() and any(target.glob("relayops-*.whl")):
         return wheel_set(target, python_full)
@@ -133,12 +185,18 @@ def ensure_wheels(
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
         source = _copy_sources(root, Path(tmp) / "src-copy")
         wheels = Path(tmp) / "wheels"
-        _pip_wheel([str(source)], str(wheels), str(root))
-        for _ in range(10):  # each round adds the dependencies of what the last one added
-            missing = missing_requirements(wheels.glob("*.whl"), python_full)
-            if not missing:
-                break
-            _pip_wheel(["--no-deps", *missing], str(wheels), ", ".join(missing))
+        _pip_wheel(["--no-deps", str(source)], str(wheels), str(root))
+        pinned = Path(tmp) / "pinned.txt"
+        pinned.write_text("\n".join(locked_for_host(lock.read_text(), python_full)) + "\n")
+        _pip_wheel(
+            ["--no-deps", "--require-hashes", "-r", str(pinned)], str(wheels), str(RELAY_LOCK)
+        )
+        missing = missing_requirements(wheels.glob("*.whl"), python_full)
+        if missing:
+            raise DeployError(
+                f"{RELAY_LOCK} lacks what the wheels need on Python {python_full}: "
+                f"{', '.join(missing)}; run `make lock`"
+            )
         shutil.rmtree(target, ignore_errors=True)
         wheels.rename(target)
     _prune(cache, keep=KEEP)

@@ -1,0 +1,103 @@
+"""`relayops deploy --canary HOST`: that host alone first, the rest only if it succeeded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from relayops.cli import cli
+from relayops.deploy import cli as deploy_cli
+from relayops.deploy.canary import stages
+from relayops.deploy.errors import DeployError
+from relayops.deploy.runner import DeployResult
+
+HOSTS = ["r1", "r2", "r3"]
+
+
+@pytest.mark.parametrize(
+    ("canary", "limit", "expected"),
+    [
+        (None, (), [()]),
+        (None, ("r2",), [("r2",)]),
+        ("r1", (), [("r1",), ("r2", "r3")]),
+        ("r3", (), [("r3",), ("r1", "r2")]),
+        ("r2", ("r2", "r3"), [("r2",), ("r3",)]),
+        ("r2", ("r2",), [("r2",)]),
+    ],
+)
+def test_stages(
+    canary: str | None, limit: tuple[str, ...], expected: list[tuple[str, ...]]
+) -> None:
+    assert stages(HOSTS, canary=canary, limit=limit) == expected
+
+
+def test_unknown_canary_or_limit_is_refused() -> None:
+    with pytest.raises(DeployError, match=r"not a host of the inventory: r9; known: r1, r2, r3"):
+        stages(HOSTS, canary="r9")
+    with pytest.raises(DeployError, match="the canary r1 is not among the hosts --limit selects"):
+        stages(HOSTS, canary="r1", limit=("r2",))
+
+
+class FakeRuns:
+    """Stands in for pyinfra: returns the given exit codes in order, records each --limit."""
+
+    def __init__(self, codes: list[int]) -> None:
+        self.codes = codes
+        self.limits: list[tuple[str, ...]] = []
+
+    def __call__(self, _inventory: Path, **kwargs: object) -> DeployResult:
+        limit = kwargs["limit"]
+        assert isinstance(limit, tuple)
+        self.limits.append(limit)
+        return DeployResult(self.codes[len(self.limits) - 1], 0.5, "")
+
+
+def deploy(
+    monkeypatch: pytest.MonkeyPatch, repo: Path, codes: list[int], *args: str
+) -> tuple[FakeRuns, int, str]:
+    fake = FakeRuns(codes)
+    monkeypatch.setattr(deploy_cli, "run_deploy", fake)
+    inventory = str(repo / "inventory/lab.py")
+    result = CliRunner().invoke(cli, ["deploy", "--inventory", inventory, *args])
+    return fake, result.exit_code, result.output
+
+
+def test_canary_then_the_rest(monkeypatch: pytest.MonkeyPatch, example_repo: Path) -> None:
+    fake, code, out = deploy(
+        monkeypatch, example_repo, [0, 0], "--canary", "relay1.relay.example.net"
+    )
+    assert fake.limits == [("relay1.relay.example.net",), ("relay2.relay.example.net",)]
+    assert code == 0
+    assert "(relay1.relay.example.net): ok in 0.5 s" in out
+    assert "(relay2.relay.example.net): ok in 0.5 s" in out
+
+
+def test_a_failed_canary_stops_the_deploy(
+    monkeypatch: pytest.MonkeyPatch, example_repo: Path
+) -> None:
+    fake, code, out = deploy(
+        monkeypatch, example_repo, [1], "--canary", "relay2.relay.example.net", "--json"
+    )
+    assert fake.limits == [("relay2.relay.example.net",)]
+    assert code == 1
+    data = json.loads(out)
+    assert next(iter(data)) == "ok" and data["ok"] is False
+    assert data["canary"] == "relay2.relay.example.net"
+    assert [(s["hosts"], s["ok"]) for s in data["stages"]] == [
+        (["relay2.relay.example.net"], False)
+    ]
+    assert data["skipped"] == [["relay1.relay.example.net"]]
+
+
+def test_without_canary_one_run(monkeypatch: pytest.MonkeyPatch, example_repo: Path) -> None:
+    fake, code, _ = deploy(monkeypatch, example_repo, [0])
+    assert (fake.limits, code) == ([()], 0)
+
+
+def test_unknown_canary_exits_2(monkeypatch: pytest.MonkeyPatch, example_repo: Path) -> None:
+    fake, code, out = deploy(monkeypatch, example_repo, [0], "--canary", "relay9")
+    assert (fake.limits, code) == ([], 2)
+    assert "relayops deploy: not a host of the inventory: relay9" in out
