@@ -69,16 +69,16 @@ def test_a_new_dependency_makes_the_lock_stale(project: Path) -> None:
     edit(
         project / "pyproject.toml",
         '    "packaging>=23",\n',
-        '    "packaging>=23",\n    "ruamel.yaml>=0.18,<0.19",\n',
+        '    "packaging>=23",\n    "tomlkit>=0.13,<0.14",\n',
     )
     done = lock_check(project)
     assert done.returncode != 0
     assert "make: *** [Makefile" in done.stderr
     assert done.stderr.splitlines()[:5] == [
         f"lock: requirements/lock.txt: {CHANGED}",
-        "lock: requirements/lock.txt: ruamel.yaml>=0.18,<0.19 (locked: absent)",
+        "lock: requirements/lock.txt: tomlkit>=0.13,<0.14 (locked: absent)",
         f"lock: requirements/relay.txt: {CHANGED}",
-        "lock: requirements/relay.txt: ruamel.yaml>=0.18,<0.19 (locked: absent)",
+        "lock: requirements/relay.txt: tomlkit>=0.13,<0.14 (locked: absent)",
         "lock: stale; run `make lock` and commit requirements/",
     ]
 

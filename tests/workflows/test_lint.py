@@ -162,7 +162,7 @@ def test_nightly_gets_secrets_and_reports_to_one_issue() -> None:
     secret_step = next(s for s in nightly["steps"] if s.get("run") == "make ci-secrets")
     assert set(secret_step["env"]) == {"SSH_PRIVATE_KEY", "RELAYOPS_AGE_IDENTITY_DATA"}
     runs = [s.get("run", "") for s in nightly["steps"]]
-    assert ".venv/bin/relayops deploy --inventory inventory/production.py --dry" in runs
+    assert ".venv/bin/relayops drift --inventory production" in runs
     issue = workflow["jobs"]["issue"]
     assert issue["needs"] == "nightly" and issue["if"] == "always()"
     assert issue["permissions"] == {"contents": "read", "issues": "write"}
