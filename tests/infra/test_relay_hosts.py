@@ -147,3 +147,57 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
     alt_names = cert.get("subjectAltName", ())
     names = {str(entry[1]) for entry in alt_names if entry[0] == "DNS"}
     assert relay.model.fqdn in names
+
+
+# What may listen on a relay, and where (deploy/hostplan and the compiled configs decide):
+# the public mail ports on every address, sshd for the deploy, and the internal
+# endpoints on loopback only (Redis also on its relay's address: test above).
+EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040}
+
+
+def test_nothing_else_listens(relay: Relay) -> None:
+    """A new listener (a debug port, a metrics endpoint left open) fails here first."""
+    ports = set()
+    for spec in relay.host.socket.get_listening_sockets():
+        protocol, _, rest = spec.partition("://")
+        if protocol == "tcp":
+            ports.add(int(rest.rpartition(":")[2]))
+        elif protocol == "udp":
+            raise AssertionError(f"unexpected UDP listener {spec}")
+    placement = redis_placement(relay.deployed.target.inventory)
+    redis = {placement.port} if placement is not None and _runs_redis(relay) else set()
+    assert ports == EXPECTED_PORTS | redis
+
+
+def test_the_policy_daemon_runs_exactly_the_locked_versions(relay: Relay) -> None:
+    """The relay's venv holds what requirements/relay.txt pins for the host's Python."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    from relayops.deploy.hostplan import VENV
+    from relayops.deploy.wheels import RELAY_LOCK, project_root
+
+    python = f"{VENV}/bin/python"
+    version = relay.host.check_output(
+        f"{python} -c 'import platform; print(platform.python_version())'"
+    )
+    listing = relay.host.check_output(
+        f"{python} -c 'import importlib.metadata as m; "
+        'print("\\n".join(d.metadata["Name"] + "==" + d.version for d in m.distributions()))\''
+    )
+    installed = {
+        canonicalize_name(line.split("==")[0]): line.split("==")[1]
+        for line in listing.splitlines()
+        if "==" in line
+    }
+    environment = {"python_full_version": version, "python_version": version.rsplit(".", 1)[0]}
+    locked: dict[str, str] = {}
+    lock = project_root() / RELAY_LOCK
+    for line in lock.read_text().splitlines():
+        if "==" not in line or line.startswith((" ", "#")):
+            continue
+        req = Requirement(line.split(" \\")[0])
+        if req.marker is None or req.marker.evaluate(environment):
+            locked[canonicalize_name(req.name)] = str(req.specifier).removeprefix("==")
+    tooling = {"pip", "setuptools", "wheel", "relayops"}
+    assert {k: v for k, v in installed.items() if k not in tooling} == locked
