@@ -10,9 +10,13 @@ from __future__ import annotations
 import ast
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
+from pydantic import BaseModel
+
+from relayops.model import AntiSpam, Customer, IspClass, Plan
 from relayops.yamlfile import YamlError, parse
 
 # policies/<file>.yaml -> (kind, the top-level key holding one entry per subject)
@@ -74,12 +78,45 @@ def read(kind: FileKind, data: bytes) -> Any:
 
 
 def subjects(kind: FileKind, value: Any) -> dict[str, Any]:
-    """Subject name -> its data: one per plan, schedule or ISP class; else the file's one."""
+    """Subject name -> its data: one per plan, schedule or ISP class; else the file's one.
+
+    A field left out that has a plain default in the model reads as that default
+    (`status: active`), so a suspension shows `active → suspended`, not `— → suspended`.
+    """
+    model = _DEFAULTS_FROM.get(kind.kind)
     if kind.container is None:
-        return {kind.subject or kind.kind: value}
+        return {kind.subject or kind.kind: _with_defaults(value, model)}
     if isinstance(value, dict) and isinstance(value.get(kind.container), dict):
-        return {str(name): data for name, data in value[kind.container].items()}
+        return {
+            str(name): _with_defaults(data, model) for name, data in value[kind.container].items()
+        }
     return {kind.kind: value}  # a malformed file: diff it whole rather than guess
+
+
+# The models whose plain defaults (numbers, words, flags) fill in absent fields.
+_DEFAULTS_FROM: dict[str, type[BaseModel]] = {
+    "customer": Customer,
+    "plan": Plan,
+    "antispam": AntiSpam,
+    "throttling": IspClass,
+}
+
+
+@cache
+def _plain_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        default = info.get_default(call_default_factory=False)
+        if isinstance(default, str | int | float | bool):  # StrEnum values are str
+            defaults[name] = default.value if hasattr(default, "value") else default
+    return defaults
+
+
+def _with_defaults(value: Any, model: type[BaseModel] | None) -> Any:
+    if model is None or not isinstance(value, dict):
+        return value
+    missing = {k: v for k, v in _plain_defaults(model).items() if k not in value}
+    return {**value, **missing} if missing else value
 
 
 class _Unreadable(Exception):

@@ -17,8 +17,8 @@ from pathlib import Path
 # The folders of the policy repository whose history is audited.
 POLICY_PATHS = ("customers", "policies", "inventory")
 
-_HEADER_FIELDS = 7  # %H %P %an %ae %cI %G? %s
-_FORMAT = "%x1e%H%x00%P%x00%an%x00%ae%x00%cI%x00%G?%x00%s%x00"
+_HEADER_FIELDS = 9  # %H %P %an %ae %cI %G? %GS %GK %s
+_FORMAT = "%x1e%H%x00%P%x00%an%x00%ae%x00%cI%x00%G?%x00%GS%x00%GK%x00%s%x00"
 _NULL_OID = "0" * 40
 
 
@@ -45,6 +45,8 @@ class CommitRecord:
     author_email: str
     date: datetime  # committer date: when the change landed on the branch
     signature: str  # git's %G? letter: G good, B bad, N none, U/X/Y/R/E see git-log(1)
+    signer: str  # %GS: the signer's name (GPG) or allowed-signers principal (SSH)
+    signing_key: str  # %GK: the key's id or fingerprint
     subject: str
     files: tuple[FileChange, ...]
 
@@ -150,7 +152,7 @@ def parse_log(output: bytes) -> list[CommitRecord]:
                     new_blob=None if new_blob == _NULL_OID else new_blob,
                 )
             )
-        sha, parents, name, email, when, signature, subject = header
+        sha, parents, name, email, when, signature, signer, key, subject = header
         commits.append(
             CommitRecord(
                 sha=sha,
@@ -159,6 +161,8 @@ def parse_log(output: bytes) -> list[CommitRecord]:
                 author_email=email,
                 date=datetime.fromisoformat(when),
                 signature=signature or "N",
+                signer=signer,
+                signing_key=key,
                 subject=subject,
                 files=tuple(files),
             )

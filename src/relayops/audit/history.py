@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ class Entry:
     pr: int | None
     signature: str  # good, bad or unsigned
     signature_code: str  # git's %G? letter
+    signer: str  # who signed (as git reports it), "" when unsigned
+    signing_key: str
     title: str
     changes: list[Change] = field(default_factory=list)
 
@@ -97,6 +99,8 @@ class Entry:
             "pr": self.pr,
             "signature": self.signature,
             "signature_detail": SIGNATURE_DETAILS.get(self.signature_code, self.signature_code),
+            "signer": self.signer or None,
+            "signing_key": self.signing_key or None,
             "title": self.title,
             "changes": [c.as_dict() for c in self.changes],
         }
@@ -149,6 +153,8 @@ def build(commits: Sequence[CommitRecord], blobs: Mapping[str, bytes]) -> list[E
                 pr=pr_number(commit.subject),
                 signature=signature_state(commit.signature),
                 signature_code=commit.signature,
+                signer=commit.signer,
+                signing_key=commit.signing_key,
                 title=commit.subject,
                 changes=changes,
             )
@@ -196,21 +202,7 @@ def _renamed(change: FileChange, old_kind: FileKind, new_kind: FileKind, load: A
     moved = _compare(
         new_kind, file, load(old_kind, change.old_blob), load(new_kind, change.new_blob)
     )
-    return [rename, *(_with_previous(c, old_id) for c in moved)]
-
-
-def _with_previous(change: Change, previous: str) -> Change:
-    return Change(
-        change.kind,
-        change.subject,
-        change.file,
-        change.path,
-        change.change,
-        change.old,
-        change.new,
-        change.note,
-        previous,
-    )
+    return [rename, *(replace(c, previous_subject=old_id) for c in moved)]
 
 
 def _compare(kind: FileKind, file: str, old: Any, new: Any) -> list[Change]:
@@ -296,19 +288,7 @@ def select(
             and (field_path is None or matches_field(c.path, field_path))
         ]
         if changes:
-            selected.append(
-                Entry(
-                    entry.commit,
-                    entry.date,
-                    entry.author,
-                    entry.email,
-                    entry.pr,
-                    entry.signature,
-                    entry.signature_code,
-                    entry.title,
-                    changes,
-                )
-            )
+            selected.append(replace(entry, changes=changes))
     return selected
 
 

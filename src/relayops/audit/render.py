@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -180,8 +179,8 @@ def at_text(snap: Snapshot, at: str, customer: str | None, *, markdown: bool) ->
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
         for row in [header, *rows]:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    lines.append("")
     for kind, subjects in snap.data.items():
         if kind != "customer":
-            lines.append("")
-            lines.append(f"{kind}: " + json.dumps(sorted(subjects)))
+            lines += [f"{kind} {name}: {show(value)}" for name, value in subjects.items()]
     return "\n".join(lines) + "\n"
