@@ -16,10 +16,12 @@ ABSENT = "—"
 MAX_VALUE_CHARS = 80
 
 
-def show(value: Any) -> str:
+def show(value: Any, *, limit: int | None = MAX_VALUE_CHARS) -> str:
     """A value as YAML would spell it, on one line: `12000`, `true`, `{selector: s1}`."""
     text = _spell(value)
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _spell(value: Any) -> str:
@@ -157,7 +159,7 @@ def at_text(snap: Snapshot, at: str, customer: str | None, *, markdown: bool) ->
         lines.append(f"effective quota: {show(quota)} ({view.get('quota_source')})")
         for key, value in view.items():
             if key not in ("effective_quota", "quota_source"):
-                lines.append(f"{'- ' if markdown else '  '}{key}: {show(value)}")
+                lines.append(f"{'- ' if markdown else '  '}{key}: {show(value, limit=None)}")
         return "\n".join(lines) + "\n"
     rows = [
         [
@@ -182,5 +184,5 @@ def at_text(snap: Snapshot, at: str, customer: str | None, *, markdown: bool) ->
     lines.append("")
     for kind, subjects in snap.data.items():
         if kind != "customer":
-            lines += [f"{kind} {name}: {show(value)}" for name, value in subjects.items()]
+            lines += [f"{kind} {name}: {show(v, limit=None)}" for name, v in subjects.items()]
     return "\n".join(lines) + "\n"
