@@ -106,28 +106,62 @@ def build(base: Path, *, signers_in_config: bool = True) -> History:
     )
     _git(repo, "commit", "-q", "-am", "Suspend initech", who="bob", when="2026-01-09T15:00:00Z")
     acme = repo / "customers" / "acme.yaml"
-    _edit(acme, "  - name: acme-mail.example\n    dkim: {selector: rly2026}", "  - name: acme-mail.example\n    dkim: {selector: rly2027}")  # fmt: skip
+    _edit(
+        acme,
+        "  - name: acme-mail.example\n    dkim: {selector: rly2026}",
+        "  - name: acme-mail.example\n    dkim: {selector: rly2027}",
+    )
     lines = acme.read_text().splitlines(keepends=True)
     users = lines.index("users:\n")
-    acme.write_text("".join(lines[: users + 1] + lines[users + 3 : users + 5] + lines[users + 1 : users + 3] + lines[users + 5 :]))  # fmt: skip
-    _git(repo, "commit", "-q", "-am", "Rotate acme-mail selector", who="bob", when="2026-01-10T10:00:00Z")  # fmt: skip
+    acme.write_text(
+        "".join(
+            lines[: users + 1]
+            + lines[users + 3 : users + 5]
+            + lines[users + 1 : users + 3]
+            + lines[users + 5 :]
+        )
+    )
+    _git(
+        repo,
+        "commit",
+        "-q",
+        "-am",
+        "Rotate acme-mail selector",
+        who="bob",
+        when="2026-01-10T10:00:00Z",
+    )
 
     _git(repo, "switch", "-q", "main")
     _git(repo, "mv", "customers/umbrella.yaml", "customers/umbrella-health.yaml")
     _git(repo, "commit", "-q", "-m", "Rename umbrella", when="2026-01-11T08:00:00Z")
     _git(
-        repo, "merge", "-q", "--no-ff", "bob/initech",
-        "-m", "Merge pull request #12 from bob/initech",
-        who="carol", when="2026-01-12T16:30:00Z",
-    )  # fmt: skip
+        repo,
+        "merge",
+        "-q",
+        "--no-ff",
+        "bob/initech",
+        "-m",
+        "Merge pull request #12 from bob/initech",
+        who="carol",
+        when="2026-01-12T16:30:00Z",
+    )
 
     _edit(acme, "placement:\n", "quota_override: 12000\nplacement:\n")
     _git(repo, "add", "-A")
     _git(
-        repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={trusted}",
-        "commit", "-q", "-S", "-m", "Raise acme quota (#13)",
-        who="dave", when=QUOTA_RAISED_AT,
-    )  # fmt: skip
+        repo,
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        f"user.signingkey={trusted}",
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "Raise acme quota (#13)",
+        who="dave",
+        when=QUOTA_RAISED_AT,
+    )
 
     _git(repo, "rm", "-q", "customers/initech.yaml")
     _edit(repo / "policies" / "plans.yaml", "daily_quota: 1000\n", "daily_quota: 1500\n")
@@ -138,8 +172,17 @@ def build(base: Path, *, signers_in_config: bool = True) -> History:
     (repo / "customers" / "typo.yaml").write_text("name: [unclosed\n")
     _git(repo, "add", "-A")
     _git(
-        repo, "-c", "gpg.format=ssh", "-c", f"user.signingkey={untrusted}",
-        "commit", "-q", "-S", "-m", "Add typo customer",
-        who="eve", when="2026-02-20T09:00:00Z",
-    )  # fmt: skip
+        repo,
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        f"user.signingkey={untrusted}",
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "Add typo customer",
+        who="eve",
+        when="2026-02-20T09:00:00Z",
+    )
     return History(repo, allowed, trusted, untrusted)

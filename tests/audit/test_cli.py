@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit.history_repo import QUOTA_RAISED_AT, History, build
 from click.testing import CliRunner
 
+from audit.history_repo import QUOTA_RAISED_AT, History, build
 from relayops.cli import cli
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -39,8 +39,10 @@ def commit_names(history: History) -> dict[str, str]:
 
     shas = subprocess.run(
         ["git", "-C", str(history.repo), "rev-list", "--first-parent", "--reverse", "HEAD"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return {sha: f"<commit-{n}>" for n, sha in enumerate(shas, 1)}
 
 
@@ -67,8 +69,18 @@ def lines(payload: dict[str, Any]) -> list[str]:
     out = []
     for commit in payload["commits"]:
         for c in commit["changes"]:
-            out.append(" ".join(str(x) for x in (c["subject"], c["path"] or "-", c["change"],
-                                                  c.get("old", "-"), c.get("new", "-"))))  # fmt: skip
+            out.append(
+                " ".join(
+                    str(x)
+                    for x in (
+                        c["subject"],
+                        c["path"] or "-",
+                        c["change"],
+                        c.get("old", "-"),
+                        c.get("new", "-"),
+                    )
+                )
+            )
     return out
 
 
@@ -182,10 +194,13 @@ def test_field_filter(history: History) -> None:
         ("2026-01-13", "2026-01-31", []),
         (QUOTA_RAISED_AT, QUOTA_RAISED_AT, ["Raise acme quota (#13)"]),
         ("2026-02-01T12:00:01Z", "2026-02-15", ["Remove initech"]),
-        ("2026-01-01", "2026-02-01T11:59:59Z", [
-            "Merge pull request #12 from bob/initech", "Rename umbrella", "Initial policy"]),
+        (
+            "2026-01-01",
+            "2026-02-01T11:59:59Z",
+            ["Merge pull request #12 from bob/initech", "Rename umbrella", "Initial policy"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_since_until_both_sides(
     history: History, since: str, until: str, expected: list[str]
 ) -> None:
@@ -219,9 +234,14 @@ def test_at_plan_quota_and_deleted_customer(history: History) -> None:
     before = audit_json(history, "--at", "2026-02-14")
     after = audit_json(history, "--at", "2026-02-15")
     assert [(c["id"], c["effective_quota"]) for c in before["customers"]] == [
-        ("acme", 12000), ("initech", 1000), ("umbrella-health", 15000)]  # fmt: skip
+        ("acme", 12000),
+        ("initech", 1000),
+        ("umbrella-health", 15000),
+    ]
     assert [(c["id"], c["effective_quota"]) for c in after["customers"]] == [
-        ("acme", 12000), ("umbrella-health", 15000)]  # fmt: skip
+        ("acme", 12000),
+        ("umbrella-health", 15000),
+    ]
     assert after["policies"]["plan"]["starter"]["daily_quota"] == 1500
     assert after["commit"]["title"] == "Remove initech"
 
@@ -272,14 +292,26 @@ def test_allowed_signers_option_when_the_repo_config_has_none(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", "yesterday"], "bad date 'yesterday' for --since: expected YYYY-MM-DD or an ISO 8601 time"),
-        (["--until", "2026-02-30"], "bad date '2026-02-30' for --until: expected YYYY-MM-DD or an ISO 8601 time"),
+        (
+            ["--since", "yesterday"],
+            "bad date 'yesterday' for --since: expected YYYY-MM-DD or an ISO 8601 time",
+        ),
+        (
+            ["--until", "2026-02-30"],
+            "bad date '2026-02-30' for --until: expected YYYY-MM-DD or an ISO 8601 time",
+        ),
         (["--at", "soon"], "bad date 'soon' for --at: expected YYYY-MM-DD or an ISO 8601 time"),
-        (["--since", "2026-02-02", "--until", "2026-02-01"], "--since 2026-02-02 is after --until 2026-02-01"),
+        (
+            ["--since", "2026-02-02", "--until", "2026-02-01"],
+            "--since 2026-02-02 is after --until 2026-02-01",
+        ),
         (["--json", "--markdown"], "give --json or --markdown, not both"),
-        (["--at", "2026-02-01", "--field", "plan"], "--at shows one moment: it does not combine with --since, --until or --field"),
+        (
+            ["--at", "2026-02-01", "--field", "plan"],
+            "--at shows one moment: it does not combine with --since, --until or --field",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_exit_two(history: History, args: list[str], message: str) -> None:
     result = run(history, *args)
     assert result.exit_code == 2
@@ -295,13 +327,17 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
 def test_missing_directory_and_empty_repository(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "--repo", str(tmp_path / "nowhere")])
     assert (result.exit_code, result.output) == (
-        2, f"relayops audit: {tmp_path / 'nowhere'} is not a directory\n")  # fmt: skip
+        2,
+        f"relayops audit: {tmp_path / 'nowhere'} is not a directory\n",
+    )
     import subprocess
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     result = CliRunner().invoke(cli, ["audit", "--repo", str(tmp_path)])
     assert (result.exit_code, result.output) == (
-        2, f"relayops audit: {tmp_path} has no commits yet\n")  # fmt: skip
+        2,
+        f"relayops audit: {tmp_path} has no commits yet\n",
+    )
 
 
 def test_configured_signers_file_missing(tmp_path: Path) -> None:
