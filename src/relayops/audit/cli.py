@@ -106,7 +106,9 @@ def _show_at(
     commit = gitlog.commit_at(git, when)
     if commit is None:
         fail(f"no commit on the first-parent history of HEAD at or before {at}")
-    paths = gitlog.tree_blobs(git, commit.sha)
+    # one customer needs only its file and the plans (its quota may be the plan's)
+    wanted = (f"customers/{customer}.yaml", "policies/plans.yaml") if customer else None
+    paths = gitlog.tree_blobs(git, commit.sha, paths=wanted or gitlog.POLICY_PATHS)
     contents = gitlog.read_blobs(git, paths.values())
     snap = history.snapshot(commit, {p: contents[oid] for p, oid in paths.items()})
     if customer is not None and snap.customer(customer) is None:

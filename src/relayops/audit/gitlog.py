@@ -204,7 +204,7 @@ def tree_blobs(
     repo: GitRepo, commit: str, *, paths: Sequence[str] = POLICY_PATHS
 ) -> dict[str, str]:
     """Path (relative to the repository folder) -> blob id of the files under `paths`."""
-    output = repo.run("ls-tree", "-r", "-z", commit, "--", *paths)
+    output = repo.run("--literal-pathspecs", "ls-tree", "-r", "-z", commit, "--", *paths)
     blobs: dict[str, str] = {}
     for entry in output.decode("utf-8", "surrogateescape").split("\x00"):
         if not entry:
