@@ -14,6 +14,7 @@ process) next to a reference measured in the same run: `git log -p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -166,6 +167,28 @@ def timed(command: list[str], **kwargs: object) -> float:
     return time.perf_counter() - start
 
 
+def phases(repo: Path) -> dict[str, float]:
+    """Where one in-process run spends its time (after imports)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from relayops.audit import gitlog, history, render
+
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    git = gitlog.open_repo(repo)
+    commits = gitlog.first_parent_log(git)
+    times["git log (one pass)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    blobs = gitlog.read_blobs(git, history.needed_blobs(commits))
+    times[f"cat-file --batch ({len(blobs)} blobs)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    entries = history.build(commits, blobs)
+    times["parse YAML + diff"] = time.perf_counter() - start
+    start = time.perf_counter()
+    json.dumps(render.history_json(entries, {}), indent=2, default=str)
+    times["JSON (emit_json's indent=2)"] = time.perf_counter() - start
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=10_000)
@@ -211,6 +234,8 @@ def main() -> None:
         f"| {ours_s:.2f} s (runs {', '.join(f'{x:.2f}' for x in ours)}) "
         f"| {ours_s / ref:.2f} | {at_s:.2f} s |"
     )
+    for phase, seconds in phases(repo).items():
+        print(f"- {phase}: {seconds:.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A generated Git history of a small policy repository, for the audit tests.
 
-Six first-parent commits, every date and author fixed, so everything but the
+Seven first-parent commits (six listed), every date and author fixed, so everything but the
 commit ids and the SSH key fingerprints is the same on every run:
 
 1. 2026-01-05 Alice   "Initial policy"            plans, acme, initech, umbrella (unsigned)
@@ -9,6 +9,7 @@ commit ids and the SSH key fingerprints is the same on every run:
                                                    acme's second selector, reorder its users
 4. 2026-02-01 Dave    "Raise acme quota (#13)"    quota_override 12000, SSH-signed (trusted)
 5. 2026-02-15 Alice   "Remove initech"            initech deleted, starter quota 1000 -> 1500
+-  2026-02-18 Alice   "Docs only"                 no policy file: not listed
 6. 2026-02-20 Eve     "Add typo customer"         an unparseable file, SSH-signed by a key
                                                    not in the allowed signers (bad)
 """
@@ -168,6 +169,9 @@ def build(base: Path, *, signers_in_config: bool = True) -> History:
     (repo / "README.md").write_text("policy, not audited\n")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "Remove initech", when="2026-02-15T09:00:00Z")
+
+    (repo / "README.md").write_text("policy, documented\n")
+    _git(repo, "commit", "-q", "-am", "Docs only", when="2026-02-18T09:00:00Z")
 
     (repo / "customers" / "typo.yaml").write_text("name: [unclosed\n")
     _git(repo, "add", "-A")

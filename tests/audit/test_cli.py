@@ -353,3 +353,54 @@ def test_configured_signers_file_missing(tmp_path: Path) -> None:
         "relayops audit: gpg.ssh.allowedSignersFile gone does not exist: "
         "SSH signatures cannot be checked\n",
     )
+
+
+def test_policy_repository_in_a_subfolder(tmp_path: Path) -> None:
+    """`--repo ops` inside a larger Git repository: paths read relative to ops/."""
+    import shutil
+    import subprocess
+
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "A",
+        "GIT_AUTHOR_EMAIL": "a@x.example",
+        "GIT_COMMITTER_NAME": "A",
+        "GIT_COMMITTER_EMAIL": "a@x.example",
+        "GIT_AUTHOR_DATE": "2026-03-01T10:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-03-01T10:00:00Z",
+    }
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env=env)
+
+    git("init", "-q")
+    (tmp_path / "ops" / "customers").mkdir(parents=True)
+    (tmp_path / "customers").mkdir()
+    acme = tmp_path / "ops" / "customers" / "acme.yaml"
+    shutil.copy(Path(__file__).parents[2] / "customers" / "acme.yaml", acme)
+    (tmp_path / "customers" / "outside.yaml").write_text("name: not audited\n")
+    git("add", "-A")
+    git("commit", "-qm", "Add acme")
+    acme.write_text(acme.read_text().replace("timezone: Europe/Paris", "timezone: UTC"))
+    (tmp_path / "customers" / "outside.yaml").write_text("name: still not audited\n")
+    git("commit", "-qam", "Acme to UTC (#4)")
+    result = CliRunner().invoke(
+        cli, ["audit", "--repo", str(tmp_path / "ops"), "--json", "--since", "2026-03-01"]
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert [(c["title"], len(c["changes"])) for c in payload["commits"]] == [
+        ("Acme to UTC (#4)", 1),
+        ("Add acme", 9),
+    ]
+    change = payload["commits"][0]["changes"][0]
+    assert (change["file"], change["path"], change["old"], change["new"]) == (
+        "customers/acme.yaml",
+        "timezone",
+        "Europe/Paris",
+        "UTC",
+    )
+    result = CliRunner().invoke(
+        cli, ["audit", "--repo", str(tmp_path / "ops"), "--at", "2026-03-01", "--json"]
+    )
+    assert [c["id"] for c in json.loads(result.output)["customers"]] == ["acme"]

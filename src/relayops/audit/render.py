@@ -184,5 +184,8 @@ def at_text(snap: Snapshot, at: str, customer: str | None, *, markdown: bool) ->
     lines.append("")
     for kind, subjects in snap.data.items():
         if kind != "customer":
-            lines += [f"{kind} {name}: {show(v, limit=None)}" for name, v in subjects.items()]
+            bullet = "- " if markdown else ""
+            lines += [
+                f"{bullet}{kind} {name}: {show(v, limit=None)}" for name, v in subjects.items()
+            ]
     return "\n".join(lines) + "\n"
