@@ -7,7 +7,7 @@ customer's effective quota.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -40,8 +40,8 @@ class Change:
     """One field of one subject changed by a commit.
 
     `change` is added, removed or changed for a field; for a whole subject
-    (path "") it is added, removed, renamed (old and new ids) or unparseable
-    (the note holds the reason).
+    (path "") it is added, removed, renamed (old and new ids), unparseable
+    (the note holds the reason) or repaired (readable again after unparseable).
     """
 
     kind: str
@@ -121,9 +121,10 @@ def needed_blobs(commits: Iterable[CommitRecord]) -> set[str]:
     wanted: set[str] = set()
     for commit in commits:
         for change in commit.files:
-            if _kind_of(change) is None:
-                continue
-            wanted.update(b for b in (change.old_blob, change.new_blob) if b)
+            if change.old_path and documents.classify(change.old_path) and change.old_blob:
+                wanted.add(change.old_blob)
+            if change.new_path and documents.classify(change.new_path) and change.new_blob:
+                wanted.add(change.new_blob)
     return wanted
 
 
@@ -162,12 +163,10 @@ def build(commits: Sequence[CommitRecord], blobs: Mapping[str, bytes]) -> list[E
     return entries
 
 
-def _kind_of(change: FileChange) -> FileKind | None:
-    path = change.new_path or change.old_path
-    return documents.classify(path) if path else None
+Loader = Callable[[FileKind, str | None], Any]
 
 
-def _file_changes(change: FileChange, load: Any) -> list[Change]:
+def _file_changes(change: FileChange, load: Loader) -> list[Change]:
     old_kind = documents.classify(change.old_path) if change.old_path else None
     new_kind = documents.classify(change.new_path) if change.new_path else None
     if old_kind is None and new_kind is None:
@@ -193,7 +192,9 @@ def _file_changes(change: FileChange, load: Any) -> list[Change]:
     return result
 
 
-def _renamed(change: FileChange, old_kind: FileKind, new_kind: FileKind, load: Any) -> list[Change]:
+def _renamed(
+    change: FileChange, old_kind: FileKind, new_kind: FileKind, load: Loader
+) -> list[Change]:
     old_id, new_id = old_kind.subject or "", new_kind.subject or ""
     file = change.new_path or ""
     rename = Change(
@@ -210,9 +211,10 @@ def _compare(kind: FileKind, file: str, old: Any, new: Any) -> list[Change]:
     if isinstance(new, Unparseable):
         subject = kind.subject or kind.kind
         return [Change(kind.kind, subject, file, "", "unparseable", note={"reason": new.reason})]
-    if isinstance(old, Unparseable):
-        old = None  # the last readable version is unknown: report the file's fields as new
-    before = documents.subjects(kind, old) if old is not None else {}
+    # After an unparseable version the last readable one is unknown: the subjects
+    # are "repaired", their fields reported as added.
+    repaired = isinstance(old, Unparseable)
+    before = documents.subjects(kind, old) if old is not None and not repaired else {}
     after = documents.subjects(kind, new) if new is not None else {}
     changes: list[Change] = []
     for subject in [*before, *(s for s in after if s not in before)]:
@@ -220,7 +222,9 @@ def _compare(kind: FileKind, file: str, old: Any, new: Any) -> list[Change]:
             changes.append(Change(kind.kind, subject, file, "", "removed"))
             changes += _fields(kind, subject, file, diff.fields(before[subject], "removed"))
         elif subject not in before:
-            changes.append(Change(kind.kind, subject, file, "", "added"))
+            changes.append(
+                Change(kind.kind, subject, file, "", "repaired" if repaired else "added")
+            )
             changes += _fields(kind, subject, file, diff.fields(after[subject], "added"))
         else:
             found = diff.diff(before[subject], after[subject])
