@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -404,3 +405,73 @@ def test_policy_repository_in_a_subfolder(tmp_path: Path) -> None:
         cli, ["audit", "--repo", str(tmp_path / "ops"), "--at", "2026-03-01", "--json"]
     )
     assert [c["id"] for c in json.loads(result.output)["customers"]] == ["acme"]
+
+
+def test_gpg_signature_good_with_the_key_bad_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPG-signed commit: good with the signer's key in GNUPGHOME, bad without it."""
+    import subprocess
+
+    keyring, empty, repo = tmp_path / "gnupg", tmp_path / "empty", tmp_path / "repo"
+    for home in (keyring, empty):
+        home.mkdir(mode=0o700)
+    env = {
+        **os.environ,
+        "GNUPGHOME": str(keyring),
+        "GIT_AUTHOR_NAME": "Frank",
+        "GIT_AUTHOR_EMAIL": "frank@relay.example.net",
+        "GIT_COMMITTER_NAME": "Frank",
+        "GIT_COMMITTER_EMAIL": "frank@relay.example.net",
+    }
+    try:
+        subprocess.run(
+            [
+                "gpg",
+                "--batch",
+                "--quiet",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Frank <frank@relay.example.net>",
+                "ed25519",
+                "sign",
+                "never",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        (repo / "customers").mkdir(parents=True)
+        shutil.copy(Path(__file__).parents[2] / "customers" / "initech.yaml", repo / "customers")
+        for args in (
+            ["init", "-q"],
+            ["add", "-A"],
+            [
+                "-c",
+                "user.signingkey=frank@relay.example.net",
+                "commit",
+                "-qS",
+                "-m",
+                "Add initech (#21)",
+            ],
+        ):
+            subprocess.run(["git", "-C", str(repo), *args], env=env, check=True)
+        monkeypatch.setenv("GNUPGHOME", str(keyring))
+        commit = audit_json(History(repo, tmp_path, tmp_path, tmp_path))["commits"][0]
+        assert (commit["signature"], commit["signer"], commit["pr"]) == (
+            "good",
+            "Frank <frank@relay.example.net>",
+            21,
+        )
+        monkeypatch.setenv("GNUPGHOME", str(empty))
+        commit = audit_json(History(repo, tmp_path, tmp_path, tmp_path))["commits"][0]
+        assert (commit["signature"], commit["signature_detail"]) == (
+            "bad",
+            "cannot be checked (missing key or allowed signers)",
+        )
+    finally:
+        for home in (keyring, empty):
+            subprocess.run(
+                ["gpgconf", "--kill", "gpg-agent"], env={**env, "GNUPGHOME": str(home)}, check=False
+            )
