@@ -113,3 +113,27 @@ def test_read_blobs_in_one_batch(tmp_path: Path) -> None:
     blobs = read_blobs(repo, [*oids, oids[0]])
     assert [blobs[o] for o in oids] == contents
     assert read_blobs(repo, []) == {}
+
+
+@given(st.text(max_size=40))
+def test_any_date_text_is_a_zoned_time_or_exit_two(text: str) -> None:
+    from relayops.audit.cli import parse_when
+
+    try:
+        when = parse_when(text, "--since", end_of_day=False)
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        assert when.tzinfo is not None
+
+
+def test_bare_dates_cover_the_whole_day() -> None:
+    from relayops.audit.cli import parse_when
+
+    assert parse_when("2026-02-01", "--since", end_of_day=False) == datetime(2026, 2, 1, tzinfo=UTC)
+    assert parse_when("2026-02-01", "--until", end_of_day=True) == datetime(
+        2026, 2, 1, 23, 59, 59, 999999, tzinfo=UTC
+    )
+    assert parse_when("2026-02-01T10:00", "--at", end_of_day=True) == datetime(
+        2026, 2, 1, 10, tzinfo=UTC
+    )
