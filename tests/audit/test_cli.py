@@ -268,6 +268,9 @@ def test_at_unknown_customer_and_before_history(history: History) -> None:
         "relayops audit: no commit on the first-parent history of HEAD at or before 2026-01-04\n"
     )
     assert run(history, "--at", "2026-01-05", "--customer", "acme").exit_code == 0
+    # early dates are not misread by git as something recent
+    for early in ("0001-01-01", "1969-12-31", "1970-01-02", "2026-01-05T08:59:59Z"):
+        assert run(history, "--at", early).exit_code == 2, early
 
 
 # --- signatures -------------------------------------------------------------------------

@@ -192,13 +192,16 @@ def parse_log(output: bytes) -> list[CommitRecord]:
 
 def commit_at(repo: GitRepo, when: datetime) -> CommitRecord | None:
     """The first-parent commit of HEAD current at `when` (latest committed at or before it)."""
-    sha = repo.run(
-        "rev-list", "-1", "--first-parent", f"--before={int(when.timestamp())}", "HEAD"
-    ).strip()
-    if not sha:
-        return None
-    output = repo.run("log", "-1", "-z", "--no-walk", f"--format={_FORMAT}", sha.decode())
-    return parse_log(output)[0]
+    # Chosen here rather than with `--before`: git reads a small or negative epoch
+    # number there as some other date and answers HEAD.
+    limit = when.timestamp()
+    listing = repo.run("log", "--first-parent", "--format=%H %ct", "HEAD").decode()
+    for line in listing.splitlines():
+        sha, _, stamp = line.partition(" ")
+        if int(stamp) <= limit:
+            output = repo.run("log", "-1", "-z", "--no-walk", f"--format={_FORMAT}", sha)
+            return parse_log(output)[0]
+    return None
 
 
 def tree_blobs(
