@@ -268,6 +268,13 @@ def test_at_unknown_customer_and_before_history(history: History) -> None:
         "relayops audit: no commit on the first-parent history of HEAD at or before 2026-01-04\n"
     )
     assert run(history, "--at", "2026-01-05", "--customer", "acme").exit_code == 0
+    result = run(history, "--at", "2026-02-21", "--customer", "typo")
+    assert result.exit_code == 2
+    assert re.fullmatch(
+        r"relayops audit: customers/typo.yaml did not parse at 2026-02-21 \(commit [0-9a-f]{10}\): "
+        r"line 2 column 1: YAML syntax error: did not find expected ',' or '\]'\n",
+        result.output,
+    )
     # early dates are not misread by git as something recent
     for early in ("0001-01-01", "1969-12-31", "1970-01-02", "2026-01-05T08:59:59Z"):
         assert run(history, "--at", early).exit_code == 2, early

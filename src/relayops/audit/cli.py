@@ -112,7 +112,11 @@ def _show_at(
     contents = gitlog.read_blobs(git, paths.values())
     snap = history.snapshot(commit, {p: contents[oid] for p, oid in paths.items()})
     if customer is not None and snap.customer(customer) is None:
-        fail(f"customer {customer!r} did not exist at {at} (commit {commit.sha[:10]})")
+        where = f"at {at} (commit {commit.sha[:10]})"
+        broken = snap.data.get("unparseable", {}).get(f"customers/{customer}.yaml")
+        if broken is not None:
+            fail(f"customers/{customer}.yaml did not parse {where}: {broken}")
+        fail(f"customer {customer!r} did not exist {where}")
     if as_json:
         emit_json(render.at_json(snap, at, customer))
     else:
