@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "deploy": "relayops.deploy.cli:deploy",
     "demo": "relayops.deploy.demo:demo",
     "check": "relayops.checks.cli:check",
+    "audit": "relayops.audit.cli:audit",
     "drift": "relayops.deploy.drift:drift",
     "feedback": "relayops.feedback.cli:feedback",
 }

@@ -1,0 +1,1 @@
+"""`relayops audit`: the policy history from Git as field-level changes (docs/audit.md)."""
