@@ -14,7 +14,6 @@ relays = (
                 "ssh_hostname": "198.18.0.11",
                 "ssh_user": "root",
                 "ssh_key": _LAB_KEY,
-                "ssh_strict_host_key_checking": "no",
                 "relayops_ips": [
                     {"name": "eu-1", "address": "198.18.0.11", "pool": "shared-eu",
                      "ptr": "relay1.relay.example.net"},
@@ -31,7 +30,6 @@ relays = (
                 "ssh_hostname": "198.18.0.12",
                 "ssh_user": "root",
                 "ssh_key": _LAB_KEY,
-                "ssh_strict_host_key_checking": "no",
                 "relayops_ips": [
                     {"name": "us-1", "address": "198.18.0.12", "pool": "shared-us",
                      "ptr": "relay2.relay.example.net"},

@@ -77,12 +77,15 @@ def lab_known_hosts(target: Target) -> Path | None:
 def host_keys(inventory_file: Path, target: Target) -> tuple[Path | None, bool]:
     """(known_hosts file, strict) for pyinfra.
 
-    Lab hosts: the file `lab up` wrote. Any other inventory: its pinned
+    Lab hosts: the file `lab up` wrote, strictly (the lab inventory no longer turns
+    checking off: a lab host whose key changed is refused like any other). Any other
+    inventory: its pinned
     `<inventory>.known_hosts`, checked for a real key per host before anything starts,
     and strict checking (DeployError when a key is missing or still a placeholder).
     """
     if _lab_topology(target) is not None:
-        return lab_known_hosts(target), False
+        known = lab_known_hosts(target)
+        return known, known is not None
     pinned = known_hosts_file(inventory_file)
     require_pinned(pinned, [h.ssh_hostname for h in target.inventory.hosts])
     return pinned.resolve(), True
