@@ -358,7 +358,7 @@ CASES = [
     Case(
         "inventory-duplicate-address",
         {},
-        [("inventory/lab.py", 38, 49, "relays[1].relayops_ips[1].address", "address used twice")],
+        [("inventory/lab.py", 36, 49, "relays[1].relayops_ips[1].address", "address used twice")],
         edits={"inventory/lab.py": ('"198.18.0.121"', '"198.18.0.111"')},
     ),
     Case(
