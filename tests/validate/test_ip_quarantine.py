@@ -14,21 +14,25 @@ import pytest
 
 from relayops.loader import load_repo
 
-NEWCO = """name: NewCo
+HASH = (
+    "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY."
+    "Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
+)
+NEWCO = f"""name: NewCo
 contact: ops@newco.example
 plan: pro
 placement:
   dedicated_ip: dedicated-2
-warmup: {schedule: standard-5w, start: 2026-11-01}
+warmup: {{schedule: standard-5w, start: 2026-11-01}}
 domains:
   - name: newco.example
-    dkim: {selector: n1}
+    dkim: {{selector: n1}}
 users:
   - login: newco
-    password: "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY.Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
+    password: "{HASH}"
 """
 # An older holder of the same IP, released long before vandelay.
-OLDCO = """name: OldCo
+OLDCO = f"""name: OldCo
 contact: ops@oldco.example
 status: terminated
 status_reason: contract ended
@@ -36,13 +40,13 @@ status_date: 2025-01-10
 plan: pro
 placement:
   dedicated_ip: dedicated-2
-warmup: {schedule: standard-5w, start: 2024-09-01}
+warmup: {{schedule: standard-5w, start: 2024-09-01}}
 domains:
   - name: oldco.example
-    dkim: {selector: o1}
+    dkim: {{selector: o1}}
 users:
   - login: oldco
-    password: "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY.Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
+    password: "{HASH}"
 """
 DAY_364 = date(2027, 3, 1)  # 2026-03-02 + 364 days
 DAY_365 = date(2027, 3, 2)  # 2026-03-02 + 365 days
