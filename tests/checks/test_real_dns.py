@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from checks.daemons import free_udp_tcp_port
-from checks.nsd import nsd_server
 from relayops.cli import cli
+from support.nsd import nsd_server
+from support.processes import free_udp_tcp_port
 
 pytestmark = pytest.mark.real
 

@@ -8,7 +8,7 @@ import pytest
 
 from e2e.mailflow import send, submission
 from relayops.deploy.mail import message, submit, verify_dkim
-from relayops.deploy.testing import Deployed
+from support.deployed import Deployed
 
 pytestmark = pytest.mark.lab
 

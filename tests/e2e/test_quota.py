@@ -9,8 +9,8 @@ import pytest
 
 from e2e.mailflow import refused_all, send, write_yaml_change
 from relayops.deploy.mail import token
-from relayops.deploy.testing import Deployed, copy_example, publish_and_deploy
 from relayops.lab.sink import Arrived
+from support.deployed import Deployed, copy_example, publish_and_deploy
 
 pytestmark = pytest.mark.lab
 

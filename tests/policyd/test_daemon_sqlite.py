@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from policyd.helpers import Daemon, PolicyClient, encode, request, rules_data, write_rules
-from policyd.smtp_sink import SmtpSink
 from relayops.policyd.store_sqlite import clear_flag, set_flag
+from support.policyd import Daemon, PolicyClient, encode, request, rules_data, write_rules
+from support.smtp_sink import SmtpSink
 
 DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
 
@@ -254,7 +254,7 @@ def test_five_hundred_persistent_connections(
 
 
 def test_metrics_endpoint(tmp_path: Path, db: Path, daemons: list[Daemon]) -> None:
-    from policyd.helpers import free_port
+    from support.processes import free_port
 
     port = free_port()
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1}))

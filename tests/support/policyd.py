@@ -1,8 +1,7 @@
-"""Helpers for the policy daemon tests: rules, a policy client, daemons and Redis as processes."""
+"""The policy daemon's test harness: rules, a policy client, the daemon and Redis as processes."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import shutil
@@ -10,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from support.processes import free_port, stop_process, wait_port
 
 RULES: dict[str, Any] = {
     "schema_version": 1,
@@ -169,25 +169,6 @@ class PolicyClient:
         self.sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(
-    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
 class Daemon:
     """`relayops policyd` as a real process on a loopback TCP port."""
 
@@ -280,6 +261,5 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            stop_process(self.proc)
             self.proc = None
