@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test deps lint golden bench clean
+.PHONY: demo test test-fast deps lint golden bench clean
 
 deps:
 	./scripts/install-deps
@@ -21,6 +21,14 @@ test: deps
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
+
+## make test-fast: the edit loop — linters, then every test that starts no daemon and
+## needs no lab (`real` and `lab` are speed classes; `make test` runs them all).
+test-fast:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -m "not real and not lab"
 
 lint: deps
 	$(VENV)/bin/ruff check --fix src tests bench

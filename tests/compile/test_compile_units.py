@@ -234,6 +234,7 @@ def test_render_reports_a_compile_error_without_a_traceback(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("inventory", ["production", "lab"])
 def test_example_repository_renders_and_the_real_tools_accept_it(
     inventory: str, tmp_path: Path

@@ -22,6 +22,8 @@ from relayops.policyd.store_sqlite import clear_flag, set_flag
 from support.policyd import Daemon, PolicyClient, encode, request, rules_data, write_rules
 from support.smtp_sink import SmtpSink
 
+pytestmark = pytest.mark.real  # starts `relayops policyd` as a process
+
 DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
 
 
