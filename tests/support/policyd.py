@@ -169,6 +169,14 @@ class PolicyClient:
         self.sock.close()
 
 
+def policyd_command(rules: Path, listen: str, store: str, *extra: str) -> list[str]:
+    """`relayops policyd` with this interpreter (and so this checkout's PYTHONPATH)."""
+    return [
+        sys.executable, "-c", "from relayops.cli import main; main()", "policyd",
+        "--rules", str(rules), "--listen", listen, "--store", store, *extra,
+    ]  # fmt: skip
+
+
 class Daemon:
     """`relayops policyd` as a real process on a loopback TCP port."""
 
@@ -179,19 +187,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        cmd = [
-            sys.executable,
-            "-c",
-            "from relayops.cli import main; main()",
-            "policyd",
-            "--rules",
-            str(self.rules),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--store",
-            self.store,
-            *self.extra,
-        ]
+        cmd = policyd_command(self.rules, f"127.0.0.1:{self.port}", self.store, *self.extra)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()

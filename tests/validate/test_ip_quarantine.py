@@ -18,36 +18,26 @@ HASH = (
     "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY."
     "Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
 )
-NEWCO = f"""name: NewCo
-contact: ops@newco.example
-plan: pro
-placement:
-  dedicated_ip: dedicated-2
-warmup: {{schedule: standard-5w, start: 2026-11-01}}
-domains:
-  - name: newco.example
-    dkim: {{selector: n1}}
-users:
-  - login: newco
-    password: "{HASH}"
-"""
+
+
+def customer(cid: str, *, status: str = "", warmup_start: str) -> str:
+    """A pro customer on dedicated-2; `status` lines make it a former holder."""
+    return (
+        f"name: {cid.title()}\ncontact: ops@{cid}.example\n{status}plan: pro\n"
+        "placement:\n  dedicated_ip: dedicated-2\n"
+        f"warmup: {{schedule: standard-5w, start: {warmup_start}}}\n"
+        f"domains:\n  - name: {cid}.example\n    dkim: {{selector: s1}}\n"
+        f'users:\n  - login: {cid}\n    password: "{HASH}"\n'
+    )
+
+
+NEWCO = customer("newco", warmup_start="2026-11-01")
 # An older holder of the same IP, released long before vandelay.
-OLDCO = f"""name: OldCo
-contact: ops@oldco.example
-status: terminated
-status_reason: contract ended
-status_date: 2025-01-10
-plan: pro
-placement:
-  dedicated_ip: dedicated-2
-warmup: {{schedule: standard-5w, start: 2024-09-01}}
-domains:
-  - name: oldco.example
-    dkim: {{selector: o1}}
-users:
-  - login: oldco
-    password: "{HASH}"
-"""
+OLDCO = customer(
+    "oldco",
+    status="status: terminated\nstatus_reason: contract ended\nstatus_date: 2025-01-10\n",
+    warmup_start="2024-09-01",
+)
 DAY_364 = date(2027, 3, 1)  # 2026-03-02 + 364 days
 DAY_365 = date(2027, 3, 2)  # 2026-03-02 + 365 days
 REFUSAL = (
