@@ -12,14 +12,17 @@ No lab and no SSH: pyinfra's operation bodies run with an empty State.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import FileUploadCommand, StringCommand
+from pyinfra.api.config import Config
+from pyinfra.api.inventory import Inventory
+from pyinfra.api.state import State
 from pyinfra.context import ctx_state
 
 from relayops.compile.files import Directory
@@ -39,6 +42,7 @@ def _rendered(commands: Iterable[StringCommand | FileUploadCommand]) -> list[Any
     out: list[Any] = []
     for command in commands:
         if isinstance(command, FileUploadCommand):
+            assert isinstance(command.src, io.BytesIO)  # managed_file uploads from memory
             out.append(["upload", command.dest, command.src.getvalue().decode()])
         else:
             out.append(command.get_raw_value())
@@ -48,7 +52,8 @@ def _rendered(commands: Iterable[StringCommand | FileUploadCommand]) -> list[Any
 @pytest.fixture(scope="module")
 def pyinfra_state() -> Iterator[None]:
     """An empty pyinfra State (no diff shown), as operation bodies read `state.config`."""
-    with ctx_state.use(State(Inventory((["relay.test"], {})), Config())):
+    inventory = Inventory((["relay.test"], {}))  # type: ignore[no-untyped-call]
+    with ctx_state.use(State(inventory, Config())):  # type: ignore[no-untyped-call]
         yield
 
 
