@@ -20,6 +20,7 @@ test: deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	MYPYPATH=src:tests $(VENV)/bin/mypy --strict --explicit-package-bases tests/support
 	$(VENV)/bin/pytest
 
 ## make test-fast: the edit loop — linters, then every test that starts no daemon and
@@ -28,6 +29,7 @@ test-fast:
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	MYPYPATH=src:tests $(VENV)/bin/mypy --strict --explicit-package-bases tests/support
 	$(VENV)/bin/pytest -m "not real and not lab"
 
 lint: deps
