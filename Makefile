@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test deps python-deps lock lock-check lint golden bench clean \
+.PHONY: demo test test-fast deps python-deps lock lock-check lint golden bench clean \
 	ci-secrets ci-secrets-remove plan-comment nightly-issue
 
 deps:
@@ -35,7 +35,17 @@ test: deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	MYPYPATH=src:tests $(VENV)/bin/mypy --strict --explicit-package-bases tests/support
 	$(VENV)/bin/pytest
+
+## make test-fast: the edit loop — linters, then every test that starts no daemon and
+## needs no lab (`real` and `lab` are speed classes; `make test` runs them all).
+test-fast:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+	MYPYPATH=src:tests $(VENV)/bin/mypy --strict --explicit-package-bases tests/support
+	$(VENV)/bin/pytest -m "not real and not lab"
 
 lint: deps
 	$(VENV)/bin/ruff check --fix src tests bench

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import smtplib
 import threading
 import time
@@ -23,9 +24,8 @@ from typing import Any
 
 from relayops.deploy.labdns import publishable
 from relayops.deploy.mail import message, tls_context
-from relayops.deploy.runner import run_deploy
+from relayops.deploy.runner import ENGINE_ROOT, run_deploy
 from relayops.deploy.target import load_target
-from relayops.deploy.testing import copy_example
 from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import ensure_wheels
 from relayops.lab import lifecycle
@@ -38,6 +38,8 @@ INDEX = 1
 RELAYS = 3
 WORK = Path(__file__).resolve().parents[1] / "work" / "deploy-bench"
 PASSWORD = "lab-acme-app-pw"
+# What a private copy of the example repository needs (the deploy reads no more).
+REPO_PARTS = ("customers", "policies", "inventory", "schemas", "secrets", "lab")
 HOST_PYTHON = "3.11.2"  # Debian 12's python3, what the lab image runs
 
 
@@ -135,10 +137,9 @@ def main() -> None:
     topo = up.topology
     root = WORK / "repo"
     if root.exists():
-        import shutil
-
         shutil.rmtree(root)
-    copy_example(root)
+    for part in REPO_PARTS:
+        shutil.copytree(ENGINE_ROOT / part, root / part)
     text = (root / "customers/acme.yaml").read_text()
     (root / "customers/acme.yaml").write_text(
         text.replace("plan: business\n", "plan: business\nquota_override: 20000\n")

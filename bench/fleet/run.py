@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from relayops.deploy.labdns import publishable
-from relayops.deploy.runner import run_deploy
+from relayops.deploy.runner import ENGINE_ROOT, run_deploy
 from relayops.deploy.target import load_target
-from relayops.deploy.testing import copy_example
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.host import host_command
@@ -41,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quota import spend  # the client script beside this one
 
 INDEX = 1
+REPO_PARTS = ("customers", "policies", "inventory", "schemas", "secrets", "lab")
 QUOTA = 700  # umbrella's daily quota during the shared-quota run
 EACH = 60  # RCPT questions per daemon: 20 daemons ask 1,200 for a quota of 700
 WORK = Path(__file__).resolve().parents[1] / "work" / "fleet-bench"
@@ -132,7 +132,8 @@ def main() -> None:
     out["lab_up_seconds"] = round(time.monotonic() - started, 2)
     root = WORK / "repo"
     shutil.rmtree(root, ignore_errors=True)
-    copy_example(root)
+    for part in REPO_PARTS:
+        shutil.copytree(ENGINE_ROOT / part, root / part)
     inventory = root / "inventory" / "lab.py"
     acme = root / "customers" / "acme.yaml"
     original = acme.read_text()

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from checks.daemons import free_udp_tcp_port
-from checks.nsd import nsd_server
 from relayops.cli import cli
+from support.nsd import nsd_server
+from support.processes import free_udp_tcp_port
 
 pytestmark = pytest.mark.real
 
@@ -178,7 +178,11 @@ def test_dns_and_dnsbl_through_the_cli(
     )
     assert seen["broken.test SPF authorises 127.0.0.2"][0] == "error"
     assert "is not the signing key" in seen["broken.test DKIM s1"][1]
-    assert "p=block is not none, quarantine or reject" in seen["broken.test DMARC"][1]
+    assert seen["broken.test DMARC"] == (
+        "error",
+        "DMARC record at _dmarc.broken.test is invalid (Tag p must have one of the "
+        "following values: none,quarantine,reject - not block); fix it.",
+    )
     assert seen["nodmarc.test DMARC"][1].startswith("no DMARC record at _dmarc.nodmarc.test")
     assert seen["nodmarc.test SPF authorises 127.0.0.3"][1].startswith(
         "SPF of nodmarc.test gives fail for relay IP 127.0.0.3"
@@ -279,3 +283,7 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     )
     unknown = runner.invoke(cli, ["check", "--inventory", str(path.with_name("nope.json"))])
     assert unknown.exit_code == 2
+    assert unknown.output.endswith(
+        f"Error: Invalid value for '--inventory': File '{path.with_name('nope.json')}' "
+        "does not exist.\n"
+    )

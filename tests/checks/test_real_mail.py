@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from checks.daemons import free_port
-from checks.mailserver import (
+from relayops.cli import cli
+from support.mailserver import (
     BAD_HOST,
     BAD_IP,
     FOREIGN_DOMAIN,
@@ -25,7 +25,7 @@ from checks.mailserver import (
     MailServer,
     mail_server,
 )
-from relayops.cli import cli
+from support.processes import free_port
 
 pytestmark = pytest.mark.real
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.certs import NOW, make_ca, make_leaf
-from checks.daemons import free_port
 from relayops.checks.result import Status
 from relayops.checks.tls import judge_observation, probe_tls
+from support.certs import NOW, make_ca, make_leaf
+from support.processes import free_port
 
 pytestmark = pytest.mark.real
 

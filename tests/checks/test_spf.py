@@ -196,3 +196,28 @@ def test_any_record_is_judged_without_raising_or_looping(a: list[str], b: list[s
         "pass", "fail", "softfail", "neutral", "none", "permerror", "unknown"
     }  # fmt: skip
     assert judge_spf("a.test", G, s, ("198.18.0.10",))
+
+
+def test_exactly_two_void_lookups_pass_and_three_fail() -> None:
+    """RFC 7208 4.6.4 allows two void lookups: the limit's both sides, exact results."""
+    two = snap(
+        {"acme.test": ["v=spf1 a:gone1.test mx:gone2.test ip4:198.18.0.10 -all"]},
+        addresses={"gone1.test": []},
+        mx={"gone2.test": []},
+    )
+    assert spf.void_lookups("acme.test", two) == ["a:gone1.test", "mx:gone2.test"]
+    assert [(r.status, r.message) for r in judge_spf("acme.test", G, two, ())] == [
+        (Status.OK, "SPF record of acme.test is valid (2 lookups).")
+    ]
+    three = snap(
+        {"acme.test": ["v=spf1 a:gone1.test mx:gone2.test a:gone3.test ip4:198.18.0.10 -all"]},
+        addresses={"gone1.test": [], "gone3.test": []},
+        mx={"gone2.test": []},
+    )
+    assert [(r.status, r.message) for r in judge_spf("acme.test", G, three, ())] == [
+        (
+            Status.ERROR,
+            "SPF record of acme.test has 3 terms naming nothing (a:gone1.test, mx:gone2.test, "
+            "a:gone3.test), more than the 2 void lookups RFC 7208 4.6.4 allows; remove them.",
+        )
+    ]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from checks.certs import NOW, Issued, make_ca, make_leaf
 from relayops.checks.result import Status
 from relayops.checks.tls import (
     TlsObservation,
@@ -21,6 +20,7 @@ from relayops.checks.tls import (
     name_matches,
     verifying_context,
 )
+from support.certs import NOW, Issued, make_ca, make_leaf
 
 HOST = "relay1.relay.test"
 S, G = f"{HOST}:587", f"host {HOST}"

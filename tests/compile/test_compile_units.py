@@ -213,8 +213,13 @@ def test_render_unknown_host_and_invalid_repo_exit_2(tmp_path: Path) -> None:
                  str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 2
+    assert result.output == "relayops: unknown host(s) nope; hosts: relay1.relay.example.net\n"
     result = CliRunner().invoke(render, ["--repo", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
+    assert "│ customers/:1:1 " in result.output and "│ folder is missing " in result.output
+    assert result.output.endswith(
+        f"{tmp_path}: invalid repository; fix the errors above (relayops validate)\n"
+    )
 
 
 def test_render_reports_a_compile_error_without_a_traceback(
@@ -236,6 +241,7 @@ def test_render_reports_a_compile_error_without_a_traceback(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("inventory", ["production", "lab"])
 def test_example_repository_renders_and_the_real_tools_accept_it(
     inventory: str, tmp_path: Path

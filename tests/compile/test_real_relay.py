@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from compile.instances import Relay, relay_instance
 from relayops.compile import compile_inventory
 from relayops.loader import load_repo
+from support.relay import Relay, relay_instance
 
 pytestmark = pytest.mark.real
 

@@ -27,6 +27,10 @@ def test_deploy_refuses_a_file_outside_inventory(tmp_path: Path) -> None:
     stray.write_text("relays = []\n")
     result = CliRunner().invoke(cli, ["deploy", "--inventory", str(stray)])
     assert result.exit_code == 2
+    assert result.output == (
+        f"relayops deploy: {stray}: expected an inventory file inside a repository's "
+        "inventory/ folder (for example inventory/lab.py)\n"
+    )
 
 
 def test_pyinfra_command_lines() -> None:

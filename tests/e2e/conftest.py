@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relayops.deploy.testing import Deployed, deployed, lab, restore_example
-from relayops.lab.testing import Lab
-
-__all__ = ["deployed", "lab"]
+from support.deployed import Deployed, restore_example
+from support.lab import Lab
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from relayops.deploy.demo import lab_password
 from relayops.deploy.mail import Submission, message, submit, token
-from relayops.deploy.testing import EXAMPLE, Deployed
 from relayops.lab.sink import Sink
+from support.deployed import EXAMPLE, Deployed
 
 SUBMISSION = 587
 

@@ -8,8 +8,8 @@ import pytest
 
 from e2e.mailflow import write_yaml_change
 from relayops.deploy.runner import run_deploy
-from relayops.deploy.testing import EXAMPLE, Deployed, copy_example, publish_and_deploy
-from relayops.lab.testing import Lab
+from support.deployed import EXAMPLE, Deployed, copy_example, publish_and_deploy
+from support.lab import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -29,6 +29,20 @@ def broken_postfix_check(deployed: Deployed) -> Iterator[Lab]:
     finally:
         deployed.lab.run(BROKEN, "chmod +x /usr/sbin/postconf")
         publish_and_deploy(deployed.lab, EXAMPLE)
+
+
+def operations(output: str) -> dict[str, list[str]]:
+    """pyinfra's run log as {operation name: the host lines under it}, in run order."""
+    ran: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("--> Starting operation: "):
+            current = ran.setdefault(line.removeprefix("--> Starting operation: ").strip(), [])
+        elif line.startswith("-->"):
+            current = None
+        elif current is not None and line.strip():
+            current.append(line.strip())
+    return ran
 
 
 def _state(lab: Lab, relay: str) -> tuple[str, int]:
@@ -52,7 +66,23 @@ def test_failed_check_stops_only_that_host_before_any_reload(
     before = {relay: _state(lab, relay) for relay in ("relay1", BROKEN)}
     result = run_deploy(root / "inventory" / "lab.py", capture=True)
     assert result.returncode != 0, result.output[-4000:]
-    assert "Check postfix configuration" in result.output
+    ran = operations(result.output)
+    relay1, relay2 = (f"[{r}.relay.example.net]" for r in ("relay1", BROKEN))
+    # The check ran on both: relay1 passed, relay2 failed with postfix check's own error.
+    assert sorted(ran["Check postfix configuration: postfix check"]) == [
+        f"{relay1} Success",
+        f"{relay2} /usr/lib/postfix/sbin/postfix-script: 1: /usr/sbin/postconf: Permission denied",
+        f"{relay2} Error: executed 0 commands",
+    ]
+    # Nothing after it ran on relay2; relay1 went on to its checks and reloads.
+    after = list(ran)[list(ran).index("Check postfix configuration: postfix check") + 1 :]
+    assert after == [
+        "Check opendkim configuration: opendkim -n",
+        "Reload opendkim",
+        "Reload relayops-policyd",
+        "Reload postfix",
+    ]
+    assert all(ran[name] == [f"{relay1} Success"] for name in after)
     pids, reloads = _state(lab, BROKEN)
     assert (pids, reloads) == before[BROKEN], "nothing on the failed host was reloaded"
     pids1, reloads1 = _state(lab, "relay1")

@@ -9,8 +9,8 @@ import pytest
 
 from e2e.mailflow import refused_all, send, write_yaml_change
 from relayops.deploy.mail import token
-from relayops.deploy.testing import Deployed, copy_example, publish_and_deploy
 from relayops.lab.sink import Arrived
+from support.deployed import Deployed, copy_example, publish_and_deploy
 
 pytestmark = pytest.mark.lab
 
@@ -64,9 +64,23 @@ def test_two_relays_share_one_quota_and_refuse_past_it(small_quota: Deployed) ->
         assert "4.7.1" in text and f"daily quota of {QUOTA}" in text and CUSTOMER in text, text
 
 
+WARNING_SUBJECT = "[Example Relay] 80 % of today's sending quota used (Umbrella Health)"
+LIMIT_SUBJECT = "[Example Relay] daily sending quota reached (Umbrella Health)"
+
+
+def _notice(subject: str) -> Callable[[Arrived], bool]:
+    return lambda arrived: arrived.recipient == CONTACT and arrived.message["Subject"] == subject
+
+
 def test_warning_mail_reaches_the_contact(small_quota: Deployed) -> None:
-    warning = small_quota.lab.sink.wait_for(lambda a: a.recipient == CONTACT, timeout=60)
-    assert CUSTOMER in warning.message["Subject"] or CUSTOMER in warning.message.get_content()
+    """The 80 % warning itself (4 of 5), not just the limit notice: both arrive, once each."""
+    sink = small_quota.lab.sink
+    warning = sink.wait_for(_notice(WARNING_SUBJECT), timeout=60)
+    body = warning.message.get_content()
+    assert f'Your subscription "{CUSTOMER}" has sent 4 of its {QUOTA} messages allowed' in body
+    sink.wait_for(_notice(LIMIT_SUBJECT), timeout=60)
+    subjects = sorted(a.message["Subject"] for a in sink.messages() if a.recipient == CONTACT)
+    assert subjects == sorted([WARNING_SUBJECT, LIMIT_SUBJECT])
 
 
 def _to(recipient: str) -> Callable[[Arrived], bool]:

@@ -12,8 +12,8 @@ import pytest
 
 from e2e.mailflow import send, wait_all, write_yaml_change
 from relayops.deploy.runner import run_deploy
-from relayops.deploy.testing import EXAMPLE, Deployed, copy_example, publish_and_deploy
-from relayops.lab.testing import Lab
+from support.deployed import EXAMPLE, Deployed, copy_example, publish_and_deploy
+from support.lab import Lab
 
 pytestmark = pytest.mark.lab
 

@@ -9,10 +9,8 @@ import pytest
 import testinfra.host
 
 from relayops.compile.files import HostConfig
-from relayops.deploy.testing import Deployed, deployed, lab, testinfra_host
 from relayops.model import RelayHost
-
-__all__ = ["deployed", "lab"]
+from support.deployed import Deployed, testinfra_host
 
 RELAYS = ("relay1.relay.example.net", "relay2.relay.example.net")
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from relayops.lab.cli import lab as lab_cli
 from relayops.lab.dns import Record
-from relayops.lab.testing import Lab
+from support.lab import Lab
 
 pytestmark = pytest.mark.lab
 

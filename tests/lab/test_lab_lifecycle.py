@@ -18,8 +18,8 @@ from relayops.lab import lifecycle
 from relayops.lab import state as lab_state
 from relayops.lab.cli import lab as lab_cli
 from relayops.lab.runner import Runner
-from relayops.lab.testing import Lab, in_use_by_tests, users_path
 from relayops.lab.topology import Topology
+from support.lab import Lab, in_use_by_tests, users_path
 
 pytestmark = pytest.mark.lab
 INDEX = 1

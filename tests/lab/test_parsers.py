@@ -19,27 +19,27 @@ from relayops.lab.netns import parse_link_names, parse_netns_list
 
 DEB822 = """\
 Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
-URIs: http://mirror.example/debian
+# http://deb.example.org/archive/debian/20250520T000000Z
+URIs: http://deb.example.org/debian
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
-URIs: http://mirror.example/debian-security
+URIs: http://deb.example.org/debian-security
 Suites: bookworm-security
 Components: main
 """
 
 
 def test_deb822_mirror_is_the_suite_stanza_not_security() -> None:
-    assert parse_deb822_mirror(DEB822, "bookworm") == "http://mirror.example/debian"
+    assert parse_deb822_mirror(DEB822, "bookworm") == "http://deb.example.org/debian"
     assert parse_deb822_mirror(DEB822, "trixie") is None
 
 
 def test_deb822_disabled_stanza_is_skipped() -> None:
     text = "Enabled: no\nTypes: deb\nURIs: http://a/\nSuites: bookworm\n\n" + DEB822
-    assert parse_deb822_mirror(text, "bookworm") == "http://mirror.example/debian"
+    assert parse_deb822_mirror(text, "bookworm") == "http://deb.example.org/debian"
 
 
 def test_one_line_sources() -> None:
@@ -56,7 +56,7 @@ def test_find_mirror_reads_the_apt_directory(tmp_path: Path) -> None:
     with pytest.raises(MirrorNotFoundError, match="no APT source for suite"):
         find_mirror(apt_dir=tmp_path)
     (tmp_path / "sources.list.d/debian.sources").write_text(DEB822)
-    assert find_mirror(apt_dir=tmp_path) == "http://mirror.example/debian"
+    assert find_mirror(apt_dir=tmp_path) == "http://deb.example.org/debian"
 
 
 def test_image_key_follows_packages_and_suite_only() -> None:

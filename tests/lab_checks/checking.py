@@ -12,7 +12,7 @@ from relayops.checks.engine import run_checks
 from relayops.checks.resolver import make_resolver
 from relayops.checks.result import CheckResult, Status
 from relayops.checks.target import CheckTarget
-from relayops.lab.testing import Lab
+from support.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventory" / "lab.py"

@@ -12,9 +12,7 @@ import pytest
 
 from lab_checks.checking import CREDENTIALS, LabChecks
 from relayops.checks.from_repo import read_credentials, targets_from_repo
-from relayops.deploy.testing import Deployed, deployed, lab
-
-__all__ = ["deployed", "lab"]
+from support.deployed import Deployed
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from policyd.helpers import Daemon, RedisServer
-from policyd.smtp_sink import SmtpSink
+from support.policyd import Daemon, RedisServer
+from support.smtp_sink import SmtpSink
 
 
 @pytest.fixture

@@ -18,9 +18,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from policyd.helpers import Daemon, PolicyClient, encode, request, rules_data, write_rules
-from policyd.smtp_sink import SmtpSink
 from relayops.policyd.store_sqlite import clear_flag, set_flag
+from support.policyd import (
+    Daemon,
+    PolicyClient,
+    encode,
+    policyd_command,
+    request,
+    rules_data,
+    write_rules,
+)
+from support.smtp_sink import SmtpSink
+
+pytestmark = pytest.mark.real  # starts `relayops policyd` as a process
 
 DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
 
@@ -254,7 +264,7 @@ def test_five_hundred_persistent_connections(
 
 
 def test_metrics_endpoint(tmp_path: Path, db: Path, daemons: list[Daemon]) -> None:
-    from policyd.helpers import free_port
+    from support.processes import free_port
 
     port = free_port()
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1}))
@@ -278,20 +288,7 @@ def test_unix_socket_listener(tmp_path: Path, db: Path) -> None:
     sock_stale = socket.socket(socket.AF_UNIX)
     sock_stale.bind(str(sock))  # a stale socket file from a previous run
     sock_stale.close()
-    cmd = [
-        sys.executable,
-        "-c",
-        "from relayops.cli import main; main()",
-        "policyd",
-        "--rules",
-        str(rules),
-        "--listen",
-        f"unix:{sock}",
-        "--store",
-        f"sqlite:{db}",
-        "--socket-mode",
-        "0666",
-    ]
+    cmd = policyd_command(rules, f"unix:{sock}", f"sqlite:{db}", "--socket-mode", "0666")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10

@@ -12,7 +12,6 @@ import contextlib
 import shutil
 import signal
 import smtplib
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,8 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from policyd.helpers import Daemon, free_port, rules_data, wait_port, write_rules
-from policyd.smtp_sink import SmtpSink
+from support.policyd import Daemon, rules_data, write_rules
+from support.processes import (
+    POSTFIX_INTERNAL_SERVICES,
+    free_port,
+    run,
+    stop_postfix,
+    wait_port,
+)
+from support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.real
 
@@ -30,28 +36,6 @@ PASSWORDS = {"acme-app": "acme-secret", "globex": "globex-secret"}
 QUOTA = 5
 MAX_BYTES = 20000
 
-MASTER_CF = """\
-{listen} inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -121,15 +105,6 @@ class Stack:
         return client
 
 
-def _run(*cmd: str) -> None:
-    """Run a command that may leave a daemon behind (so no pipes it could inherit)."""
-    with tempfile.TemporaryFile() as out:
-        code = subprocess.run(cmd, stdout=out, stderr=out, timeout=60).returncode
-        out.seek(0)
-        if code != 0:
-            raise RuntimeError(f"{' '.join(cmd)}: exit {code}\n{out.read().decode()}")
-
-
 @pytest.fixture
 def stack(daemons: list[Daemon], smtp_sink: SmtpSink) -> Iterator[Stack]:
     for exe in ("postfix", "dovecot"):
@@ -159,14 +134,16 @@ def stack(daemons: list[Daemon], smtp_sink: SmtpSink) -> Iterator[Stack]:
         "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in PASSWORDS.items())
     )
     (root / "dovecot.conf").write_text(DOVECOT_CONF.format(root=root))
-    _run("dovecot", "-c", str(root / "dovecot.conf"))
+    run("dovecot", "-c", str(root / "dovecot.conf"))
 
     conf = root / "postfix"
     conf.mkdir()
     (conf / "main.cf").write_text(
         MAIN_CF.format(root=root, sink=smtp_sink.port, policy=policy_port)
     )
-    (conf / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{smtp_port}"))
+    (conf / "master.cf").write_text(
+        f"127.0.0.1:{smtp_port} inet n - n - - smtpd\n" + POSTFIX_INTERNAL_SERVICES
+    )
     (root / "queue").mkdir()
     (root / "data").mkdir()
     shutil.chown(root / "data", "postfix", "postfix")
@@ -175,18 +152,13 @@ def stack(daemons: list[Daemon], smtp_sink: SmtpSink) -> Iterator[Stack]:
         while not (root / "dovecot-auth").exists():
             assert time.monotonic() < deadline, (root / "dovecot.log").read_text()
             time.sleep(0.05)
-        try:
-            _run("postfix", "-c", str(conf), "start")
-        except RuntimeError as exc:
-            log = root / "postfix.log"
-            raise RuntimeError(f"{exc}\n{log.read_text() if log.exists() else ''}") from None
-        wait_port(smtp_port, timeout=20)
+        run("postfix", "-c", str(conf), "start", log=root / "postfix.log")
+        wait_port(smtp_port, what="postfix")
         yield Stack(root, smtp_port, daemon, smtp_sink)
     finally:
+        stop_postfix("postfix", conf, root / "queue")
         with contextlib.suppress(Exception):
-            _run("postfix", "-c", str(conf), "stop")
-        with contextlib.suppress(Exception):
-            _run("doveadm", "-c", str(root / "dovecot.conf"), "stop")
+            run("doveadm", "-c", str(root / "dovecot.conf"), "stop")
         time.sleep(0.5)
         shutil.rmtree(root, ignore_errors=True)
 

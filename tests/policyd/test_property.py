@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policyd.helpers import Daemon, PolicyClient, encode, request, rules_data, write_rules
 from relayops.policyd.protocol import MALFORMED_ACTION, OVERSIZE_ACTION
+from support.policyd import Daemon, PolicyClient, encode, request, rules_data, write_rules
+
+pytestmark = pytest.mark.real  # starts `relayops policyd` as a process
 
 # Every answer the daemon may give: DUNNO, our tempfails, or a coded reply.
 ANSWER = re.compile(r"(DUNNO|DEFER_IF_PERMIT 4\.\d\.\d [^\n]+|[45]\d\d [45]\.\d\.\d [^\n]+)")

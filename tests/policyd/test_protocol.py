@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 
-from policyd.helpers import encode, request
 from relayops.policyd import protocol
 from relayops.policyd.protocol import (
     INTERNAL_ERROR_ACTION,
@@ -21,6 +20,7 @@ from relayops.policyd.protocol import (
     parse_request,
     sweep,
 )
+from support.policyd import encode, request
 
 
 def test_parse_request_keeps_values_with_equal_signs_and_ignores_unknown_names() -> None:

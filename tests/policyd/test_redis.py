@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from policyd.helpers import Daemon, RedisServer, request, rules_data, write_rules
-from policyd.smtp_sink import SmtpSink
 from relayops.policyd.store_redis import clear_flag, set_flag
+from support.policyd import Daemon, RedisServer, request, rules_data, write_rules
+from support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.real
 

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from policyd.helpers import request, rules_data
 from relayops.policyd.rules import (
     Charge,
     ChargeStatus,
@@ -28,6 +27,7 @@ from relayops.policyd.rules import (
     warn_threshold,
 )
 from relayops.policyd.store import MemoryCounters
+from support.policyd import request, rules_data
 
 
 def utc(*args: int) -> datetime:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from policyd.helpers import request, rules_data
 from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import parse_rules
 from relayops.policyd.server import PolicyServer, _logfmt_value
 from relayops.policyd.store_sqlite import SqliteStore
+from support.policyd import request, rules_data
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,15 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+from collections.abc import Callable
+from functools import partial
 
 import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from relayops.checks import records, spf
 from relayops.checks import resolver as q
-from relayops.checks import spf
 from relayops.checks.parallel import gather
 from relayops.checks.result import CheckInputError, CheckResult, error, ok, warning
 from relayops.checks.target import CheckTarget, HostTarget, RelayIp, SenderDomain
@@ -42,10 +44,14 @@ def judge_spf(
     relay_ips: tuple[str, ...],
     *,
     advice: str | None = None,
+    validate: Callable[[str], str | None] | None = None,
 ) -> list[CheckResult]:
     """Record present, single, well-formed, within 10 lookups; each relay IP passes.
 
-    `advice` is the record the repository says to publish (`relayops plan`).
+    `advice` is the record the repository says to publish (`relayops plan`). `validate`
+    is checkdmarc's syntax check (records.py), the authority on well-formedness; the
+    own parser's errors count too, since the relay-IP evaluation cannot use a record
+    it cannot read.
     """
     subject = f"{domain} SPF"
     records = snap.txt.get(domain.lower(), [])
@@ -73,13 +79,14 @@ def judge_spf(
             )
         ]
     record = spf.parse_spf(records[0])
-    if record.errors:
+    syntax_error = validate(records[0]) if validate is not None else None
+    if syntax_error is not None or record.errors:
         return [
             error(
                 CHECK,
                 group,
                 subject,
-                f"SPF record of {domain} is invalid ({'; '.join(record.errors)}); "
+                f"SPF record of {domain} is invalid ({syntax_error or '; '.join(record.errors)}); "
                 "fix the record's syntax.",
             )
         ]
@@ -233,35 +240,14 @@ def judge_dkim(
 
 # --- DMARC -------------------------------------------------------------------------------
 
-# DMARC by hand for the same reasons as SPF (spf.py): checkdmarc's parse_dmarc_record
-# also queries DNS (external report authorisation), and the tag syntax is small.
-_DMARC_POLICIES = ("none", "quarantine", "reject")
+# DMARC syntax is checkdmarc's (records.py); the judge gets it as `validate`, so it stays
+# pure over the captured answers and tests can hand it any validator.
+DmarcValidator = Callable[[str], str | None]
 
 
-def dmarc_problems(text: str) -> list[str]:
-    """Syntax problems of one DMARC record (RFC 7489 6.3); empty when valid."""
-    problems: list[str] = []
-    if not text.replace(" ", "").startswith("v=DMARC1"):
-        return ["must start with v=DMARC1"]
-    tags = parse_tags(text)
-    if "p" not in tags:
-        problems.append("the p= tag is missing")
-    for tag in ("p", "sp"):
-        if tag in tags and tags[tag].lower() not in _DMARC_POLICIES:
-            problems.append(f"{tag}={tags[tag]} is not none, quarantine or reject")
-    for tag in ("adkim", "aspf"):
-        if tag in tags and tags[tag].lower() not in ("r", "s"):
-            problems.append(f"{tag}={tags[tag]} is not r or s")
-    if "pct" in tags and not (tags["pct"].isdigit() and 0 <= int(tags["pct"]) <= 100):
-        problems.append(f"pct={tags['pct']} is not 0-100")
-    for tag in ("rua", "ruf"):
-        for uri in filter(None, (u.strip() for u in tags.get(tag, "").split(","))):
-            if not uri.lower().startswith("mailto:"):
-                problems.append(f"{tag} URI {uri!r} is not a mailto: URI")
-    return problems
-
-
-def judge_dmarc(domain: str, group: str, records: list[str]) -> CheckResult:
+def judge_dmarc(
+    domain: str, group: str, records: list[str], validate: DmarcValidator
+) -> CheckResult:
     name = f"_dmarc.{domain}"
     subject = f"{domain} DMARC"
     dmarc = [r for r in records if r.replace(" ", "").lower().startswith("v=dmarc1")]
@@ -280,16 +266,44 @@ def judge_dmarc(domain: str, group: str, records: list[str]) -> CheckResult:
             subject,
             f"{len(dmarc)} DMARC records at {name}, so receivers ignore all; keep one.",
         )
-    problems = dmarc_problems(dmarc[0])
-    if problems:
-        return error(
-            CHECK,
-            group,
-            subject,
-            f"DMARC record at {name} is invalid ({'; '.join(problems)}); fix it.",
-        )
-    policy = parse_tags(dmarc[0])["p"].lower()
+    problem = validate(dmarc[0])
+    if problem is not None:
+        message = f"DMARC record at {name} is invalid ({problem}); fix it."
+        return error(CHECK, group, subject, message)
+    policy = parse_tags(dmarc[0]).get("p", "none").lower()
     return ok(CHECK, group, subject, f"DMARC record at {name} is valid (p={policy}).")
+
+
+# --- MTA-STS and TLS-RPT of the service domain --------------------------------------------
+
+# (what, label under the service domain, version tag, checkdmarc's syntax check)
+SERVICE_RECORDS: tuple[tuple[str, str, str, Callable[[str], str | None]], ...] = (
+    ("MTA-STS", "_mta-sts", "v=STSv1", records.mta_sts_syntax_error),
+    ("TLS-RPT", "_smtp._tls", "v=TLSRPTv1", records.tlsrpt_syntax_error),
+)
+
+
+def judge_service_record(
+    what: str,
+    name: str,
+    version: str,
+    group: str,
+    found: list[str],
+    validate: Callable[[str], str | None],
+) -> list[CheckResult]:
+    """Optional records: none published is no finding; what is published must be valid."""
+    subject = f"{name} {what}"
+    tagged = [r for r in found if r.replace(" ", "").lower().startswith(version.lower())]
+    if not tagged:
+        return []
+    if len(tagged) > 1:
+        message = f"{len(tagged)} {what} records at {name}, so senders ignore all; keep one."
+        return [error(CHECK, group, subject, message)]
+    problem = validate(tagged[0])
+    if problem is not None:
+        message = f"{what} record at {name} is invalid ({problem}); fix it."
+        return [error(CHECK, group, subject, message)]
+    return [ok(CHECK, group, subject, f"{what} record at {name} is valid.")]
 
 
 # --- PTR / FCrDNS and MX -----------------------------------------------------------------
@@ -393,7 +407,10 @@ def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[
     results: list[CheckResult] = []
     try:
         snapshot = spf.fetch_spf(resolver, domain.name)
-        results += judge_spf(domain.name, group, snapshot, domain.relay_ips, advice=domain.spf)
+        validate = partial(records.spf_syntax_error, domain=domain.name, resolver=resolver)
+        results += judge_spf(
+            domain.name, group, snapshot, domain.relay_ips, advice=domain.spf, validate=validate
+        )
     except q.DnsQueryError as exc:
         results.append(_unanswered(group, f"{domain.name} SPF", exc))
     for key in domain.dkim:
@@ -406,7 +423,9 @@ def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[
         except q.DnsQueryError as exc:
             results.append(_unanswered(group, f"{domain.name} DKIM {key.selector}", exc))
     try:
-        results.append(judge_dmarc(domain.name, group, q.txt(resolver, f"_dmarc.{domain.name}")))
+        found = q.txt(resolver, f"_dmarc.{domain.name}")
+        validate = partial(records.dmarc_syntax_error, domain=domain.name, resolver=resolver)
+        results.append(judge_dmarc(domain.name, group, found, validate))
     except q.DnsQueryError as exc:
         results.append(_unanswered(group, f"{domain.name} DMARC", exc))
     return results
@@ -432,6 +451,22 @@ def check_mx(resolver: dns.resolver.Resolver, target: CheckTarget) -> CheckResul
     return judge_mx(target.service_domain, group, exchanges, resolved, target.expected_mx)
 
 
+def check_service_records(
+    resolver: dns.resolver.Resolver, target: CheckTarget
+) -> list[CheckResult]:
+    group = f"service {target.service_domain}"
+    results: list[CheckResult] = []
+    for what, label, version, validate in SERVICE_RECORDS:
+        name = f"{label}.{target.service_domain}"
+        try:
+            found = q.txt(resolver, name)
+        except q.DnsQueryError as exc:
+            results.append(_unanswered(group, f"{name} {what}", exc))
+            continue
+        results += judge_service_record(what, name, version, group, found, validate)
+    return results
+
+
 def run_dns_checks(
     target: CheckTarget, resolver: dns.resolver.Resolver, *, workers: int = 1
 ) -> list[CheckResult]:
@@ -439,4 +474,5 @@ def run_dns_checks(
     pairs = [(host, ip) for host in target.hosts for ip in host.ips]
     results += gather(lambda p: [check_ptr(resolver, *p)], pairs, workers=workers)
     results.append(check_mx(resolver, target))
+    results += check_service_records(resolver, target)
     return results

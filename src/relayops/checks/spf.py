@@ -1,11 +1,8 @@
 """SPF (RFC 7208): parse a record, count its DNS lookups, evaluate whether an IP passes.
 
-Written here rather than with checkdmarc. checkdmarc 6 does accept an injected
-`dns.resolver.Resolver` (so it could be pointed at --nameserver), but its
-`parse_spf_record` performs DNS queries while parsing, so it cannot be judged on captured
-answers; it does not answer the question this service needs ("would this relay IP pass
-for this domain?"); and it brings httpx, requests, publicsuffixlist, pyleri and
-xmltodict for three record types.
+The record's syntax is judged by checkdmarc (records.py); this module answers what
+checkdmarc does not: "would this relay IP pass for this domain?" (RFC 7208 4), with the
+lookup counts taken over the same snapshot as the verdict (docs/checks.md).
 Here `fetch_spf` gathers every record the evaluation needs into an `SpfSnapshot`; all
 else is pure over that snapshot.
 """

@@ -41,7 +41,7 @@ def _hosts_json(topo: Topology) -> list[dict[str, Any]]:
 
 
 def _in_use_by_tests(index: int) -> bool:
-    from relayops.lab.testing import in_use_by_tests  # imports pytest: only when needed
+    from relayops.lab.users import in_use_by_tests
 
     return in_use_by_tests(index)
 

@@ -6,15 +6,10 @@ transport is deferred and DNS lookups are disabled.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +18,7 @@ from relayops.compile import HostConfig
 from relayops.compile.postfix import POLICY_SERVICE, transports
 from relayops.compile.toolcheck import stage
 from relayops.model import RelayHost, Repo
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_port(port: int, *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{what or 'service'} did not listen on 127.0.0.1:{port}")
+from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
 
 
 @dataclass(frozen=True)
@@ -60,33 +40,6 @@ def _edit(path: Path, pattern: str, replacement: str, *, count: int = 1) -> None
     path.write_text(new)
 
 
-def _run(*args: str) -> None:
-    # Output to a file, not a pipe: daemons keep inherited pipes open after forking.
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.run(args, check=False, stdout=output, stderr=output, timeout=60)
-        if proc.returncode != 0:
-            output.seek(0)
-            text = output.read().decode(errors="replace")
-            raise RuntimeError(f"{' '.join(args)} failed: {text}")
-
-
-def _stop_pid(pid_file: Path, *, timeout: float = 15.0) -> None:
-    """SIGTERM the daemon whose pid the file holds and wait until it is gone."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) -> Iterator[Relay]:
     """Stage `config` in `root` and run Postfix + Dovecot + relayops policyd on loopback."""
@@ -97,7 +50,7 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     main_cf = postfix_dir / "main.cf"
     _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=2)
     deferred = ",".join(["smtp", "relay", *(t.name for t in transports(host, repo.throttling))])
-    _run(
+    run(
         "postconf", "-c", str(postfix_dir), "-e",
         "inet_interfaces=127.0.0.1",
         f"maillog_file={root}/maillog",
@@ -146,13 +99,13 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     started_opendkim = False
     started_postfix = started_dovecot = False
     try:
-        _run("opendkim", "-x", str(opendkim_conf))
+        run("opendkim", "-x", str(opendkim_conf))
         started_opendkim = True
         wait_port(ports.milter, what="opendkim")
-        _run("postfix", "-c", str(postfix_dir), "start")
+        run("postfix", "-c", str(postfix_dir), "start")
         started_postfix = True
         wait_port(ports.submission, what="postfix")
-        _run("dovecot", "-c", str(dovecot_conf))
+        run("dovecot", "-c", str(dovecot_conf))
         started_dovecot = True
         wait_port(ports.imaps, what="dovecot")
         policyd = subprocess.Popen(
@@ -170,15 +123,10 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         yield ports
     finally:
         for proc in processes:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
         if started_dovecot:
-            _stop_pid(root / "run/dovecot/master.pid")
+            stop_pid(root / "run/dovecot/master.pid")
         if started_opendkim:
-            _stop_pid(root / "run/opendkim/opendkim.pid")
+            stop_pid(root / "run/opendkim/opendkim.pid")
         if started_postfix:
-            subprocess.run(["postfix", "-c", str(postfix_dir), "stop"], check=False,
-                           capture_output=True, timeout=60)  # fmt: skip
+            stop_postfix("postfix", postfix_dir, root / "var/spool/postfix")

@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checks.certs import Issued, make_ca, make_leaf
-from checks.daemons import (
+from support.certs import Issued, make_ca, make_leaf
+from support.processes import (
+    POSTFIX_INTERNAL_SERVICES,
     cleanup_dir,
     free_port,
     require,
     run,
+    stop_postfix,
     stop_process,
     tcp_open,
     wait_until,
@@ -102,28 +104,6 @@ def _main_cf(d: Path, sasl_port: int) -> str:
     return "".join(f"{k} = {v}\n" for k, v in settings.items())
 
 
-_INTERNAL = """\
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-tlsmgr    unix - - n 1000? 1 tlsmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-smtp      unix - - n - - smtp
-relay     unix - - n - - smtp
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
-
-
 def _master_cf(d: Path, ports: dict[str, int]) -> str:
     def listener(ip: str, name: str, options: str) -> str:
         return f"{ip}:{ports[name]} inet n - n - - smtpd {options}\n"
@@ -166,7 +146,7 @@ def _master_cf(d: Path, ports: dict[str, int]) -> str:
             "-o smtpd_tls_protocols=>=TLSv1 -o smtpd_tls_mandatory_protocols=>=TLSv1 "
             "-o tls_medium_cipherlist=DEFAULT:@SECLEVEL=0 " + cert("bad"),
         )
-        + _INTERNAL
+        + POSTFIX_INTERNAL_SERVICES
     )
 
 
@@ -271,7 +251,7 @@ def mail_server() -> Iterator[MailServer]:
             "dovecot",
             dc / "dovecot.log",
         )
-        run([postfix, "-c", str(d / "postfix"), "start"], log=d / "log" / "postfix.log")
+        run(postfix, "-c", str(d / "postfix"), "start", log=d / "log" / "postfix.log")
         started = True
         wait_until(
             lambda: all(tcp_open(_address(n), p) for n, p in ports.items() if "imaps" not in n),
@@ -281,21 +261,6 @@ def mail_server() -> Iterator[MailServer]:
         yield server
     finally:
         if started:
-            _stop_postfix(postfix, d)
+            stop_postfix(postfix, d / "postfix", d / "spool")
         stop_process(dove)
         cleanup_dir(d)
-
-
-def _stop_postfix(postfix: str, d: Path) -> None:
-    """`postfix stop` returns before master has gone; wait for it, so the directory is
-    not removed under a running master (which would leave files behind)."""
-    pid_file = d / "spool" / "pid" / "master.pid"
-    pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
-    subprocess.run([postfix, "-c", str(d / "postfix"), "stop"], capture_output=True, check=False)
-    if pid is not None:
-        try:
-            wait_until(lambda: not Path(f"/proc/{pid}").exists(), "postfix stop", None, 20)
-        except RuntimeError:
-            subprocess.run(
-                [postfix, "-c", str(d / "postfix"), "abort"], capture_output=True, check=False
-            )

@@ -1,8 +1,7 @@
-"""Helpers for the policy daemon tests: rules, a policy client, daemons and Redis as processes."""
+"""The policy daemon's test harness: rules, a policy client, the daemon and Redis as processes."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import shutil
@@ -10,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from support.processes import free_port, stop_process, wait_port
 
 RULES: dict[str, Any] = {
     "schema_version": 1,
@@ -169,23 +169,12 @@ class PolicyClient:
         self.sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(
-    port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+def policyd_command(rules: Path, listen: str, store: str, *extra: str) -> list[str]:
+    """`relayops policyd` with this interpreter (and so this checkout's PYTHONPATH)."""
+    return [
+        sys.executable, "-c", "from relayops.cli import main; main()", "policyd",
+        "--rules", str(rules), "--listen", listen, "--store", store, *extra,
+    ]  # fmt: skip
 
 
 class Daemon:
@@ -198,19 +187,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        cmd = [
-            sys.executable,
-            "-c",
-            "from relayops.cli import main; main()",
-            "policyd",
-            "--rules",
-            str(self.rules),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--store",
-            self.store,
-            *self.extra,
-        ]
+        cmd = policyd_command(self.rules, f"127.0.0.1:{self.port}", self.store, *self.extra)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()
@@ -280,6 +257,5 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
+            stop_process(self.proc)
             self.proc = None

@@ -1,17 +1,11 @@
-"""Test helpers others import: bring the lab up once per test session, talk to its hosts.
+"""Handles on a running lab for the tests: bring it up once, talk to its hosts.
 
-In a conftest.py::
-
-    from relayops.lab.testing import lab  # noqa: F401  (the session fixture)
-
-    @pytest.mark.lab
-    def test_something(lab: Lab) -> None:
-        rc, out, _ = lab.run("relay1", "postconf -h myhostname")
+The fixtures that use these (`lab`, `deployed`) are in `support.lab_fixtures`.
 
 A healthy running lab is reused. A lab a test session built is torn down by the
-last session using it (sessions hold a shared lock while they run), unless
-RELAYOPS_LAB_KEEP=1; a lab a person brought up with `relayops lab up` is never
-torn down by tests.
+last session using it (sessions hold a shared lock while they run, see
+`relayops.lab.users`), unless RELAYOPS_LAB_KEEP=1; a lab a person brought up with
+`relayops lab up` is never torn down by tests.
 """
 
 from __future__ import annotations
@@ -19,12 +13,10 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
-
-import pytest
 
 from relayops.lab import lifecycle
 from relayops.lab import state as lab_state
@@ -32,12 +24,14 @@ from relayops.lab.dns import LabDNS
 from relayops.lab.host import host_command
 from relayops.lab.sink import Sink
 from relayops.lab.topology import Host, Topology
+from relayops.lab.users import hold, in_use_by_tests, users_path
 
 if TYPE_CHECKING:
     import paramiko
 
 DEFAULT_RELAYS = 2
 OWNER_MARK = "built-by-tests"
+__all__ = ["Lab", "ensure_lab", "hold", "in_use_by_tests", "release", "users_path"]
 
 
 @dataclass(frozen=True)
@@ -113,31 +107,6 @@ def ensure_lab(*, relays: int = DEFAULT_RELAYS, index: int = 0) -> tuple[Lab, bo
     return Lab(result.topology), not result.reused
 
 
-def users_path(index: int) -> Path:
-    """Test sessions using lab `index` hold a shared flock on this file."""
-    return Path(f"/run/relayops-lab{index}.users")
-
-
-def _users_lock(index: int) -> IO[str]:
-    handle = users_path(index).open("w")  # held (locked) for the whole session
-    fcntl.flock(handle, fcntl.LOCK_SH)
-    return handle
-
-
-def in_use_by_tests(index: int = 0) -> bool:
-    """True while a test session holds the lab (see the `lab` fixture)."""
-    path = users_path(index)
-    if not path.exists():
-        return False
-    with path.open("r") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-
-
 def release(lab: Lab, handle: IO[str]) -> None:
     """Drop this session's use of the lab; the last user tears down a test-built lab."""
     fcntl.flock(handle, fcntl.LOCK_UN)
@@ -152,16 +121,3 @@ def release(lab: Lab, handle: IO[str]) -> None:
             lifecycle.down(index=lab.topology.index)
     finally:
         handle.close()
-
-
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """The shared lab (index 0), up for the whole test session."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
-    handle = _users_lock(0)
-    running, _ = ensure_lab()
-    try:
-        yield running
-    finally:
-        release(running, handle)

@@ -11,7 +11,7 @@ import dns.exception
 import dns.message
 import dns.query
 
-from checks.daemons import (
+from support.processes import (
     cleanup_dir,
     free_udp_tcp_port,
     require,
@@ -66,10 +66,10 @@ def nsd_server(zones: dict[str, str]) -> Iterator[str]:
     port = free_udp_tcp_port(ADDRESS)
     for name, text in zones.items():
         (directory / f"{name}.zone").write_text(text)
-        run([require("nsd-checkzone", "nsd"), name, str(directory / f"{name}.zone")])
+        run(require("nsd-checkzone", "nsd"), name, str(directory / f"{name}.zone"))
     conf = directory / "nsd.conf"
     conf.write_text(_config(directory, port, zones))
-    run([require("nsd-checkconf", "nsd"), str(conf)])
+    run(require("nsd-checkconf", "nsd"), str(conf))
     proc = subprocess.Popen(
         [binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )

@@ -41,7 +41,7 @@ class SmtpSink:
 
             def handle(self) -> None:
                 self.reply("220 sink.test ESMTP")
-                mail_from, rcpts = "", []
+                mail_from, rcpts = "", list[str]()
                 while line := self.rfile.readline(4096):
                     cmd = line.decode(errors="replace").rstrip("\r\n")
                     verb = cmd[:4].upper()

@@ -1,38 +1,27 @@
-"""Test helpers for deploy, infra and end-to-end tests on the lab.
-
-In a conftest.py::
-
-    from relayops.deploy.testing import deployed, lab  # noqa: F401  (session fixtures)
-
-`deployed` publishes the example repository's DNS records in the lab DNS and deploys
-the example repository once per test session; tests that deploy something else
-call `restore_example()` when they are done.
+"""The example repository published in the lab DNS and deployed, for the deploy, infra
+and end-to-end tests (the `deployed` fixture of `support.lab_fixtures`); tests that
+deploy something else call `restore_example()` when they are done.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 from relayops.deploy.labdns import publishable
 from relayops.deploy.runner import ENGINE_ROOT, DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
 from relayops.deploy.tls import LabCA
 from relayops.lab.dns import reverse_zone
-from relayops.lab.testing import Lab, lab
+from support.lab import Lab
+from support.repo import copy_example
 
 if TYPE_CHECKING:
     import testinfra.host
 
-__all__ = ["Deployed", "deployed", "lab"]
-
 EXAMPLE = ENGINE_ROOT
-REPO_PARTS = ("customers", "policies", "inventory", "schemas", "secrets", "lab")
+__all__ = ["EXAMPLE", "Deployed", "copy_example", "publish_and_deploy", "restore_example"]
 
 
 @dataclass(frozen=True)
@@ -62,20 +51,6 @@ def publish_and_deploy(lab: Lab, root: Path) -> Deployed:
 
 def restore_example(lab: Lab) -> Deployed:
     return publish_and_deploy(lab, EXAMPLE)
-
-
-def copy_example(dest: Path) -> Path:
-    """A private copy of the example repository (to change a quota, a status...)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in REPO_PARTS:
-        shutil.copytree(EXAMPLE / part, dest / part)
-    return dest
-
-
-@pytest.fixture(scope="session")
-def deployed(lab: Lab) -> Iterator[Deployed]:
-    """The example repository deployed on the lab (once per session)."""
-    yield publish_and_deploy(lab, EXAMPLE)
 
 
 def testinfra_host(lab: Lab, name: str) -> testinfra.host.Host:
