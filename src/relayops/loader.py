@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from relayops import crossref
+from relayops import crossref, quarantine
 from relayops.diagnostics import Finding, show_value
 from relayops.model import Customer, Inventory, Notification, Repo
 from relayops.model.policies import (
@@ -30,6 +30,7 @@ from relayops.model.policies import (
     ThrottlingFile,
     WarmupFile,
 )
+from relayops.model.released import ReleasedIp, ReleasedIpsFile
 from relayops.yamlfile import Document, YamlError, parse
 
 M = TypeVar("M", bound=BaseModel)
@@ -204,6 +205,18 @@ class _Loader:
             return None
         return self.validate(rel, POLICY_FILES[rel], doc.value)
 
+    def released_ips(self) -> tuple[list[ReleasedIp], list[int]]:
+        """The released-IP ledger and each entry's line; absent means nothing released."""
+        rel = quarantine.LEDGER_FILE
+        if not (self.root / rel).exists():
+            return [], []
+        doc = self.read_yaml(rel)
+        ledger = None if doc is None else self.validate(rel, ReleasedIpsFile, doc.value)
+        if doc is None or ledger is None:
+            return [], []
+        lines = [doc.position(("released", i))[0] for i in range(len(ledger.released))]
+        return list(ledger.released), lines
+
     def notifications(self) -> dict[str, Notification]:
         result: dict[str, Notification] = {}
         for kind in NOTIFICATIONS:
@@ -346,6 +359,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
     customers = loader.customers()
     policies = {rel: loader.policy(rel) for rel in POLICY_FILES}
     notifications = loader.notifications()
+    released_ips, ledger_lines = loader.released_ips()
     inventories = {name: loader.inventory(name) for name in INVENTORIES}
     loader.secrets()
 
@@ -366,7 +380,12 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         rules.append(crossref.warmup_rules(customers, warmup.schedules, set(throttling.classes)))
     for inventory in inventories.values():
         if inventory is not None:
-            rules.append(crossref.placement_rules(customers, inventory, today=loader.today))
+            rules.append(crossref.placement_rules(customers, inventory))
+    rules.append(
+        quarantine.quarantine_rules(
+            customers, released_ips, today=loader.today, ledger_lines=ledger_lines
+        )
+    )
     for violations in rules:
         for v in violations:
             loader.violation(v)
@@ -394,6 +413,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
             service=service,
             notifications=notifications,
             inventories={k: v for k, v in inventories.items() if v is not None},
+            released_ips=released_ips,
         )
     return LoadResult(repo=repo, findings=findings, files=loader.files)
 

@@ -257,7 +257,7 @@ CASES = [
                 5,
                 3,
                 "placement.dedicated_ip",
-                "released by terminated customer 'vandelay' on 2026-03-02; "
+                "released by customer 'vandelay' on 2026-03-02 (policies/released-ips.yaml:6); "
                 "it cannot be reused before 2027-03-02",
             ),
         ],

@@ -1,0 +1,106 @@
+"""The released-IP quarantine: no customer is placed on a dedicated IP given back less
+than a year ago.
+
+Releases come from the ledger (`policies/released-ips.yaml`, written by `relayops
+customer terminate` and `swap-ip`) and, for repositories older than the ledger,
+from terminated customers' files still present. Pure functions over validated
+models, like `crossref`; the loader turns a violation's path into file:line:column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from relayops.crossref import Violation, customer_file
+from relayops.model import Customer, Status
+from relayops.model.released import ReleasedIp
+
+LEDGER_FILE = "policies/released-ips.yaml"
+# A released IP keeps its reputation (good or bad) for a year: the services we
+# model do not hand it to another customer before then.
+IP_QUARANTINE = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Release:
+    ip: str
+    released: date
+    customer: str
+    where: str  # where it is recorded, for the reader: "policies/released-ips.yaml:5"
+
+    @property
+    def until(self) -> date:
+        """The first day the IP may serve another customer."""
+        return self.released + IP_QUARANTINE
+
+
+def releases(
+    customers: Mapping[str, Customer],
+    ledger: Sequence[ReleasedIp],
+    ledger_lines: Sequence[int] = (),
+) -> list[Release]:
+    """Every known release: the ledger's entries, then terminated customers' IPs.
+
+    `ledger_lines[i]` is the line of entry i in the ledger file, when known.
+    """
+    found = [
+        Release(
+            entry.ip,
+            entry.released,
+            entry.customer,
+            f"{LEDGER_FILE}:{ledger_lines[i]}" if i < len(ledger_lines) else LEDGER_FILE,
+        )
+        for i, entry in enumerate(ledger)
+    ]
+    for cid in sorted(customers):
+        customer = customers[cid]
+        ip = customer.placement.dedicated_ip
+        if customer.status is Status.TERMINATED and ip and customer.status_date is not None:
+            found.append(Release(ip, customer.status_date, cid, f"{customer_file(cid)}: terminated"))
+    return found
+
+
+def quarantined(found: Sequence[Release], *, today: date) -> dict[str, Release]:
+    """IP name -> its latest release, for the IPs still in quarantine on `today`."""
+    latest: dict[str, Release] = {}
+    for release in found:
+        if today < release.until:
+            current = latest.get(release.ip)
+            if current is None or current.released < release.released:
+                latest[release.ip] = release
+    return latest
+
+
+def quarantine_rules(
+    customers: Mapping[str, Customer],
+    ledger: Sequence[ReleasedIp],
+    *,
+    today: date,
+    ledger_lines: Sequence[int] = (),
+) -> Iterator[Violation]:
+    """Ledger dates are not in the future; no one holds an IP released < 365 days ago."""
+    for i, entry in enumerate(ledger):
+        if entry.released > today:
+            yield Violation(
+                LEDGER_FILE,
+                ("released", i, "released"),
+                f"release date is in the future (today is {today})",
+                entry.released.isoformat(),
+            )
+    held = quarantined(releases(customers, ledger, ledger_lines), today=today)
+    for cid in sorted(customers):
+        customer = customers[cid]
+        ip = customer.placement.dedicated_ip
+        if ip is None or customer.status is Status.TERMINATED:
+            continue
+        release = held.get(ip)
+        if release is not None:
+            yield Violation(
+                customer_file(cid),
+                ("placement", "dedicated_ip"),
+                f"IP was released by customer '{release.customer}' on {release.released} "
+                f"({release.where}); it cannot be reused before {release.until}",
+                ip,
+            )
