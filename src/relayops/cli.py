@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "deploy": "relayops.deploy.cli:deploy",
     "demo": "relayops.deploy.demo:demo",
     "check": "relayops.checks.cli:check",
+    "customer": "relayops.commands.customer:customer",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
 from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
 
 TEMPLATE_FIELDS = frozenset(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from relayops.crossref import Violation, customer_file
-from relayops.model import Customer, Status
+from relayops.model import Customer, Repo, Status
 from relayops.model.released import ReleasedIp
 
 LEDGER_FILE = "policies/released-ips.yaml"
@@ -58,7 +58,9 @@ def releases(
         customer = customers[cid]
         ip = customer.placement.dedicated_ip
         if customer.status is Status.TERMINATED and ip and customer.status_date is not None:
-            found.append(Release(ip, customer.status_date, cid, f"{customer_file(cid)}: terminated"))
+            found.append(
+                Release(ip, customer.status_date, cid, f"{customer_file(cid)}: terminated")
+            )
     return found
 
 
@@ -104,3 +106,40 @@ def quarantine_rules(
                 f"({release.where}); it cannot be reused before {release.until}",
                 ip,
             )
+
+
+def unavailable_reason(repo: Repo, name: str, *, today: date) -> str | None:
+    """Why the IP `name` cannot take a new dedicated customer today; None when it can.
+
+    Free means: a dedicated IP of that name in every inventory, held by no customer
+    that is not terminated, and not released less than a year ago.
+    """
+    for inventory in repo.inventories.values():
+        found = inventory.ip(name)
+        if found is None:
+            return f"there is no IP '{name}' in {inventory.path.name}"
+        if not found[1].dedicated:
+            return f"IP '{name}' is in pool '{found[1].pool}' in {inventory.path.name}"
+    for cid in sorted(repo.customers):
+        customer = repo.customers[cid]
+        if customer.placement.dedicated_ip == name and customer.status is not Status.TERMINATED:
+            return f"IP '{name}' serves customer '{cid}'"
+    release = quarantined(releases(repo.customers, repo.released_ips), today=today).get(name)
+    if release is not None:
+        return (
+            f"IP '{name}' was released by customer '{release.customer}' on {release.released} "
+            f"({release.where}); it cannot be reused before {release.until}"
+        )
+    return None
+
+
+def free_dedicated_ips(repo: Repo, *, today: date) -> list[str]:
+    """Names of the dedicated IPs a customer may be placed on today, sorted."""
+    names = {
+        ip.name
+        for inventory in repo.inventories.values()
+        for host in inventory.hosts
+        for ip in host.ips
+        if ip.dedicated
+    }
+    return sorted(n for n in names if unavailable_reason(repo, n, today=today) is None)
