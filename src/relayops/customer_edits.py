@@ -15,7 +15,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from relayops.model import Status
 from relayops.model.fields import normalize_domain
-from relayops.roundtrip import block_seq, dump, flow_map, load_mapping
+from relayops.roundtrip import block_seq, dump, flow_map, load_mapping, scalar
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/customer.schema.json\n"
 FIELD_ORDER = (
@@ -67,15 +67,15 @@ def new_customer(
 ) -> str:
     """A new customer file in the examples' layout, without domains or logins yet."""
     doc = CommentedMap()
-    doc["name"] = name
-    doc["contact"] = contact
-    doc["plan"] = plan
-    doc["timezone"] = timezone
+    doc["name"] = scalar(name)
+    doc["contact"] = scalar(contact)
+    doc["plan"] = scalar(plan)
+    doc["timezone"] = scalar(timezone)
     doc["placement"] = CommentedMap(
-        {"pool": pool} if dedicated_ip is None else {"dedicated_ip": dedicated_ip}
+        {"pool": scalar(pool)} if pool is not None else {"dedicated_ip": scalar(dedicated_ip or "")}
     )
     if warmup is not None:
-        doc["warmup"] = CommentedMap({"schedule": warmup, "start": warmup_start})
+        doc["warmup"] = CommentedMap({"schedule": scalar(warmup), "start": warmup_start})
     doc["domains"] = CommentedSeq()
     doc["users"] = CommentedSeq()
     return SCHEMA_LINE + dump(doc)
@@ -89,7 +89,7 @@ def add_domain(text: str, name: str, *, domain: str, selector: str) -> str:
     doc = _edit(text, name)
     if "domains" not in doc:
         set_field(doc, "domains", CommentedSeq())
-    entry = CommentedMap({"name": domain, "dkim": flow_map(selector=selector)})
+    entry = CommentedMap({"name": scalar(domain), "dkim": flow_map(selector=scalar(selector))})
     block_seq(doc, "domains").append(entry)
     return dump(doc)
 
@@ -108,7 +108,9 @@ def add_login(text: str, name: str, *, login: str, password_hash: str) -> str:
     doc = _edit(text, name)
     if "users" not in doc:
         set_field(doc, "users", CommentedSeq())
-    entry = CommentedMap({"login": login, "password": DoubleQuotedScalarString(password_hash)})
+    entry = CommentedMap(
+        {"login": scalar(login), "password": DoubleQuotedScalarString(password_hash)}
+    )
     block_seq(doc, "users").append(entry)
     return dump(doc)
 
@@ -131,7 +133,7 @@ def set_quota(text: str, name: str, *, quota: int) -> str:
 def set_status(text: str, name: str, *, status: Status, reason: str, day: date) -> str:
     doc = _edit(text, name)
     set_field(doc, "status", status.value)
-    set_field(doc, "status_reason", reason)
+    set_field(doc, "status_reason", scalar(reason))
     set_field(doc, "status_date", day)
     return dump(doc)
 
@@ -147,7 +149,7 @@ def clear_status(text: str, name: str) -> str:
 def move_dedicated_ip(text: str, name: str, *, ip: str, warmup_start: date) -> str:
     """Put the customer on another dedicated IP; its warm-up starts again on the new one."""
     doc = _edit(text, name)
-    doc["placement"]["dedicated_ip"] = ip
+    doc["placement"]["dedicated_ip"] = scalar(ip)
     doc["warmup"]["start"] = warmup_start
     return dump(doc)
 
@@ -158,9 +160,9 @@ def ledger_with(text: str | None, *, ip: str, released: date, customer: str, rea
     doc = _edit(LEDGER_HEADER + "released: []\n" if text is None else text, name)
     entry = CommentedMap(
         {
-            "ip": ip,
+            "ip": scalar(ip),
             "released": released,
-            "customer": customer,
+            "customer": scalar(customer),
             "reason": DoubleQuotedScalarString(reason),
         }
     )

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from relayops.crossref import Violation, customer_file
 from relayops.model import Customer, Repo, Status
 from relayops.model.released import ReleasedIp
+from relayops.yamlfile import YamlError, parse
 
 LEDGER_FILE = "policies/released-ips.yaml"
 # A released IP keeps its reputation (good or bad) for a year: the services we
@@ -108,7 +109,20 @@ def quarantine_rules(
             )
 
 
-def unavailable_reason(repo: Repo, name: str, *, today: date) -> str | None:
+def ledger_lines(data: bytes) -> list[int]:
+    """The line of each entry of a ledger file's text, to name it in messages."""
+    try:
+        doc = parse(data)
+    except YamlError:
+        return []
+    entries = doc.value.get("released") if isinstance(doc.value, dict) else None
+    count = len(entries) if isinstance(entries, list) else 0
+    return [doc.position(("released", i))[0] for i in range(count)]
+
+
+def unavailable_reason(
+    repo: Repo, name: str, *, today: date, ledger_lines: Sequence[int] = ()
+) -> str | None:
     """Why the IP `name` cannot take a new dedicated customer today; None when it can.
 
     Free means: a dedicated IP of that name in every inventory, held by no customer
@@ -124,7 +138,8 @@ def unavailable_reason(repo: Repo, name: str, *, today: date) -> str | None:
         customer = repo.customers[cid]
         if customer.placement.dedicated_ip == name and customer.status is not Status.TERMINATED:
             return f"IP '{name}' serves customer '{cid}'"
-    release = quarantined(releases(repo.customers, repo.released_ips), today=today).get(name)
+    known = releases(repo.customers, repo.released_ips, ledger_lines)
+    release = quarantined(known, today=today).get(name)
     if release is not None:
         return (
             f"IP '{name}' was released by customer '{release.customer}' on {release.released} "
@@ -133,7 +148,7 @@ def unavailable_reason(repo: Repo, name: str, *, today: date) -> str | None:
     return None
 
 
-def free_dedicated_ips(repo: Repo, *, today: date) -> list[str]:
+def free_dedicated_ips(repo: Repo, *, today: date, ledger_lines: Sequence[int] = ()) -> list[str]:
     """Names of the dedicated IPs a customer may be placed on today, sorted."""
     names = {
         ip.name
@@ -142,4 +157,8 @@ def free_dedicated_ips(repo: Repo, *, today: date) -> list[str]:
         for ip in host.ips
         if ip.dedicated
     }
-    return sorted(n for n in names if unavailable_reason(repo, n, today=today) is None)
+    return sorted(
+        n
+        for n in names
+        if unavailable_reason(repo, n, today=today, ledger_lines=ledger_lines) is None
+    )

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 # Long Dovecot hashes and reasons stay on one line, as operators write them.
 _WIDTH = 4096
@@ -40,6 +42,25 @@ def load_mapping(text: str, *, name: str) -> CommentedMap:
     if not isinstance(data, CommentedMap):
         raise RoundTripError(f"{name} does not hold a mapping of fields")
     return data
+
+
+_STR = "tag:yaml.org,2002:str"
+_RESOLVER = pyyaml.resolver.Resolver()
+
+
+def scalar(value: str) -> str:
+    """`value` as a string scalar both YAML versions read back as that string.
+
+    ruamel.yaml writes YAML 1.2, where `no`, `on` or `0755` are plain strings; the
+    loader (PyYAML) reads YAML 1.1, where they are a boolean and a number. Such a
+    value is written in double quotes.
+    """
+    implicit = (True, False)  # as a plain scalar
+    tag: str = _RESOLVER.resolve(pyyaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+    if tag != _STR:
+        quoted: str = DoubleQuotedScalarString(value)
+        return quoted
+    return value
 
 
 def dump(data: CommentedMap) -> str:

@@ -20,5 +20,3 @@ def run(example_repo: Path) -> Run:
         return CliRunner().invoke(cli, argv, catch_exceptions=False)
 
     return invoke
-
-

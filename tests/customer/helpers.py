@@ -14,7 +14,9 @@ Run = Callable[..., Result]
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file of the repository: a refused command must leave all of them as they were."""
     return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 

@@ -67,7 +67,7 @@ EDITS = [
                 [
                     "  - login: acme-crm",
                     '    password: "{SHA512-CRYPT}$6$5c2cc28351f8559d$8ON7OlnqCUzCe1bi/ap2IcNc9Uif'
-                    "KbUW.Jevcyh8Q64gqFsHq43tU5/7KYmgar324Hav5LiBr7/5inzPLcOOI0\"",
+                    'KbUW.Jevcyh8Q64gqFsHq43tU5/7KYmgar324Hav5LiBr7/5inzPLcOOI0"',
                 ],
                 [],
             )
@@ -147,7 +147,9 @@ EDITS = [
                 ],
             ),
         },
-        stdout_tail="IP dedicated-1 released on 2026-11-23: no one else gets it before 2027-11-23\n",
+        stdout_tail=(
+            "IP dedicated-1 released on 2026-11-23: no one else gets it before 2027-11-23\n"
+        ),
     ),
     Edit(
         "swap-ip",

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from customer.helpers import TODAY, Run
 from relayops.compile.dkim import decrypt_key, public_key_der
 from relayops.compile.dns_records import dkim_txt, txt_strings
 from relayops.compile.host import compile_inventory
 from relayops.compile.templates import Templates
 from relayops.loader import load_repo
-from customer.helpers import TODAY, Run
 
 GOLDEN = Path(__file__).parent / "golden" / "onboard"
 HASH = re.compile(r"\{SHA512-CRYPT\}\$6\$[./A-Za-z0-9]{16}\$[./A-Za-z0-9]{86}")
@@ -57,7 +57,9 @@ def test_new_add_domain_add_login(
     after_new = (example_repo / "customers/newco.yaml").read_text(encoding="utf-8")
     _compare(after_new, "1-new.yaml", update)
 
-    domain = run("add-domain", "newco", "newco.example", "--selector", "n1", "--inventory", "production")
+    domain = run(
+        "add-domain", "newco", "newco.example", "--selector", "n1", "--inventory", "production"
+    )
     assert domain.exit_code == 0, domain.stderr
     _compare(
         (example_repo / "customers/newco.yaml").read_text(encoding="utf-8"),
@@ -88,9 +90,12 @@ def test_new_add_domain_add_login(
         example_repo, "newco.example", "n1", example_repo / "lab" / "age-identity.lab-only.txt"
     )
     private = serialization.load_pem_private_key(pem, password=None)
-    assert private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) == der
+    assert (
+        private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        == der
+    )
 
     login = run("add-login", "newco", "newco-app")
     assert login.exit_code == 0, login.stderr
@@ -116,12 +121,17 @@ def test_new_add_domain_add_login(
     assert result.findings == [] and result.repo is not None
     configs = compile_inventory(result.repo, result.repo.inventories["lab"], templates=Templates())
     assert any(
-        b"newco-app" in f.content for c in configs.values() for f in c.files if "relayops-users" in f.path
+        b"newco-app" in f.content
+        for c in configs.values()
+        for f in c.files
+        if "relayops-users" in f.path
     )
     assert TODAY  # the onboarding needs no date: a pool customer has no warm-up
 
 
-def test_new_customer_on_a_dedicated_ip(run: Run, example_repo: Path, request: pytest.FixtureRequest) -> None:
+def test_new_customer_on_a_dedicated_ip(
+    run: Run, example_repo: Path, request: pytest.FixtureRequest
+) -> None:
     from customer.helpers import add_free_dedicated_ip
 
     update = bool(request.config.getoption("--update-golden", default=False))
@@ -132,7 +142,11 @@ def test_new_customer_on_a_dedicated_ip(run: Run, example_repo: Path, request: p
         "--warmup", "gentle-6w",
     )  # fmt: skip
     assert new.exit_code == 0, new.stderr
-    _compare((example_repo / "customers/bigco.yaml").read_text(encoding="utf-8"), "dedicated.yaml", update)
+    _compare(
+        (example_repo / "customers/bigco.yaml").read_text(encoding="utf-8"),
+        "dedicated.yaml",
+        update,
+    )
     assert load_repo(example_repo).findings == []
 
 

@@ -30,6 +30,7 @@ from relayops.quarantine import (
     IP_QUARANTINE,
     LEDGER_FILE,
     free_dedicated_ips,
+    ledger_lines,
     unavailable_reason,
 )
 from relayops.roundtrip import RoundTripError
@@ -97,6 +98,19 @@ def _known_inventory(repo: Repo, inventory: str) -> None:
     if inventory_name(inventory) not in repo.inventories:
         known = ", ".join(sorted(repo.inventories))
         fail(f"unknown inventory '{inventory}'; inventories: {known}")
+
+
+def _free_ips(root: Path, repo: Repo) -> list[str]:
+    return free_dedicated_ips(repo, today=_today(), ledger_lines=_lines(root))
+
+
+def _why_taken(root: Path, repo: Repo, ip: str) -> str | None:
+    return unavailable_reason(repo, ip, today=_today(), ledger_lines=_lines(root))
+
+
+def _lines(root: Path) -> list[int]:
+    path = root / LEDGER_FILE
+    return ledger_lines(path.read_bytes()) if path.exists() else []
 
 
 def _text(root: Path, rel: str) -> str:
@@ -189,9 +203,9 @@ def new(
             fail(
                 f"unknown warm-up schedule '{warmup}'; defined: {', '.join(sorted(current.warmup))}"
             )
-        why = unavailable_reason(current, dedicated_ip, today=_today())
+        why = _why_taken(repo, current, dedicated_ip)
         if why is not None:
-            free = free_dedicated_ips(current, today=_today())
+            free = _free_ips(repo, current)
             fail(f"{why}; free dedicated IPs: {', '.join(free) or 'none'}")
     text = edits.new_customer(
         name=name.strip(),
@@ -458,7 +472,7 @@ def swap_ip(
     old = found.placement.dedicated_ip
     if old is None:
         fail(f"customer '{cid}' sends from pool '{found.placement.pool}', not a dedicated IP")
-    free = free_dedicated_ips(current, today=_today())
+    free = _free_ips(repo, current)
     if wanted is None:
         if not free:
             fail(
@@ -466,7 +480,7 @@ def swap_ip(
                 f"{IP_QUARANTINE.days} days ago; add one to inventory/*.py"
             )
         wanted = free[0]
-    why = unavailable_reason(current, wanted, today=_today())
+    why = _why_taken(repo, current, wanted)
     if why is not None:
         fail(f"{why}; free dedicated IPs: {', '.join(free) or 'none'}")
     shown = inventory_name(inventory)
