@@ -6,6 +6,7 @@ tests/customer/golden/ (the option is declared in tests/golden/conftest.py); rea
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -165,3 +166,16 @@ def test_empty_customer_compiles(run: Run, example_repo: Path) -> None:
     )
     # only the policy daemon's rules know it (its quota); no login, map or key names it
     assert mentions == [("relay2.relay.example.net", "/etc/relayops/policy.json")]
+
+
+def test_add_login_json(run: Run, example_repo: Path) -> None:
+    result = run("add-login", "acme", "acme-billing", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == ["ok", "customer", "login", "password", "scheme"]
+    assert report["ok"] is True and report["scheme"] == "SHA512-CRYPT"
+    assert (report["customer"], report["login"]) == ("acme", "acme-billing")
+    text = (example_repo / "customers/acme.yaml").read_text(encoding="utf-8")
+    assert report["password"] not in text and len(HASH.findall(text)) == 4
+    if shutil.which("doveadm"):
+        assert _doveadm_verifies(HASH.findall(text)[-1], report["password"])

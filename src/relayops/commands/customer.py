@@ -17,7 +17,14 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from relayops import customer_edits as edits
-from relayops.commands.options import fail, inventory_name, inventory_option, repo_option
+from relayops.commands.options import (
+    emit_json,
+    fail,
+    inventory_name,
+    inventory_option,
+    json_option,
+    repo_option,
+)
 from relayops.commands.validate import print_findings
 from relayops.compile.dkim import DkimKeyError, generate_key, key_files, public_key_der
 from relayops.compile.dns_records import domain_records, spf_record
@@ -314,7 +321,8 @@ def remove_domain(cid: str, domain: str, repo: Path) -> None:
 @click.argument("cid", metavar="ID")
 @click.argument("login")
 @repo_option
-def add_login(cid: str, login: str, repo: Path) -> None:
+@json_option
+def add_login(cid: str, login: str, repo: Path, as_json: bool) -> None:
     """Add an SMTP AUTH login with a new random password, printed once; only its hash is kept."""
     current = _load(repo)
     found = _existing(current, cid)
@@ -333,6 +341,11 @@ def add_login(cid: str, login: str, repo: Path) -> None:
         )
     }
     _commit(repo, changes)
+    if as_json:  # for a provisioning script that hands the password on
+        emit_json(
+            {"ok": True, "customer": cid, "login": login, "password": password, "scheme": SCHEME}
+        )
+        return
     _written(changes)
     click.echo(f"login {login}: {{{SCHEME}}} hash stored")
     click.echo(f"password for {login} (shown once, stored nowhere): {password}")
