@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/customer/run.py [--customers 10000] [--runs 3]
 
-An edit validates the repository before and after the change (the second time on a
-scratch view of linked files), so its floor is about two validations. Each run
+An edit validates the repository before and after the change (the second time with
+the changed files overlaid in memory), so its floor is about two validations. Each run
 measures, in fresh processes as an operator runs them: `validate` (the reference),
 `customer set-quota` and `customer add-login` (which also hashes a password).
 The machine is shared and noisy, so the ratio to validate is the figure that travels.

@@ -360,3 +360,16 @@ def test_missing_recipients_refuses_add_domain(run: Run, example_repo: Path) -> 
         "the age public keys (age1...) allowed to decrypt secrets\n"
     )
     assert snapshot(example_repo) == before
+
+
+def test_half_a_key_pair_refuses_add_domain(run: Run, example_repo: Path) -> None:
+    public = example_repo / "secrets/dkim/acme-news.example.rly2026.pub.pem"
+    public.write_bytes(b"-----BEGIN PUBLIC KEY-----\n")
+    before = snapshot(example_repo)
+    result = run("add-domain", "acme", "acme-news.example")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"relayops customer add-domain: {public} exists without "
+        "acme-news.example.rly2026.key.age: restore the pair or use another selector\n"
+    )
+    assert snapshot(example_repo) == before

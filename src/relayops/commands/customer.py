@@ -26,7 +26,13 @@ from relayops.commands.options import (
     repo_option,
 )
 from relayops.commands.validate import print_findings
-from relayops.compile.dkim import DkimKeyError, generate_key, key_files, public_key_der
+from relayops.compile.dkim import (
+    RECIPIENTS_FILE,
+    DkimKeyError,
+    generate_key,
+    key_files,
+    public_key_der,
+)
 from relayops.compile.dns_records import domain_records, spf_record
 from relayops.crossref import customer_file
 from relayops.loader import load_repo
@@ -41,7 +47,7 @@ from relayops.quarantine import (
     unavailable_reason,
 )
 from relayops.roundtrip import RoundTripError
-from relayops.staging import Changes, apply, created_files, staged
+from relayops.staging import Changes, apply, created_files, scratch
 
 _TODAY = "relayops.customer.today"
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -131,25 +137,17 @@ def _edit(make: Callable[[], str]) -> bytes:
         fail(str(exc))
 
 
-def _commit(
-    root: Path, changes: Changes, *, prepare: Callable[[Path], Changes] | None = None
-) -> Repo:
-    """Validate the repository with `changes` applied (and what `prepare` adds), then write.
-
-    `prepare` runs in the scratch repository (a DKIM key is generated there) and
-    returns the files it made, written before `changes`.
-    """
-    with staged(root, changes) as stage:
-        extra = prepare(stage) if prepare is not None else {}
-        result = load_repo(stage, today=_today())
-        if result.repo is None:
-            print_findings(result.findings)
-            fail(
-                f"the change would leave the repository invalid ({len(result.findings)} "
-                "error(s) above); nothing written"
-            )
-        apply(root, {**extra, **changes})
-        return result.repo
+def _commit(root: Path, changes: Changes) -> Repo:
+    """Validate the repository as `changes` make it; write them only if it is valid."""
+    result = load_repo(root, today=_today(), overlay=changes)
+    if result.repo is None:
+        print_findings(result.findings)
+        fail(
+            f"the change would leave the repository invalid ({len(result.findings)} "
+            "error(s) above); nothing written"
+        )
+    apply(root, changes)
+    return result.repo
 
 
 def _written(changes: Changes) -> None:
@@ -263,23 +261,11 @@ def add_domain(cid: str, domain: str, selector: str | None, inventory: str, repo
     text = _edit(
         lambda: edits.add_domain(_text(repo, rel), rel, domain=written_as, selector=selector)
     )
-    existing_key = key_files(repo, name, selector)
-    reuse = existing_key.private_age.exists() and existing_key.public_pem.exists()
-
-    def make_key(stage: Path) -> Changes:
-        if reuse:
-            return {}
-        try:
-            generate_key(stage, name, selector)
-        except DkimKeyError as exc:
-            fail(str(exc).replace(str(stage), str(repo)))
-        return created_files(stage, "secrets")
-
-    changes = {rel: text}
-    after = _commit(repo, changes, prepare=make_key)
-    _written(changes)
+    changes: dict[str, bytes | None] = {**_dkim_key(repo, name, selector), rel: text}
+    after = _commit(repo, changes)
+    _written({k: v for k, v in changes.items() if k == rel})
     files = key_files(repo, name, selector)
-    state = "kept (it exists already)" if reuse else "generated"
+    state = "generated" if len(changes) > 1 else "kept (it exists already)"
     click.echo(
         f"DKIM key {name} selector {selector} {state}: {files.private_age}, {files.public_pem}"
     )
@@ -296,6 +282,29 @@ def add_domain(cid: str, domain: str, selector: str | None, inventory: str, repo
     for record in records:
         click.echo(f"; {record.purpose}")
         click.echo(record.zone_line())
+
+
+def _dkim_key(repo: Path, domain: str, selector: str) -> Changes:
+    """The key pair's files, made as `relayops dkim generate` makes them; none if it exists.
+
+    A domain removed and added again with its selector keeps its published key.
+    """
+    files = key_files(repo, domain, selector)
+    if files.private_age.exists() and files.public_pem.exists():
+        return {}
+    for one, other in (
+        (files.private_age, files.public_pem),
+        (files.public_pem, files.private_age),
+    ):
+        if one.exists():
+            fail(f"{one} exists without {other.name}: restore the pair or use another selector")
+    inputs = [RECIPIENTS_FILE]
+    with scratch(repo, inputs) as base:
+        try:
+            generate_key(base, domain, selector)
+        except DkimKeyError as exc:
+            fail(str(exc).replace(str(base), str(repo)))
+        return created_files(base, inputs)
 
 
 @customer.command("remove-domain")
