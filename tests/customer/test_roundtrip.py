@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from customer.helpers import Run
+from relayops.customer_edits import set_status
 from relayops.loader import load_repo
+from relayops.model import Status
 from relayops.roundtrip import dump, load_mapping, scalar
+from relayops.yamlfile import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [*sorted((ROOT / "customers").glob("*.yaml")), ROOT / "policies/released-ips.yaml"]
@@ -63,3 +69,19 @@ def test_broken_yaml_is_refused_by_name() -> None:
         load_mapping("name: [unclosed\n", name="customers/x.yaml")
     with pytest.raises(Exception, match=r"^customers/x.yaml does not hold a mapping of fields$"):
         load_mapping("- a\n", name="customers/x.yaml")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        st.characters(codec="utf-8", exclude_categories=["Cs", "Cc", "Zl", "Zp"]),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_any_reason_reads_back_as_written(reason: str) -> None:
+    """Whatever an operator types as a reason, the loader (PyYAML) reads that exact string."""
+    written = set_status(
+        "name: X\nplan: pro\n", "t", status=Status.SUSPENDED, reason=reason, day=date(2026, 1, 2)
+    )
+    assert parse(written.encode("utf-8")).value["status_reason"] == reason

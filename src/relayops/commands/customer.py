@@ -8,6 +8,7 @@ it is valid. Refusals: `relayops customer <sub>: …`, exit 2, nothing written.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -81,6 +82,13 @@ def _checked(kind: Any, value: str, what: str) -> str:
         reason = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
         fail(f"bad {what} {value!r}: {reason}")
     return result
+
+
+def _one_line(value: str, what: str) -> str:
+    """Free text for a YAML field: one line, no control characters (YAML would fold them)."""
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value):
+        fail(f"bad {what} {value!r}: one line of text without control characters")
+    return value
 
 
 def _load(root: Path) -> Repo:
@@ -192,6 +200,7 @@ def new(
         fail("a dedicated IP needs --warmup SCHEDULE (policies/warmup.yaml)")
     if not name.strip():
         fail("bad name '': give the customer's name")
+    _one_line(name, "name")
     contact = _checked(Email, contact, "contact address")
     _checked(TimeZone, timezone, "time zone")
     current = _load(repo)
@@ -406,6 +415,7 @@ def _set_status(repo: Path, cid: str, status: Status, reason: str) -> Changes:
 @repo_option
 def suspend(cid: str, reason: str, repo: Path) -> None:
     """Suspend an active customer: its logins stop authenticating at the next deploy."""
+    _one_line(reason, "reason")
     found = _existing(_load(repo), cid)
     _not_terminated(found)
     if found.status is Status.SUSPENDED:
@@ -453,6 +463,7 @@ def _release(repo: Path, *, ip: str, cid: str, reason: str) -> Changes:
 @repo_option
 def terminate(cid: str, reason: str, repo: Path) -> None:
     """Terminate a subscription; its dedicated IP, if any, enters a year of quarantine."""
+    _one_line(reason, "reason")
     found = _existing(_load(repo), cid)
     _not_terminated(found)
     changes = dict(_set_status(repo, cid, Status.TERMINATED, reason))
@@ -488,6 +499,7 @@ def swap_ip(
     repo: Path,
 ) -> None:
     """Move a customer to a free dedicated IP; the old one goes into the released-IP ledger."""
+    _one_line(reason, "reason")
     current = _load(repo)
     found = _existing(current, cid)
     _not_terminated(found)
