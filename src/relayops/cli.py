@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "demo": "relayops.deploy.demo:demo",
     "check": "relayops.checks.cli:check",
     "audit": "relayops.audit.cli:audit",
+    "customer": "relayops.commands.customer:customer",
     "drift": "relayops.deploy.drift:drift",
     "feedback": "relayops.feedback.cli:feedback",
 }

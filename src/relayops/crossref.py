@@ -9,13 +9,9 @@ from __future__ import annotations
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 
 from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
 
-# A released IP keeps its reputation (good or bad) for a year: the services we
-# model do not hand it to another customer before then.
-IP_QUARANTINE = timedelta(days=365)
 TEMPLATE_FIELDS = frozenset(
     {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
 )
@@ -124,20 +120,13 @@ def warmup_rules(
                     )
 
 
-def placement_rules(
-    customers: dict[str, Customer], inventory: Inventory, *, today: date
-) -> Iterator[Violation]:
-    """Pools and IPs exist in the inventory; a dedicated IP serves one customer at a time."""
+def placement_rules(customers: dict[str, Customer], inventory: Inventory) -> Iterator[Violation]:
+    """Pools and IPs exist in the inventory; a dedicated IP serves one customer at a time.
+
+    The year's quarantine of a released IP is `quarantine.quarantine_rules`.
+    """
     pools = inventory.pools()
     holders: list[tuple[str, str, tuple[str | int, ...]]] = []
-    released: dict[str, tuple[str, date]] = {}
-    for cid in sorted(customers):
-        customer = customers[cid]
-        if customer.status is Status.TERMINATED and customer.placement.dedicated_ip:
-            when = customer.status_date or today
-            prev = released.get(customer.placement.dedicated_ip)
-            if prev is None or prev[1] < when:
-                released[customer.placement.dedicated_ip] = (cid, when)
     for cid in sorted(customers):
         customer = customers[cid]
         placement = customer.placement
@@ -172,15 +161,6 @@ def placement_rules(
         if customer.status is Status.TERMINATED:
             continue
         holders.append((name, cid, ("placement", "dedicated_ip")))
-        gone = released.get(name)
-        if gone is not None and today < gone[1] + IP_QUARANTINE:
-            yield Violation(
-                customer_file(cid),
-                ("placement", "dedicated_ip"),
-                f"IP was released by terminated customer '{gone[0]}' on {gone[1]}; "
-                f"it cannot be reused before {gone[1] + IP_QUARANTINE}",
-                name,
-            )
     yield from _shared(
         holders, "dedicated IP also serves customer", "a dedicated IP serves one customer"
     )

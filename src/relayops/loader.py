@@ -12,7 +12,7 @@ import re
 import runpy
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from relayops import crossref
+from relayops import crossref, quarantine
 from relayops.diagnostics import Finding, show_value
 from relayops.model import Customer, Inventory, Notification, Repo
 from relayops.model.policies import (
@@ -30,6 +30,7 @@ from relayops.model.policies import (
     ThrottlingFile,
     WarmupFile,
 )
+from relayops.model.released import ReleasedIp, ReleasedIpsFile
 from relayops.yamlfile import Document, YamlError, parse
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,16 +70,44 @@ class _Loader:
     inventory_hosts: dict[str, list[str]] = field(default_factory=dict)
     scanned: set[str] = field(default_factory=set)
     files: int = 0
+    # A proposed change, validated before it is written (`relayops customer`):
+    # repository-relative YAML path -> new content, None when deleted.
+    overlay: Mapping[str, bytes | None] = field(default_factory=dict)
 
     # -- reading -------------------------------------------------------------
+    def read_bytes(self, rel: str) -> bytes:
+        """The file's bytes, as the overlay has it if it does; FileNotFoundError if none."""
+        if rel in self.overlay:
+            data = self.overlay[rel]
+            if data is None:
+                raise FileNotFoundError(rel)
+            return data
+        with open(os.path.join(self.root, rel), "rb") as handle:
+            return handle.read()
+
+    def exists(self, rel: str) -> bool:
+        if rel in self.overlay:
+            return self.overlay[rel] is not None
+        return (self.root / rel).exists()
+
+    def with_overlay(self, folder: str, names: list[str]) -> list[str]:
+        """File names in `folder` once the overlay's added and deleted files are counted."""
+        if not self.overlay:
+            return names
+        prefix = folder + "/"
+        changed = {
+            rel[len(prefix) :]: data for rel, data in self.overlay.items() if rel.startswith(prefix)
+        }
+        present = set(names) | {n for n, d in changed.items() if d is not None and "/" not in n}
+        return sorted(n for n in present if not (n in changed and changed[n] is None))
+
     def add(self, file: str, line: int, column: int, fld: str, msg: str, value: Any = None) -> None:
         shown = None if value is None else show_value(value)
         self.findings.append(Finding(file, line, column, fld, msg, shown))
 
     def read_yaml(self, rel: str) -> Document | None:
         try:
-            with open(os.path.join(self.root, rel), "rb") as handle:
-                data = handle.read()
+            data = self.read_bytes(rel)
         except FileNotFoundError:
             self.add(rel, 1, 1, "", "file is missing")
             return None
@@ -177,7 +206,9 @@ class _Loader:
         if not folder.is_dir():
             self.add("customers/", 1, 1, "", "folder is missing")
             return result
-        names = sorted(e.name for e in os.scandir(folder) if e.is_file())
+        names = self.with_overlay(
+            "customers", sorted(e.name for e in os.scandir(folder) if e.is_file())
+        )
         for name in names:
             rel = f"customers/{name}"
             if not name.endswith(".yaml"):
@@ -203,6 +234,18 @@ class _Loader:
         if doc is None:
             return None
         return self.validate(rel, POLICY_FILES[rel], doc.value)
+
+    def released_ips(self) -> tuple[list[ReleasedIp], list[int]]:
+        """The released-IP ledger and each entry's line; absent means nothing released."""
+        rel = quarantine.LEDGER_FILE
+        if not self.exists(rel):
+            return [], []
+        doc = self.read_yaml(rel)
+        ledger = None if doc is None else self.validate(rel, ReleasedIpsFile, doc.value)
+        if doc is None or ledger is None:
+            return [], []
+        lines = [doc.position(("released", i))[0] for i in range(len(ledger.released))]
+        return list(ledger.released), lines
 
     def notifications(self) -> dict[str, Notification]:
         result: dict[str, Notification] = {}
@@ -292,7 +335,7 @@ class _Loader:
                 rel_dir = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
                 for filename in filenames:
                     rel = f"{rel_dir}/{filename}"
-                    if rel in self.scanned:
+                    if rel in self.scanned or rel in self.overlay:
                         continue
                     try:
                         with open(os.path.join(dirpath, filename), "rb") as handle:
@@ -328,9 +371,15 @@ class _Loader:
                     )
 
 
-def load_repo(root: Path, *, today: date | None = None) -> LoadResult:
-    """Read and validate the repository at `root`; `today` is the clock for dated rules."""
-    loader = _Loader(root=root, today=today or datetime.now(UTC).date())
+def load_repo(
+    root: Path, *, today: date | None = None, overlay: Mapping[str, bytes | None] | None = None
+) -> LoadResult:
+    """Read and validate the repository at `root`; `today` is the clock for dated rules.
+
+    `overlay` (path -> content, None for deleted) replaces YAML files of customers/ and
+    policies/ as read, so a change is validated before it is written.
+    """
+    loader = _Loader(root=root, today=today or datetime.now(UTC).date(), overlay=overlay or {})
     # Loading builds hundreds of thousands of long-lived objects and no cycles worth
     # collecting: the cyclic GC's repeated full scans would cost a third of the time.
     gc_was_enabled = gc.isenabled()
@@ -346,6 +395,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
     customers = loader.customers()
     policies = {rel: loader.policy(rel) for rel in POLICY_FILES}
     notifications = loader.notifications()
+    released_ips, ledger_lines = loader.released_ips()
     inventories = {name: loader.inventory(name) for name in INVENTORIES}
     loader.secrets()
 
@@ -366,7 +416,12 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         rules.append(crossref.warmup_rules(customers, warmup.schedules, set(throttling.classes)))
     for inventory in inventories.values():
         if inventory is not None:
-            rules.append(crossref.placement_rules(customers, inventory, today=loader.today))
+            rules.append(crossref.placement_rules(customers, inventory))
+    rules.append(
+        quarantine.quarantine_rules(
+            customers, released_ips, today=loader.today, ledger_lines=ledger_lines
+        )
+    )
     for violations in rules:
         for v in violations:
             loader.violation(v)
@@ -394,6 +449,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
             service=service,
             notifications=notifications,
             inventories={k: v for k, v in inventories.items() if v is not None},
+            released_ips=released_ips,
         )
     return LoadResult(repo=repo, findings=findings, files=loader.files)
 

@@ -34,6 +34,16 @@ users:
 NEW = "customers/newco.yaml"
 
 
+LEDGER = "policies/released-ips.yaml"
+LEDGER_HEAD = "# yaml-language-server: $schema=../schemas/released-ips.schema.json\nreleased:\n"
+
+
+def ledger_entry(ip: str, released: str, customer: str, reason: str) -> str:
+    return (
+        f"  - ip: {ip}\n    released: {released}\n    customer: {customer}\n    reason: {reason}\n"
+    )
+
+
 def newco(old: str = "", new: str = "", *, append: str = "") -> str:
     if old:
         assert old in NEWCO, old
@@ -47,6 +57,7 @@ class Case:
     # (file, line, column, field, message fragment)
     expected: list[tuple[str, int, int, str, str]]
     edits: dict[str, tuple[str, str]] = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -257,7 +268,7 @@ CASES = [
                 5,
                 3,
                 "placement.dedicated_ip",
-                "released by terminated customer 'vandelay' on 2026-03-02; "
+                "released by customer 'vandelay' on 2026-03-02 (policies/released-ips.yaml:6); "
                 "it cannot be reused before 2027-03-02",
             ),
         ],
@@ -419,6 +430,91 @@ CASES = [
         edits={"policies/warmup.yaml": ("yahoo: 30}", "aol: 30}")},
     ),
     Case(
+        "released-ip-old-file-deleted",
+        {
+            NEW: newco(
+                "plan: starter\nplacement:\n  pool: shared-eu",
+                "plan: pro\nplacement:\n  dedicated_ip: dedicated-2",
+                append="warmup: {schedule: standard-5w, start: 2026-11-01}\n",
+            )
+        },
+        [
+            (
+                NEW,
+                5,
+                3,
+                "placement.dedicated_ip",
+                "IP was released by customer 'vandelay' on 2026-03-02 "
+                "(policies/released-ips.yaml:6); it cannot be reused before 2027-03-02",
+            ),
+        ],
+        removed=("customers/vandelay.yaml",),
+    ),
+    Case(
+        "released-ip-held-after-swap",
+        {LEDGER: LEDGER_HEAD + ledger_entry("dedicated-1", "2026-06-01", "oldco", "paid IP swap")},
+        [
+            (
+                "customers/globex.yaml",
+                8,
+                3,
+                "placement.dedicated_ip",
+                "IP was released by customer 'oldco' on 2026-06-01 "
+                "(policies/released-ips.yaml:3); it cannot be reused before 2027-06-01",
+            ),
+        ],
+    ),
+    Case(
+        "ledger-future-date",
+        {LEDGER: LEDGER_HEAD + ledger_entry("dedicated-2", "2026-12-01", "vandelay", "terminated")},
+        [
+            (
+                LEDGER,
+                4,
+                5,
+                "released[0].released",
+                "release date is in the future (today is 2026-11-23)",
+            )
+        ],
+    ),
+    Case(
+        "ledger-unknown-field",
+        {
+            LEDGER: LEDGER_HEAD
+            + ledger_entry("dedicated-2", "2026-03-02", "vandelay", "gone")
+            + "    note: spam\n"
+        },
+        [
+            (
+                LEDGER,
+                7,
+                5,
+                "released[0].note",
+                "unknown field; accepted: ip, released, customer, reason",
+            )
+        ],
+    ),
+    Case(
+        "ledger-bad-ip-name",
+        {LEDGER: LEDGER_HEAD + ledger_entry("Dedicated 2", "2026-03-02", "vandelay", "gone")},
+        [(LEDGER, 3, 5, "released[0].ip", "must be a DNS-safe slug")],
+    ),
+    Case(
+        "ledger-short-reason",
+        {LEDGER: LEDGER_HEAD + ledger_entry("dedicated-2", "2026-03-02", "vandelay", "x")},
+        [(LEDGER, 6, 5, "released[0].reason", "at least 3 characters")],
+    ),
+    Case(
+        "ledger-bad-date",
+        {LEDGER: LEDGER_HEAD + ledger_entry("dedicated-2", "last spring", "vandelay", "gone")},
+        [(LEDGER, 4, 5, "released[0].released", "valid date")],
+    ),
+    Case(
+        "ledger-not-a-list",
+        {LEDGER: "released: {ip: dedicated-2}\n"},
+        [(LEDGER, 1, 1, "released", "valid list")],
+    ),
+    Case(
         "notification-placeholder",
         {"policies/notifications/limit.txt": "Subject: limit for $who\n\nbody\n"},
         [("policies/notifications/limit.txt", 1, 1, "", "unknown placeholder in subject")],
@@ -440,6 +536,8 @@ def test_invalid_input_is_located(case: Case, example_repo: Path) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
+    for rel in case.removed:
+        (example_repo / rel).unlink()
     for rel, (old, new) in case.edits.items():
         path = example_repo / rel
         text = path.read_text(encoding="utf-8")

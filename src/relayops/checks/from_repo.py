@@ -113,9 +113,10 @@ def targets_from_repo(
     logins: list[SenderLogin] = []
     if credentials:
         for customer in active:
-            others = [c for c in active if c.id != customer.id]
+            # a customer being onboarded may have no domain yet: it cannot take part
+            others = [c for c in active if c.id != customer.id and c.domains]
             user = next((u for u in customer.users if u.login in credentials), None)
-            if user is not None and others:
+            if user is not None and others and customer.domains:
                 logins.append(
                     SenderLogin(
                         customer=customer.id,

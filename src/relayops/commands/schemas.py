@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from relayops.commands.options import repo_option
 from relayops.model import Customer
 from relayops.model.policies import AntiSpam, PlansFile, Service, ThrottlingFile, WarmupFile
+from relayops.model.released import ReleasedIpsFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "customer": Customer,
@@ -20,6 +21,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "warmup": WarmupFile,
     "throttling": ThrottlingFile,
     "service": Service,
+    "released-ips": ReleasedIpsFile,
 }
 
 

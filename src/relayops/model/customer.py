@@ -135,8 +135,10 @@ class Customer(Strict):
         description="daily quota replacing the plan's, up to the plan's max_daily_quota",
     )
     placement: Placement
-    domains: list[Domain] = Field(min_length=1)
-    users: list[User] = Field(min_length=1)
+    # Empty while a customer is being onboarded (`relayops customer new`): without a
+    # domain or a login it cannot send anything.
+    domains: list[Domain] = Field(default_factory=list)
+    users: list[User] = Field(default_factory=list)
     warmup: WarmupRef | None = Field(default=None, description="required with a dedicated IP")
 
     @model_validator(mode="after")

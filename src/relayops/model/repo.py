@@ -15,6 +15,7 @@ from relayops.model.policies import (
     Service,
     WarmupSchedule,
 )
+from relayops.model.released import ReleasedIp
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Repo:
     service: Service
     notifications: dict[str, Notification]
     inventories: dict[str, Inventory] = field(default_factory=dict)
+    released_ips: list[ReleasedIp] = field(default_factory=list)
 
     def effective_quota(self, customer: Customer) -> int:
         """The customer's daily quota: its override, else its plan's."""
