@@ -45,7 +45,8 @@ REFUSAL = (
     5,
     3,
     "placement.dedicated_ip",
-    "IP was released by terminated customer 'vandelay' on 2026-03-02; "
+    # The example records vandelay's release in the ledger, which names its line.
+    "IP was released by customer 'vandelay' on 2026-03-02 (policies/released-ips.yaml:6); "
     "it cannot be reused before 2027-03-02",
 )
 
