@@ -284,9 +284,8 @@ class SqliteStore:
 
     def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome]:
         with self._lock:
-            if not self._counts(charge) or (
-                self._unflushed < self.max_unflushed and not self._waiters
-            ):
+            room = self._unflushed < self.max_unflushed and not self._waiters
+            if room or not self._counts(charge):  # no room needed to refuse
                 return self._charge_now(charge)
         if self._outage.active:  # the writer is stuck: do not make this one wait too
             self._outage.failed("")
