@@ -403,7 +403,7 @@ class SqliteStore:
         if pending < self.max_unflushed:
             self._outage.recovered()
             loop = self._loop
-            if self._waiters and not self._admit_scheduled and loop is not None:
+            if self._waiters and not self._admit_scheduled and loop is not None and not self._stop:
                 self._admit_scheduled = True
                 loop.call_soon_threadsafe(self._admit)
         return True
