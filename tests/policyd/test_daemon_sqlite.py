@@ -334,3 +334,34 @@ def test_unix_socket_listener(tmp_path: Path, db: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     assert not sock.exists()  # removed on a clean stop
+
+
+@pytest.mark.real
+def test_a_notice_smtp_that_never_answers_does_not_slow_the_answers(
+    tmp_path: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """The MTA accepts the TCP connection and then says nothing (smtplib waits 10 s)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted: connects complete in the backlog, no greeting ever
+    port = silent.getsockname()[1]
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 10}))
+    d = start(daemons, tmp_path, rules, f"sqlite:{db}", "--notify-smtp", f"127.0.0.1:{port}")
+    client = d.client()
+    try:
+        t0 = time.perf_counter()
+        answers = ask_many(client, 10)  # the warning goes out at 8: its send hangs
+        time.sleep(0.2)  # the notifier's worker is now stuck in the SMTP greeting
+        slowest = 0.0
+        for _ in range(50):
+            t1 = time.perf_counter()
+            answers.append(client.ask(request()))
+            slowest = max(slowest, time.perf_counter() - t1)
+        assert time.perf_counter() - t0 < 1.5
+        assert slowest < 0.1
+        assert answers.count("DUNNO") == 10
+        refused = "452 4.7.1 daily quota of 10 reached for acme; sending resumes at 00:00 "
+        assert answers[10:] == [refused + "Europe/Paris"] * 50
+    finally:
+        client.close()
+        silent.close()
