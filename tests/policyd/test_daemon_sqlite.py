@@ -365,3 +365,51 @@ def test_a_notice_smtp_that_never_answers_does_not_slow_the_answers(
     finally:
         client.close()
         silent.close()
+
+
+PULSES = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+hold, gap, until = float(sys.argv[2]), float(sys.argv[3]), time.monotonic() + float(sys.argv[4])
+pulses = 0
+while time.monotonic() < until:
+    conn.execute("BEGIN EXCLUSIVE")
+    if not pulses:
+        print("locked", flush=True)
+    time.sleep(hold)
+    conn.execute("ROLLBACK")
+    pulses += 1
+    time.sleep(gap)
+print(pulses, flush=True)
+"""
+
+
+@pytest.mark.real
+def test_a_writer_held_back_in_150ms_pulses_costs_no_tempfail(
+    tmp_path: Path, db: Path, daemons: list[Daemon]
+) -> None:
+    """Full-speed load while another process locks the file 150 ms of every 200 ms for 3 s.
+
+    The writer is held up to 150 ms at a time, less than max_wait: whether the
+    window absorbs a pulse or requests wait for it, none is refused and every
+    answer is exact. (test_store_sqlite.py shows the waiting itself, in process.)
+    """
+    loadgen = bench_module("loadgen")
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 15000}))
+    d = start(daemons, tmp_path, rules, f"sqlite:{db}")
+    locker = subprocess.Popen(
+        [sys.executable, "-c", PULSES, str(db), "0.15", "0.05", "3.0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+    payloads = [encode(request(recipient=f"r{i}@example.org")) for i in range(20000)]
+    result = asyncio.run(loadgen.run_load(f"127.0.0.1:{d.port}", 8, 20000, payloads, exact=True))
+    pulses = int(locker.stdout.readline())
+    locker.wait(10)
+    assert pulses >= 10
+    refused = "452 4.7.1 daily quota of 15000 reached for acme; sending resumes at 00:00 "
+    assert result.answers == {"action=DUNNO": 15000, f"action={refused}Europe/Paris": 5000}
+    assert d.stop() == 0
+    assert stored_count(db) == 15000
+    assert "event=store_outage" not in d.log()
