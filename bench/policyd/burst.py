@@ -168,6 +168,13 @@ class Daemon:
         self.proc = _spawn(cmd, f"burst-{self.name}.log")
         wait_port(self.port)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the daemon (all its threads) has used: a figure the machine's load moves
+        much less than throughput, since other processes only take turns on the cores."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stored(self) -> dict[str, int] | None:
         """Counters the store holds after a clean stop (None for the minimal daemon)."""
         if self.name == "minimal":
@@ -243,9 +250,9 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
         f"×{want['452 quota']} (per customer, from the reply text), nothing else; the store then "
         "holds each customer's DUNNO count exactly.",
         "",
-        "| daemon | conns | req/s | × minimal | paired | p50 ms | p99 ms | DUNNO | 452 quota "
-        "| 4.3.0 tempfail | other | exact |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| daemon | conns | req/s | × minimal | paired | p50 ms | p99 ms | CPU µs/req "
+        "| DUNNO | 452 quota | 4.3.0 tempfail | other | exact |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for conns in sorted({c for per in runs.values() for c in per}):
         base_runs = runs["minimal"][conns]
@@ -270,6 +277,7 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
             lines.append(
                 f"| {name} | {conns} | {med('rps'):,.0f} | {med('rps') / base:.2f} | "
                 f"{statistics.median(pairs):.2f} | {med('p50_ms'):.3f} | {med('p99_ms'):.3f} | "
+                f"{med('cpu_us_per_request'):.1f} | "
                 + " | ".join(
                     str(kinds[k]) for k in ("DUNNO", "452 quota", "4.3.0 tempfail", "other")
                 )
@@ -279,6 +287,9 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
         "",
         "Answer counts are summed over the rounds. `× minimal` is the ratio of medians,",
         "`paired` the median of per-round ratios (each round runs the daemons back to back).",
+        "`CPU µs/req`: the daemon's CPU time (all threads, /proc) over the run per request, the",
+        "median of the rounds; it shows the cost of the work itself when other processes load",
+        "the machine and move the throughput figures.",
     ]
     at8 = runs.get("relayops-sqlite", {}).get(8)
     if at8:
@@ -344,7 +355,10 @@ def main() -> None:
             for rnd in range(args.rounds):
                 for d in daemons if rnd % 2 == 0 else list(reversed(daemons)):
                     d.fresh()
+                    cpu = d.cpu_seconds()
                     result = load(d.port, conns, args.requests)
+                    cpu = d.cpu_seconds() - cpu
+                    result["cpu_us_per_request"] = round(cpu / args.requests * 1e6, 1)
                     row = check(d.name, result, d.stored(), want_dunno, want_452)
                     runs[d.name].setdefault(conns, []).append(row)
                     print(d.name, conns, rnd, row, flush=True)
