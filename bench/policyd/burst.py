@@ -241,7 +241,8 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
         "## Burst: 1,000 customers, 1,000 logins, quotas crossed (`burst.py`)",
         "",
         f"- date: {meta['date']}; machine: {meta['machine']}; load average before: "
-        f"{meta['loadavg']}",
+        f"{meta['loadavg']}, after: {meta.get('loadavg_after', '?')} (other jobs share the "
+        "machine: throughput and latency move with them, CPU µs/req much less)",
         f"- {meta['requests']} RCPT requests per run, {meta['per_customer']} per customer from "
         f"its first login, interleaved; {meta['rounds']} rounds; each run from empty counters.",
         f"- rules: `bench/gen_repo.py` 1,000 customers rendered by `relayops render`; quotas 10 / "
@@ -366,6 +367,7 @@ def main() -> None:
         for d in daemons:
             _terminate(d.proc)
         _terminate(redis)
+    meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     (HERE / "burst.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     replace_section(args.out, "burst", report(runs, meta))
     print(f"wrote the burst section of {args.out}")

@@ -197,7 +197,7 @@ def rules(quota_acme: int = 10**6, quota_tiny: int = 5) -> dict[str, object]:
 
 
 def main() -> None:
-    from run import HERE, PY, WORK, _spawn, _terminate, free_port, wait_port
+    from run import HERE, PY, ROOT, WORK, _spawn, _terminate, free_port, wait_port
     from sections import replace_section
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,7 +224,9 @@ def main() -> None:
         _terminate(proc)
     kinds = Counter(f"{a.customer} {run.kind(a)}" for a in run.answers)
     log = (WORK / "fault-relayops.log").read_text().splitlines()
-    events = [line.split(" ", 4)[-1] for line in log if "event=store" in line][-4:]
+    events = [
+        line.split(" ", 4)[-1].replace(str(ROOT) + "/", "") for line in log if "event=store" in line
+    ][-4:]
     body = "\n".join(
         [
             "## Fault: the SQLite file locked by another process for "
@@ -236,7 +238,8 @@ def main() -> None:
             "first second; then requests wait up to 0.5 s for the writer, which makes no "
             "progress, so the store is out: 4.3.0 at once (never DUNNO uncounted); tiny, "
             "over its quota, keeps getting its exact 452. Recovery by itself once the lock "
-            "goes. Tested by `tests/policyd/test_daemon_sqlite.py::test_sqlite_locked_5s`.",
+            "goes. Tested by `tests/policyd/test_daemon_sqlite.py::"
+            "test_sqlite_locked_5s_requests_wait_then_tempfail_then_recover`.",
             "",
             run.table(),
             "",
