@@ -10,8 +10,9 @@ daemon crash) and the writer checkpoints, which fsyncs, every `sync_interval`
 seconds. ``synchronous=FULL`` (an fsync per commit, about 2 ms here) made the
 writer fall behind under load through GIL hand-offs. For the same reason a
 commit is four statements whatever its size: the rows go in as one JSON
-parameter (``json_each``) rather than ``executemany``, which re-takes the GIL
-for every row — behind a busy event loop, up to 5 ms each.
+parameter (``json_each``) rather than ``executemany``, which releases and
+re-takes the GIL for every row (1,000 customers at about 5k req/s here: mean
+commit 4-5 ms instead of 4-6, slowest 28-47 ms instead of 40-84).
 
 Back-pressure, not refusal. At most `max_unflushed` counted recipients
 (default 1000) are ever not yet committed — the loss window. A recipient that
