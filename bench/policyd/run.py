@@ -134,10 +134,10 @@ def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def _spawn(cmd: list[str], log: str) -> subprocess.Popen[bytes]:
+def _spawn(cmd: list[str], log: str, src: Path = ROOT / "src") -> subprocess.Popen[bytes]:
     out = open(WORK / log, "ab")  # noqa: SIM115 - the child keeps it
     # The daemons run this checkout's src/, not whatever relayops the venv has installed.
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     try:
         return subprocess.Popen(cmd, stdout=out, stderr=out, cwd=WORK, env=env)
     finally:
