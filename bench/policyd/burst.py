@@ -335,9 +335,7 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
             "At 8 connections the daemons are CPU-bound on this shared 2-core machine (the load "
             "generator and other jobs take the other core): relayops spends "
             f"{cpu['relayops-sqlite'][0]:.0f} µs of CPU per request (parsing, rules, refusal "
-            f"log lines, notices, the store) against the minimal daemon's {cpu['minimal'][0]:.0f};"
-            " the writer thread's share is about 3.5 µs (measured per thread), the same before "
-            "and after this change"
+            f"log lines, notices, the store) against the minimal daemon's {cpu['minimal'][0]:.0f}"
             + "".join(
                 f"; `{n}`: {c:.0f} µs, {r / cpu['minimal'][1]:.2f}× the minimal"
                 for n, (c, r) in cpu.items()
