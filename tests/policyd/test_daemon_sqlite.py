@@ -167,7 +167,8 @@ def test_sqlite_locked_5s_requests_wait_then_tempfail_then_recover(
     # The loss window is absorbed first, then requests wait, then the store is out.
     counted_in_lock = [a for a in acme if run.locked_at <= a.at < first_defer]
     assert 0 < len(counted_in_lock) <= 1000, len(counted_in_lock)
-    assert first_defer >= run.locked_at + MAX_WAIT
+    # The first tempfail is answered no sooner than max_wait into the lock.
+    assert deferred[0].at + deferred[0].latency >= run.locked_at + MAX_WAIT - 0.05
     assert last_defer <= run.released_at + 1.0  # recovery by itself, within a second
     # Never fail open: no DUNNO between the first tempfail and the release of the lock.
     assert not [a for a in acme if first_defer <= a.at < run.released_at and a.action == "DUNNO"]
@@ -388,17 +389,21 @@ print(pulses, flush=True)
 def test_a_writer_held_back_in_150ms_pulses_costs_no_tempfail(
     tmp_path: Path, db: Path, daemons: list[Daemon]
 ) -> None:
-    """Full-speed load while another process locks the file 150 ms of every 200 ms for 3 s.
+    """Full-speed load while another process locks the file 150 ms of every 250 ms for 3 s.
 
-    The writer is held up to 150 ms at a time, less than max_wait: whether the
-    window absorbs a pulse or requests wait for it, none is refused and every
-    answer is exact. (test_store_sqlite.py shows the waiting itself, in process.)
+    The writer is held up to about 180 ms at a time (SQLite's busy handler polls
+    the lock at growing intervals, 50 ms by then), less than max_wait: whether
+    the window absorbs a pulse or requests wait for it, none is refused and
+    every answer is exact. (test_store_sqlite.py shows the waiting itself, in
+    process.) With gaps shorter than the busy handler's polling interval
+    (e.g. 150 ms locked, 50 ms free) the writer can miss every gap for more
+    than max_wait: that is an outage by definition, and tempfails follow.
     """
     loadgen = bench_module("loadgen")
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 15000}))
     d = start(daemons, tmp_path, rules, f"sqlite:{db}")
     locker = subprocess.Popen(
-        [sys.executable, "-c", PULSES, str(db), "0.15", "0.05", "3.0"],
+        [sys.executable, "-c", PULSES, str(db), "0.15", "0.1", "3.0"],
         stdout=subprocess.PIPE,
         text=True,
     )
