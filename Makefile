@@ -58,6 +58,8 @@ bench: deps
 	$(PY) bench/validate/run.py
 	$(PY) bench/render/bench_render.py --runs 3
 	$(PY) bench/policyd/run.py
+	$(PY) bench/policyd/burst.py
+	$(PY) bench/policyd/fault.py
 	$(PY) bench/lab/bench_lab.py --repeat 3
 	$(PY) bench/deploy/run.py
 

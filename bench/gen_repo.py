@@ -22,7 +22,7 @@ ZONES = ["Europe/Paris", "America/New_York", "UTC", "Asia/Tokyo", "Pacific/Chath
 POOLS = ["shared-eu", "shared-us"]
 
 
-def customer_yaml(n: int) -> str:
+def customer_yaml(n: int, quota_override: int | None = None) -> str:
     domains = 2 + (n % 2 == 0)  # 25,000 domains for 10,000 customers
     logins = 2  # 20,000 logins for 10,000 customers
     lines = [
@@ -37,20 +37,26 @@ def customer_yaml(n: int) -> str:
     ]
     for d in range(domains):
         lines += [f"  - name: d{d}.c{n}.example", "    dkim: {selector: s1}"]
+    if quota_override is not None:
+        lines.append(f"quota_override: {quota_override}")
     lines.append("users:")
     for u in range(logins):
         lines += [f"  - login: c{n}-u{u}", f'    password: "{HASH}"']
     return "\n".join(lines) + "\n"
 
 
-def generate(out: Path, customers: int) -> None:
+def generate(out: Path, customers: int, quota_overrides: dict[int, int] | None = None) -> None:
+    """Write the repository; `quota_overrides` maps customer numbers to their own quota."""
+    overrides = quota_overrides or {}
     if out.exists():
         shutil.rmtree(out)
     for part in ("policies", "inventory", "schemas"):
         shutil.copytree(ROOT / part, out / part)
     (out / "customers").mkdir(parents=True)
     for n in range(customers):
-        (out / "customers" / f"c{n:05d}.yaml").write_text(customer_yaml(n), encoding="utf-8")
+        (out / "customers" / f"c{n:05d}.yaml").write_text(
+            customer_yaml(n, overrides.get(n)), encoding="utf-8"
+        )
 
 
 def main() -> None:

@@ -55,6 +55,20 @@ def policy_request(login: str, sender: str, recipient: str) -> bytes:
     return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
 
 
+def burst_requests(login: str, domain: str, logins: int, requests: int) -> list[bytes]:
+    """`requests` RCPT requests spread evenly over `logins` logins (request k: login k % logins)."""
+    if requests % logins:
+        raise ValueError(f"{requests} requests do not spread evenly over {logins} logins")
+    return [
+        policy_request(
+            login.format(n=k % logins),
+            f"app@{domain.format(n=k % logins)}",
+            f"user{k}@example.org",
+        )
+        for k in range(requests)
+    ]
+
+
 @dataclass
 class Result:
     connections: int
@@ -106,16 +120,27 @@ class _Conn(asyncio.Protocol):
             self.done.set_exception(ConnectionError(f"closed after {self.i} answers: {exc}"))
 
 
-async def run_load(address: str, connections: int, requests: int, payloads: list[bytes]) -> Result:
-    """Send `requests` in total over `connections` persistent connections."""
+async def run_load(
+    address: str, connections: int, requests: int, payloads: list[bytes], *, exact: bool = False
+) -> Result:
+    """Send `requests` in total over `connections` persistent connections.
+
+    `exact`: send each payload exactly once (`requests` must be their number),
+    connection i taking payloads i, i + connections, ... — for runs whose
+    answers are checked one customer at a time.
+    """
     loop = asyncio.get_running_loop()
+    if exact and requests != len(payloads):
+        raise ValueError(f"exact: {requests} requests but {len(payloads)} payloads")
     per_conn = [requests // connections + (i < requests % connections) for i in range(connections)]
     conns: list[_Conn] = []
     dones: list[asyncio.Future[None]] = []
     for i in range(connections):
         done: asyncio.Future[None] = loop.create_future()
-        # Each connection starts at its own offset in the payload list.
-        rotated = payloads[i % len(payloads) :] + payloads[: i % len(payloads)]
+        if exact:
+            rotated = payloads[i::connections]
+        else:  # each connection starts at its own offset in the payload list
+            rotated = payloads[i % len(payloads) :] + payloads[: i % len(payloads)]
         factory = lambda r=rotated, n=per_conn[i], d=done: _Conn(r, n, d)  # noqa: E731
         if address.startswith("unix:"):
             _, proto = await loop.create_unix_connection(factory, address[5:])
@@ -155,11 +180,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--login", default="bench-0")
     parser.add_argument("--domain", default="bench-0.example")
+    parser.add_argument(
+        "--logins",
+        type=int,
+        default=0,
+        help="burst mode: N logins, each sending requests/N recipients exactly once; "
+        "--login and --domain are then patterns with {n} (e.g. c{n}-u0, d0.c{n}.example)",
+    )
     args = parser.parse_args()
-    payloads = [
-        policy_request(args.login, f"app@{args.domain}", f"user{i}@example.org") for i in range(64)
-    ]
-    result = asyncio.run(run_load(args.connect, args.connections, args.requests, payloads))
+    if args.logins:
+        payloads = burst_requests(args.login, args.domain, args.logins, args.requests)
+    else:
+        payloads = [
+            policy_request(args.login, f"app@{args.domain}", f"user{i}@example.org")
+            for i in range(64)
+        ]
+    result = asyncio.run(
+        run_load(args.connect, args.connections, args.requests, payloads, exact=bool(args.logins))
+    )
     print(json.dumps(asdict(result)))
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sections import sections
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / "work" / "policyd"
@@ -132,10 +134,12 @@ def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def _spawn(cmd: list[str], log: str) -> subprocess.Popen[bytes]:
+def _spawn(cmd: list[str], log: str, src: Path = ROOT / "src") -> subprocess.Popen[bytes]:
     out = open(WORK / log, "ab")  # noqa: SIM115 - the child keeps it
+    # The daemons run this checkout's src/, not whatever relayops the venv has installed.
+    env = {**os.environ, "PYTHONPATH": str(src)}
     try:
-        return subprocess.Popen(cmd, stdout=out, stderr=out, cwd=WORK)
+        return subprocess.Popen(cmd, stdout=out, stderr=out, cwd=WORK, env=env)
     finally:
         out.close()
 
@@ -391,7 +395,7 @@ def main() -> None:
     if args.report_only:
         saved = json.loads((args.out.parent / "results.json").read_text())
         runs = {n: {int(c): r for c, r in per.items()} for n, per in saved["runs"].items()}
-        args.out.write_text(report(runs, saved["500"], saved["meta"]))
+        write_report(args.out, report(runs, saved["500"], saved["meta"]))
         return
 
     shutil.rmtree(WORK, ignore_errors=True)
@@ -464,8 +468,14 @@ def main() -> None:
     (args.out.parent / "results.json").write_text(
         json.dumps({"meta": meta, "runs": results, "500": many}, indent=1)
     )
-    args.out.write_text(report(results, many, meta))
+    write_report(args.out, report(results, many, meta))
     print(f"wrote {args.out}")
+
+
+def write_report(out: Path, text: str) -> None:
+    """Write RESULTS.md, keeping the sections burst.py and fault.py wrote there."""
+    kept = sections(out.read_text()) if out.exists() else []
+    out.write_text("\n".join([text, *kept]))
 
 
 if __name__ == "__main__":

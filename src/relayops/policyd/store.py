@@ -5,7 +5,8 @@ recipient against (subscription, local day) if the count is below the day's
 limit, unless the subscription's complaint flag is set, and claim the day's
 warning / limit notice for exactly one caller. It answers at once when it can
 (the SQLite store: memory is authoritative, the file is written behind) or
-with a future (Redis: one network round trip per batch of requests).
+with a future (Redis: one network round trip per batch of requests; SQLite:
+while its write-behind window is full, until the writer makes room).
 """
 
 from __future__ import annotations
