@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from policyd.helpers import encode, request, rules_data
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import PolicyConnection
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome, parse_rules
 from relayops.policyd.server import PolicyServer
 from relayops.policyd.store import UNAVAILABLE
 from relayops.policyd.store_sqlite import SqliteStore
+from support.policyd import encode, request, rules_data
 
 DEFER = "DEFER_IF_PERMIT 4.3.0 quota service temporarily unavailable, try again later"
 
