@@ -1,6 +1,6 @@
 """The fleet at 2, 5, 10 and 20 relays: deploy times and one quota shared by every daemon.
 
-    .venv/bin/python bench/fleet/run.py [--sizes 2,5,10,20] [--out bench/fleet/results.json]
+    .venv/bin/python bench/deploy/fleet.py [--sizes 2,5,10,20] [--out bench/deploy/fleet-results.json]
 
 One throwaway lab (index 1, 198.18.1.0/24) with the largest size is brought up once;
 for each size N an inventory naming relays 1..N (pool IPs alternating shared-eu /
@@ -37,7 +37,7 @@ from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quota import spend  # the client script beside this one
+from fleet_quota import spend  # the client script beside this one
 
 INDEX = 1
 REPO_PARTS = ("customers", "policies", "inventory", "schemas", "secrets", "lab")

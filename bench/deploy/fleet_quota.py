@@ -1,6 +1,6 @@
 """One quota spent through every policy daemon of a fleet at once.
 
-Run as `python bench/fleet/quota.py --client LOGIN N` inside a relay's network
+Run as `python bench/deploy/fleet_fleet_quota.py --client LOGIN N` inside a relay's network
 namespace (`ip netns exec`), it asks that relay's daemon (127.0.0.1:10040, where the
 deploy binds it) N RCPT questions for LOGIN on one connection and prints the answers
 counted by kind as JSON. `spend()` starts one such client per relay at the same time.
@@ -86,4 +86,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--client":
         print(json.dumps(client(sys.argv[2], int(sys.argv[3]))))
     else:
-        raise SystemExit("usage: quota.py --client LOGIN COUNT")
+        raise SystemExit("usage: fleet_quota.py --client LOGIN COUNT")
