@@ -1,6 +1,6 @@
 """The fleet at 2, 5, 10 and 20 relays: deploy times and one quota shared by every daemon.
 
-    .venv/bin/python bench/deploy/fleet.py [--sizes 2,5,10,20] [--out bench/deploy/fleet-results.json]
+    .venv/bin/python bench/deploy/fleet.py [--sizes 2,5,10,20] [--out FILE.json]
 
 One throwaway lab (index 1, 198.18.1.0/24) with the largest size is brought up once;
 for each size N an inventory naming relays 1..N (pool IPs alternating shared-eu /
