@@ -12,12 +12,21 @@ from relayops.policyd.server import Listen, split_host_port
 
 
 @pytest.mark.parametrize(
-    "spec", ["rediss://127.0.0.1:6379/0", "unix:///run/redis.sock", "memcached://x:1", "x"]
+    ("spec", "shown"),
+    [
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("memcached://x:1", "memcached://x:1"),
+        ("x", "x"),
+        ("memcached://u:secret@x:1", "x:1"),  # a password is never echoed
+    ],
 )
-def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str) -> None:
+def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str, shown: str) -> None:
     with pytest.raises(click.BadParameter) as info:
         make_store(spec)
-    assert info.value.message == f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}"
+    assert info.value.message == (
+        "expected sqlite:PATH, redis[s]://[USER@]HOST:PORT/N or "
+        f"redis[s]+sentinel://[USER@]S1,S2,S3/MASTER/N; got {shown!r}"
+    )
 
 
 @pytest.mark.parametrize(
