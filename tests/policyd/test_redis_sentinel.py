@@ -1,0 +1,230 @@
+"""Sentinel failover under load: 1 primary + 1 replica + 3 sentinels on loopback, the primary SIGKILLed.
+
+Two daemons run side by side on two customers: one answers as soon as the
+primary has counted (asynchronous replication), the other with ``?wait=1``
+(answers once the replica holds the count). The figures (tempfail window,
+counts lost) are printed and written to $RELAYOPS_FAILOVER_REPORT if set;
+docs/policyd.md quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+
+from policyd.helpers import Daemon, PolicyClient, request, rules_data, write_rules
+from policyd.redis_nodes import PASSWORDS, Node, admin, data_node, sentinel_node, wait_for
+from policyd.test_redis import DEFER
+from relayops.deploy import redis_conf as rc
+
+pytestmark = pytest.mark.real
+
+DOWN_AFTER_MS = 1000
+# What a failover may take here: down-after, the sentinels' vote and promotion (about
+# a second on loopback), then the daemon's next connection attempt (back-off ≤ 1 s).
+FAILOVER_BOUND = 8.0
+
+
+@dataclass
+class Cluster:
+    primary: Node
+    replica: Node
+    sentinels: list[Node]
+
+    def url(self, *, wait: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        query = f"?wait={wait}&wait_timeout=200" if wait else ""
+        return f"redis+sentinel://{rc.POLICYD_USER}@{hosts}/{rc.MASTER_NAME}/0{query}"
+
+    def sentinel_client(self, node: Node) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=node.port,
+            username=rc.SENTINEL_USER,
+            password=PASSWORDS.sentinel,
+            decode_responses=True,
+        )
+
+    def primary_port(self) -> int:
+        with self.sentinel_client(self.sentinels[0]) as s:
+            _, port = s.execute_command("SENTINEL", "get-master-addr-by-name", rc.MASTER_NAME)
+        return int(port)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    primary = data_node(tmp_path / "primary").start()
+    replica = data_node(tmp_path / "replica", replica_of=("127.0.0.1", primary.port)).start()
+    nodes = [primary, replica]
+    try:
+        with admin(replica.port) as r:
+            wait_for(lambda: r.info("replication")["master_link_status"] == "up", 10, "replication")
+        sentinels = [
+            sentinel_node(
+                tmp_path / f"sentinel{i}", ("127.0.0.1", primary.port), down_after_ms=DOWN_AFTER_MS
+            ).start()
+            for i in range(3)
+        ]
+        nodes += sentinels
+        c = Cluster(primary, replica, sentinels)
+        for s in sentinels:  # each knows the replica and the two other sentinels
+            with c.sentinel_client(s) as client:
+                wait_for(
+                    lambda client=client: (
+                        len(client.execute_command("SENTINEL", "replicas", rc.MASTER_NAME)) == 1
+                        and len(client.execute_command("SENTINEL", "sentinels", rc.MASTER_NAME))
+                        == 2
+                    ),
+                    20,
+                    "sentinels discover each other",
+                )
+        yield c
+    finally:
+        for n in nodes:
+            n.kill()
+
+
+@dataclass
+class Load:
+    """Clients asking continuously; every answer kept with its time."""
+
+    daemon: Daemon
+    login: str
+    answers: list[tuple[float, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        client = PolicyClient(("127.0.0.1", self.daemon.port))
+        sender = f"news@{self.login.split('-')[0]}.example"
+        i = 0
+        while not self.stop.is_set():
+            answer = client.ask(request(login=self.login, sender=sender, recipient=f"r{i}@x.org"))
+            self.answers.append((time.monotonic(), answer))
+            i += 1
+        client.close()
+
+    def accepted(self) -> int:
+        return sum(1 for _, a in self.answers if a == "DUNNO")
+
+    def tempfail_window(self, since: float) -> float:
+        """From the kill to the last tempfail answer."""
+        defers = [t for t, a in self.answers if a == DEFER and t >= since]
+        return (max(defers) - since) if defers else 0.0
+
+
+def count_of(port: int, customer: str) -> int:
+    day = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+    with admin(port) as r:
+        return int(r.get(f"relayops:count:{customer}:{day}") or 0)  # type: ignore[arg-type]
+
+
+def test_daemons_follow_a_sentinel_failover(
+    tmp_path: Path, daemons: list[Daemon], cluster: Cluster
+) -> None:
+    beta = {"logins": ["beta-app"], "domains": ["beta.example"], "name": "Beta"}
+    rules = write_rules(
+        tmp_path / "policy.json",
+        rules_data(acme={"daily_quota": 10**9}, beta={**beta, "daily_quota": 10**9}),
+    )
+    secret = tmp_path / "redis-password"
+    secret.write_text(PASSWORDS.policyd + "\n")
+    secret.chmod(0o600)
+    common = ("--store-password-file", str(secret))
+    fast = Daemon(tmp_path, rules, cluster.url(), *common, name="async")
+    safe = Daemon(tmp_path, rules, cluster.url(wait=1), *common, name="wait1")
+    daemons += [fast.start(), safe.start()]
+    loads = [Load(fast, "acme-app"), Load(fast, "acme-app"), Load(safe, "beta-app")]
+    threads = [threading.Thread(target=load.run) for load in loads]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    killed_port = cluster.primary.port
+    killed_at = time.monotonic()
+    cluster.primary.kill(signal.SIGKILL)
+    # The async daemon follows the failover by itself.
+    wait_for(lambda: cluster.primary_port() == cluster.replica.port, 20, "sentinel failover")
+    failover_seconds = time.monotonic() - killed_at
+    wait_for(
+        lambda: any(a == "DUNNO" and t > killed_at for t, a in loads[0].answers[-50:]),
+        FAILOVER_BOUND,
+        "the async daemon counts again",
+    )
+    # The wait=1 daemon needs a replica again: the old primary comes back and Sentinel
+    # makes it a replica of the new primary.
+    cluster.primary.start()
+    with admin(cluster.primary.port) as old:
+        wait_for(
+            lambda: old.info("replication").get("master_link_status") == "up",
+            20,
+            "old primary resyncs as a replica",
+        )
+    wait_for(
+        lambda: any(a == "DUNNO" and t > killed_at for t, a in loads[2].answers[-50:]),
+        10,
+        "the wait=1 daemon counts again",
+    )
+    time.sleep(1)
+    for load in loads:
+        load.stop.set()
+    for t in threads:
+        t.join(10)
+
+    answers = Counter(a for load in loads for _, a in load.answers)
+    assert set(answers) <= {"DUNNO", DEFER}, answers  # never anything else, never fail-open
+    new_primary = cluster.replica.port
+    assert new_primary != killed_port
+    acme_accepted = loads[0].accepted() + loads[1].accepted()
+    beta_accepted = loads[2].accepted()
+    acme_counted = count_of(new_primary, "acme")
+    beta_counted = count_of(new_primary, "beta")
+    # Asynchronous replication: what the primary acknowledged in its last moment may be
+    # lost, never more than was accepted. With WAIT nothing acknowledged is lost; a
+    # tempfailed batch may still have been counted (over-counting, the safe side).
+    acme_lost = acme_accepted - acme_counted
+    beta_lost = beta_accepted - beta_counted
+    assert acme_lost >= 0
+    assert beta_lost <= 0
+    window = loads[0].tempfail_window(killed_at)
+    # Tempfail for the failover, plus at most one back-off step (1 s) to notice it.
+    assert 0 < window <= min(failover_seconds + 1.5, FAILOVER_BOUND)
+    report = {
+        "failover_seconds": round(failover_seconds, 2),
+        "async_tempfail_seconds": round(window, 2),
+        "async_accepted": acme_accepted,
+        "async_counted": acme_counted,
+        "async_lost": acme_lost,
+        "wait1_accepted": beta_accepted,
+        "wait1_counted": beta_counted,
+        "wait1_lost": beta_lost,
+    }
+    print("FAILOVER", json.dumps(report))
+    if path := os.environ.get("RELAYOPS_FAILOVER_REPORT"):
+        Path(path).write_text(json.dumps(report, indent=2) + "\n")
+
+    # Afterwards each daemon counts exactly again.
+    for daemon, login, customer in ((fast, "acme-app", "acme"), (safe, "beta-app", "beta")):
+        before = count_of(new_primary, customer)
+        client = daemon.client()
+        sender = f"news@{customer}.example"
+        got = [client.ask(request(login=login, sender=sender)) for _ in range(100)]
+        client.close()
+        assert got == ["DUNNO"] * 100
+        assert count_of(new_primary, customer) == before + 100
+    for d in (fast, safe):
+        assert d.stop() == 0
+        log = d.log()
+        assert f"event=store_primary store={cluster.url().split('@')[0]}" in log
+        assert f"primary=127.0.0.1:{new_primary}" in log
+        assert PASSWORDS.policyd not in log
