@@ -70,7 +70,7 @@ def test_clients_without_the_password_are_refused(tmp_path: Path) -> None:
             daemon.flushall()
         with pytest.raises(
             redis.exceptions.NoPermissionError,
-            match="^this user has no permissions to access one of the keys used as arguments$",
+            match=r"^this user has no permissions to access one of the keys used as arguments$",
         ):
             daemon.get("other:key")
         with pytest.raises(redis.exceptions.NoPermissionError, match="'keys' command"):
@@ -108,8 +108,8 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path, daemons: li
     with pytest.raises(RuntimeError, match="process exited with 2"):
         d.start()
     assert (
-        f"Error: Invalid value for --store-password-file: {loose} is mode 0644: others may read it; "
-        "chmod 600 it"
+        f"Error: Invalid value for --store-password-file: {loose} is mode 0644: "
+        "others may read it; chmod 600 it"
     ) in d.log()
 
 

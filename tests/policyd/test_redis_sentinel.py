@@ -1,4 +1,4 @@
-"""Sentinel failover under load: 1 primary + 1 replica + 3 sentinels on loopback, the primary SIGKILLed.
+"""Sentinel failover under load: primary, replica, 3 sentinels on loopback; primary SIGKILLed.
 
 Two daemons run side by side on two customers: one answers as soon as the
 primary has counted (asynchronous replication), the other with ``?wait=1``
