@@ -69,6 +69,11 @@ def make_store(spec: str, *, password: str | None = None) -> Store:
             url = RedisUrl.parse(spec)
         except ValueError as exc:
             raise StoreError(str(exc)) from None
+        if url.username and url.password is None and password is None:
+            raise StoreError(
+                f"{url.redacted()} names the ACL user {url.username} but no password: "
+                "give it with --store-password-file"
+            )
         if url.password is not None and password is None:
             logging.getLogger("relayops.policyd").warning(
                 "event=store_password_on_command_line store=%s: every local user can read it; "

@@ -257,12 +257,15 @@ class RedisStore:
             db=url.db,
         )
         try:
+            # ROLE and SCRIPT LOAD go out together: one round trip (loading the script
+            # on a replica is harmless; the connection is dropped then anyway).
+            calls = [conn.call(b"SCRIPT", b"LOAD", CHARGE_LUA)]
             if url.sentinel:
-                role = await asyncio.wait_for(conn.call(b"ROLE"), self.timeout)
-                if not (isinstance(role, list) and role and role[0] == b"master"):
-                    said = role.message if isinstance(role, ReplyError) else repr(role)[:60]
-                    raise DiscoveryError(f"{endpoint} named by Sentinel is not master: {said}")
-            loaded = await asyncio.wait_for(conn.call(b"SCRIPT", b"LOAD", CHARGE_LUA), self.timeout)
+                calls.append(conn.call(b"ROLE"))
+            loaded, *role = await asyncio.wait_for(asyncio.gather(*calls), self.timeout)
+            if role and not (isinstance(role[0], list) and role[0] and role[0][0] == b"master"):
+                said = role[0].message if isinstance(role[0], ReplyError) else repr(role[0])[:60]
+                raise DiscoveryError(f"{endpoint} named by Sentinel is not master: {said}")
             if isinstance(loaded, ReplyError):
                 raise ConnectionError(f"SCRIPT LOAD on {endpoint}: {loaded.message}")
         except BaseException:
