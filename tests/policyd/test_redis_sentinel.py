@@ -228,3 +228,87 @@ def test_daemons_follow_a_sentinel_failover(
         assert f"event=store_primary store={cluster.url().split('@')[0]}" in log
         assert f"primary=127.0.0.1:{new_primary}" in log
         assert PASSWORDS.policyd not in log
+
+
+def test_daemon_follows_a_manual_failover_while_the_old_primary_lives_on(
+    tmp_path: Path, daemons: list[Daemon], cluster: Cluster
+) -> None:
+    """SENTINEL FAILOVER: the old primary becomes a replica (-READONLY); the daemon moves."""
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    secret = tmp_path / "redis-password"
+    secret.write_text(PASSWORDS.policyd)
+    secret.chmod(0o600)
+    d = Daemon(tmp_path, rules, cluster.url(), "--store-password-file", str(secret))
+    daemons.append(d.start())
+    client = d.client()
+    assert [client.ask(request()) for _ in range(10)] == ["DUNNO"] * 10
+    old, new = cluster.primary.port, cluster.replica.port
+    with cluster.sentinel_client(cluster.sentinels[0]) as s:
+        assert s.execute_command("SENTINEL", "FAILOVER", rc.MASTER_NAME) == "OK"
+    wait_for(lambda: cluster.primary_port() == new, 20, "sentinel failover")
+    with admin(old) as r:
+        wait_for(lambda: r.execute_command("ROLE")[0] == b"slave", 20, "old primary demoted")
+    answers: Counter[str] = Counter()
+    deadline = time.monotonic() + FAILOVER_BOUND
+    while count_of(new, "acme") <= 10 or answers["DUNNO"] < 1:
+        answers[client.ask(request())] += 1
+        assert time.monotonic() < deadline, answers
+        time.sleep(0.02)
+    assert set(answers) <= {"DUNNO", DEFER}
+    before = count_of(new, "acme")
+    assert [client.ask(request()) for _ in range(50)] == ["DUNNO"] * 50
+    assert count_of(new, "acme") == before + 50
+    with admin(old) as r:  # nothing was written to the demoted node by the daemon
+        wait_for(lambda: r.get(count_key_today("acme")) == str(before + 50).encode(), 5, "sync")
+    client.close()
+    assert d.stop() == 0
+    assert f"primary=127.0.0.1:{new}" in d.log()
+
+
+def count_key_today(customer: str) -> str:
+    day = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
+    return f"relayops:count:{customer}:{day}"
+
+
+def test_a_demoted_primary_is_never_written_to(
+    tmp_path: Path, daemons: list[Daemon], cluster: Cluster
+) -> None:
+    """Roles swapped behind Sentinel's back: -READONLY, then ROLE refuses the stale primary.
+
+    The sentinels keep naming the old primary (now a replica); the daemon tempfails
+    rather than count anywhere else, and counts again once the roles agree.
+    """
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    secret = tmp_path / "redis-password"
+    secret.write_text(PASSWORDS.policyd)
+    secret.chmod(0o600)
+    url = cluster.url()
+    d = Daemon(tmp_path, rules, url, "--store-password-file", str(secret), "--log-level", "debug")
+    daemons.append(d.start())
+    client = d.client()
+    assert [client.ask(request()) for _ in range(5)] == ["DUNNO"] * 5
+    old, other = cluster.primary.port, cluster.replica.port
+    with admin(other) as r:
+        r.execute_command("REPLICAOF", "NO", "ONE")
+    with admin(old) as r:
+        r.execute_command("REPLICAOF", "127.0.0.1", str(other))
+    during: Counter[str] = Counter()
+    for _ in range(40):  # 2 s: several reconnect attempts
+        during[client.ask(request())] += 1
+        time.sleep(0.05)
+    assert during == {DEFER: 40}
+    assert (count_of(old, "acme"), count_of(other, "acme")) == (5, 5)
+    log = d.log()
+    assert "READONLY You can't write against a read only replica." in log
+    assert f"127.0.0.1:{old} named by Sentinel is not master: [b'slave'" in log
+    with admin(old) as r:  # the roles agree with Sentinel again
+        r.execute_command("REPLICAOF", "NO", "ONE")
+    with admin(other) as r:
+        r.execute_command("REPLICAOF", "127.0.0.1", str(old))
+    deadline = time.monotonic() + 5
+    while (answer := client.ask(request())) != "DUNNO":
+        assert answer == DEFER and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert count_of(old, "acme") == 6
+    client.close()
+    assert d.stop() == 0

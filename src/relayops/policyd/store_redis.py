@@ -240,7 +240,9 @@ class RedisStore:
             self._conn = None
             self._retry_at = self._loop.time() + self._backoff
             self._backoff = min(self._backoff * 2, self.max_retry_interval)
-            self._outage.failed(f"{type(exc).__name__}: {exc}")
+            why = f"{type(exc).__name__}: {exc}"
+            log.debug("event=store_connect_failed store=%s error=%r", self.description, why)
+            self._outage.failed(why)
             return
         self._backoff = self.retry_interval
 
