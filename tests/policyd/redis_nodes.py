@@ -105,14 +105,21 @@ def data_node(
     return node
 
 
-def sentinel_node(directory: Path, primary: tuple[str, int], *, down_after_ms: int) -> Node:
+def sentinel_node(
+    directory: Path,
+    primary: tuple[str, int],
+    *,
+    down_after_ms: int,
+    tls: rc.TlsFiles | None = None,
+) -> Node:
+    """A sentinel; with `tls`, TLS only (and TLS to the data nodes)."""
     port = free_port()
     node = Node(directory, "redis-sentinel", port)
     spec = rc.SentinelNode(
         bind=["127.0.0.1"],
-        port=port,
-        tls_port=0,
-        tls=None,
+        port=0 if tls else port,
+        tls_port=port if tls else 0,
+        tls=tls,
         primary=primary,
         quorum=2,
         down_after_ms=down_after_ms,

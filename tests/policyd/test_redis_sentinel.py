@@ -25,7 +25,15 @@ import pytest
 import redis
 
 from policyd.helpers import Daemon, PolicyClient, request, rules_data, write_rules
-from policyd.redis_nodes import PASSWORDS, Node, admin, data_node, sentinel_node, wait_for
+from policyd.redis_nodes import (
+    PASSWORDS,
+    Node,
+    admin,
+    data_node,
+    make_tls,
+    sentinel_node,
+    wait_for,
+)
 from policyd.test_redis import DEFER
 from relayops.deploy import redis_conf as rc
 
@@ -42,19 +50,25 @@ class Cluster:
     primary: Node
     replica: Node
     sentinels: list[Node]
+    tls: rc.TlsFiles | None = None
 
     def url(self, *, wait: int = 0) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        query = f"?wait={wait}&wait_timeout=200" if wait else ""
-        return f"redis+sentinel://{rc.POLICYD_USER}@{hosts}/{rc.MASTER_NAME}/0{query}"
+        query = [f"ca={self.tls.ca}"] if self.tls else []
+        query += [f"wait={wait}", "wait_timeout=200"] if wait else []
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        tail = "?" + "&".join(query) if query else ""
+        return f"{scheme}://{rc.POLICYD_USER}@{hosts}/{rc.MASTER_NAME}/0{tail}"
 
     def sentinel_client(self, node: Node) -> redis.Redis:
-        return redis.Redis(
+        extra = {"ssl": True, "ssl_ca_certs": self.tls.ca} if self.tls else {}
+        return redis.Redis(  # type: ignore[arg-type]
             host="127.0.0.1",
             port=node.port,
             username=rc.SENTINEL_USER,
             password=PASSWORDS.sentinel,
             decode_responses=True,
+            **extra,
         )
 
     def primary_port(self) -> int:
@@ -65,20 +79,39 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    primary = data_node(tmp_path / "primary").start()
-    replica = data_node(tmp_path / "replica", replica_of=("127.0.0.1", primary.port)).start()
+    yield from make_cluster(tmp_path, None)
+
+
+@pytest.fixture
+def tls_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """Everything TLS-only: data nodes, replication, sentinels (the production form)."""
+    yield from make_cluster(tmp_path, make_tls(tmp_path / "tls"))
+
+
+def make_cluster(tmp_path: Path, tls: rc.TlsFiles | None) -> Iterator[Cluster]:
+    only_tls = tls is not None
+    primary = data_node(tmp_path / "primary", tls=tls, plain_port=not only_tls).start()
+    replica = data_node(
+        tmp_path / "replica",
+        tls=tls,
+        plain_port=not only_tls,
+        replica_of=("127.0.0.1", primary.port),
+    ).start()
     nodes = [primary, replica]
     try:
-        with admin(replica.port) as r:
+        with admin(replica.port, tls) as r:
             wait_for(lambda: r.info("replication")["master_link_status"] == "up", 10, "replication")
         sentinels = [
             sentinel_node(
-                tmp_path / f"sentinel{i}", ("127.0.0.1", primary.port), down_after_ms=DOWN_AFTER_MS
+                tmp_path / f"sentinel{i}",
+                ("127.0.0.1", primary.port),
+                down_after_ms=DOWN_AFTER_MS,
+                tls=tls,
             ).start()
             for i in range(3)
         ]
         nodes += sentinels
-        c = Cluster(primary, replica, sentinels)
+        c = Cluster(primary, replica, sentinels, tls)
         for s in sentinels:  # each knows the replica and the two other sentinels
             with c.sentinel_client(s) as client:
                 wait_for(
@@ -124,9 +157,9 @@ class Load:
         return (max(defers) - since) if defers else 0.0
 
 
-def count_of(port: int, customer: str) -> int:
+def count_of(port: int, customer: str, tls: rc.TlsFiles | None = None) -> int:
     day = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date().isoformat()
-    with admin(port) as r:
+    with admin(port, tls) as r:
         return int(r.get(f"relayops:count:{customer}:{day}") or 0)  # type: ignore[arg-type]
 
 
@@ -312,3 +345,33 @@ def test_a_demoted_primary_is_never_written_to(
     assert count_of(old, "acme") == 6
     client.close()
     assert d.stop() == 0
+
+
+def test_tls_everywhere_failover_is_followed(
+    tmp_path: Path, daemons: list[Daemon], tls_cluster: Cluster
+) -> None:
+    """rediss+sentinel://: TLS to the sentinels and the primary, verified with ?ca=."""
+    c = tls_cluster
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    secret = tmp_path / "redis-password"
+    secret.write_text(PASSWORDS.policyd)
+    secret.chmod(0o600)
+    d = Daemon(tmp_path, rules, c.url(), "--store-password-file", str(secret))
+    daemons.append(d.start())
+    client = d.client()
+    assert [client.ask(request()) for _ in range(20)] == ["DUNNO"] * 20
+    c.primary.kill(signal.SIGKILL)
+    killed = time.monotonic()
+    answers: Counter[str] = Counter()
+    while (answer := client.ask(request())) != "DUNNO":
+        answers[answer] += 1
+        assert answer == DEFER and time.monotonic() - killed < FAILOVER_BOUND
+        time.sleep(0.02)
+    assert count_of(c.replica.port, "acme", c.tls) == 21
+    assert [client.ask(request()) for _ in range(50)] == ["DUNNO"] * 50
+    assert count_of(c.replica.port, "acme", c.tls) == 71
+    client.close()
+    assert d.stop() == 0
+    log = d.log()
+    assert f"event=store_primary store={c.url().split('@')[0]}:***@" in log
+    assert f"primary=127.0.0.1:{c.replica.port}" in log
