@@ -36,6 +36,7 @@ from policyd.redis_nodes import (
 )
 from policyd.test_redis import DEFER
 from relayops.deploy import redis_conf as rc
+from relayops.policyd.store_redis import clear_flag, set_flag
 
 pytestmark = pytest.mark.real
 
@@ -370,6 +371,13 @@ def test_tls_everywhere_failover_is_followed(
     assert count_of(c.replica.port, "acme", c.tls) == 21
     assert [client.ask(request()) for _ in range(50)] == ["DUNNO"] * 50
     assert count_of(c.replica.port, "acme", c.tls) == 71
+    # The flag tools speak the same URL (Sentinel, TLS, ACL) through redis-py.
+    set_flag(c.url(), "acme", "FBL report", ttl=60, password=PASSWORDS.policyd)
+    assert client.ask(request()) == (
+        "450 4.7.1 account acme is temporarily disabled pending complaint review"
+    )
+    clear_flag(c.url(), "acme", password=PASSWORDS.policyd)
+    assert client.ask(request()) == "DUNNO"
     client.close()
     assert d.stop() == 0
     log = d.log()

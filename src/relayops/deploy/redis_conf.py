@@ -43,8 +43,9 @@ SENTINEL_COMMANDS = (
     "multi", "exec", "slaveof", "replicaof", "ping", "subscribe", "publish", "info", "role",
     "config|rewrite", "client|setname", "client|kill", "script|kill",
 )  # fmt: skip
-# On the sentinels: the daemon only asks where the primary is.
-POLICYD_SENTINEL_COMMANDS = ("ping", "sentinel|get-master-addr-by-name")
+# On the sentinels: the daemon only asks where the primary is; redis-py's Sentinel
+# client (the flag tools) asks SENTINEL MASTERS.
+POLICYD_SENTINEL_COMMANDS = ("ping", "sentinel|get-master-addr-by-name", "sentinel|masters")
 
 
 @dataclass(frozen=True)
