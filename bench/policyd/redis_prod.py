@@ -178,6 +178,8 @@ def report(results: dict[str, dict[int, list[dict[str, object]]]], meta: dict[st
         "",
         "`× plain` is the ratio of medians; `paired` the median of the per-round ratios (a",
         "round runs the four back to back, so a pair shares the machine's load of the moment).",
+        "A load average above the core count means other jobs shared the machine: cells then",
+        "vary by ±30 % between runs; read `paired`, and only differences larger than that.",
         "",
         "| store | conns | req/s | × plain | paired | p50 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|",
