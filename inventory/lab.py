@@ -41,9 +41,11 @@ relays = (
             },
         ),
     ],
-    # The lab's Redis runs on relay1; both relays count quotas there.
+    # The lab's Redis runs on relay1; both relays count quotas there, as the ACL user
+    # relayops-policyd (password: secrets/redis/), over TLS verified with the lab CA.
     {
-        "relayops_shared_counters": "redis://198.18.0.11:6379/0",
+        "relayops_shared_counters":
+            "rediss://relayops-policyd@198.18.0.11:6380/0?ca=/etc/relayops/tls/ca.pem",
         # The lab DNS host serves this blocklist (empty until a test lists an IP).
         "relayops_dnsbl_zones": [{"zone": "dnsbl.lab"}],
         # `relayops check` trusts the lab CA (made by the deploy) and asks the lab DNS host.

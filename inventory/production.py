@@ -36,14 +36,18 @@ relays = (
             },
         ),
     ],
-    # Both relays count quotas in one Redis, so a customer's day is shared exactly.
+    # Both relays count quotas in one Redis, so a customer's day is shared exactly: a
+    # primary and a replica behind three sentinels (docs/policyd.md, "Redis in production"),
+    # as the ACL user relayops-policyd (password: secrets/redis/), TLS with the service CA.
     {
         # The deploy logs in as an unprivileged account with the CI's key (~/.ssh/id_ed25519,
         # written by scripts/ci-secrets) and becomes root through sudo (NOPASSWD for this
         # account only). Host keys are pinned in production.known_hosts beside this file.
         "ssh_user": "relayops-deploy",
         "_sudo": True,
-        "relayops_shared_counters": "redis://192.0.2.50:6379/0",
+        "relayops_shared_counters":
+            "rediss+sentinel://relayops-policyd@192.0.2.51:26379,192.0.2.52:26379,"
+            "192.0.2.53:26379/relayops/0?ca=/etc/relayops/tls/ca.pem",
         # `relayops check` looks every relay IP and sender domain up in these (docs/checks.md).
         "relayops_dnsbl_zones": [
             {"zone": "zen.spamhaus.org", "refusal_codes": ["127.255.255.252", "127.255.255.254", "127.255.255.255"]},

@@ -12,7 +12,7 @@ from pyinfra.context import host
 
 from relayops.compile.files import Directory
 from relayops.deploy import target as targets
-from relayops.deploy.counters import redis_dropin, redis_placement
+from relayops.deploy.counters import read_passwords, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
 from relayops.deploy.hostplan import INIT_SCRIPT, MARKER, SYSTEMD_UNIT, HostPlan, host_plan
@@ -89,20 +89,26 @@ def host_run(engine: Path) -> HostRun:
     facts = host.get_fact(HostBasics, marker_path=MARKER)
     identity = targets.identity_path(root, inventory_name, targets.environ())
     secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
-    certificate = None
+    certificate = ca = None
     default_tls = "lab-ca" if inventory_name == targets.LAB_INVENTORY else "acme"
     if host.data.get("relayops_tls", default_tls) == "lab-ca":
         names = [relay.fqdn, *(ip.ptr for ip in relay.ips)]
         addresses = [str(ip.address) for ip in relay.ips]
-        certificate = LabCA().host(relay.fqdn, names, addresses, dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        certificate = LabCA().host(relay.fqdn, names, addresses, now)
+        ca = LabCA().ca(now).cert
     placement = redis_placement(target.inventory)
-    redis_conf = redis_dropin(placement) if placement and placement.host.name == host.name else None
+    redis = None
+    if placement is not None and placement.host.name == host.name:
+        passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
+        redis = redis_files(placement, passwords, certificate=certificate, ca=ca)
     plan = host_plan(
         config,
         secrets=secrets,
         certificate=certificate,
         service_files=_service_files(facts.systemd),
-        redis_conf=redis_conf,
+        redis_files=redis,
+        ca=ca,
     )
     states = host.get_fact(PathStates, paths=plan.state_paths())
     running = host.get_fact(ServicesRunning, services=plan.services, systemd=facts.systemd)

@@ -13,10 +13,9 @@ from deploys.tasks.prepare import HostRun
 from pyinfra.context import host
 from pyinfra.operations import server
 
-from relayops.deploy.counters import redis_bind, redis_placement
 from relayops.deploy.hostplan import REDIS_SERVICE, START_ORDER, SYSTEMD_UNIT
 from relayops.deploy.ordering import positioned
-from relayops.deploy.services import control_command, redis_runtime_command, service_actions
+from relayops.deploy.services import control_command, control_verb, service_actions
 from relayops.deploy.state import reloads
 
 
@@ -41,10 +40,6 @@ def converge(run: HostRun) -> None:
         )
     # Positions by start order across hosts: Redis starts before any host's policy daemon.
     for service, verb in positioned(host, actions(run), lambda item: START_ORDER.index(item[0])):
-        if service == REDIS_SERVICE and verb == "reload":
-            placement = redis_placement(run.target.inventory)
-            assert placement is not None  # only the counters host runs Redis
-            command = redis_runtime_command(redis_bind(placement))
-        else:
-            command = control_command(service, verb, systemd=run.facts.systemd)
+        verb = control_verb(service, verb)
+        command = control_command(service, verb, systemd=run.facts.systemd)
         server.shell(name=f"{verb.capitalize()} {service}", commands=[command])

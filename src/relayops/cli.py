@@ -19,6 +19,7 @@ _COMMANDS: dict[str, str] = {
     "render": "relayops.compile.cli:render",
     "plan": "relayops.compile.cli:plan",
     "dkim": "relayops.compile.cli:dkim",
+    "redis-passwords": "relayops.commands.redis_passwords:redis_passwords",
     "policyd": "relayops.policyd.cli:policyd",
     "lab": "relayops.lab.cli:lab",
     "deploy": "relayops.deploy.cli:deploy",

@@ -10,7 +10,8 @@ import pytest
 from cryptography import x509
 
 from relayops.compile.dns_records import DnsRecord
-from relayops.deploy.counters import redis_dropin, redis_placement
+from relayops.deploy import redis_conf as rc
+from relayops.deploy.counters import REDIS_DROPIN, REDIS_TLS, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import INIT_SCRIPT, host_plan
 from relayops.deploy.labdns import lab_zones
@@ -58,17 +59,47 @@ def test_host_plan_adds_secrets_certificate_service_files_and_redis() -> None:
     placement = redis_placement(target.inventory)
     assert placement is not None and placement.host.name == config.host
     init = Wanted(INIT_SCRIPT, b"#!/bin/sh\n", 0o755, "root", "root")
+    passwords = rc.RedisPasswords(policyd="p-secret", replica="r-secret", sentinel="s-secret")
+    redis = redis_files(placement, passwords, certificate=cert, ca=ca.cert)
     plan = host_plan(
-        config, secrets=secrets, certificate=cert, service_files=[init],
-        redis_conf=redis_dropin(placement),
+        config, secrets=secrets, certificate=cert, service_files=[init], redis_files=redis,
+        ca=ca.cert,
     )  # fmt: skip
     paths = {w.path: w for w in plan.wanted}
     assert {f.path for f in config.files} <= set(paths)
     assert all(paths[s.path].secret and paths[s.path].mode == 0o600 for s in config.secrets)
     assert paths[KEY_PATH].secret and paths[CERT_PATH].content.endswith(ca.cert)
     assert plan.services[0] == "redis-server" and plan.services[-1] == "postfix"
-    assert "bind 127.0.0.1 198.18.0.11" in paths["/etc/redis/relayops.conf"].content.decode()
     assert "/etc/postfix/sender_logins.db" in plan.state_paths()
+    # Redis: only loopback and the relay's address, TLS only, users from the ACL file.
+    dropin = paths[REDIS_DROPIN]
+    assert (dropin.mode, dropin.user, dropin.group, dropin.secret) == (
+        0o600,
+        "redis",
+        "redis",
+        True,
+    )
+    lines = dropin.content.decode().splitlines()
+    for wanted in ("protected-mode yes", "bind 127.0.0.1 198.18.0.11", "port 0", "tls-port 6380",
+                   f"tls-cert-file {REDIS_TLS.cert}", f"aclfile {rc.ACL_FILE}",
+                   "masterauth r-secret", "tls-auth-clients no"):  # fmt: skip
+        assert wanted in lines, wanted
+    acl = paths[rc.ACL_FILE]
+    assert (acl.mode, acl.user, acl.group) == (0o640, "root", "redis")
+    assert b"secret" not in acl.content  # hashes only
+    assert acl.content.decode().splitlines()[0] == "user default off ~* &* +@all"
+    assert (paths[REDIS_TLS.key].mode, paths[REDIS_TLS.key].user) == (0o600, "redis")
+    assert "/etc/redis/tls" in {d.path for d in plan.directories}
+    assert plan.reload_extra[REDIS_DROPIN] == ("redis-server",)
+    # The daemon's password: a secret of mode 600 for its account, named on its command line.
+    password = next(s for s in config.secrets if s.path == "/etc/relayops/redis-password")
+    assert (password.source, password.mode, password.owner) == (
+        "secrets/redis/relayops-policyd.password.age",
+        0o600,
+        "relayops",
+    )
+    defaults = next(f for f in config.files if f.path == "/etc/default/relayops-policyd")
+    assert b"--store-password-file /etc/relayops/redis-password" in defaults.content
 
 
 def test_lab_zones_put_each_record_in_its_most_specific_zone() -> None:

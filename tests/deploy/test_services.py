@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relayops.deploy.services import control_command, redis_runtime_command, service_actions
+from relayops.deploy.services import control_command, control_verb, service_actions
 
 ORDER = ["redis-server", "opendkim", "dovecot", "relayops-policyd", "postfix"]
 ALL_RUNNING = dict.fromkeys(ORDER, True)
@@ -37,6 +37,7 @@ def test_init_script_output_goes_to_a_log_not_the_ssh_session() -> None:
     assert command.endswith("exit $rc")
 
 
-def test_redis_bind_list_applies_at_runtime() -> None:
-    command = redis_runtime_command(("127.0.0.1", "198.18.0.11"))
-    assert "CONFIG SET bind '127.0.0.1 198.18.0.11'" in command
+def test_redis_restarts_where_others_reload() -> None:
+    assert control_verb("redis-server", "reload") == "restart"
+    assert control_verb("redis-server", "start") == "start"
+    assert control_verb("postfix", "reload") == "reload"

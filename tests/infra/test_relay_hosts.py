@@ -71,6 +71,26 @@ def test_redis_listens_on_loopback_and_the_lab_address_of_its_relay_only(relay: 
         assert _listening(relay, port) == set()
         return
     assert _listening(relay, port) == {"127.0.0.1", placement.address}
+    assert _listening(relay, 6379) == set()  # TLS only: no plaintext port
+
+
+def test_redis_refuses_clients_without_tls_or_without_the_password(relay: Relay) -> None:
+    placement = redis_placement(relay.deployed.target.inventory)
+    if placement is None or not _runs_redis(relay):
+        pytest.skip("Redis runs on the counters host only")
+    target = f"{placement.address} -p {placement.port}"
+    ca = "--tls --cacert /etc/relayops/tls/ca.pem"
+    plain = relay.host.run(f"redis-cli -h {target} PING")
+    assert "PONG" not in plain.stdout
+    anonymous = relay.host.run(f"redis-cli -h {target} {ca} GET relayops:x")
+    assert anonymous.stdout.strip() == "NOAUTH Authentication required."
+    wrong = relay.host.run(f"redis-cli -h {target} {ca} --user relayops-policyd --pass guess PING")
+    assert "WRONGPASS" in wrong.stdout + wrong.stderr
+    daemon = relay.host.run(
+        f"redis-cli -h {target} {ca} --user relayops-policyd "
+        '--pass "$(cat /etc/relayops/redis-password)" PING'
+    )
+    assert daemon.stdout.strip() == "PONG"
 
 
 def test_every_compiled_file_is_on_the_host_byte_for_byte(relay: Relay) -> None:
@@ -89,8 +109,10 @@ def test_private_keys_are_0600_and_owned_by_their_daemon(relay: Relay) -> None:
     assert relay.config.secrets, "the example relays sign for several domains"
     for secret in relay.config.secrets:
         f = relay.host.file(secret.path)
-        assert (f.mode, f.user, f.group) == (0o600, "opendkim", "opendkim"), secret.path
-        assert f.contains("PRIVATE KEY")
+        assert (f.mode, f.user, f.group) == (0o600, secret.owner, secret.group), secret.path
+        if secret.path.startswith("/etc/opendkim/"):
+            assert (secret.owner, secret.group) == ("opendkim", "opendkim")
+            assert f.contains("PRIVATE KEY")
     tls_key = relay.host.file("/etc/relayops/tls/privkey.pem")
     assert (tls_key.mode, tls_key.user, tls_key.group) == (0o600, "root", "root")
     keys = relay.host.file("/etc/opendkim/keys")

@@ -7,17 +7,54 @@ from pathlib import Path
 import click
 import pytest
 
-from relayops.policyd.cli import _host_port, make_store
+from relayops.policyd.cli import _host_port, make_store, read_password_file
 from relayops.policyd.server import Listen, split_host_port
+from relayops.policyd.store import StoreError
 
 
 @pytest.mark.parametrize(
-    "spec", ["rediss://127.0.0.1:6379/0", "unix:///run/redis.sock", "memcached://x:1", "x"]
+    ("spec", "shown"),
+    [
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("memcached://x:1", "memcached://x:1"),
+        ("x", "x"),
+        ("memcached://u:secret@x:1", "x:1"),  # a password is never echoed
+    ],
 )
-def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str) -> None:
+def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str, shown: str) -> None:
     with pytest.raises(click.BadParameter) as info:
         make_store(spec)
-    assert info.value.message == f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}"
+    assert info.value.message == (
+        "expected sqlite:PATH, redis[s]://[USER@]HOST:PORT/N or "
+        f"redis[s]+sentinel://[USER@]S1,S2,S3/MASTER/N; got {shown!r}"
+    )
+
+
+def test_a_redis_user_needs_a_password() -> None:
+    with pytest.raises(StoreError) as info:
+        make_store("rediss://relayops-policyd@127.0.0.1:6380/0")
+    assert str(info.value) == (
+        "rediss://relayops-policyd@127.0.0.1:6380/0 names the ACL user relayops-policyd but no "
+        "password: give it with --store-password-file"
+    )
+    store = make_store("rediss://relayops-policyd@127.0.0.1:6380/0", password="pw")
+    assert store.description == "rediss://relayops-policyd:***@127.0.0.1:6380/0"
+
+
+def test_a_password_file_must_be_private(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("first-line\nignored\n")
+    secret.chmod(0o640)
+    with pytest.raises(click.BadParameter) as info:
+        read_password_file(secret)
+    assert info.value.message == f"{secret} is mode 0640: others may read it; chmod 600 it"
+    secret.chmod(0o600)
+    assert read_password_file(secret) == "first-line"
+    secret.write_text("\n")
+    with pytest.raises(click.BadParameter, match=r"is empty$"):
+        read_password_file(secret)
+    with pytest.raises(click.BadParameter, match=r"cannot read .*: No such file or directory$"):
+        read_password_file(tmp_path / "missing")
 
 
 @pytest.mark.parametrize(

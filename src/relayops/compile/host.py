@@ -5,7 +5,7 @@ from __future__ import annotations
 from relayops.compile.dovecot import dovecot_files
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
 from relayops.compile.opendkim import opendkim_files
-from relayops.compile.policy import policy_files
+from relayops.compile.policy import policy_files, policy_secrets
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
@@ -29,7 +29,11 @@ def compile_host(
     mail_files, mail_dirs = dovecot_files(repo, host, templates)
     files += mail_files
     directories += mail_dirs
-    files += policy_files(repo, inventory, host, templates)
+    try:
+        files += policy_files(repo, inventory, host, templates)
+        secrets += policy_secrets(inventory)
+    except ValueError as exc:
+        raise CompileError(f"{inventory.path}: {exc}") from None
     paths = [f.path for f in files] + [s.path for s in secrets]
     if len(paths) != len(set(paths)):
         raise CompileError(f"{host.name}: two entries for one path; this is a compiler bug")

@@ -6,8 +6,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from relayops.compile.files import ManagedFile, Service
+from relayops.compile.files import ManagedFile, SecretFile, Service
 from relayops.compile.placement import served
+from relayops.compile.redis_secrets import password_source
 from relayops.compile.templates import Templates
 from relayops.model import Customer, Inventory, RelayHost, Repo
 
@@ -17,6 +18,8 @@ SCHEMA_VERSION = 1
 LISTEN = "127.0.0.1:10040"  # Postfix: check_policy_service inet:127.0.0.1:10040
 SQLITE_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
 NOTIFY_SMTP = "127.0.0.1:25"  # loopback is in mynetworks: notices may relay from there
+# The Redis ACL user's password, off the command line (policyd --store-password-file).
+STORE_PASSWORD_FILE = "/etc/relayops/redis-password"
 
 
 def warmup_stages(repo: Repo, customer: Customer) -> list[dict[str, Any]]:
@@ -69,14 +72,52 @@ def policy_rules(repo: Repo, host: RelayHost) -> dict[str, Any]:
     }
 
 
+def redis_user(inventory: Inventory) -> str | None:
+    """The ACL user of the shared counters' URL when its password must come from secrets/."""
+    if not inventory.shared_counters:
+        return None
+    from relayops.policyd.redis_url import RedisUrl  # the one definition of the URL forms
+
+    try:
+        url = RedisUrl.parse(inventory.shared_counters)
+    except ValueError as exc:
+        raise ValueError(f"relayops_shared_counters: {exc}") from None
+    if url.password is not None:
+        raise ValueError(
+            f"relayops_shared_counters {url.redacted()}: a password does not belong in the "
+            f"inventory; it comes from {password_source(url.username or 'USER')}"
+        )
+    return url.username
+
+
 def daemon_arguments(inventory: Inventory) -> list[str]:
     """`relayops policyd` arguments: a fleet shares Redis counters, one host keeps SQLite."""
-    return [
+    arguments = [
         "--rules", RULES_PATH,
         "--listen", LISTEN,
         "--store", inventory.shared_counters or SQLITE_STORE,
         "--notify-smtp", NOTIFY_SMTP,
     ]  # fmt: skip
+    if redis_user(inventory):
+        arguments += ["--store-password-file", STORE_PASSWORD_FILE]
+    return arguments
+
+
+def policy_secrets(inventory: Inventory) -> list[SecretFile]:
+    """The daemon's Redis password, readable by the daemon's account only."""
+    user = redis_user(inventory)
+    if user is None:
+        return []
+    return [
+        SecretFile(
+            STORE_PASSWORD_FILE,
+            password_source(user),
+            0o600,
+            "relayops",
+            "relayops",
+            Service.POLICYD,
+        )
+    ]
 
 
 def policy_files(

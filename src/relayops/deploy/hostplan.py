@@ -1,8 +1,9 @@
 """Everything one relay host gets, as data: the compiler's files plus what the deploy adds.
 
 The deploy adds only what the compiler cannot know: decrypted keys, the TLS
-certificate, the policy daemon's service files and, on the counters host, Redis's
-listening address. One list of wanted files makes one state query and one diff.
+certificate and its CA, the policy daemon's service files and, on the counters host,
+Redis's configuration, users and TLS files. One list of wanted files makes one state
+query and one diff.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from relayops.compile.files import Directory, HostConfig, Service
 from relayops.deploy import tls
-from relayops.deploy.counters import REDIS_DROPIN
+from relayops.deploy.counters import REDIS_TLS
 from relayops.deploy.state import Wanted, map_db, wanted_files, wanted_secrets
 
 VENV = "/opt/relayops/venv"
@@ -21,6 +22,7 @@ MARKER = "/opt/relayops/installed-wheels"
 INIT_SCRIPT = "/etc/init.d/relayops-policyd"
 SYSTEMD_UNIT = "/etc/systemd/system/relayops-policyd.service"
 REDIS_SERVICE = "redis-server"
+REDIS_TLS_DIR = REDIS_TLS.cert.rsplit("/", 1)[0]
 LOG_DIR = "/var/log/relayops"
 # Accounts the packages do not create; (name, home).
 ACCOUNTS: tuple[tuple[str, str], ...] = (("relayops", "/var/lib/relayops"), ("vmail", "/var/vmail"))
@@ -69,7 +71,8 @@ def host_plan(
     secrets: Mapping[str, bytes],
     certificate: tls.Pem | None,
     service_files: Sequence[Wanted],
-    redis_conf: str | None,
+    redis_files: Sequence[Wanted] | None,
+    ca: bytes | None = None,
 ) -> HostPlan:
     """Assemble the host's wanted state; `secrets` maps SecretFile.source to plaintext."""
     wanted = wanted_files(config) + wanted_secrets(config, secrets) + list(service_files)
@@ -82,9 +85,13 @@ def host_plan(
         both = (Service.POSTFIX.value, Service.DOVECOT.value)
         reload_extra = {tls.CERT_PATH: both, tls.KEY_PATH: both}
     services = [s for s in START_ORDER if s != REDIS_SERVICE]
-    if redis_conf is not None:
-        wanted.append(Wanted(REDIS_DROPIN, redis_conf.encode(), 0o640, "root", "redis"))
-        reload_extra[REDIS_DROPIN] = (REDIS_SERVICE,)
-        services = list(START_ORDER)
+    if ca is not None:  # what the daemon verifies a rediss:// Redis with (?ca=)
+        wanted.append(Wanted(tls.CA_PATH, ca, 0o644, "root", "root"))
     directories = list(DEPLOY_DIRECTORIES) + list(config.directories)
+    if redis_files is not None:
+        wanted += redis_files
+        reload_extra |= {w.path: (REDIS_SERVICE,) for w in redis_files}
+        services = list(START_ORDER)
+        if any(w.path.startswith(REDIS_TLS_DIR + "/") for w in redis_files):
+            directories.append(Directory(REDIS_TLS_DIR, 0o750, "redis", "redis"))
     return HostPlan(config, wanted, directories, services, reload_extra)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from relayops.compile.files import Service
-from relayops.deploy.hostplan import LOG_DIR
+from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE
 
 
 def service_actions(
@@ -52,8 +52,9 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
     )
 
 
-def redis_runtime_command(binds: Sequence[str]) -> str:
-    """Redis has no reload: apply a changed listening list at runtime."""
-    return (
-        f"redis-cli CONFIG SET bind '{' '.join(binds)}' && redis-cli CONFIG SET protected-mode no"
-    )
+def control_verb(service: str, verb: str) -> str:
+    """Redis has no reload (users, TLS and ports are read at start): it restarts.
+
+    A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back.
+    """
+    return "restart" if service == REDIS_SERVICE and verb == "reload" else verb

@@ -27,6 +27,7 @@ CERT_DAYS = 90
 RENEW_BEFORE = dt.timedelta(days=30)
 CERT_PATH = "/etc/relayops/tls/fullchain.pem"
 KEY_PATH = "/etc/relayops/tls/privkey.pem"
+CA_PATH = "/etc/relayops/tls/ca.pem"  # the CA alone: ?ca= of a rediss:// store URL
 
 
 @dataclass(frozen=True)

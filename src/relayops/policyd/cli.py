@@ -22,18 +22,67 @@ def _host_port(spec: str, option: str) -> tuple[str, int]:
     return host_port
 
 
-def make_store(spec: str) -> Store:
-    """``sqlite:PATH`` or ``redis://HOST:PORT/N``."""
+STORE_FORMS = (
+    "sqlite:PATH, redis[s]://[USER@]HOST:PORT/N or redis[s]+sentinel://[USER@]S1,S2,S3/MASTER/N"
+)
+
+
+def read_password_file(path: Path) -> str:
+    """The store password: the file's first line, the file readable by its owner only.
+
+    A password on the command line is visible to every local user (ps,
+    /proc/PID/cmdline); a mode-600 file is not.
+    """
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--store-password-file"
+        ) from None
+    if mode & 0o077:
+        raise click.BadParameter(
+            f"{path} is mode {mode & 0o777:04o}: others may read it; chmod 600 it",
+            param_hint="--store-password-file",
+        )
+    password = text.split("\n", 1)[0].rstrip("\r")
+    if not password:
+        raise click.BadParameter(f"{path} is empty", param_hint="--store-password-file")
+    return password
+
+
+def make_store(spec: str, *, password: str | None = None) -> Store:
+    """``sqlite:PATH`` or a Redis URL (policyd/redis_url.py); `password` overrides the URL's."""
     if spec.startswith("sqlite:"):
+        if password is not None:
+            raise click.BadParameter(
+                "a password is for a Redis store, not sqlite:", param_hint="--store-password-file"
+            )
         from relayops.policyd.store_sqlite import SqliteStore
 
         return SqliteStore(Path(spec[len("sqlite:") :]))
-    if spec.startswith("redis://"):  # the only scheme resp.Address accepts
+    if spec.startswith(("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://")):
+        from relayops.policyd.redis_url import RedisUrl
         from relayops.policyd.store_redis import RedisStore
 
-        return RedisStore(spec)
+        try:
+            url = RedisUrl.parse(spec)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        if url.username and url.password is None and password is None:
+            raise StoreError(
+                f"{url.redacted()} names the ACL user {url.username} but no password: "
+                "give it with --store-password-file"
+            )
+        if url.password is not None and password is None:
+            logging.getLogger("relayops.policyd").warning(
+                "event=store_password_on_command_line store=%s: every local user can read it; "
+                "use --store-password-file",
+                url.redacted(),
+            )
+        return RedisStore(url if password is None else url.with_password(password))
     raise click.BadParameter(
-        f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}", param_hint="--store"
+        f"expected {STORE_FORMS}; got {spec.split('@')[-1]!r}", param_hint="--store"
     )
 
 
@@ -51,7 +100,13 @@ def make_store(spec: str) -> Store:
     "store_spec",
     default="sqlite:/var/lib/relayops/policyd.sqlite",
     show_default=True,
-    help="sqlite:PATH (one host) or redis://HOST:PORT/N (a fleet)",
+    help="sqlite:PATH (one host) or a Redis URL (a fleet): redis[s]://[USER@]HOST:PORT/N, "
+    "redis[s]+sentinel://[USER@]S1:PORT,S2:PORT/MASTER/N; options ?ca=PEM&wait=N (docs/policyd.md)",
+)
+@click.option(
+    "--store-password-file",
+    type=click.Path(path_type=Path),
+    help="file (mode 600) whose first line is the Redis password, kept off the command line",
 )
 @click.option("--notify-smtp", help="HOST:PORT of the MTA that sends warning/limit mails")
 @click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
@@ -79,6 +134,7 @@ def policyd(
     rules_path: Path,
     listen: str,
     store_spec: str,
+    store_password_file: Path | None,
     notify_smtp: str | None,
     metrics_spec: str | None,
     on_store_error: str,
@@ -103,8 +159,9 @@ def policyd(
         ) from None
     smtp = _host_port(notify_smtp, "--notify-smtp") if notify_smtp else None
     metrics = _host_port(metrics_spec, "--metrics") if metrics_spec else None
+    password = read_password_file(store_password_file) if store_password_file else None
     try:
-        store = make_store(store_spec)
+        store = make_store(store_spec, password=password)
     except StoreError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
     try:
@@ -126,7 +183,7 @@ def policyd(
     try:
         asyncio.run(main())
     except StoreError as exc:
-        click.echo(f"relayops policyd: store {store_spec}: {exc}", err=True)
+        click.echo(f"relayops policyd: store {store.description}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
         click.echo(f"relayops policyd: cannot listen on {listen}: {exc.strerror}", err=True)

@@ -4,17 +4,20 @@ Hand-written on purpose: redis-py's asyncio client costs about 300 µs of
 Python per call here (connection-pool lock, task per call, stream reader),
 measured with bench/policyd at 1 connection, which is most of a request's
 budget. This speaks just enough RESP2 (https://redis.io/docs/reference/protocol-spec/)
-for AUTH, SELECT, SCRIPT LOAD and EVALSHA: commands are written as they come,
-each gets a future, replies resolve them in order. Everything else (tools,
-tests) uses redis-py.
+for AUTH, SELECT, ROLE, SENTINEL, SCRIPT LOAD, EVALSHA and WAIT: commands are
+written as they come, each gets a future, replies resolve them in order (so
+EVALSHA + WAIT go out back to back, one round trip). TLS is asyncio's own
+(an ssl.SSLContext on the transport). Everything else (tools, tests) uses redis-py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+
+from relayops.policyd.redis_url import Endpoint
 
 
 @dataclass(frozen=True)
@@ -22,32 +25,6 @@ class ReplyError:
     """A ``-ERR ...`` reply (a value, not an exception: the caller decides)."""
 
     message: str
-
-
-@dataclass(frozen=True)
-class Address:
-    host: str
-    port: int
-    db: int
-    password: str | None
-    username: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> Address:
-        """``redis://[[user]:password@]HOST[:PORT][/N]``."""
-        parts = urlsplit(url)
-        if parts.scheme != "redis" or not parts.hostname:
-            raise ValueError(f"expected redis://HOST:PORT/N, got {url!r}")
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"the database in {url!r} must be a number")
-        return cls(
-            host=parts.hostname,
-            port=parts.port or 6379,
-            db=int(path or 0),
-            password=unquote(parts.password) if parts.password else None,
-            username=unquote(parts.username) if parts.username else None,
-        )
 
 
 def encode_command(*args: bytes | str | int) -> bytes:
@@ -104,22 +81,44 @@ class RespConnection(asyncio.Protocol):
         self.closed = False
 
     @classmethod
-    async def open(cls, address: Address, *, timeout: float) -> RespConnection:
-        """Connect, authenticate and select the database, all within `timeout`."""
+    async def open(
+        cls,
+        endpoint: Endpoint,
+        *,
+        timeout: float,
+        tls: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+    ) -> RespConnection:
+        """Connect (TLS: chain and server name verified), AUTH, SELECT, all within `timeout`.
+
+        Raises OSError (ssl.SSLError included) or TimeoutError; a refused AUTH is a
+        ConnectionError carrying Redis's reply (WRONGPASS, NOAUTH…, never the password).
+        """
         loop = asyncio.get_running_loop()
+        server_name = endpoint.host if tls is not None else None
         _, conn = await asyncio.wait_for(
-            loop.create_connection(cls, address.host, address.port), timeout
+            loop.create_connection(
+                cls, endpoint.host, endpoint.port, ssl=tls, server_hostname=server_name
+            ),
+            timeout,
         )
         setup = []
-        if address.password is not None:
-            auth = (address.username, address.password) if address.username else (address.password,)
+        if password is not None:
+            auth = (username, password) if username else (password,)
             setup.append(conn.call(b"AUTH", *auth))
-        if address.db:
-            setup.append(conn.call(b"SELECT", address.db))
-        for reply in await asyncio.wait_for(asyncio.gather(*setup), timeout):
+        if db:
+            setup.append(conn.call(b"SELECT", db))
+        try:
+            replies = await asyncio.wait_for(asyncio.gather(*setup), timeout)
+        except BaseException:
+            conn.close()
+            raise
+        for reply in replies:
             if isinstance(reply, ReplyError):
                 conn.close()
-                raise ConnectionError(f"Redis refused the connection set-up: {reply.message}")
+                raise ConnectionError(f"{endpoint} refused the connection set-up: {reply.message}")
         return conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -16,10 +16,21 @@ all connections. Redis runs a script atomically, so however many daemons
 share one Redis, a customer's day never goes past its limit.
 
 On an error or timeout every charge of the batch is UNAVAILABLE and the
-connection is dropped; during an outage one attempt per `retry_interval`
-reconnects, the charges in between fail at once, so no request waits longer
-than `timeout` (connect, or reply). The hot path speaks RESP through
-`resp.py` (see there why not redis-py's asyncio client).
+connection is dropped; during an outage reconnect attempts back off from
+`retry_interval` to `max_retry_interval`, the charges in between fail at once,
+so no request waits longer than `connect_timeout` (a connection attempt) or
+`timeout` (a reply). The hot path speaks RESP through `resp.py` (see there why
+not redis-py's asyncio client).
+
+Production (URL forms in redis_url.py, docs/policyd.md): ACL user and password
+(AUTH on every connection), TLS verified against a CA bundle, and Sentinel:
+every connection attempt asks the sentinels for the primary, connects, and
+checks ``ROLE`` says master; a lost connection, a timeout or a ``-READONLY``
+reply (the primary was demoted) drops the connection, so the next attempt
+follows the failover. ``wait=N`` sends ``WAIT N`` right behind each batch (same
+round trip) and answers only once N replicas hold the counts: if fewer
+acknowledge in time, the batch is UNAVAILABLE (tempfail; the counts stay, so
+the error is over-counting, never over-sending).
 """
 
 from __future__ import annotations
@@ -29,8 +40,10 @@ import hashlib
 import logging
 
 import redis
+import redis.sentinel
 
-from relayops.policyd.resp import Address, ReplyError, RespConnection
+from relayops.policyd.redis_url import Endpoint, RedisUrl
+from relayops.policyd.resp import ReplyError, RespConnection
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome
 from relayops.policyd.store import COMPLAINT, UNAVAILABLE, OutageLog, StoreError
 
@@ -79,30 +92,42 @@ def flag_key(customer: str) -> str:
     return f"{PREFIX}flag:{COMPLAINT}:{customer}"
 
 
+class DiscoveryError(ConnectionError):
+    """No sentinel named a primary that answered as one (the message says what each said)."""
+
+
 class RedisStore:
     def __init__(
         self,
-        url: str,
+        url: str | RedisUrl,
         *,
         timeout: float = 0.5,
+        connect_timeout: float = 1.0,
         retry_interval: float = 0.25,
+        max_retry_interval: float = 1.0,
         max_batch: int = 256,
     ) -> None:
         try:
-            self.address = Address.parse(url)
-        except ValueError as exc:
+            self.url = url if isinstance(url, RedisUrl) else RedisUrl.parse(url)
+            self._tls = self.url.ssl_context()
+        except (ValueError, OSError) as exc:  # OSError: the CA bundle cannot be read
             raise StoreError(str(exc)) from None
-        self.description = url
+        self.description = self.url.redacted()
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.retry_interval = retry_interval
+        self.max_retry_interval = max_retry_interval
         self.max_batch = max_batch
-        self._outage = OutageLog(url)
+        self._backoff = retry_interval
+        self._outage = OutageLog(self.description)
         self._sha = hashlib.sha1(CHARGE_LUA.encode()).hexdigest()
         self._conn: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._pending: list[tuple[Charge, asyncio.Future[Outcome]]] = []
         self._in_flight = False
         self._retry_at = 0.0
+        self._sentinels = list(self.url.endpoints)  # the last one that answered first
+        self.primary: Endpoint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -158,18 +183,26 @@ class RedisStore:
             keys += (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
             args += (charge.limit, charge.warn_at)
         reply = conn.call(b"EVALSHA", self._sha, len(keys), *keys, *args)
+        waited = conn.call(b"WAIT", self.url.wait, self.url.wait_ms) if self.url.wait else None
         assert self._loop is not None
-        timer = self._loop.call_later(self.timeout, conn.close)  # fails `reply`
+        allowed = self.timeout + (self.url.wait_ms / 1000 if waited is not None else 0)
+        timer = self._loop.call_later(allowed, conn.close)  # fails `reply`
 
-        def done(fut: asyncio.Future[object]) -> None:
+        def done(last: asyncio.Future[object]) -> None:
             timer.cancel()
-            exc = fut.exception()
-            result = fut.result() if exc is None else None
-            if exc is not None or isinstance(result, ReplyError) or not isinstance(result, list):
-                conn.close()  # NOSCRIPT, OOM, garbage: start afresh on a new connection
-                self._failed(batch, str(exc or result))
+            problems = (_problem(reply, list), _problem(waited, int) if waited else None)
+            why = problems[0] or problems[1]
+            acks = waited.result() if waited is not None and why is None else None
+            if isinstance(acks, int) and acks < self.url.wait:
+                why = f"WAIT: {acks} of {self.url.wait} replicas acknowledged"
+                self._failed(batch, why)  # the connection is fine: keep it
+            elif why is not None:
+                conn.close()  # READONLY, NOSCRIPT, OOM, lost, garbage: start afresh
+                self._failed(batch, why)
             else:
                 self._outage.recovered()
+                result = reply.result()
+                assert isinstance(result, list)
                 for i, (_, charge_fut) in enumerate(batch):
                     status, count, warn, limit = result[4 * i : 4 * i + 4]
                     charge_fut.set_result(
@@ -177,11 +210,12 @@ class RedisStore:
                     )
             self._send()
 
-        reply.add_done_callback(done)
+        (waited or reply).add_done_callback(done)
 
     def _failed(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], why: str) -> None:
         assert self._loop is not None
-        self._retry_at = self._loop.time() + self.retry_interval
+        # Never earlier than a connection back-off already set.
+        self._retry_at = max(self._retry_at, self._loop.time() + self.retry_interval)
         self._outage.failed(why)
         for _, fut in batch + self._pending:
             if not fut.done():
@@ -198,29 +232,134 @@ class RedisStore:
         self._send()
 
     async def _connect(self) -> None:
+        """One attempt, within `connect_timeout`; on failure the next waits a doubled back-off."""
+        assert self._loop is not None
         try:
-            conn = await RespConnection.open(self.address, timeout=self.timeout)
-            loaded = await asyncio.wait_for(conn.call(b"SCRIPT", b"LOAD", CHARGE_LUA), self.timeout)
+            self._conn = await asyncio.wait_for(self._open(), self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             self._conn = None
-            assert self._loop is not None
-            self._retry_at = self._loop.time() + self.retry_interval
-            self._outage.failed(f"{type(exc).__name__}: {exc}")
+            self._retry_at = self._loop.time() + self._backoff
+            self._backoff = min(self._backoff * 2, self.max_retry_interval)
+            why = f"{type(exc).__name__}: {exc}"
+            log.debug("event=store_connect_failed store=%s error=%r", self.description, why)
+            self._outage.failed(why)
             return
-        if isinstance(loaded, ReplyError):
+        self._backoff = self.retry_interval
+
+    async def _open(self) -> RespConnection:
+        """Find the primary (Sentinel) or take the one address, connect, check, load the script."""
+        url = self.url
+        endpoint = await self._discover() if url.sentinel else url.endpoints[0]
+        conn = await RespConnection.open(
+            endpoint,
+            timeout=self.timeout,
+            tls=self._tls,
+            username=url.username,
+            password=url.password,
+            db=url.db,
+        )
+        try:
+            # ROLE and SCRIPT LOAD go out together: one round trip (loading the script
+            # on a replica is harmless; the connection is dropped then anyway).
+            calls = [conn.call(b"SCRIPT", b"LOAD", CHARGE_LUA)]
+            if url.sentinel:
+                calls.append(conn.call(b"ROLE"))
+            loaded, *role = await asyncio.wait_for(asyncio.gather(*calls), self.timeout)
+            if role and not (isinstance(role[0], list) and role[0] and role[0][0] == b"master"):
+                said = role[0].message if isinstance(role[0], ReplyError) else repr(role[0])[:60]
+                raise DiscoveryError(f"{endpoint} named by Sentinel is not master: {said}")
+            if isinstance(loaded, ReplyError):
+                raise ConnectionError(f"SCRIPT LOAD on {endpoint}: {loaded.message}")
+        except BaseException:
             conn.close()
-            self._conn = None
-            self._outage.failed(f"SCRIPT LOAD: {loaded.message}")
-            return
-        self._conn = conn
+            raise
+        if endpoint != self.primary:
+            log.info("event=store_primary store=%s primary=%s", self.description, endpoint)
+            self.primary = endpoint
+        return conn
+
+    async def _discover(self) -> Endpoint:
+        """``SENTINEL get-master-addr-by-name``, asking each sentinel in turn until one knows."""
+        url = self.url
+        assert url.master is not None
+        said = []
+        for sentinel in list(self._sentinels):
+            try:
+                conn = await RespConnection.open(
+                    sentinel,
+                    timeout=self.timeout,
+                    tls=self._tls,
+                    username=url.username,
+                    password=url.password,
+                )
+                try:
+                    reply = await asyncio.wait_for(
+                        conn.call(b"SENTINEL", b"get-master-addr-by-name", url.master),
+                        self.timeout,
+                    )
+                finally:
+                    conn.close()
+            except (OSError, TimeoutError) as exc:
+                said.append(f"{sentinel}: {type(exc).__name__}: {exc}")
+                continue
+            if (
+                isinstance(reply, list)
+                and len(reply) == 2
+                and all(isinstance(x, bytes) for x in reply)
+            ):
+                host, port = reply
+                assert isinstance(host, bytes) and isinstance(port, bytes)
+                self._sentinels.remove(sentinel)
+                self._sentinels.insert(0, sentinel)  # ask the one that answered first next time
+                return Endpoint(host.decode(), int(port))
+            answer = reply.message if isinstance(reply, ReplyError) else "no such master"
+            said.append(f"{sentinel}: {answer}")
+        raise DiscoveryError(f"no sentinel names a primary for {url.master}: " + "; ".join(said))
 
 
-def set_flag(url: str, customer: str, reason: str = "", *, ttl: int | None = None) -> None:
+def _problem(fut: asyncio.Future[object], expected: type) -> str | None:
+    """Why a reply cannot be used (exception, error reply, wrong type), None if it can."""
+    exc = fut.exception()
+    if exc is not None:
+        return str(exc)
+    result = fut.result()
+    if isinstance(result, ReplyError):
+        return result.message
+    if not isinstance(result, expected):
+        return f"unexpected reply {result!r:.60}"
+    return None
+
+
+def sync_client(url: str | RedisUrl, *, password: str | None = None) -> redis.Redis:
+    """A redis-py client for tools (flags, tests): the same URL forms as the daemon's."""
+    parsed = url if isinstance(url, RedisUrl) else RedisUrl.parse(url)
+    if password is not None:
+        parsed = parsed.with_password(password)
+    auth: dict[str, object] = {"username": parsed.username, "password": parsed.password}
+    if parsed.tls:
+        auth |= {"ssl": True, "ssl_ca_certs": parsed.ca, "ssl_cert_reqs": "required"}
+    if parsed.master is not None:
+        sentinels = [(e.host, e.port) for e in parsed.endpoints]
+        sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=dict(auth), **auth)  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(parsed.master, db=parsed.db)  # type: ignore[no-untyped-call]
+        return client
+    e = parsed.endpoints[0]
+    return redis.Redis(host=e.host, port=e.port, db=parsed.db, **auth)  # type: ignore[arg-type]
+
+
+def set_flag(
+    url: str,
+    customer: str,
+    reason: str = "",
+    *,
+    ttl: int | None = None,
+    password: str | None = None,
+) -> None:
     """Set a customer's complaint flag in a Redis store (for feedback-loop tooling)."""
-    with redis.Redis.from_url(url) as client:
+    with sync_client(url, password=password) as client:
         client.set(flag_key(customer), reason or "1", ex=ttl)
 
 
-def clear_flag(url: str, customer: str) -> None:
-    with redis.Redis.from_url(url) as client:
+def clear_flag(url: str, customer: str, *, password: str | None = None) -> None:
+    with sync_client(url, password=password) as client:
         client.delete(flag_key(customer))

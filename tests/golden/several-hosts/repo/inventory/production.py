@@ -43,5 +43,7 @@ relays = (
             },
         ),
     ],
-    {"relayops_shared_counters": "redis://192.0.2.50:6379/0"},
+    {
+        "relayops_shared_counters": "rediss+sentinel://relayops-policyd@192.0.2.51,192.0.2.52,192.0.2.53/relayops/0?ca=/etc/relayops/tls/ca.pem"
+    },
 )
