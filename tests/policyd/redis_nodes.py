@@ -16,10 +16,10 @@ from pathlib import Path
 
 import redis
 
-from policyd.helpers import free_port, wait_port
 from relayops.compile.templates import Templates
 from relayops.deploy import redis_conf as rc
 from relayops.deploy.tls import issue, new_ca
+from support.policyd import free_port, wait_port
 
 PASSWORDS = rc.RedisPasswords(
     policyd="daemon-secret-4f1c9e", replica="replica-secret-77ad", sentinel="sentinel-secret-c0de"

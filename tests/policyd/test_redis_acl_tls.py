@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from policyd.helpers import Daemon, request, rules_data, write_rules
 from policyd.redis_nodes import PASSWORDS, Node, admin, data_node, make_tls
 from policyd.test_redis import DEFER, count_key, hammer
 from relayops.deploy import redis_conf as rc
+from support.policyd import Daemon, request, rules_data, write_rules
 
 pytestmark = pytest.mark.real
 
@@ -105,7 +105,7 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path, daemons: li
     rules = write_rules(tmp_path / "policy.json", rules_data())
     loose = password_file(tmp_path, PASSWORDS.policyd, 0o644)
     d = Daemon(tmp_path, rules, "redis://u@127.0.0.1:1/0", "--store-password-file", str(loose))
-    with pytest.raises(RuntimeError, match="process exited with 2"):
+    with pytest.raises(RuntimeError, match="service exited with 2"):
         d.start()
     assert (
         f"Error: Invalid value for --store-password-file: {loose} is mode 0644: "

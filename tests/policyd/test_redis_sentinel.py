@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from policyd.helpers import Daemon, PolicyClient, request, rules_data, write_rules
 from policyd.redis_nodes import (
     PASSWORDS,
     Node,
@@ -37,6 +36,7 @@ from policyd.redis_nodes import (
 from policyd.test_redis import DEFER
 from relayops.deploy import redis_conf as rc
 from relayops.policyd.store_redis import clear_flag, set_flag
+from support.policyd import Daemon, PolicyClient, request, rules_data, write_rules
 
 pytestmark = pytest.mark.real
 
