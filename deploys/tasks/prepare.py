@@ -90,8 +90,7 @@ def host_run(engine: Path) -> HostRun:
     identity = targets.identity_path(root, inventory_name, targets.environ())
     secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
     certificate = None
-    default_tls = "lab-ca" if inventory_name == targets.LAB_INVENTORY else "acme"
-    if host.data.get("relayops_tls", default_tls) == "lab-ca":
+    if relay.tls == "lab-ca":
         names = [relay.fqdn, *(ip.ptr for ip in relay.ips)]
         addresses = [str(ip.address) for ip in relay.ips]
         certificate = LabCA().host(relay.fqdn, names, addresses, dt.datetime.now(dt.UTC))

@@ -10,8 +10,11 @@ import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
+from relayops.model.secrets import encrypted_key_source, public_key_source
+from relayops.policyd.store_url import parse_shared_counters
 
 # A released IP keeps its reputation (good or bad) for a year: the services we
 # model do not hand it to another customer before then.
@@ -189,7 +192,12 @@ def placement_rules(
 def inventory_rules(inventory: Inventory, file: str) -> Iterator[Violation]:
     names: set[str] = set()
     addresses: set[str] = set()
+    hosts: set[str] = set()
     for h, host in enumerate(inventory.hosts):
+        if host.name in hosts:
+            # pyinfra would run the deploy twice on it, each time with one of the two data.
+            yield Violation(file, ("relays", h), "host listed twice", host.name)
+        hosts.add(host.name)
         for i, ip in enumerate(host.ips):
             where = ("relays", h, "relayops_ips", i)
             if ip.name in names:
@@ -217,3 +225,75 @@ def notification_rules(notifications: dict[str, Notification]) -> Iterator[Viola
                         + ", ".join("$" + f for f in sorted(TEMPLATE_FIELDS)),
                         match.group(0),
                     )
+
+
+def counters_rules(
+    customers: dict[str, Customer], inventory: Inventory, file: str
+) -> Iterator[Violation]:
+    """Quotas hold across relays only when the relays count in one store.
+
+    A pool on several relays lets its customers' mail leave from each of them; with
+    per-host counters each relay would grant the whole daily quota. And a counters
+    Redis the deploy runs on a relay is plain Redis: no TLS, no Sentinel.
+    """
+    if inventory.shared_counters is None:
+        for pool in sorted(inventory.pools()):
+            relays = inventory.pool_hosts(pool)
+            if len(relays) < 2:
+                continue
+            second = inventory.hosts.index(relays[1])
+            i = next(n for n, ip in enumerate(relays[1].ips) if ip.pool == pool)
+            users = sorted(c for c, v in customers.items() if v.placement.pool == pool and v.sends)
+            yield Violation(
+                file,
+                ("relays", second, "relayops_ips", i, "pool"),
+                f"pool '{pool}' sends from {len(relays)} relays "
+                f"({', '.join(r.name for r in relays)}) that count quotas each on its own: "
+                f"its customers ({', '.join(users) or 'none yet'}) could send "
+                f"{len(relays)}x their daily quota; set relayops_shared_counters "
+                '(e.g. "redis://HOST:6379/0") in the relays group data',
+                pool,
+            )
+        return
+    url = parse_shared_counters(inventory.shared_counters)
+    addresses = {
+        address: relay.name
+        for relay in inventory.hosts
+        for address in (relay.ssh_hostname, *(str(ip.address) for ip in relay.ips))
+    }
+    on_relay = [addresses[host] for host, _ in url.hosts if host in addresses]
+    if on_relay and url.scheme != "redis":
+        yield Violation(
+            file,
+            ("relayops_shared_counters",),
+            f"names relay {on_relay[0]}, where the deploy runs a plain Redis (no TLS, no "
+            f"Sentinel): the daemons could not connect with {url.scheme}://; use redis:// "
+            "or a Redis outside the relays",
+            inventory.shared_counters,
+        )
+
+
+def dkim_key_rules(customers: dict[str, Customer], root: Path) -> Iterator[Violation]:
+    """Every domain a relay signs for has its key pair under secrets/ (else the deploy stops)."""
+    for cid in sorted(customers):
+        customer = customers[cid]
+        if not customer.sends:
+            continue
+        for d, domain in enumerate(customer.domains):
+            selector = domain.dkim.selector
+            missing = [
+                rel
+                for rel in (
+                    encrypted_key_source(domain.name, selector),
+                    public_key_source(domain.name, selector),
+                )
+                if not (root / rel).is_file()
+            ]
+            if missing:
+                yield Violation(
+                    customer_file(cid),
+                    ("domains", d, "dkim", "selector"),
+                    f"no DKIM key {' and '.join(missing)}; run `relayops dkim generate "
+                    f"{domain.name} --selector {selector}`",
+                    selector,
+                )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from relayops import crossref
 from relayops.diagnostics import Finding, show_value
 from relayops.model import Customer, Inventory, Notification, Repo
+from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
 from relayops.model.policies import (
     AntiSpam,
     PlansFile,
@@ -42,7 +43,6 @@ POLICY_FILES: dict[str, type[BaseModel]] = {
     "policies/service.yaml": Service,
 }
 NOTIFICATIONS = ("warning", "limit")
-INVENTORIES = ("production", "lab")
 SCANNED_DIRS = ("customers", "policies", "inventory")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PY_PASSWORD = re.compile(r"""["'](?:ssh_)?password["']\s*:""")
@@ -160,7 +160,10 @@ class _Loader:
             and isinstance(path[1], int)
             and path[1] < len(hosts)
         ):
-            first = (_find_quoted(lines, hosts[path[1]], 0) or (0, 0))[0]
+            # hosts in order: each one's entry is after the previous one's (a name can repeat)
+            for host in hosts[: path[1] + 1]:
+                found = _find_host_entry(lines, host, first + (1 if first else 0))
+                first = found[0] if found else first
         if isinstance(value, dict):
             value = value.get("name") or value.get("address")
         if value is None:
@@ -254,32 +257,74 @@ class _Loader:
             )
             return None
         self.inventory_hosts[rel] = [str(e[0] if isinstance(e, tuple) and e else e) for e in hosts]
-        data: dict[str, Any] = {
-            "name": name,
-            "path": path,
-            "hosts": [],
-            "shared_counters": group.get("relayops_shared_counters"),
-            "dnsbl_zones": group.get("relayops_dnsbl_zones", []),
-        }
-        for entry in hosts:
+        group_vars = self.inventory_vars(rel, GroupVars, group, ())
+        data: dict[str, Any] = {"name": name, "path": path, "hosts": []}
+        if group_vars is not None:
+            data.update(
+                shared_counters=group_vars.relayops_shared_counters,
+                dnsbl_zones=group_vars.relayops_dnsbl_zones,
+                ca_bundle=group_vars.relayops_ca_bundle,
+                check_nameserver=group_vars.relayops_check_nameserver,
+            )
+        complete = group_vars is not None
+        for index, entry in enumerate(hosts):
             host_name, host_data = (
                 entry if isinstance(entry, tuple) and len(entry) == 2 else (entry, {})
             )
             if not isinstance(host_data, dict):
                 host_data = {}
+            host_vars = self.inventory_vars(rel, HostVars, host_data, ("relays", index))
+            if host_vars is None:
+                complete = False
+                continue
             data["hosts"].append(
                 {
                     "name": host_name,
                     "fqdn": host_name,
                     "ssh_hostname": host_data.get("ssh_hostname", host_name),
-                    "ips": host_data.get("relayops_ips"),
+                    "ips": host_vars.relayops_ips,
+                    "tls": host_vars.relayops_tls
+                    or (group_vars.relayops_tls if group_vars else "acme"),
                 }
             )
+        if not complete:
+            return None
         inventory = self.validate(rel, Inventory, data)
         if inventory is not None:
             for v in crossref.inventory_rules(inventory, rel):
                 self.violation(v)
         return inventory
+
+    def inventory_vars(
+        self, rel: str, model: type[M], data: dict[str, Any], prefix: tuple[str | int, ...]
+    ) -> M | None:
+        """The `relayops_*` keys of one host's or the group's data, validated against their
+        declaration (model/inventory.py); other keys are pyinfra's."""
+        ours = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith(KEY_PREFIX)}
+        try:
+            return model.model_validate(ours)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = [*prefix, *error["loc"]]
+                fld = _dotted([s for s in loc if _is_field_segment(s)])
+                if error["type"] == "extra_forbidden":
+                    key = str(error["loc"][0])
+                    line, column = self.py_position(rel, key, loc)
+                    declared = ", ".join(model.model_fields)
+                    where = "a host's data" if model is HostVars else "the relays group's data"
+                    self.add(
+                        rel,
+                        line,
+                        column,
+                        fld,
+                        f"unknown inventory key; keys {where} may set: {declared} "
+                        "(declared in src/relayops/model/inventory.py)",
+                    )
+                    continue
+                value = None if error["type"] == "missing" else error.get("input")
+                line, column = self.py_position(rel, value, loc)
+                self.add(rel, line, column, fld, _message(error, model, tuple(error["loc"])), value)
+            return None
 
     def secrets(self) -> None:
         """No private key or plaintext password may sit in the reviewed, unencrypted files."""
@@ -342,11 +387,22 @@ def load_repo(root: Path, *, today: date | None = None) -> LoadResult:
             gc.enable()
 
 
+def inventory_names(root: Path) -> list[str]:
+    """Every `inventory/*.py` is an inventory, named by its stem (`lab`, `production`)."""
+    folder = root / "inventory"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
 def _load(loader: _Loader, root: Path) -> LoadResult:
     customers = loader.customers()
     policies = {rel: loader.policy(rel) for rel in POLICY_FILES}
     notifications = loader.notifications()
-    inventories = {name: loader.inventory(name) for name in INVENTORIES}
+    names = inventory_names(root)
+    if not names:
+        loader.add("inventory/", 1, 1, "", "no inventory: add inventory/<name>.py (pyinfra)")
+    inventories = {name: loader.inventory(name) for name in names}
     loader.secrets()
 
     plans = typing.cast(PlansFile | None, policies["policies/plans.yaml"])
@@ -359,6 +415,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         crossref.unique_domains(customers),
         crossref.unique_logins(customers),
         crossref.notification_rules(notifications),
+        crossref.dkim_key_rules(customers, root),
     ]
     if plans is not None:
         rules.append(crossref.plan_rules(customers, plans.plans))
@@ -367,6 +424,9 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
     for inventory in inventories.values():
         if inventory is not None:
             rules.append(crossref.placement_rules(customers, inventory, today=loader.today))
+            rules.append(
+                crossref.counters_rules(customers, inventory, f"inventory/{inventory.name}.py")
+            )
     for violations in rules:
         for v in violations:
             loader.violation(v)
@@ -408,6 +468,17 @@ def _pyinfra_group(value: Any) -> tuple[list[Any] | None, dict[str, Any]]:
     return None, {}
 
 
+def _find_host_entry(lines: list[str], name: str, start: int) -> tuple[int, int] | None:
+    """The line of a host's `("name", {...})` entry: its quoted name opens a tuple or a
+    line, never follows a `key:` (the same name as a PTR value is not its entry)."""
+    pattern = re.compile(rf"""(?:^|[(\[,])\s*(["']){re.escape(name)}\1\s*(?:,|\)|$)""")
+    for number in range(start, len(lines)):
+        match = pattern.search(lines[number])
+        if match:
+            return number, match.start(1)
+    return None
+
+
 def _find_quoted(lines: list[str], needle: str, start: int) -> tuple[int, int] | None:
     for number in range(start, len(lines)):
         for quote in ('"', "'"):
@@ -417,7 +488,7 @@ def _find_quoted(lines: list[str], needle: str, start: int) -> tuple[int, int] |
     return None
 
 
-_INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips"}
+_INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips", "tls": "relayops_tls"}
 
 
 def _inventory_path(loc: Sequence[str | int]) -> list[str | int]:

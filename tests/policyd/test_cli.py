@@ -10,14 +10,25 @@ import pytest
 from relayops.policyd.cli import _host_port, make_store
 from relayops.policyd.server import Listen, split_host_port
 
-
-@pytest.mark.parametrize(
-    "spec", ["rediss://127.0.0.1:6379/0", "unix:///run/redis.sock", "memcached://x:1", "x"]
+FORMS = (
+    "expected sqlite:PATH, redis://HOST[:PORT][/N], rediss://HOST[:PORT][/N] or "
+    "redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/SERVICE[/N]; got "
 )
-def test_make_store_accepts_only_the_schemes_the_stores_understand(spec: str) -> None:
+
+
+@pytest.mark.parametrize("spec", ["unix:///run/redis.sock", "memcached://x:1", "x"])
+def test_make_store_accepts_only_the_store_url_grammar(spec: str) -> None:
     with pytest.raises(click.BadParameter) as info:
         make_store(spec)
-    assert info.value.message == f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}"
+    assert info.value.message == f"{FORMS}{spec!r}"
+
+
+def test_make_store_refuses_a_malformed_redis_url_as_validate_does() -> None:
+    with pytest.raises(click.BadParameter) as info:
+        make_store("redis://127.0.0.1:99999/0")
+    assert info.value.message == (
+        "'redis://127.0.0.1:99999/0': port '99999' is not a number from 1 to 65535"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from relayops.commands.options import json_option, repo_option
-from relayops.commands.validate import print_findings
+from relayops.commands.repo import print_findings
 from relayops.loader import load_repo
 from relayops.model import Repo
 

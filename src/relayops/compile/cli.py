@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from relayops.commands.options import json_option, repo_option
-from relayops.commands.validate import print_findings
+from relayops.commands.repo import print_findings
 from relayops.compile.dkim import (
     DkimKeyError,
     decrypt_key,

@@ -6,6 +6,7 @@ from relayops.compile.files import Directory, ManagedFile, SecretFile, Service
 from relayops.compile.placement import served
 from relayops.compile.templates import Templates
 from relayops.model import RelayHost, Repo
+from relayops.model.secrets import encrypted_key_source
 
 SOCKET = "inet:8891@127.0.0.1"  # Postfix: smtpd_milters = inet:127.0.0.1:8891
 SENDER_MACRO = "{mail_addr}"  # the envelope sender; in Postfix's default milter_mail_macros
@@ -17,15 +18,6 @@ TRUSTED_HOSTS = "/etc/opendkim/TrustedHosts"
 
 def key_path(domain: str, selector: str) -> str:
     return f"{KEY_DIR}/{domain}/{selector}.private"
-
-
-def encrypted_key_source(domain: str, selector: str) -> str:
-    """Where `relayops dkim generate` stores the age-encrypted private key."""
-    return f"secrets/dkim/{domain}.{selector}.key.age"
-
-
-def public_key_source(domain: str, selector: str) -> str:
-    return f"secrets/dkim/{domain}.{selector}.pub.pem"
 
 
 def signing_keys(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:

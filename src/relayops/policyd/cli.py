@@ -13,6 +13,7 @@ from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import RulesError, load_rules
 from relayops.policyd.server import Listen, PolicyServer, run, split_host_port
 from relayops.policyd.store import Store, StoreError
+from relayops.policyd.store_url import StoreUrlError, parse_store_url
 
 
 def _host_port(spec: str, option: str) -> tuple[str, int]:
@@ -23,17 +24,21 @@ def _host_port(spec: str, option: str) -> tuple[str, int]:
 
 
 def make_store(spec: str) -> Store:
-    """``sqlite:PATH`` or ``redis://HOST:PORT/N``."""
-    if spec.startswith("sqlite:"):
+    """A store from its URL (grammar: policyd/store_url.py, shared with `relayops validate`)."""
+    try:
+        url = parse_store_url(spec)
+    except StoreUrlError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from exc
+    if url.scheme == "sqlite":
         from relayops.policyd.store_sqlite import SqliteStore
 
-        return SqliteStore(Path(spec[len("sqlite:") :]))
-    if spec.startswith("redis://"):  # the only scheme resp.Address accepts
+        return SqliteStore(Path(url.path or ""))
+    if url.scheme == "redis":  # the only scheme resp.Address speaks so far
         from relayops.policyd.store_redis import RedisStore
 
         return RedisStore(spec)
     raise click.BadParameter(
-        f"expected sqlite:PATH or redis://HOST:PORT/N, got {spec!r}", param_hint="--store"
+        f"{url.scheme}:// is not supported by this build of the daemon", param_hint="--store"
     )
 
 
