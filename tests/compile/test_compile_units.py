@@ -196,7 +196,7 @@ def test_render_writes_trees_and_manifests(tmp_path: Path) -> None:
          "--out", str(out), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)[0]["host"] == "relay2.relay.example.net"
+    assert json.loads(result.output)["hosts"][0]["host"] == "relay2.relay.example.net"
     assert (out / "relay2.relay.example.net/etc/postfix/main.cf").is_file()
     assert not (out / "relay1.relay.example.net").exists()
     manifest = json.loads((out / "relay2.relay.example.net.manifest.json").read_text())
@@ -223,12 +223,14 @@ def test_render_reports_a_compile_error_without_a_traceback(
 
     monkeypatch.setattr("relayops.compile.cli.compile_inventory", broken)
     result = CliRunner().invoke(
-        render, ["--repo", str(GOLDEN / "shared-pool/repo"), "--out", str(tmp_path / "o")]
-    )
+        render,
+        ["--repo", str(GOLDEN / "shared-pool/repo"), "--inventory", "production",
+         "--out", str(tmp_path / "o")],
+    )  # fmt: skip
     assert result.exit_code == 2
     assert not isinstance(result.exception, CompileError)
     assert result.output == (
-        "relayops: cannot compile inventory production: "
+        "relayops render: cannot compile inventory production: "
         "relay1: two entries for one path; this is a compiler bug\n"
     )
     assert not (tmp_path / "o").exists()
@@ -245,7 +247,9 @@ def test_example_repository_renders_and_the_real_tools_accept_it(
          "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    hosts = json.loads(result.output)
+    report = json.loads(result.output)
+    assert report["ok"] is True
+    hosts = report["hosts"]
     assert len(hosts) >= 2
     for host in hosts:
         assert [c["ok"] for c in host["checks"]] == [True] * 4, host["checks"]

@@ -55,7 +55,7 @@ def run_plan(repo: Path, *args: str) -> tuple[int, str]:
 
 
 def plan_data(repo: Path, base: str = "HEAD~1") -> dict[str, object]:
-    code, out = run_plan(repo, "--base", base, "--format", "json")
+    code, out = run_plan(repo, "--base", base, "--json")
     assert code == 0, out
     data: dict[str, object] = json.loads(out)
     return data

@@ -29,11 +29,11 @@ def steps(title: str, total: int | None, *, enabled: bool) -> Iterator[Step]:
     if not enabled:
         yield lambda _label: None
         return
+    counted = (BarColumn(), TextColumn("{task.completed}/{task.total}")) if total else ()
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        *counted,
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,

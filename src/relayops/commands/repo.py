@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -36,16 +37,24 @@ def findings_json(findings: list[Finding]) -> list[dict[str, object]]:
     return [f.as_dict() for f in findings]
 
 
-def load_valid_repo(repo: Path, *, as_json: bool = False) -> Repo:
-    """The validated repository at `repo`, or the findings shown and exit 2."""
-    result = load_frozen(repo)
+def load_valid_repo(repo: Path, *, as_json: bool = False, require_dkim_keys: bool = True) -> Repo:
+    """The validated repository at `repo`, or the findings shown and exit 2.
+
+    `require_dkim_keys=False` waives the one rule `relayops dkim generate --missing` fixes.
+    """
+    result = load_frozen(repo, require_dkim_keys=require_dkim_keys)
     if result.repo is not None:
         return result.repo
+    refuse_invalid(repo, result.findings, as_json=as_json)
+
+
+def refuse_invalid(repo: Path, findings: list[Finding], *, as_json: bool) -> NoReturn:
+    """Show why the repository is invalid, the same way for every command, and exit 2."""
     if as_json:
-        emit_json({"ok": False, "errors": findings_json(result.findings)})
+        emit_json({"ok": False, "errors": findings_json(findings)})
         sys.exit(EXIT_INVALID)
-    print_findings(result.findings)
-    fail(f"{repo}: invalid repository ({len(result.findings)} error(s) above); fix them first")
+    print_findings(findings)
+    fail(f"{repo}: invalid repository ({len(findings)} error(s) above); fix them first")
 
 
 def inventory_of(repo: Repo, inventory: str) -> Inventory:

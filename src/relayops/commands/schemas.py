@@ -9,7 +9,13 @@ from typing import Any
 import click
 from pydantic import BaseModel, TypeAdapter
 
-from relayops.commands.options import EXIT_CODES_HELP, fail, repo_option
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    emit_json,
+    fail,
+    json_option,
+    repo_option,
+)
 from relayops.model import Customer
 from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
 from relayops.model.policies import AntiSpam, PlansFile, Service, ThrottlingFile, WarmupFile
@@ -66,7 +72,8 @@ def render_schemas() -> dict[str, str]:
 @click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @click.option("--check", is_flag=True, help="Fail if the committed schemas are stale.")
-def schemas(repo: Path, check: bool) -> None:
+@json_option
+def schemas(repo: Path, check: bool, as_json: bool) -> None:
     """Write schemas/*.schema.json from the models."""
     folder = repo / "schemas"
     stale = []
@@ -79,6 +86,9 @@ def schemas(repo: Path, check: bool) -> None:
         if not check:
             folder.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
+    if as_json:
+        emit_json({"ok": not (check and stale), "stale" if check else "written": stale})
     if check and stale:
         fail(f"schemas are stale: {', '.join(stale)}; run `relayops schemas` to regenerate")
-    click.echo("schemas up to date" if not stale else f"wrote {', '.join(stale)}")
+    if not as_json:
+        click.echo("schemas up to date" if not stale else f"wrote {', '.join(stale)}")

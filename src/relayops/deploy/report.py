@@ -49,3 +49,13 @@ def summary(output: str) -> dict[str, Any]:
         "changed": changed,
         "failed": failed,
     }
+
+
+def progress_line(line: str) -> str | None:
+    """A pyinfra output line as a progress label (`relay1…: Success`), None for others."""
+    match = _HOST.match(line)
+    if match:
+        return f"{match['host']}: {match['status']}"
+    if line.startswith(_START):
+        return line[len(_START) :].strip()
+    return None

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
@@ -58,9 +58,16 @@ def lab_known_hosts(target: Target) -> Path | None:
     return None
 
 
-def validate(inventory_file: Path) -> Target:
-    """The repository the inventory belongs to, validated and compiled (DeployError if not)."""
+def validate(inventory_file: Path, repo: Path | None = None) -> Target:
+    """The repository the inventory belongs to, validated and compiled (DeployError if not).
+
+    With `repo` (`--repo`), the inventory must be one of that repository's."""
     root = repo_of_inventory(inventory_file)
+    if repo is not None and root != repo.resolve():
+        raise DeployError(
+            f"{inventory_file} is not an inventory of {repo.resolve()}; "
+            "give --repo the repository it belongs to, or --inventory NAME"
+        )
     return load_target(root, inventory_file.stem)
 
 
@@ -71,16 +78,24 @@ def run_deploy(
     limit: Sequence[str] = (),
     capture: bool = False,
     env: dict[str, str] | None = None,
+    repo: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository."""
+    """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository.
+
+    `on_line` receives each line of pyinfra's output as it comes (progress), which
+    implies capturing it."""
     if not DEPLOY_FILE.is_file():
         raise DeployError(f"{DEPLOY_FILE} is missing: run from a relayops checkout")
-    target = validate(inventory_file)
+    target = validate(inventory_file, repo)
     environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
     started = time.monotonic()
     argv = pyinfra_argv(
         inventory_file.resolve(), dry=dry, limit=limit, known_hosts=lab_known_hosts(target)
     )
+    if on_line is not None:
+        code, output = _streamed(argv, environment, on_line)
+        return DeployResult(code, round(time.monotonic() - started, 2), output)
     done = subprocess.run(
         argv,
         cwd=ENGINE_ROOT,
@@ -91,3 +106,23 @@ def run_deploy(
     )
     output = (done.stdout or "") + (done.stderr or "") if capture else ""
     return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)
+
+
+def _streamed(
+    argv: list[str], environment: dict[str, str], on_line: Callable[[str], None]
+) -> tuple[int, str]:
+    """Run pyinfra, handing each output line to `on_line` as it comes; (exit code, output)."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        argv,
+        cwd=ENGINE_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+    return process.returncode, "".join(lines)

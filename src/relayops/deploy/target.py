@@ -16,7 +16,7 @@ from relayops.compile import CompileError, HostConfig, compile_inventory
 from relayops.compile.dkim import DkimKeyError, decrypt_secret
 from relayops.compile.loading import load_frozen
 from relayops.compile.templates import TemplateError
-from relayops.deploy.errors import DeployError
+from relayops.deploy.errors import DeployError, InvalidRepository
 from relayops.model import Inventory, Repo
 
 REPO_ENV = "RELAYOPS_REPO"
@@ -54,10 +54,7 @@ def load_target(root: Path, inventory_name: str) -> Target:
     """Validate and compile; any problem stops the deploy before a host is touched."""
     result = load_frozen(root)
     if result.repo is None:
-        lines = "\n".join(f"  {f}" for f in result.findings)
-        raise DeployError(
-            f"{root}: the repository does not validate (run relayops validate):\n{lines}"
-        )
+        raise InvalidRepository(root, result.findings)
     repo = result.repo
     inventory = repo.inventories.get(inventory_name)
     if inventory is None:

@@ -42,7 +42,14 @@ def make_store(spec: str) -> Store:
     )
 
 
-@click.command()
+# Not relayops.commands.options: the daemon imports nothing outside relayops.policyd.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 the store or socket failed, "
+    "2 invalid options or policy.json."
+)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
 @click.option(
     "--rules",
     "rules_path",
