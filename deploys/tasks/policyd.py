@@ -12,8 +12,8 @@ import shlex
 from deploys.tasks.prepare import HostRun
 from pyinfra.operations import server
 
-from relayops.deploy.hostplan import MARKER, VENV, WHEEL_DIR
 from relayops.deploy.operations import upload_wheels
+from relayops.hostlayout import MARKER, VENV, WHEEL_DIR
 
 
 def needs_install(run: HostRun) -> bool:

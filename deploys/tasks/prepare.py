@@ -15,10 +15,11 @@ from relayops.deploy import target as targets
 from relayops.deploy.counters import redis_dropin, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
-from relayops.deploy.hostplan import INIT_SCRIPT, MARKER, SYSTEMD_UNIT, HostPlan, host_plan
+from relayops.deploy.hostplan import INIT_SCRIPT, SYSTEMD_UNIT, HostPlan, host_plan
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
 from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import WheelSet, ensure_wheels
+from relayops.hostlayout import MARKER
 
 FILES = Path(__file__).resolve().parent / "files"
 

@@ -19,6 +19,7 @@ from relayops.commands.options import (
 from relayops.model import Customer
 from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
 from relayops.model.policies import AntiSpam, PlansFile, Service, ThrottlingFile, WarmupFile
+from relayops.policyd.contract import PolicyFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "customer": Customer,
@@ -27,6 +28,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "warmup": WarmupFile,
     "throttling": ThrottlingFile,
     "service": Service,
+    # What the compiler writes and the daemon reads: /etc/relayops/policy.json.
+    "policy": PolicyFile,
 }
 
 

@@ -21,12 +21,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from relayops.hostlayout import TLS_CERT, TLS_KEY
+
 LAB_CA_DIR = Path("/var/lib/relayops-lab/ca")
 CA_DAYS = 3650
 CERT_DAYS = 90
 RENEW_BEFORE = dt.timedelta(days=30)
-CERT_PATH = "/etc/relayops/tls/fullchain.pem"
-KEY_PATH = "/etc/relayops/tls/privkey.pem"
+CERT_PATH = TLS_CERT
+KEY_PATH = TLS_KEY
 
 
 @dataclass(frozen=True)
