@@ -20,6 +20,7 @@ test: deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 lint: deps

@@ -48,6 +48,8 @@ relays = (
         "relayops_shared_counters": "redis://198.18.0.11:6379/0",
         # The lab DNS host serves this blocklist (empty until a test lists an IP).
         "relayops_dnsbl_zones": [{"zone": "dnsbl.lab"}],
+        # `lab up` records each host's key here: pyinfra checks the lab's host keys against it.
+        "ssh_known_hosts_file": "/var/lib/relayops-lab/ssh/known_hosts",
         # The deploy issues the relays' certificates from the lab CA (production: ACME).
         "relayops_tls": "lab-ca",
         # `relayops check` trusts the lab CA (made by the deploy) and asks the lab DNS host.

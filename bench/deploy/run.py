@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relayops.deploy.labdns import publishable
-from relayops.deploy.mail import message, tls_context
 from relayops.deploy.runner import run_deploy
 from relayops.deploy.target import load_target
 from relayops.deploy.testing import copy_example
@@ -31,6 +29,8 @@ from relayops.deploy.wheels import ensure_wheels
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.host import host_command
+from relayops.lab.mail import message, tls_context
+from relayops.lab.publish import publishable
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
 

@@ -25,7 +25,7 @@ _COMMANDS: dict[str, str] = {
     "policyd": "relayops.policyd.cli:policyd",
     "lab": "relayops.lab.cli:lab",
     "deploy": "relayops.deploy.cli:deploy",
-    "demo": "relayops.deploy.demo:demo",
+    "demo": "relayops.lab.demo:demo",
     "check": "relayops.checks.cli:check",
 }
 

@@ -13,11 +13,11 @@ from relayops.compile.dns_records import DnsRecord
 from relayops.deploy.counters import redis_dropin, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import INIT_SCRIPT, host_plan
-from relayops.deploy.labdns import lab_zones
 from relayops.deploy.state import Wanted
 from relayops.deploy.target import identity_path, load_target, repo_of_inventory
 from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, Pem, issue, new_ca, still_good
 from relayops.deploy.wheels import missing_requirements
+from relayops.lab.publish import lab_zones
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)

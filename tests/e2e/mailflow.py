@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from relayops.deploy.demo import lab_password
-from relayops.deploy.mail import Submission, message, submit, token
 from relayops.deploy.testing import EXAMPLE, Deployed
+from relayops.lab.demo import lab_password
+from relayops.lab.mail import Submission, message, submit, token
 from relayops.lab.sink import Sink
 
 SUBMISSION = 587

@@ -7,8 +7,8 @@ import smtplib
 import pytest
 
 from e2e.mailflow import send, submission
-from relayops.deploy.mail import message, submit, verify_dkim
 from relayops.deploy.testing import Deployed
+from relayops.lab.mail import message, submit, verify_dkim
 
 pytestmark = pytest.mark.lab
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from e2e.mailflow import refused_all, send, write_yaml_change
-from relayops.deploy.mail import token
 from relayops.deploy.testing import Deployed, copy_example, publish_and_deploy
+from relayops.lab.mail import token
 from relayops.lab.sink import Arrived
 
 pytestmark = pytest.mark.lab

@@ -8,12 +8,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
 from pathlib import Path
 
 from relayops.deploy.errors import DeployError
 from relayops.deploy.target import REPO_ENV, Target, load_target, repo_of_inventory
-from relayops.lab.topology import Topology
 
 ENGINE_ROOT = Path(__file__).resolve().parents[3]
 DEPLOY_FILE = ENGINE_ROOT / "deploys" / "relay.py"
@@ -42,20 +40,6 @@ def pyinfra_argv(
     if known_hosts is not None:
         argv += ["--data", f"ssh_known_hosts_file={known_hosts}"]
     return [*argv, str(inventory_file), str(DEPLOY_FILE)]
-
-
-def lab_known_hosts(target: Target) -> Path | None:
-    """The lab's known_hosts when every host of the inventory is in one lab's network.
-
-    `lab up` records each host's key there: pyinfra then verifies the lab's host keys
-    (a changed key fails the connection) instead of trusting whatever answers.
-    """
-    addresses = [ip_address(h.ssh_hostname) for h in target.inventory.hosts]
-    for index in (0, 1):
-        topo = Topology(index=index, relay_count=1)
-        if all(a in topo.network for a in addresses) and topo.known_hosts.is_file():
-            return topo.known_hosts
-    return None
 
 
 def validate(inventory_file: Path, repo: Path | None = None) -> Target:
@@ -90,9 +74,7 @@ def run_deploy(
     target = validate(inventory_file, repo)
     environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
     started = time.monotonic()
-    argv = pyinfra_argv(
-        inventory_file.resolve(), dry=dry, limit=limit, known_hosts=lab_known_hosts(target)
-    )
+    argv = pyinfra_argv(inventory_file.resolve(), dry=dry, limit=limit)
     if on_line is not None:
         code, output = _streamed(argv, environment, on_line)
         return DeployResult(code, round(time.monotonic() - started, 2), output)

@@ -133,7 +133,16 @@ def policyd(
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
         )
-        await run(server, where, socket_mode=mode, metrics=metrics)
+        listening = None
+        if metrics is not None:
+            from relayops.policyd.metrics import serve_metrics
+
+            host, port = metrics
+
+            def listening() -> None:
+                serve_metrics(server, host, port)
+
+        await run(server, where, socket_mode=mode, listening=listening)
 
     try:
         asyncio.run(main())

@@ -30,14 +30,14 @@ from relayops.commands.options import (
     repo_option,
 )
 from relayops.deploy.errors import DeployError
-from relayops.deploy.labdns import publishable
-from relayops.deploy.mail import DkimResult, Submission, message, submit, token, verify_dkim
 from relayops.deploy.runner import DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
 from relayops.deploy.tls import LabCA
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.errors import LabError
+from relayops.lab.mail import DkimResult, Submission, message, submit, token, verify_dkim
+from relayops.lab.publish import publishable
 from relayops.lab.sink import Sink
 from relayops.model import Status
 
