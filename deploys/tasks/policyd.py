@@ -13,6 +13,7 @@ from deploys.tasks.prepare import HostRun
 from pyinfra.operations import server
 
 from relayops.deploy.operations import upload_wheels
+from relayops.deploy.wheels import DAEMON_DIST
 from relayops.hostlayout import MARKER, VENV, WHEEL_DIR
 
 
@@ -34,9 +35,11 @@ def install(run: HostRun) -> None:
         name="Install the policy daemon into /opt/relayops/venv",
         commands=[
             f"[ -x {VENV}/bin/python ] || python3 -m venv {VENV}",
-            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager relayops",
-            # One version number for every build: reinstall the project itself.
-            f"{pip} install --quiet {offline} --force-reinstall --no-deps relayops",
+            # Earlier deploys installed the whole engine; the daemon's build replaces it.
+            f"{pip} uninstall --quiet --yes relayops >/dev/null 2>&1 || true",
+            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager {DAEMON_DIST}",
+            # One version number for every build: reinstall the daemon itself.
+            f"{pip} install --quiet {offline} --force-reinstall --no-deps {DAEMON_DIST}",
             f"echo {shlex.quote(run.wheels.digest)} > {MARKER}",
         ],
     )

@@ -468,7 +468,7 @@ CASES = [
     Case(
         "inventory-bad-tls-source",
         {},
-        [("inventory/lab.py", 52, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
+        [("inventory/lab.py", 54, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
         edits={"inventory/lab.py": ('"relayops_tls": "lab-ca"', '"relayops_tls": "letsencrypt"')},
     ),
     Case(

@@ -1,8 +1,12 @@
 """Wheels of the policy daemon, built on the controller (relay hosts reach no index).
 
-`pip wheel` of the project with its dependencies into a cache directory keyed by a
-digest of the project's sources, so an unchanged engine reuses byte-identical wheels
-and a redeploy uploads nothing. The relay installs them with `--no-index`.
+The relays get `relayops-policyd`: a distribution staged from `src/relayops/policyd/`
+(plus the package's `__init__.py`) with the daemon's own dependencies only, taken with
+their bounds from pyproject.toml. import-linter keeps policyd from importing anything
+else of relayops, so that tree is all it needs. `pip wheel` of it and its dependencies
+goes into a cache directory keyed by a digest of that staged tree: an edit anywhere
+outside the daemon (lab/, compile/, a typo in a doc string) leaves the digest, the
+wheels and so the relays' daemons as they are; an edit of the daemon restarts it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +31,10 @@ from relayops.deploy.errors import DeployError
 
 WHEEL_CACHE = Path("/var/cache/relayops/wheels")
 KEEP = 3  # builds kept in the cache
+DAEMON_DIST = "relayops-policyd"
+DAEMON_VERSION = "0.1.0"
+# The distributions relayops.policyd imports (import-linter: nothing else of relayops).
+DAEMON_REQUIRES = ("click", "pydantic", "prometheus-client", "redis")
 
 
 @dataclass(frozen=True)
@@ -48,18 +57,45 @@ def project_root() -> Path:
     return root
 
 
-def source_digest(root: Path) -> str:
-    """Digest of pyproject.toml and every file under src/ (caches and bytecode aside)."""
-    digest = hashlib.sha256()
-    files = [root / "pyproject.toml"]
-    files += sorted(
-        p
-        for p in (root / "src").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+def daemon_requirements(root: Path) -> list[str]:
+    """The daemon's dependencies as pyproject.toml bounds them (one declaration)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {canonicalize_name(n) for n in DAEMON_REQUIRES}
+    found = [d for d in project["dependencies"] if canonicalize_name(Requirement(d).name) in wanted]
+    if len(found) != len(wanted):
+        raise DeployError(f"pyproject.toml must list the daemon's dependencies {DAEMON_REQUIRES}")
+    return sorted(found)
+
+
+def daemon_pyproject(root: Path) -> str:
+    requires = "".join(f"    {r!r},\n".replace("'", '"') for r in daemon_requirements(root))
+    return (
+        '[build-system]\nrequires = ["setuptools>=68", "wheel"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{DAEMON_DIST}"\nversion = "{DAEMON_VERSION}"\n'
+        'description = "The relayops policy daemon, as installed on relay hosts"\n'
+        f'requires-python = ">=3.11"\ndependencies = [\n{requires}]\n\n'
+        '[project.scripts]\nrelayops = "relayops.policyd.main:main"\n\n'
+        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd"]\n'
+        'package-dir = {"" = "src"}\n'
     )
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+
+
+def daemon_files(root: Path) -> dict[str, bytes]:
+    """The staged daemon tree: relative path -> bytes (caches and bytecode aside)."""
+    package = root / "src" / "relayops"
+    files = {"pyproject.toml": daemon_pyproject(root).encode()}
+    for path in [package / "__init__.py", *sorted((package / "policyd").rglob("*"))]:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            files[str(path.relative_to(root))] = path.read_bytes()
+    return files
+
+
+def source_digest(root: Path) -> str:
+    """Digest of the daemon's staged tree: what keys the cached wheel set."""
+    digest = hashlib.sha256()
+    for name, data in sorted(daemon_files(root).items()):
+        digest.update(name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -124,14 +160,14 @@ def _pip_wheel(args: list[str], into: str, why: str) -> None:
 def ensure_wheels(
     python_full: str, root: Path | None = None, cache: Path = WHEEL_CACHE
 ) -> WheelSet:
-    """The cached wheel set of this project for the hosts' Python (e.g. "3.11.2")."""
+    """The cached wheel set of the daemon for the hosts' Python (e.g. "3.11.2")."""
     root = root or project_root()
     target = cache / f"{source_digest(root)}-py{python_full}"
-    if target.is_dir() and any(target.glob("relayops-*.whl")):
+    if target.is_dir() and any(target.glob("relayops_policyd-*.whl")):
         return wheel_set(target, python_full)
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
-        source = _copy_sources(root, Path(tmp) / "src-copy")
+        source = _stage(root, Path(tmp) / "daemon")
         wheels = Path(tmp) / "wheels"
         _pip_wheel([str(source)], str(wheels), str(root))
         for _ in range(10):  # each round adds the dependencies of what the last one added
@@ -145,13 +181,12 @@ def ensure_wheels(
     return wheel_set(target, python_full)
 
 
-def _copy_sources(root: Path, into: Path) -> Path:
-    """Build from a copy: setuptools writes build/ and egg-info beside the sources it builds."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    shutil.copytree(root / "src", into / "src", ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
-        if (root / name).is_file():
-            shutil.copy2(root / name, into / name)
+def _stage(root: Path, into: Path) -> Path:
+    """Write the daemon's tree to build from (setuptools writes build/ beside it)."""
+    for name, data in daemon_files(root).items():
+        path = into / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return into
 
 
