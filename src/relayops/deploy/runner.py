@@ -5,16 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from relayops.checkout import CHECKOUT, DEPLOY_FILE
 from relayops.deploy.errors import DeployError
-from relayops.deploy.target import REPO_ENV, Target, load_target, repo_of_inventory
+from relayops.deploy.target import (
+    REPO_ENV,
+    TARGET_ENV,
+    Target,
+    load_target,
+    repo_of_inventory,
+    save_target,
+)
 
-ENGINE_ROOT = Path(__file__).resolve().parents[3]
-DEPLOY_FILE = ENGINE_ROOT / "deploys" / "relay.py"
+ENGINE_ROOT = CHECKOUT  # the checkout `relayops deploy` runs pyinfra in
 
 
 @dataclass(frozen=True)
@@ -72,20 +80,27 @@ def run_deploy(
     if not DEPLOY_FILE.is_file():
         raise DeployError(f"{DEPLOY_FILE} is missing: run from a relayops checkout")
     target = validate(inventory_file, repo)
-    environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
     started = time.monotonic()
     argv = pyinfra_argv(inventory_file.resolve(), dry=dry, limit=limit)
-    if on_line is not None:
-        code, output = _streamed(argv, environment, on_line)
-        return DeployResult(code, round(time.monotonic() - started, 2), output)
-    done = subprocess.run(
-        argv,
-        cwd=ENGINE_ROOT,
-        env=environment,
-        capture_output=capture,
-        text=True,
-        check=False,
-    )
+    # Compiled once, here: the pyinfra process reads this target instead of compiling again.
+    with tempfile.TemporaryDirectory(prefix="relayops-deploy-") as scratch:
+        environment = {
+            **os.environ,
+            **(env or {}),
+            REPO_ENV: str(target.root),
+            TARGET_ENV: str(save_target(target, Path(scratch))),
+        }
+        if on_line is not None:
+            code, output = _streamed(argv, environment, on_line)
+            return DeployResult(code, round(time.monotonic() - started, 2), output)
+        done = subprocess.run(
+            argv,
+            cwd=ENGINE_ROOT,
+            env=environment,
+            capture_output=capture,
+            text=True,
+            check=False,
+        )
     output = (done.stdout or "") + (done.stderr or "") if capture else ""
     return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)
 

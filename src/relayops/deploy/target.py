@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from relayops.checkout import CHECKOUT
 from relayops.compile import CompileError, HostConfig, compile_inventory
 from relayops.compile.dkim import DkimKeyError, decrypt_secret
 from relayops.compile.loading import load_frozen
 from relayops.compile.templates import TemplateError
 from relayops.deploy.errors import DeployError, InvalidRepository
+from relayops.loader import inventory_names
 from relayops.model import Inventory, Repo
 
 REPO_ENV = "RELAYOPS_REPO"
+# The target `relayops deploy` compiled, pickled for its pyinfra process: one compile.
+TARGET_ENV = "RELAYOPS_TARGET"
 IDENTITY_ENV = "RELAYOPS_AGE_IDENTITY"
 LAB_IDENTITY = "lab/age-identity.lab-only.txt"
 LAB_INVENTORY = "lab"
@@ -72,6 +77,45 @@ def load_target(root: Path, inventory_name: str) -> Target:
 def cached_target(root: Path, inventory_name: str) -> Target:
     """pyinfra runs the deploy file once per host: compile once per process."""
     return load_target(root, inventory_name)
+
+
+def save_target(target: Target, directory: Path) -> Path:
+    """Pickle the compiled target for the pyinfra process `relayops deploy` starts.
+
+    Pickle, not JSON: it is our own object for our own child process, in a private
+    directory of the controller; nothing from outside is ever unpickled."""
+    path = directory / "target.pickle"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        pickle.dump(target, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+@functools.cache
+def _unpickled(path: str) -> Target:
+    with open(path, "rb") as handle:
+        target = pickle.load(handle)
+    if not isinstance(target, Target):
+        raise DeployError(f"{path} holds no compiled target")
+    return target
+
+
+def deploy_target(env: Mapping[str, str], groups: set[str]) -> Target:
+    """The target of this pyinfra run: the one `relayops deploy` compiled (RELAYOPS_TARGET),
+    else the repository (RELAYOPS_REPO, else this checkout) compiled here for the
+    inventory whose name is one of the host's pyinfra groups (its file's stem)."""
+    pickled = env.get(TARGET_ENV)
+    if pickled:
+        return _unpickled(pickled)
+    root = repo_root(env, CHECKOUT)
+    names = sorted(groups & set(inventory_names(root)))
+    if len(names) != 1:
+        raise DeployError(
+            f"cannot tell which inventory of {root} this pyinfra run deploys (groups "
+            f"{sorted(groups)}); run `relayops deploy --inventory NAME` or pass the "
+            "repository's inventory/NAME.py to pyinfra"
+        )
+    return cached_target(root, names[0])
 
 
 def identity_path(root: Path, inventory_name: str, env: Mapping[str, str]) -> Path:

@@ -27,6 +27,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from relayops.checkout import CHECKOUT, is_checkout
 from relayops.deploy.errors import DeployError
 
 WHEEL_CACHE = Path("/var/cache/relayops/wheels")
@@ -46,10 +47,8 @@ class WheelSet:
 
 def project_root() -> Path:
     """The source tree of the running relayops (an editable install or a checkout)."""
-    import relayops
-
-    root = Path(relayops.__file__).resolve().parents[2]
-    if not (root / "pyproject.toml").is_file():
+    root = CHECKOUT
+    if not is_checkout(root):
         raise DeployError(
             f"relayops runs from {root}, not a source checkout: the deploy builds the policy "
             "daemon's wheels from the project; run it from a clone (pip install -e .)"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import shlex
 
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import server
 
 from relayops.deploy.operations import upload_wheels
+from relayops.deploy.tasks.prepare import HostRun
 from relayops.deploy.wheels import DAEMON_DIST
 from relayops.hostlayout import MARKER, VENV, WHEEL_DIR
 
@@ -21,6 +22,7 @@ def needs_install(run: HostRun) -> bool:
     return run.facts.marker != run.wheels.digest
 
 
+@deploy("Policy daemon code")
 def install(run: HostRun) -> None:
     if not needs_install(run):
         return

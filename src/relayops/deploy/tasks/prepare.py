@@ -6,10 +6,10 @@ import datetime as dt
 import functools
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyinfra.context import host
 
+from relayops.checkout import SERVICE_FILES
 from relayops.compile.files import Directory
 from relayops.deploy import target as targets
 from relayops.deploy.counters import redis_dropin, redis_placement
@@ -20,8 +20,6 @@ from relayops.deploy.state import Change, PathState, Wanted, directory_changes, 
 from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import WheelSet, ensure_wheels
 from relayops.hostlayout import MARKER
-
-FILES = Path(__file__).resolve().parent / "files"
 
 
 @dataclass
@@ -43,22 +41,18 @@ class HostRun:
         return {c.wanted.path for c in self.changes if c.content}
 
 
-def _inventory_name() -> str:
-    for name in (targets.LAB_INVENTORY, "production"):
-        if name in host.groups:
-            return name
-    raise DeployError(
-        f"{host.name}: the pyinfra inventory file must be inventory/lab.py or "
-        "inventory/production.py of a relayops repository"
-    )
-
-
 def _service_files(systemd: bool) -> list[Wanted]:
     files = [
-        Wanted(INIT_SCRIPT, (FILES / "relayops-policyd.init").read_bytes(), 0o755, "root", "root")
+        Wanted(
+            INIT_SCRIPT,
+            (SERVICE_FILES / "relayops-policyd.init").read_bytes(),
+            0o755,
+            "root",
+            "root",
+        )
     ]
     if systemd:
-        unit = (FILES / "relayops-policyd.service").read_bytes()
+        unit = (SERVICE_FILES / "relayops-policyd.service").read_bytes()
         files.append(Wanted(SYSTEMD_UNIT, unit, 0o644, "root", "root"))
     return files
 
@@ -75,10 +69,11 @@ def _wheels(facts: HostFacts) -> WheelSet:
     return _wheels_for(facts.python or ".".join(map(str, sys.version_info[:3])))
 
 
-def host_run(engine: Path) -> HostRun:
-    inventory_name = _inventory_name()
-    root = targets.repo_root(targets.environ(), engine)
-    target = targets.cached_target(root, inventory_name)
+def host_run() -> HostRun:
+    """Decide this host's deploy from the target `relayops deploy` compiled (or, under a
+    plain `pyinfra` run, from the repository compiled once in this process)."""
+    target = targets.deploy_target(targets.environ(), set(host.groups))
+    root, inventory_name = target.root, target.inventory.name
     config = target.configs.get(host.name)
     if config is None:
         raise DeployError(
