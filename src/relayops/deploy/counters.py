@@ -48,7 +48,7 @@ def redis_bind(placement: RedisPlacement) -> tuple[str, ...]:
 def redis_dropin(placement: RedisPlacement) -> str:
     """Appended to Debian's redis.conf by an include: later directives win."""
     return (
-        "# managed by relayops (relayops/deploy/tasks/redis.py): the relays' shared quota counters\n"
+        "# managed by relayops (deploy/tasks/redis.py): the relays' shared quota counters\n"
         f"bind {' '.join(redis_bind(placement))}\n"
         f"port {placement.port}\n"
         "# Reachable from the relays' network only: firewall it in production (docs/deploy.md).\n"
