@@ -50,6 +50,8 @@ relays = (
         "relayops_dnsbl_zones": [{"zone": "dnsbl.lab"}],
         # `lab up` records each host's key here: pyinfra checks the lab's host keys against it.
         "ssh_known_hosts_file": "/var/lib/relayops-lab/ssh/known_hosts",
+        # The lab's own identity decrypts secrets/ (production: RELAYOPS_AGE_IDENTITY).
+        "relayops_age_identity": "lab/age-identity.lab-only.txt",
         # The deploy issues the relays' certificates from the lab CA (production: ACME).
         "relayops_tls": "lab-ca",
         # `relayops check` trusts the lab CA (made by the deploy) and asks the lab DNS host.

@@ -19,6 +19,7 @@ from relayops.policyd.store_url import parse_shared_counters
 # A released IP keeps its reputation (good or bad) for a year: the services we
 # model do not hand it to another customer before then.
 IP_QUARANTINE = timedelta(days=365)
+REDIS_DEFAULT_DATABASES = 16  # redis.conf `databases`, which the deploy leaves as it is
 TEMPLATE_FIELDS = frozenset(
     {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
 )
@@ -262,6 +263,14 @@ def counters_rules(
         for address in (relay.ssh_hostname, *(str(ip.address) for ip in relay.ips))
     }
     on_relay = [addresses[host] for host, _ in url.hosts if host in addresses]
+    if on_relay and url.db > REDIS_DEFAULT_DATABASES - 1:
+        yield Violation(
+            file,
+            ("relayops_shared_counters",),
+            f"database {url.db} on relay {on_relay[0]}: the Redis the deploy runs there has "
+            f"databases 0 to {REDIS_DEFAULT_DATABASES - 1} (Debian's default)",
+            inventory.shared_counters,
+        )
     if on_relay and url.scheme != "redis":
         yield Violation(
             file,
@@ -270,6 +279,22 @@ def counters_rules(
             f"Sentinel): the daemons could not connect with {url.scheme}://; use redis:// "
             "or a Redis outside the relays",
             inventory.shared_counters,
+        )
+
+
+def identity_rules(inventory: Inventory, file: str, root: Path) -> Iterator[Violation]:
+    """An age identity the inventory names must exist, or its deploy stops at the first key."""
+    if inventory.age_identity is None:
+        return
+    given = Path(inventory.age_identity)
+    path = given if given.is_absolute() else root / given
+    if not path.is_file():
+        yield Violation(
+            file,
+            ("relayops_age_identity",),
+            f"no such file {path}; name the age identity that decrypts secrets/ "
+            "(or leave it unset and set RELAYOPS_AGE_IDENTITY when deploying)",
+            inventory.age_identity,
         )
 
 

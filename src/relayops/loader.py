@@ -264,6 +264,7 @@ class _Loader:
             data.update(
                 shared_counters=group_vars.relayops_shared_counters,
                 dnsbl_zones=group_vars.relayops_dnsbl_zones,
+                age_identity=group_vars.relayops_age_identity,
                 ca_bundle=group_vars.relayops_ca_bundle,
                 check_nameserver=group_vars.relayops_check_nameserver,
             )
@@ -434,9 +435,9 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
     for inventory in inventories.values():
         if inventory is not None:
             rules.append(crossref.placement_rules(customers, inventory, today=loader.today))
-            rules.append(
-                crossref.counters_rules(customers, inventory, f"inventory/{inventory.name}.py")
-            )
+            rel = f"inventory/{inventory.name}.py"
+            rules.append(crossref.counters_rules(customers, inventory, rel))
+            rules.append(crossref.identity_rules(inventory, rel, root))
     for violations in rules:
         for v in violations:
             loader.violation(v)

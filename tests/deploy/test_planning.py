@@ -18,6 +18,7 @@ from relayops.deploy.target import identity_path, load_target, repo_of_inventory
 from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, Pem, issue, new_ca, still_good
 from relayops.deploy.wheels import missing_requirements
 from relayops.lab.publish import lab_zones
+from relayops.loader import load_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
@@ -42,11 +43,15 @@ def test_inventory_file_must_sit_in_an_inventory_folder(tmp_path: Path) -> None:
         repo_of_inventory(stray)
 
 
-def test_identity_defaults_to_the_lab_one_for_the_lab_only() -> None:
-    assert identity_path(ROOT, "lab", {}) == ROOT / "lab/age-identity.lab-only.txt"
-    assert identity_path(ROOT, "production", {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
+def test_identity_is_the_inventory_one_unless_the_environment_names_one() -> None:
+    repo = load_repo(ROOT).repo
+    assert repo is not None
+    lab, production = repo.inventories["lab"], repo.inventories["production"]
+    assert identity_path(ROOT, lab, {}) == ROOT / "lab/age-identity.lab-only.txt"
+    assert identity_path(ROOT, lab, {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
+    assert identity_path(ROOT, production, {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
     with pytest.raises(DeployError, match="RELAYOPS_AGE_IDENTITY"):
-        identity_path(ROOT, "production", {})
+        identity_path(ROOT, production, {})
 
 
 def test_host_plan_adds_secrets_certificate_service_files_and_redis() -> None:

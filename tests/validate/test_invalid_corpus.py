@@ -441,7 +441,8 @@ CASES = [
                 "relayops_shared_counter",
                 "unknown inventory key; keys the relays group's data may set: "
                 "relayops_shared_counters, relayops_dnsbl_zones, relayops_tls, "
-                "relayops_ca_bundle, relayops_check_nameserver",
+                "relayops_age_identity, relayops_ca_bundle, relayops_check_nameserver "
+                "(declared in src/relayops/model/inventory.py)",
             )
         ],
         edits={"inventory/lab.py": ('"relayops_shared_counters"', '"relayops_shared_counter"')},
@@ -468,7 +469,7 @@ CASES = [
     Case(
         "inventory-bad-tls-source",
         {},
-        [("inventory/lab.py", 54, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
+        [("inventory/lab.py", 56, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
         edits={"inventory/lab.py": ('"relayops_tls": "lab-ca"', '"relayops_tls": "letsencrypt"')},
     ),
     Case(
@@ -560,6 +561,38 @@ CASES = [
             )
         ],
         newco_keys=False,
+    ),
+    Case(
+        "shared-counters-database-a-relay-hosted-redis-lacks",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                48,
+                37,
+                "relayops_shared_counters",
+                "database 16 on relay relay1.relay.example.net: the Redis the deploy runs there "
+                "has databases 0 to 15 (Debian's default)",
+            )
+        ],
+        edits={
+            "inventory/lab.py": ('"redis://198.18.0.11:6379/0"', '"redis://198.18.0.11:6379/16"')
+        },
+    ),
+    Case(
+        "age-identity-missing",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                54,
+                34,
+                "relayops_age_identity",
+                "; name the age identity that decrypts secrets/ (or leave it unset and set "
+                "RELAYOPS_AGE_IDENTITY when deploying)",
+            )
+        ],
+        edits={"inventory/lab.py": ('"lab/age-identity.lab-only.txt"', '"lab/age-identity.txt"')},
     ),
     Case(
         "inventory-host-listed-twice",

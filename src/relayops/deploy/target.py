@@ -26,7 +26,6 @@ REPO_ENV = "RELAYOPS_REPO"
 # The target `relayops deploy` compiled, pickled for its pyinfra process: one compile.
 TARGET_ENV = "RELAYOPS_TARGET"
 IDENTITY_ENV = "RELAYOPS_AGE_IDENTITY"
-LAB_IDENTITY = "lab/age-identity.lab-only.txt"
 LAB_INVENTORY = "lab"
 
 
@@ -118,16 +117,18 @@ def deploy_target(env: Mapping[str, str], groups: set[str]) -> Target:
     return cached_target(root, names[0])
 
 
-def identity_path(root: Path, inventory_name: str, env: Mapping[str, str]) -> Path:
-    """The age identity that decrypts `secrets/`: RELAYOPS_AGE_IDENTITY, or the lab's own."""
+def identity_path(root: Path, inventory: Inventory, env: Mapping[str, str]) -> Path:
+    """The age identity that decrypts `secrets/`: RELAYOPS_AGE_IDENTITY, else the
+    inventory's `relayops_age_identity` (the lab names its own)."""
     value = env.get(IDENTITY_ENV)
     if value:
         return Path(value)
-    if inventory_name == LAB_INVENTORY:
-        return root / LAB_IDENTITY
+    if inventory.age_identity:
+        given = Path(inventory.age_identity)
+        return given if given.is_absolute() else root / given
     raise DeployError(
         f"set {IDENTITY_ENV} to the age identity file that decrypts {root}/secrets/ "
-        f"(inventory {inventory_name} has no default identity)"
+        f"(inventory {inventory.name} names no relayops_age_identity)"
     )
 
 

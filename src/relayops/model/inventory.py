@@ -95,6 +95,12 @@ class GroupVars(Strict):
         description="where the relays' certificates come from: 'acme' (the host's ACME "
         "client has put them in place) or 'lab-ca' (the deploy issues them from the lab CA)",
     )
+    relayops_age_identity: str | None = Field(
+        default=None,
+        description="age identity file (relative to the repository unless absolute) that "
+        "decrypts secrets/ when deploying this inventory; RELAYOPS_AGE_IDENTITY overrides it. "
+        "Unset: the deploy needs RELAYOPS_AGE_IDENTITY (production keeps it out of Git)",
+    )
     relayops_ca_bundle: str | None = Field(
         default=None,
         description="PEM file `relayops check` verifies certificates against (relative to the "
@@ -126,6 +132,7 @@ class Inventory(Strict):
     hosts: list[RelayHost] = Field(min_length=1)
     shared_counters: CountersUrl | None = None
     dnsbl_zones: list[DnsblZone] = Field(default_factory=list)
+    age_identity: str | None = None
     ca_bundle: str | None = None
     check_nameserver: str | None = None
 

@@ -83,7 +83,7 @@ def host_run() -> HostRun:
         )
     relay = next(h for h in target.inventory.hosts if h.name == host.name)
     facts = host.get_fact(HostBasics, marker_path=MARKER)
-    identity = targets.identity_path(root, inventory_name, targets.environ())
+    identity = targets.identity_path(root, target.inventory, targets.environ())
     secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
     certificate = None
     if relay.tls == "lab-ca":
