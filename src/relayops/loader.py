@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from relayops import crossref
+from relayops import crossref, pysource
 from relayops.diagnostics import Finding, show_value
 from relayops.model import Customer, Inventory, Notification, Repo
 from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
@@ -152,27 +152,7 @@ class _Loader:
         source = self.sources.get(rel)
         if source is None:
             return 1, 1
-        lines = source.splitlines()
-        first = 0
-        hosts = self.inventory_hosts.get(rel, [])
-        if (
-            len(path) > 1
-            and path[0] == "relays"
-            and isinstance(path[1], int)
-            and path[1] < len(hosts)
-        ):
-            # hosts in order: each one's entry is after the previous one's (a name can repeat)
-            for host in hosts[: path[1] + 1]:
-                found = _find_host_entry(lines, host, first + (1 if first else 0))
-                first = found[0] if found else first
-        if isinstance(value, dict):
-            value = value.get("name") or value.get("address")
-        if value is None:
-            return (first + 1, 1) if first else (1, 1)
-        hit = _find_quoted(lines, str(value), first)
-        if hit is None:
-            return 1, 1
-        return hit[0] + 1, hit[1] + 1
+        return pysource.position(source, self.inventory_hosts.get(rel, []), value, path)
 
     # -- files ---------------------------------------------------------------
     def customers(self) -> dict[str, Customer]:
@@ -242,11 +222,11 @@ class _Loader:
             # pyinfra executes inventory files as Python too; we read the same data.
             namespace = runpy.run_path(str(path))
         except Exception as exc:  # any error in operator code is a finding, not a crash
-            line = getattr(exc, "lineno", None) or _traceback_line(exc, str(path))
+            line = getattr(exc, "lineno", None) or pysource.traceback_line(exc, str(path))
             self.add(rel, line, 1, "", f"cannot be executed: {type(exc).__name__}: {exc}")
             return None
         relays = namespace.get("relays")
-        hosts, group = _pyinfra_group(relays)
+        hosts, group = pysource.pyinfra_group(relays)
         if hosts is None:
             self.add(
                 rel,
@@ -470,51 +450,12 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
 
 
 # -- helpers -------------------------------------------------------------------
-def _pyinfra_group(value: Any) -> tuple[list[Any] | None, dict[str, Any]]:
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
-        hosts, group = value
-        return (list(hosts) if isinstance(hosts, list | tuple) else None), group
-    if isinstance(value, list):
-        return value, {}
-    return None, {}
-
-
-def _find_host_entry(lines: list[str], name: str, start: int) -> tuple[int, int] | None:
-    """The line of a host's `("name", {...})` entry: its quoted name opens a tuple or a
-    line, never follows a `key:` (the same name as a PTR value is not its entry)."""
-    pattern = re.compile(rf"""(?:^|[(\[,])\s*(["']){re.escape(name)}\1\s*(?:,|\)|$)""")
-    for number in range(start, len(lines)):
-        match = pattern.search(lines[number])
-        if match:
-            return number, match.start(1)
-    return None
-
-
-def _find_quoted(lines: list[str], needle: str, start: int) -> tuple[int, int] | None:
-    for number in range(start, len(lines)):
-        for quote in ('"', "'"):
-            col = lines[number].find(f"{quote}{needle}{quote}")
-            if col >= 0:
-                return number, col
-    return None
-
-
 _INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips", "tls": "relayops_tls"}
 
 
 def _inventory_path(loc: Sequence[str | int]) -> list[str | int]:
     """Pydantic's loc in the Inventory model, in the inventory file's own words."""
     return [_INVENTORY_NAMES.get(s, s) if isinstance(s, str) else s for s in loc]
-
-
-def _traceback_line(exc: BaseException, filename: str) -> int:
-    tb = exc.__traceback__
-    line = 1
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def _is_field_segment(segment: str | int) -> bool:
