@@ -189,3 +189,20 @@ def test_an_invalid_repository_is_reported_the_same_way_by_every_command(
         ), argv
         code, payload = first_key([*argv, "--json"])
         assert code == 2 and payload["errors"][0]["file"] == "customers/acme.yaml", argv
+
+
+def test_progress_only_on_a_terminal_and_never_with_json() -> None:
+    from rich.console import Console
+
+    from relayops.commands.progress import progress_wanted, steps
+
+    terminal = Console(force_terminal=True)
+    pipe = Console(force_terminal=False)
+    assert progress_wanted(as_json=False, console=terminal) is True
+    assert progress_wanted(as_json=True, console=terminal) is False
+    assert progress_wanted(as_json=False, console=pipe) is False
+    seen: list[str] = []
+    with steps("deploy", None, enabled=False) as step:
+        step("relay1")
+        seen.append("ran")
+    assert seen == ["ran"]
