@@ -24,7 +24,6 @@ from typing import Any
 from relayops.deploy.runner import run_deploy
 from relayops.deploy.target import load_target
 from relayops.deploy.testing import copy_example
-from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import ensure_wheels
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
@@ -33,6 +32,7 @@ from relayops.lab.mail import message, tls_context
 from relayops.lab.publish import publishable
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
+from relayops.labca import LabCA
 
 INDEX = 1
 RELAYS = 3

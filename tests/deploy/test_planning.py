@@ -15,9 +15,10 @@ from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import INIT_SCRIPT, host_plan
 from relayops.deploy.state import Wanted
 from relayops.deploy.target import identity_path, load_target, repo_of_inventory
-from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, Pem, issue, new_ca, still_good
+from relayops.deploy.tls import CERT_PATH, KEY_PATH
 from relayops.deploy.wheels import missing_requirements
 from relayops.lab.publish import lab_zones
+from relayops.labca import LabCA, Pem, issue, new_ca, still_good
 from relayops.loader import load_repo
 
 ROOT = Path(__file__).resolve().parents[2]

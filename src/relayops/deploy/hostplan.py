@@ -20,6 +20,7 @@ from relayops.hostlayout import (
     STATE_DIR,
     TLS_DIR,
 )
+from relayops.labca import Pem
 
 INIT_SCRIPT = "/etc/init.d/relayops-policyd"
 SYSTEMD_UNIT = "/etc/systemd/system/relayops-policyd.service"
@@ -70,7 +71,7 @@ def host_plan(
     config: HostConfig,
     *,
     secrets: Mapping[str, bytes],
-    certificate: tls.Pem | None,
+    certificate: Pem | None,
     service_files: Sequence[Wanted],
     redis_conf: str | None,
 ) -> HostPlan:

@@ -32,13 +32,13 @@ from relayops.commands.options import (
 from relayops.deploy.errors import DeployError
 from relayops.deploy.runner import DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
-from relayops.deploy.tls import LabCA
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.errors import LabError
 from relayops.lab.mail import DkimResult, Submission, message, submit, token, verify_dkim
 from relayops.lab.publish import publishable
 from relayops.lab.sink import Sink
+from relayops.labca import LabCA
 from relayops.model import Status
 
 CREDENTIALS = "lab/credentials.lab-only.yaml"

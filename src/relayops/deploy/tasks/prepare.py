@@ -17,9 +17,9 @@ from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
 from relayops.deploy.hostplan import INIT_SCRIPT, SYSTEMD_UNIT, HostPlan, host_plan
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
-from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import WheelSet, ensure_wheels
 from relayops.hostlayout import MARKER
+from relayops.labca import LabCA
 
 
 @dataclass
