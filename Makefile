@@ -36,6 +36,7 @@ test: deps
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	MYPYPATH=src:tests $(VENV)/bin/mypy --strict --explicit-package-bases tests/support
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 ## make test-fast: the edit loop — linters, then every test that starts no daemon and

@@ -48,6 +48,14 @@ relays = (
             "rediss://relayops-policyd@198.18.0.11:6380/0?ca=/etc/relayops/tls/ca.pem",
         # The lab DNS host serves this blocklist (empty until a test lists an IP).
         "relayops_dnsbl_zones": [{"zone": "dnsbl.lab"}],
+        # `lab up` records each host's key here: pyinfra checks the lab's host keys against
+        # it, strictly (a lab host whose key changed is refused like any other).
+        "ssh_known_hosts_file": "/var/lib/relayops-lab/ssh/known_hosts",
+        "ssh_strict_host_key_checking": "yes",
+        # The lab's own identity decrypts secrets/ (production: RELAYOPS_AGE_IDENTITY).
+        "relayops_age_identity": "lab/age-identity.lab-only.txt",
+        # The deploy issues the relays' certificates from the lab CA (production: ACME).
+        "relayops_tls": "lab-ca",
         # `relayops check` trusts the lab CA (made by the deploy) and asks the lab DNS host.
         "relayops_ca_bundle": "/var/lib/relayops-lab/ca/ca.pem",
         "relayops_check_nameserver": "198.18.0.2",

@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relayops.deploy.labdns import publishable
 from relayops.deploy.runner import ENGINE_ROOT, run_deploy
 from relayops.deploy.target import load_target
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.host import host_command
+from relayops.lab.publish import publishable
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
 

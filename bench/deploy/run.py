@@ -22,17 +22,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relayops.deploy.labdns import publishable
-from relayops.deploy.mail import message, tls_context
-from relayops.deploy.runner import ENGINE_ROOT, run_deploy
+from relayops.checkout import CHECKOUT
+from relayops.deploy.runner import run_deploy
 from relayops.deploy.target import load_target
-from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import ensure_wheels
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.host import host_command
+from relayops.lab.mail import message, tls_context
+from relayops.lab.publish import publishable
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
+from relayops.labca import LabCA
 
 INDEX = 1
 RELAYS = 3
@@ -139,7 +140,7 @@ def main() -> None:
     if root.exists():
         shutil.rmtree(root)
     for part in REPO_PARTS:
-        shutil.copytree(ENGINE_ROOT / part, root / part)
+        shutil.copytree(CHECKOUT / part, root / part)
     text = (root / "customers/acme.yaml").read_text()
     (root / "customers/acme.yaml").write_text(
         text.replace("plan: business\n", "plan: business\nquota_override: 20000\n")

@@ -1,4 +1,4 @@
-"""Self-signed certificates for lab and test servers (the lab CA lives in deploy/tls.py)."""
+"""Self-signed certificates for lab and test servers (the lab CA lives in labca.py)."""
 
 from __future__ import annotations
 

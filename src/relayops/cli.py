@@ -8,8 +8,11 @@ Exit codes: 0 ok, 1 checks failed, 2 invalid input or usage.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from relayops.commands.options import EXIT_CODES_HELP
 
 # name -> "module:attribute" of a click command
 _COMMANDS: dict[str, str] = {
@@ -23,7 +26,7 @@ _COMMANDS: dict[str, str] = {
     "policyd": "relayops.policyd.cli:policyd",
     "lab": "relayops.lab.cli:lab",
     "deploy": "relayops.deploy.cli:deploy",
-    "demo": "relayops.deploy.demo:demo",
+    "demo": "relayops.lab.demo:demo",
     "check": "relayops.checks.cli:check",
     "audit": "relayops.audit.cli:audit",
     "customer": "relayops.commands.customer:customer",
@@ -50,6 +53,22 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, attr)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """A subcommand's usage error in the one error style: `relayops <command>: <message>`."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            failing = getattr(exc, "ctx", None)
+            parts: list[str] = []
+            while failing is not None and failing.parent is not None:
+                parts.append(failing.info_name or "")
+                failing = failing.parent
+            name = " ".join(reversed(parts))
+            click.echo(f"relayops{' ' + name if name else ''}: {exc.format_message()}", err=True)
+            if isinstance(exc, click.UsageError) and name:
+                click.echo(f"Try 'relayops {name} --help'.", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from exc
+
 
 def _unavailable(name: str) -> click.Command:
     def fail() -> None:
@@ -58,7 +77,11 @@ def _unavailable(name: str) -> click.Command:
     return click.Command(name, callback=fail, help="(not available in this build)")
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(package_name="relayops")
 def cli() -> None:
     """Run a paid SMTP relay service from a Git repository."""

@@ -9,9 +9,13 @@ from __future__ import annotations
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
+from relayops.model.secrets import encrypted_key_source, public_key_source
+from relayops.policyd.store_url import parse_shared_counters
 
+REDIS_DEFAULT_DATABASES = 16  # redis.conf `databases`, which the deploy leaves as it is
 TEMPLATE_FIELDS = frozenset(
     {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
 )
@@ -169,7 +173,12 @@ def placement_rules(customers: dict[str, Customer], inventory: Inventory) -> Ite
 def inventory_rules(inventory: Inventory, file: str) -> Iterator[Violation]:
     names: set[str] = set()
     addresses: set[str] = set()
+    hosts: set[str] = set()
     for h, host in enumerate(inventory.hosts):
+        if host.name in hosts:
+            # pyinfra would run the deploy twice on it, each time with one of the two data.
+            yield Violation(file, ("relays", h), "host listed twice", host.name)
+        hosts.add(host.name)
         for i, ip in enumerate(host.ips):
             where = ("relays", h, "relayops_ips", i)
             if ip.name in names:
@@ -196,4 +205,103 @@ def notification_rules(notifications: dict[str, Notification]) -> Iterator[Viola
                         f"unknown placeholder in {part}; known: "
                         + ", ".join("$" + f for f in sorted(TEMPLATE_FIELDS)),
                         match.group(0),
+                    )
+
+
+def counters_rules(
+    customers: dict[str, Customer], inventory: Inventory, file: str
+) -> Iterator[Violation]:
+    """Quotas hold across relays only when the relays count in one store.
+
+    A pool on several relays lets its customers' mail leave from each of them; with
+    per-host counters each relay would grant the whole daily quota. And a counters
+    Redis the deploy runs on a relay is plain Redis: no TLS, no Sentinel.
+    """
+    if inventory.shared_counters is None:
+        for pool in sorted(inventory.pools()):
+            relays = inventory.pool_hosts(pool)
+            if len(relays) < 2:
+                continue
+            second = inventory.hosts.index(relays[1])
+            i = next(n for n, ip in enumerate(relays[1].ips) if ip.pool == pool)
+            users = sorted(c for c, v in customers.items() if v.placement.pool == pool and v.sends)
+            yield Violation(
+                file,
+                ("relays", second, "relayops_ips", i, "pool"),
+                f"pool '{pool}' sends from {len(relays)} relays "
+                f"({', '.join(r.name for r in relays)}) that count quotas each on its own: "
+                f"its customers ({', '.join(users) or 'none yet'}) could send "
+                f"{len(relays)}x their daily quota; set relayops_shared_counters "
+                '(e.g. "redis://HOST:6379/0") in the relays group data',
+                pool,
+            )
+        return
+    url = parse_shared_counters(inventory.shared_counters)
+    addresses = {
+        address: relay.name
+        for relay in inventory.hosts
+        for address in (relay.ssh_hostname, *(str(ip.address) for ip in relay.ips))
+    }
+    on_relay = [addresses[host] for host, _ in url.hosts if host in addresses]
+    if on_relay and url.db > REDIS_DEFAULT_DATABASES - 1:
+        yield Violation(
+            file,
+            ("relayops_shared_counters",),
+            f"database {url.db} on relay {on_relay[0]}: the Redis the deploy runs there has "
+            f"databases 0 to {REDIS_DEFAULT_DATABASES - 1} (Debian's default)",
+            inventory.shared_counters,
+        )
+
+
+def identity_rules(inventory: Inventory, file: str, root: Path) -> Iterator[Violation]:
+    """An age identity the inventory names must exist, or its deploy stops at the first key."""
+    if inventory.age_identity is None:
+        return
+    given = Path(inventory.age_identity)
+    path = given if given.is_absolute() else root / given
+    if not path.is_file():
+        yield Violation(
+            file,
+            ("relayops_age_identity",),
+            f"no such file {path}; name the age identity that decrypts secrets/ "
+            "(or leave it unset and set RELAYOPS_AGE_IDENTITY when deploying)",
+            inventory.age_identity,
+        )
+
+
+def dkim_key_rules(customers: dict[str, Customer], root: Path) -> Iterator[Violation]:
+    """Every domain a relay signs for has its key pair under secrets/ (else the deploy stops)."""
+    for cid in sorted(customers):
+        customer = customers[cid]
+        if not customer.sends:
+            continue
+        for d, domain in enumerate(customer.domains):
+            # Every published selector: the signing one, and during a rotation the next
+            # (published before it signs) or the previous one (published until retired).
+            dkim = domain.dkim
+            places: list[tuple[tuple[str | int, ...], str]] = [
+                (("domains", d, "dkim", "selector"), dkim.selector)
+            ]
+            if dkim.next is not None:
+                places.append((("domains", d, "dkim", "next", "selector"), dkim.next.selector))
+            if dkim.previous is not None:
+                places.append(
+                    (("domains", d, "dkim", "previous", "selector"), dkim.previous.selector)
+                )
+            for path, selector in places:
+                missing = [
+                    rel
+                    for rel in (
+                        encrypted_key_source(domain.name, selector),
+                        public_key_source(domain.name, selector),
+                    )
+                    if not (root / rel).is_file()
+                ]
+                if missing:
+                    yield Violation(
+                        customer_file(cid),
+                        path,
+                        f"no DKIM key {' and '.join(missing)}; run `relayops dkim generate "
+                        f"{domain.name} --selector {selector}`",
+                        selector,
                     )

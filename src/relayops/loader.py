@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from relayops import crossref, quarantine
+from relayops import crossref, pysource, quarantine
 from relayops.diagnostics import Finding, show_value
 from relayops.model import Customer, Inventory, Notification, Repo
+from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
 from relayops.model.policies import (
     AntiSpam,
     PlansFile,
@@ -43,7 +44,6 @@ POLICY_FILES: dict[str, type[BaseModel]] = {
     "policies/service.yaml": Service,
 }
 NOTIFICATIONS = ("warning", "limit")
-INVENTORIES = ("production", "lab")
 SCANNED_DIRS = ("customers", "policies", "inventory")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PY_PASSWORD = re.compile(r"""["'](?:ssh_)?password["']\s*:""")
@@ -73,6 +73,7 @@ class _Loader:
     # A proposed change, validated before it is written (`relayops customer`):
     # repository-relative YAML path -> new content, None when deleted.
     overlay: Mapping[str, bytes | None] = field(default_factory=dict)
+    require_dkim_keys: bool = True
 
     # -- reading -------------------------------------------------------------
     def read_bytes(self, rel: str) -> bytes:
@@ -180,24 +181,7 @@ class _Loader:
         source = self.sources.get(rel)
         if source is None:
             return 1, 1
-        lines = source.splitlines()
-        first = 0
-        hosts = self.inventory_hosts.get(rel, [])
-        if (
-            len(path) > 1
-            and path[0] == "relays"
-            and isinstance(path[1], int)
-            and path[1] < len(hosts)
-        ):
-            first = (_find_quoted(lines, hosts[path[1]], 0) or (0, 0))[0]
-        if isinstance(value, dict):
-            value = value.get("name") or value.get("address")
-        if value is None:
-            return (first + 1, 1) if first else (1, 1)
-        hit = _find_quoted(lines, str(value), first)
-        if hit is None:
-            return 1, 1
-        return hit[0] + 1, hit[1] + 1
+        return pysource.position(source, self.inventory_hosts.get(rel, []), value, path)
 
     # -- files ---------------------------------------------------------------
     def customers(self) -> dict[str, Customer]:
@@ -281,11 +265,11 @@ class _Loader:
             # pyinfra executes inventory files as Python too; we read the same data.
             namespace = runpy.run_path(str(path))
         except Exception as exc:  # any error in operator code is a finding, not a crash
-            line = getattr(exc, "lineno", None) or _traceback_line(exc, str(path))
+            line = getattr(exc, "lineno", None) or pysource.traceback_line(exc, str(path))
             self.add(rel, line, 1, "", f"cannot be executed: {type(exc).__name__}: {exc}")
             return None
         relays = namespace.get("relays")
-        hosts, group = _pyinfra_group(relays)
+        hosts, group = pysource.pyinfra_group(relays)
         if hosts is None:
             self.add(
                 rel,
@@ -297,32 +281,75 @@ class _Loader:
             )
             return None
         self.inventory_hosts[rel] = [str(e[0] if isinstance(e, tuple) and e else e) for e in hosts]
-        data: dict[str, Any] = {
-            "name": name,
-            "path": path,
-            "hosts": [],
-            "shared_counters": group.get("relayops_shared_counters"),
-            "dnsbl_zones": group.get("relayops_dnsbl_zones", []),
-        }
-        for entry in hosts:
+        group_vars = self.inventory_vars(rel, GroupVars, group, ())
+        data: dict[str, Any] = {"name": name, "path": path, "hosts": []}
+        if group_vars is not None:
+            data.update(
+                shared_counters=group_vars.relayops_shared_counters,
+                dnsbl_zones=group_vars.relayops_dnsbl_zones,
+                age_identity=group_vars.relayops_age_identity,
+                ca_bundle=group_vars.relayops_ca_bundle,
+                check_nameserver=group_vars.relayops_check_nameserver,
+            )
+        complete = group_vars is not None
+        for index, entry in enumerate(hosts):
             host_name, host_data = (
                 entry if isinstance(entry, tuple) and len(entry) == 2 else (entry, {})
             )
             if not isinstance(host_data, dict):
                 host_data = {}
+            host_vars = self.inventory_vars(rel, HostVars, host_data, ("relays", index))
+            if host_vars is None:
+                complete = False
+                continue
             data["hosts"].append(
                 {
                     "name": host_name,
                     "fqdn": host_name,
                     "ssh_hostname": host_data.get("ssh_hostname", host_name),
-                    "ips": host_data.get("relayops_ips"),
+                    "ips": host_vars.relayops_ips,
+                    "tls": host_vars.relayops_tls
+                    or (group_vars.relayops_tls if group_vars else "acme"),
                 }
             )
+        if not complete:
+            return None
         inventory = self.validate(rel, Inventory, data)
         if inventory is not None:
             for v in crossref.inventory_rules(inventory, rel):
                 self.violation(v)
         return inventory
+
+    def inventory_vars(
+        self, rel: str, model: type[M], data: dict[str, Any], prefix: tuple[str | int, ...]
+    ) -> M | None:
+        """The `relayops_*` keys of one host's or the group's data, validated against their
+        declaration (model/inventory.py); other keys are pyinfra's."""
+        ours = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith(KEY_PREFIX)}
+        try:
+            return model.model_validate(ours)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                loc = [*prefix, *error["loc"]]
+                fld = _dotted([s for s in loc if _is_field_segment(s)])
+                if error["type"] == "extra_forbidden":
+                    key = str(error["loc"][0])
+                    line, column = self.py_position(rel, key, loc)
+                    declared = ", ".join(model.model_fields)
+                    where = "a host's data" if model is HostVars else "the relays group's data"
+                    self.add(
+                        rel,
+                        line,
+                        column,
+                        fld,
+                        f"unknown inventory key; keys {where} may set: {declared} "
+                        "(declared in src/relayops/model/inventory.py)",
+                    )
+                    continue
+                value = None if error["type"] == "missing" else error.get("input")
+                line, column = self.py_position(rel, value, loc)
+                self.add(rel, line, column, fld, _message(error, model, tuple(error["loc"])), value)
+            return None
 
     def secrets(self) -> None:
         """No private key or plaintext password may sit in the reviewed, unencrypted files."""
@@ -372,14 +399,25 @@ class _Loader:
 
 
 def load_repo(
-    root: Path, *, today: date | None = None, overlay: Mapping[str, bytes | None] | None = None
+    root: Path,
+    *,
+    today: date | None = None,
+    overlay: Mapping[str, bytes | None] | None = None,
+    require_dkim_keys: bool = True,
 ) -> LoadResult:
     """Read and validate the repository at `root`; `today` is the clock for dated rules.
 
     `overlay` (path -> content, None for deleted) replaces YAML files of customers/ and
     policies/ as read, so a change is validated before it is written.
+    `require_dkim_keys=False` waives only the rule that every sender domain has its key
+    pair under secrets/ (for `relayops dkim generate --missing`, which writes them).
     """
-    loader = _Loader(root=root, today=today or datetime.now(UTC).date(), overlay=overlay or {})
+    loader = _Loader(
+        root=root,
+        today=today or datetime.now(UTC).date(),
+        overlay=overlay or {},
+        require_dkim_keys=require_dkim_keys,
+    )
     # Loading builds hundreds of thousands of long-lived objects and no cycles worth
     # collecting: the cyclic GC's repeated full scans would cost a third of the time.
     gc_was_enabled = gc.isenabled()
@@ -391,12 +429,23 @@ def load_repo(
             gc.enable()
 
 
+def inventory_names(root: Path) -> list[str]:
+    """Every `inventory/*.py` is an inventory, named by its stem (`lab`, `production`)."""
+    folder = root / "inventory"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
 def _load(loader: _Loader, root: Path) -> LoadResult:
     customers = loader.customers()
     policies = {rel: loader.policy(rel) for rel in POLICY_FILES}
     notifications = loader.notifications()
     released_ips, ledger_lines = loader.released_ips()
-    inventories = {name: loader.inventory(name) for name in INVENTORIES}
+    names = inventory_names(root)
+    if not names:
+        loader.add("inventory/", 1, 1, "", "no inventory: add inventory/<name>.py (pyinfra)")
+    inventories = {name: loader.inventory(name) for name in names}
     loader.secrets()
 
     plans = typing.cast(PlansFile | None, policies["policies/plans.yaml"])
@@ -410,6 +459,8 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         crossref.unique_logins(customers),
         crossref.notification_rules(notifications),
     ]
+    if loader.require_dkim_keys:
+        rules.append(crossref.dkim_key_rules(customers, root))
     if plans is not None:
         rules.append(crossref.plan_rules(customers, plans.plans))
     if warmup is not None and throttling is not None:
@@ -417,6 +468,9 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
     for inventory in inventories.values():
         if inventory is not None:
             rules.append(crossref.placement_rules(customers, inventory))
+            rel = f"inventory/{inventory.name}.py"
+            rules.append(crossref.counters_rules(customers, inventory, rel))
+            rules.append(crossref.identity_rules(inventory, rel, root))
     rules.append(
         quarantine.quarantine_rules(
             customers, released_ips, today=loader.today, ledger_lines=ledger_lines
@@ -455,40 +509,12 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
 
 
 # -- helpers -------------------------------------------------------------------
-def _pyinfra_group(value: Any) -> tuple[list[Any] | None, dict[str, Any]]:
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
-        hosts, group = value
-        return (list(hosts) if isinstance(hosts, list | tuple) else None), group
-    if isinstance(value, list):
-        return value, {}
-    return None, {}
-
-
-def _find_quoted(lines: list[str], needle: str, start: int) -> tuple[int, int] | None:
-    for number in range(start, len(lines)):
-        for quote in ('"', "'"):
-            col = lines[number].find(f"{quote}{needle}{quote}")
-            if col >= 0:
-                return number, col
-    return None
-
-
-_INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips"}
+_INVENTORY_NAMES = {"hosts": "relays", "ips": "relayops_ips", "tls": "relayops_tls"}
 
 
 def _inventory_path(loc: Sequence[str | int]) -> list[str | int]:
     """Pydantic's loc in the Inventory model, in the inventory file's own words."""
     return [_INVENTORY_NAMES.get(s, s) if isinstance(s, str) else s for s in loc]
-
-
-def _traceback_line(exc: BaseException, filename: str) -> int:
-    tb = exc.__traceback__
-    line = 1
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def _is_field_segment(segment: str | int) -> bool:

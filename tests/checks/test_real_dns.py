@@ -130,7 +130,7 @@ def targets(good_pem: str) -> dict[str, Any]:
 def run_check(tmp_path: Path, data: dict[str, Any], *args: str) -> tuple[int, dict[str, Any]]:
     path = tmp_path / "targets.json"
     path.write_text(json.dumps(data))
-    result = CliRunner().invoke(cli, ["check", "--inventory", str(path), "--json", *args])
+    result = CliRunner().invoke(cli, ["check", "--targets", str(path), "--json", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.output)
 
@@ -248,8 +248,10 @@ def test_repository_inventory_through_the_loader(tmp_path: Path, example_repo: P
             cli,
             [
                 "check",
+                "--repo",
+                str(example_repo),
                 "--inventory",
-                str(example_repo / "inventory" / "lab.py"),
+                "lab",
                 "--only",
                 "dnsbl",
                 "--nameserver",
@@ -268,20 +270,20 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"service_domain": "relay.test"}))
     runner = CliRunner()
-    bad_only = runner.invoke(cli, ["check", "--inventory", str(path), "--only", "dns,smtp"])
+    bad_only = runner.invoke(cli, ["check", "--targets", str(path), "--only", "dns,smtp"])
     assert bad_only.exit_code == 2
     assert "unknown smtp; choose from dns,tls,ports,relay,dnsbl" in bad_only.output
     path.write_text(json.dumps({"service_domain": "relay.test", "hosts": [{"fqdn": 1}]}))
-    invalid = runner.invoke(cli, ["check", "--inventory", str(path)])
+    invalid = runner.invoke(cli, ["check", "--targets", str(path)])
     assert invalid.exit_code == 2
     assert "invalid targets: hosts.0.fqdn" in invalid.output
     path.write_text(json.dumps({"service_domain": "relay.test"}))
-    nothing = runner.invoke(cli, ["check", "--inventory", str(path), "--only", "tls,relay"])
+    nothing = runner.invoke(cli, ["check", "--targets", str(path), "--only", "tls,relay"])
     assert nothing.exit_code == 2
     assert "nothing to check: the targets have no host or domain for --only tls,relay" in (
         nothing.output
     )
-    unknown = runner.invoke(cli, ["check", "--inventory", str(path.with_name("nope.json"))])
+    unknown = runner.invoke(cli, ["check", "--targets", str(path.with_name("nope.json"))])
     assert unknown.exit_code == 2
     assert unknown.output.endswith(
         f"Error: Invalid value for '--inventory': File '{path.with_name('nope.json')}' "

@@ -54,7 +54,7 @@ def run_check(tmp_path: Path, data: dict[str, Any], *args: str) -> tuple[int, di
     path = tmp_path / "targets.json"
     path.write_text(json.dumps({"service_domain": "relay.test", **data}))
     result = CliRunner().invoke(
-        cli, ["check", "--inventory", str(path), "--json", "--timeout", "5", *args]
+        cli, ["check", "--targets", str(path), "--json", "--timeout", "5", *args]
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.output)

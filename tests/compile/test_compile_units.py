@@ -59,36 +59,36 @@ def test_load_frozen_leaves_the_callers_gc_setting(enabled: bool) -> None:
 def test_warmup_stages_resolve_to_inclusive_dates_from_the_start() -> None:
     repo = golden("dedicated-ip")
     host = repo.inventories["production"].hosts[0]
-    dedi = policy_rules(repo, host)["customers"]["dedi"]
-    assert dedi["warmup"] == [
+    dedi = policy_rules(repo, host).customers["dedi"]
+    assert dedi.model_dump(mode="json")["warmup"] == [
         {"first_day": "2026-11-10", "last_day": "2026-11-16", "daily_cap": 200},
         {"first_day": "2026-11-17", "last_day": "2026-11-30", "daily_cap": 2000},
         {"first_day": "2026-12-01", "last_day": "2026-12-14", "daily_cap": 20000},
     ]
-    assert dedi["daily_quota"] == 50000 and dedi["warn_ratio"] == 0.9
-    assert policy_rules(repo, host)["customers"]["alpha"]["warmup"] == []
+    assert dedi.daily_quota == 50000 and dedi.warn_ratio == 0.9
+    assert policy_rules(repo, host).customers["alpha"].warmup == []
 
 
 def test_quota_override_is_resolved() -> None:
     repo = golden("shared-pool")
     host = repo.inventories["production"].hosts[0]
-    assert policy_rules(repo, host)["customers"]["beta"]["daily_quota"] == 1500
+    assert policy_rules(repo, host).customers["beta"].daily_quota == 1500
 
 
 def test_suspended_customer_keeps_its_rules_but_loses_its_logins() -> None:
     repo = golden("suspended")
     host = repo.inventories["production"].hosts[0]
-    rules = policy_rules(repo, host)["customers"]["susp"]
-    assert rules["status"] == "suspended"
-    assert rules["status_reason"].startswith("complaint rate")
+    rules = policy_rules(repo, host).customers["susp"]
+    assert rules.status == "suspended"
+    assert rules.status_reason is not None and rules.status_reason.startswith("complaint rate")
     assert all("susp" not in key for key, _ in sender_login_rows(repo, host))
 
 
 def test_each_host_serves_only_customers_of_its_ips() -> None:
     repo = golden("several-hosts")
     relay1, relay2 = repo.inventories["production"].hosts
-    assert set(policy_rules(repo, relay1)["customers"]) == {"multi", "dedi"}
-    assert set(policy_rules(repo, relay2)["customers"]) == {"multi", "usco"}
+    assert set(policy_rules(repo, relay1).customers) == {"multi", "dedi"}
+    assert set(policy_rules(repo, relay2).customers) == {"multi", "usco"}
     assert [e.transport for e in host_egresses(relay2)] == ["pool-eu", "pool-us"]
     assert default_egress(relay2).transport == "pool-eu"
     assert sender_egress_rows(repo, relay2) == [("usco.example", "FILTER pool-us:")]
@@ -198,7 +198,7 @@ def test_render_writes_trees_and_manifests(tmp_path: Path) -> None:
          "--out", str(out), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)[0]["host"] == "relay2.relay.example.net"
+    assert json.loads(result.output)["hosts"][0]["host"] == "relay2.relay.example.net"
     assert (out / "relay2.relay.example.net/etc/postfix/main.cf").is_file()
     assert not (out / "relay1.relay.example.net").exists()
     manifest = json.loads((out / "relay2.relay.example.net.manifest.json").read_text())
@@ -230,12 +230,14 @@ def test_render_reports_a_compile_error_without_a_traceback(
 
     monkeypatch.setattr("relayops.compile.cli.compile_inventory", broken)
     result = CliRunner().invoke(
-        render, ["--repo", str(GOLDEN / "shared-pool/repo"), "--out", str(tmp_path / "o")]
-    )
+        render,
+        ["--repo", str(GOLDEN / "shared-pool/repo"), "--inventory", "production",
+         "--out", str(tmp_path / "o")],
+    )  # fmt: skip
     assert result.exit_code == 2
     assert not isinstance(result.exception, CompileError)
     assert result.output == (
-        "relayops: cannot compile inventory production: "
+        "relayops render: cannot compile inventory production: "
         "relay1: two entries for one path; this is a compiler bug\n"
     )
     assert not (tmp_path / "o").exists()
@@ -253,7 +255,9 @@ def test_example_repository_renders_and_the_real_tools_accept_it(
          "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    hosts = json.loads(result.output)
+    report = json.loads(result.output)
+    assert report["ok"] is True
+    hosts = report["hosts"]
     assert len(hosts) >= 2
     for host in hosts:
         assert [c["ok"] for c in host["checks"]] == [True] * 4, host["checks"]

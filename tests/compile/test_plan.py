@@ -55,7 +55,7 @@ def run_plan(repo: Path, *args: str) -> tuple[int, str]:
 
 
 def plan_data(repo: Path, base: str = "HEAD~1") -> dict[str, object]:
-    code, out = run_plan(repo, "--base", base, "--format", "json")
+    code, out = run_plan(repo, "--base", base, "--json")
     assert code == 0, out
     data: dict[str, object] = json.loads(out)
     return data
@@ -94,7 +94,7 @@ def test_no_change_against_head(repo: Path) -> None:
 
 def test_new_domain_lists_the_dns_records_to_publish(repo: Path) -> None:
     _secret, public = new_identity()
-    (repo / "secrets").mkdir()
+    (repo / "secrets").mkdir(exist_ok=True)
     (repo / "secrets/recipients.txt").write_text(public + "\n")
     commit(repo, "recipients")
     path = repo / "customers/alpha.yaml"

@@ -14,11 +14,9 @@ from relayops.deploy.runner import DEPLOY_FILE, pyinfra_argv
 
 def test_deploy_refuses_an_invalid_repository_with_exit_2(example_repo: Path) -> None:
     (example_repo / "customers" / "acme.yaml").write_text("name: [unclosed\n")
-    result = CliRunner().invoke(
-        cli, ["deploy", "--inventory", str(example_repo / "inventory/lab.py")]
-    )
+    result = CliRunner().invoke(cli, ["deploy", "--repo", str(example_repo), "--inventory", "lab"])
     assert result.exit_code == 2
-    assert "does not validate" in result.output
+    assert "invalid repository (1 error(s) above); fix them first" in result.output
     assert "acme.yaml" in result.output
 
 
@@ -73,9 +71,20 @@ def test_summary_reads_changed_and_failed_hosts_from_pyinfra_output() -> None:
 def test_json_refusal(example_repo: Path) -> None:
     (example_repo / "customers" / "acme.yaml").write_text("name: [unclosed\n")
     inventory = str(example_repo / "inventory/lab.py")
-    result = CliRunner().invoke(cli, ["deploy", "--json", "--inventory", inventory])
+    result = CliRunner().invoke(
+        cli, ["deploy", "--json", "--repo", str(example_repo), "--inventory", inventory]
+    )
     assert result.exit_code == 2
-    assert json.loads(result.output)["ok"] is False
+    payload = json.loads(result.output)
+    assert list(payload) == ["ok", "errors"] and payload["ok"] is False
+    assert payload["errors"][0]["file"] == "customers/acme.yaml"
+
+
+def test_an_inventory_file_of_another_repository_is_refused(example_repo: Path) -> None:
+    inventory = str(example_repo / "inventory/lab.py")
+    result = CliRunner().invoke(cli, ["deploy", "--inventory", inventory])
+    assert result.exit_code == 2
+    assert f"relayops deploy: {inventory} is not an inventory of " in result.output
 
 
 def test_lab_host_keys_are_handed_to_pyinfra() -> None:

@@ -14,11 +14,13 @@ from relayops.deploy import redis_conf as rc
 from relayops.deploy.counters import REDIS_DROPIN, REDIS_TLS, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import INIT_SCRIPT, host_plan
-from relayops.deploy.labdns import lab_zones
 from relayops.deploy.state import Wanted
 from relayops.deploy.target import identity_path, load_target, repo_of_inventory
-from relayops.deploy.tls import CERT_PATH, KEY_PATH, LabCA, Pem, issue, new_ca, still_good
+from relayops.deploy.tls import CERT_PATH, KEY_PATH
 from relayops.deploy.wheels import missing_requirements
+from relayops.lab.publish import lab_zones
+from relayops.labca import LabCA, Pem, issue, new_ca, still_good
+from relayops.loader import load_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
@@ -43,11 +45,15 @@ def test_inventory_file_must_sit_in_an_inventory_folder(tmp_path: Path) -> None:
         repo_of_inventory(stray)
 
 
-def test_identity_defaults_to_the_lab_one_for_the_lab_only() -> None:
-    assert identity_path(ROOT, "lab", {}) == ROOT / "lab/age-identity.lab-only.txt"
-    assert identity_path(ROOT, "production", {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
+def test_identity_is_the_inventory_one_unless_the_environment_names_one() -> None:
+    repo = load_repo(ROOT).repo
+    assert repo is not None
+    lab, production = repo.inventories["lab"], repo.inventories["production"]
+    assert identity_path(ROOT, lab, {}) == ROOT / "lab/age-identity.lab-only.txt"
+    assert identity_path(ROOT, lab, {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
+    assert identity_path(ROOT, production, {"RELAYOPS_AGE_IDENTITY": "/k"}) == Path("/k")
     with pytest.raises(DeployError, match="RELAYOPS_AGE_IDENTITY"):
-        identity_path(ROOT, "production", {})
+        identity_path(ROOT, production, {})
 
 
 def test_host_plan_adds_secrets_certificate_service_files_and_redis() -> None:

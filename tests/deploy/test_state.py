@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from relayops.compile.files import (
+    Daemon,
     Directory,
     HostConfig,
     ManagedFile,
     MapCommand,
     SecretFile,
-    Service,
 )
 from relayops.deploy.facts import parse_host_facts, parse_statuses
 from relayops.deploy.ordering import path_position
@@ -25,15 +25,15 @@ from relayops.deploy.state import (
     reloads,
 )
 
-MAIN_CF = ManagedFile("/etc/postfix/main.cf", b"x = 1\n", 0o644, "root", "root", Service.POSTFIX)
+MAIN_CF = ManagedFile("/etc/postfix/main.cf", b"x = 1\n", 0o644, "root", "root", Daemon.POSTFIX)
 SENDERS = ManagedFile(
-    "/etc/postfix/sender_logins", b"@a.example a\n", 0o644, "root", "root", Service.POSTFIX,
+    "/etc/postfix/sender_logins", b"@a.example a\n", 0o644, "root", "root", Daemon.POSTFIX,
     MapCommand.POSTMAP,
 )  # fmt: skip
 USERS = ManagedFile("/etc/dovecot/relayops-users", b"a:{X}y\n", 0o640, "root", "dovecot", None)
 KEY = SecretFile(
     "/etc/opendkim/keys/a.example/s1.private", "secrets/dkim/a.example.s1.key.age", 0o600,
-    "opendkim", "opendkim", Service.OPENDKIM,
+    "opendkim", "opendkim", Daemon.OPENDKIM,
 )  # fmt: skip
 CONFIG = HostConfig(
     "relay1", "relay1.example.net", (MAIN_CF, SENDERS, USERS), (KEY,),

@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from relayops.deploy.demo import lab_password
-from relayops.deploy.mail import Submission, message, submit, token
+from relayops.lab.demo import lab_password
+from relayops.lab.mail import Submission, message, submit, token
 from relayops.lab.sink import Sink
 from support.deployed import EXAMPLE, Deployed
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from e2e.mailflow import send, wait_all
 from relayops.cli import cli
-from relayops.deploy.mail import lab_dnsfunc
+from relayops.lab.mail import lab_dnsfunc
 from support.deployed import Deployed, copy_example, publish_and_deploy
 
 pytestmark = pytest.mark.lab

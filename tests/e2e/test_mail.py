@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from e2e.mailflow import send, submission
-from relayops.deploy.demo import lab_password
-from relayops.deploy.mail import message, submit, verify_dkim
+from relayops.lab.demo import lab_password
+from relayops.lab.mail import message, submit, verify_dkim
 from support.deployed import EXAMPLE, Deployed
 
 pytestmark = pytest.mark.lab

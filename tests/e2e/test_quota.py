@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from e2e.mailflow import refused_all, send, write_yaml_change
-from relayops.compile.policy import STORE_PASSWORD_FILE
 from relayops.deploy.counters import redis_placement
-from relayops.deploy.mail import token
 from relayops.deploy.tls import CA_PATH
+from relayops.hostlayout import STORE_PASSWORD_FILE
+from relayops.lab.mail import token
 from relayops.lab.sink import Arrived
 from support.deployed import Deployed, copy_example, publish_and_deploy
 

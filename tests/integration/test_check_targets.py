@@ -16,7 +16,7 @@ def test_lab_targets_from_the_example_repository(example_repo: Path) -> None:
     repo = load_repo(example_repo, today=date(2026, 11, 23)).repo
     assert repo is not None
     creds = read_credentials(example_repo / "lab" / "credentials.lab-only.yaml")
-    target = targets_from_repo(repo, "lab", credentials=creds)
+    target = targets_from_repo(repo, repo.inventories["lab"], credentials=creds)
 
     assert target.service_domain == "relay.example.net"
     assert [h.connect for h in target.hosts] == ["198.18.0.11", "198.18.0.12"]
@@ -41,7 +41,7 @@ def test_lab_targets_from_the_example_repository(example_repo: Path) -> None:
 def test_production_lists_real_blocklists(example_repo: Path) -> None:
     repo = load_repo(example_repo, today=date(2026, 11, 23)).repo
     assert repo is not None
-    target = targets_from_repo(repo, "production")
+    target = targets_from_repo(repo, repo.inventories["production"])
     zones = {z.zone: z for z in target.dnsbl_zones}
     assert "zen.spamhaus.org" in zones
     assert "127.255.255.254" in zones["zen.spamhaus.org"].refusal_codes

@@ -77,6 +77,8 @@ def test_inventory_lab_py_addresses_the_lab_hosts() -> None:
         assert (host.fqdn, host.ssh_hostname) == (lab_host.fqdn, lab_host.address)
         assert {str(ip.address) for ip in host.ips} <= set(lab_host.addresses)
     assert [z.zone for z in inventory.dnsbl_zones] == [DNSBL_ZONE]
+    text = (Path(__file__).resolve().parents[2] / "inventory" / "lab.py").read_text()
+    assert f'"ssh_known_hosts_file": "{topo.known_hosts}"' in text
     assert inventory.shared_counters == (
         f"rediss://relayops-policyd@{topo.relay(1).address}:6380/0?ca=/etc/relayops/tls/ca.pem"
     )

@@ -19,7 +19,7 @@ from support.deployed import Deployed
 def checks(deployed: Deployed) -> LabChecks:
     target = targets_from_repo(
         deployed.target.repo,
-        deployed.target.inventory.name,
+        deployed.target.inventory,
         credentials=read_credentials(CREDENTIALS),
         ca_bundle=str(deployed.ca_file),
     )

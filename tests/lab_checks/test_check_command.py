@@ -80,11 +80,13 @@ SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 
 def test_the_inventory_names_the_lab_ca_and_dns(checks: LabChecks, example_repo: Path) -> None:
     """With relayops_ca_bundle and relayops_check_nameserver in the inventory's group data,
-    `--inventory inventory/lab.py` alone checks the lab (TLS chains to the lab CA)."""
+    `--repo R --inventory lab` alone checks the lab (TLS chains to the lab CA)."""
     inventory = example_repo / "inventory" / "lab.py"
     text = inventory.read_text()
     assert '"relayops_ca_bundle"' in text and '"relayops_check_nameserver"' in text
-    code, report, stderr = relayops_check("--inventory", str(inventory), "--only", "dns,tls")
+    code, report, stderr = relayops_check(
+        "--repo", str(example_repo), "--inventory", "lab", "--only", "dns,tls"
+    )
     problems = [f"{r['subject']}: {r['message']}" for r in results(report) if r["status"] != "ok"]
     assert (code, problems) == (0, []), stderr
     assert any(r["subject"] == "relay1.relay.example.net:587 chain" for r in results(report))

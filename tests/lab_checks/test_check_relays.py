@@ -14,7 +14,7 @@ from lab_checks.changes import CERT, KEY, postfix_changed, relay_files
 from lab_checks.checking import LabChecks, all_ok, errors
 from relayops.checks.result import CheckResult
 from relayops.checks.target import CheckTarget
-from relayops.deploy.tls import LabCA, Pem, issue
+from relayops.labca import LabCA, Pem, issue
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from relayops.deploy.tls import CA_KEY_USAGE
+from relayops.labca import CA_KEY_USAGE
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

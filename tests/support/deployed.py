@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relayops.deploy.labdns import publishable
 from relayops.deploy.runner import ENGINE_ROOT, DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
-from relayops.deploy.tls import LabCA
 from relayops.lab.dns import reverse_zone
+from relayops.lab.publish import publishable
+from relayops.labca import LabCA
 from support.lab import Lab
 from support.repo import copy_example
 

@@ -58,6 +58,8 @@ class Case:
     expected: list[tuple[str, int, int, str, str]]
     edits: dict[str, tuple[str, str]] = field(default_factory=dict)
     removed: tuple[str, ...] = ()
+    # newco's DKIM key pair (a copy of acme's) under secrets/, unless the case is about it
+    newco_keys: bool = True
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -524,6 +526,181 @@ CASES = [
         {"policies/notifications/warning.txt": "Hello\n"},
         [("policies/notifications/warning.txt", 1, 1, "", "must start with one 'Subject: …' line")],
     ),
+    Case(
+        "inventory-unknown-group-key",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                48,
+                9,
+                "relayops_shared_counter",
+                "unknown inventory key; keys the relays group's data may set: "
+                "relayops_shared_counters, relayops_dnsbl_zones, relayops_tls, "
+                "relayops_age_identity, relayops_ca_bundle, relayops_check_nameserver "
+                "(declared in src/relayops/model/inventory.py)",
+            )
+        ],
+        edits={"inventory/lab.py": ('"relayops_shared_counters"', '"relayops_shared_counter"')},
+    ),
+    Case(
+        "inventory-unknown-host-key",
+        {},
+        [
+            (
+                "inventory/production.py",
+                27,
+                49,
+                "relays[1].relayops_pool",
+                "unknown inventory key; keys a host's data may set: relayops_ips, relayops_tls",
+            )
+        ],
+        edits={
+            "inventory/production.py": (
+                '"ssh_hostname": "203.0.113.12",',
+                '"ssh_hostname": "203.0.113.12", "relayops_pool": "shared-eu",',
+            )
+        },
+    ),
+    Case(
+        "inventory-bad-tls-source",
+        {},
+        [("inventory/lab.py", 56, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
+        edits={"inventory/lab.py": ('"relayops_tls": "lab-ca"', '"relayops_tls": "letsencrypt"')},
+    ),
+    Case(
+        "pool-on-two-relays-without-shared-counters",
+        {},
+        [
+            (
+                "inventory/production.py",
+                31,
+                74,
+                "relays[1].relayops_ips[1].pool",
+                "pool 'shared-eu' sends from 2 relays (relay1.relay.example.net, "
+                "relay2.relay.example.net) that count quotas each on its own: its customers "
+                "(acme, stark, umbrella) could send 2x their daily quota; set "
+                'relayops_shared_counters (e.g. "redis://HOST:6379/0") in the relays group data',
+            )
+        ],
+        edits={
+            "inventory/production.py": (
+                '"relayops_shared_counters": "redis://192.0.2.50:6379/0",',
+                "",
+            )
+        },
+    ),
+    Case(
+        "shared-counters-url-refused",
+        {},
+        [
+            (
+                "inventory/production.py",
+                41,
+                37,
+                "relayops_shared_counters",
+                "'rediss://oops': 'oops' is not an IP address or a fully qualified name every "
+                "relay can resolve",
+            )
+        ],
+        edits={"inventory/production.py": ('"redis://192.0.2.50:6379/0"', '"rediss://oops"')},
+    ),
+    Case(
+        "shared-counters-not-a-redis-url",
+        {},
+        [
+            (
+                "inventory/production.py",
+                41,
+                37,
+                "relayops_shared_counters",
+                "shared counters need redis://HOST[:PORT][/N], rediss://HOST[:PORT][/N] or "
+                "redis+sentinel://",
+            )
+        ],
+        edits={
+            "inventory/production.py": (
+                '"redis://192.0.2.50:6379/0"',
+                '"sqlite:/var/lib/relayops/policyd.sqlite"',
+            )
+        },
+    ),
+    Case(
+        "shared-counters-tls-to-a-relay-hosted-redis",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                48,
+                37,
+                "relayops_shared_counters",
+                "names relay relay1.relay.example.net, where the deploy runs a plain Redis "
+                "(no TLS, no Sentinel): the daemons could not connect with rediss://",
+            )
+        ],
+        edits={
+            "inventory/lab.py": ('"redis://198.18.0.11:6379/0"', '"rediss://198.18.0.11:6379/0"')
+        },
+    ),
+    Case(
+        "dkim-key-missing",
+        {NEW: NEWCO},
+        [
+            (
+                NEW,
+                8,
+                12,
+                "domains[0].dkim.selector",
+                "no DKIM key secrets/dkim/newco.example.n1.key.age and "
+                "secrets/dkim/newco.example.n1.pub.pem; run `relayops dkim generate "
+                "newco.example --selector n1`",
+            )
+        ],
+        newco_keys=False,
+    ),
+    Case(
+        "shared-counters-database-a-relay-hosted-redis-lacks",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                48,
+                37,
+                "relayops_shared_counters",
+                "database 16 on relay relay1.relay.example.net: the Redis the deploy runs there "
+                "has databases 0 to 15 (Debian's default)",
+            )
+        ],
+        edits={
+            "inventory/lab.py": ('"redis://198.18.0.11:6379/0"', '"redis://198.18.0.11:6379/16"')
+        },
+    ),
+    Case(
+        "age-identity-missing",
+        {},
+        [
+            (
+                "inventory/lab.py",
+                54,
+                34,
+                "relayops_age_identity",
+                "; name the age identity that decrypts secrets/ (or leave it unset and set "
+                "RELAYOPS_AGE_IDENTITY when deploying)",
+            )
+        ],
+        edits={"inventory/lab.py": ('"lab/age-identity.lab-only.txt"', '"lab/age-identity.txt"')},
+    ),
+    Case(
+        "inventory-host-listed-twice",
+        {},
+        [("inventory/production.py", 25, 13, "relays[1]", "host listed twice")],
+        edits={
+            "inventory/production.py": (
+                '"relay2.relay.example.net",\n',
+                '"relay1.relay.example.net",\n',
+            )
+        },
+    ),
 ]
 
 
@@ -545,6 +722,17 @@ def test_invalid_input_is_located(case: Case, example_repo: Path) -> None:
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
     result = load_repo(example_repo, today=TODAY)
+    if NEW in case.files and case.newco_keys:
+        # newco's key pair (a copy of acme's), for every case not about DKIM keys
+        dkim = example_repo / "secrets" / "dkim"
+        for f in result.findings:
+            if f.file == NEW and f.message.startswith("no DKIM key"):
+                domain = f.message.split("`relayops dkim generate ")[1].split(" ")[0]
+                for suffix in ("key.age", "pub.pem"):
+                    (dkim / f"{domain}.n1.{suffix}").write_bytes(
+                        (dkim / f"acme.example.rly2026.{suffix}").read_bytes()
+                    )
+        result = load_repo(example_repo, today=TODAY)
 
     assert result.repo is None
     got = [(f.file, f.line, f.column, f.field, f.message) for f in result.findings]

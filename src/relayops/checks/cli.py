@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,84 +15,66 @@ from relayops.checks.report import render, to_json
 from relayops.checks.resolver import make_resolver
 from relayops.checks.result import CheckInputError, Status, worst
 from relayops.checks.target import CheckTarget, load_targets
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    emit_json,
+    fail,
+    inventory_option,
+    json_option,
+    repo_option,
+)
+from relayops.commands.progress import progress_wanted, steps
 
 
-class _BadInput(click.ClickException):
-    exit_code = 2
-
-
-def _repo_root(inventory: Path, repo_root: Path | None) -> Path:
-    return repo_root or inventory.resolve().parent.parent
-
-
-def _targets(
-    inventory: Path, repo_root: Path | None, credentials: Path | None, ca_bundle: str | None
-) -> CheckTarget:
-    """A JSON targets file as is; a pyinfra inventory (inventory/lab.py) through the
-    repository loader, with the repository root defaulting to the inventory's parent's."""
-    if inventory.suffix == ".json":
-        return load_targets(inventory)
-    # Imported here: the repository loader is only needed for this form.
-    from relayops.checks.from_repo import read_credentials, targets_from_repo
-    from relayops.loader import load_repo
-
-    root = _repo_root(inventory, repo_root)
-    loaded = load_repo(root)
-    if loaded.repo is None:
-        first = "; ".join(f"{f.location()}: {f.message}" for f in loaded.findings[:3])
-        raise CheckInputError(
-            f"the repository at {root} does not validate ({len(loaded.findings)} problem(s): "
-            f"{first}); run `relayops validate` and fix it first"
-        )
-    return targets_from_repo(
-        loaded.repo,
-        inventory.stem,
-        credentials=read_credentials(credentials) if credentials else None,
-        ca_bundle=ca_bundle,
-    )
-
-
-def _with_inventory_defaults(
-    inventory: Path,
-    repo_root: Path | None,
+def _from_repo(
+    repo_root: Path,
+    inventory: str,
+    credentials: Path | None,
     ca_bundle: str | None,
     nameserver: str | None,
     *,
     needs_ca: bool,
-) -> tuple[str | None, str | None]:
-    """Options not given on the command line come from the inventory's group data
-    (`relayops_ca_bundle`, `relayops_check_nameserver`: the lab names its CA and DNS).
+    as_json: bool,
+) -> tuple[CheckTarget, str | None]:
+    """The targets of one of the repository's inventories, and the DNS server to ask.
 
-    The CA bundle must exist only when TLS is checked: DNS checks need no deploy."""
-    if inventory.suffix == ".json" or (ca_bundle and nameserver):
-        return ca_bundle, nameserver
-    from relayops.checks.from_repo import inventory_check_defaults
+    Options not given on the command line come from the inventory (`relayops_ca_bundle`,
+    `relayops_check_nameserver`: the lab names its CA and DNS). The CA bundle must exist
+    only when TLS is checked: DNS checks need no deploy."""
+    # Imported here: the repository loader is only needed for this form.
+    from relayops.checks.from_repo import check_defaults, read_credentials, targets_from_repo
+    from relayops.commands.repo import inventory_of, load_valid_repo
 
-    defaults = inventory_check_defaults(inventory, _repo_root(inventory, repo_root))
+    repo = load_valid_repo(repo_root, as_json=as_json)
+    chosen = inventory_of(repo, inventory)
+    defaults = check_defaults(chosen, repo.root)
     if ca_bundle is None and defaults.ca_bundle is not None and needs_ca:
         if not defaults.ca_bundle.is_file():
             raise CheckInputError(
-                f"{inventory} names relayops_ca_bundle {defaults.ca_bundle}, which does not "
-                f"exist; deploy first (`relayops deploy --inventory {inventory}` creates the "
-                "lab CA) or pass --ca-bundle"
+                f"inventory {chosen.name} names relayops_ca_bundle {defaults.ca_bundle}, which "
+                f"does not exist; deploy first (`relayops deploy --inventory {chosen.name}` "
+                "creates the lab CA) or pass --ca-bundle"
             )
         ca_bundle = str(defaults.ca_bundle)
-    return ca_bundle, nameserver or defaults.nameserver
+    target = targets_from_repo(
+        repo,
+        chosen,
+        credentials=read_credentials(credentials) if credentials else None,
+        ca_bundle=ca_bundle,
+    )
+    return target, nameserver or defaults.nameserver
 
 
-@click.command("check")
+@click.command("check", epilog=EXIT_CODES_HELP)
+@repo_option
+@inventory_option
 @click.option(
-    "--inventory",
-    "inventory",
+    "--targets",
+    "targets_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="A pyinfra inventory of the repository (inventory/lab.py) or a JSON targets file.",
-)
-@click.option(
-    "--repo",
-    "repo_root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Repository root (default: the inventory's parent directory's parent).",
+    help="Check the hosts and domains of this JSON targets file instead of an inventory.",
 )
 @click.option(
     "--credentials",
@@ -121,10 +102,11 @@ def _with_inventory_defaults(
     show_default=True,
     help="Probes run at once (public blocklists rate-limit: keep it modest).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@json_option
 def check(
-    inventory: Path,
-    repo_root: Path | None,
+    repo: Path,
+    inventory: str,
+    targets_file: Path | None,
     credentials: Path | None,
     customer: str | None,
     only: str | None,
@@ -137,33 +119,43 @@ def check(
     """Prove the service from outside: DNS, TLS, ports, open relay, blocklists."""
     try:
         mechanisms = parse_only(only)
-        ca_bundle, nameserver = _with_inventory_defaults(
-            inventory, repo_root, ca_bundle, nameserver, needs_ca="tls" in mechanisms
-        )
-        target = _targets(inventory, repo_root, credentials, ca_bundle)
+        if targets_file is not None:
+            target = load_targets(targets_file)
+        else:
+            target, nameserver = _from_repo(
+                repo,
+                inventory,
+                credentials,
+                ca_bundle,
+                nameserver,
+                needs_ca="tls" in mechanisms,
+                as_json=as_json,
+            )
         if customer:
             target = target.for_customer(customer)
         if ca_bundle:
             target = replace(target, ca_bundle=ca_bundle)
         resolver = make_resolver(nameserver, timeout=min(timeout, 5.0))
-        results = run_checks(
-            target,
-            only=mechanisms,
-            resolver=resolver,
-            now=dt.datetime.now(dt.UTC),
-            timeout=timeout,
-            workers=workers,
-        )
+        with steps("checking", len(mechanisms), enabled=progress_wanted(as_json=as_json)) as step:
+            results = run_checks(
+                target,
+                only=mechanisms,
+                resolver=resolver,
+                now=dt.datetime.now(dt.UTC),
+                timeout=timeout,
+                workers=workers,
+                on_group=step,
+            )
     except CheckInputError as exc:
-        raise _BadInput(str(exc)) from exc
+        fail(str(exc), code=EXIT_INVALID)
     if not results:  # a check that looked at nothing must not read as a pass
-        raise _BadInput(
+        fail(
             "nothing to check: the targets have no host or domain for "
             f"--only {','.join(mechanisms)}"
         )
     if as_json:
-        click.echo(json.dumps(to_json(results), indent=2))
+        emit_json(to_json(results))
     else:
         render(results, Console())
     if worst(results) is Status.ERROR:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_FAILED)

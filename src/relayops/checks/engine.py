@@ -4,7 +4,7 @@ all. Resolver and clock are parameters so tests and the CLI choose them."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dns.resolver
 
@@ -16,6 +16,7 @@ from relayops.checks.target import CheckTarget
 from relayops.checks.tls import run_tls_checks
 
 MECHANISMS = ("dns", "tls", "ports", "relay", "dnsbl")
+_RUN_ORDER = ("dns", "dnsbl", "ports", "tls", "relay")
 
 
 def parse_only(spec: str | None) -> tuple[str, ...]:
@@ -40,9 +41,32 @@ def run_checks(
     now: dt.datetime,
     timeout: float = 10.0,
     workers: int = 1,
+    on_group: Callable[[str], None] | None = None,
 ) -> list[CheckResult]:
-    """Results in a fixed order (mechanism, then target order), whatever `workers` is."""
+    """Results in a fixed order (mechanism, then target order), whatever `workers` is.
+
+    `on_group(mechanism)` is called as each mechanism starts (the CLI's progress)."""
     selected = set(only)
+    results: list[CheckResult] = []
+    started = on_group or (lambda _name: None)
+    for name in _RUN_ORDER:
+        if name not in selected:
+            continue
+        started(name)
+        results += _run_one(name, target, resolver, now=now, timeout=timeout, workers=workers)
+    return results
+
+
+def _run_one(
+    name: str,
+    target: CheckTarget,
+    resolver: dns.resolver.Resolver,
+    *,
+    now: dt.datetime,
+    timeout: float,
+    workers: int,
+) -> list[CheckResult]:
+    selected = {name}
     results: list[CheckResult] = []
     if "dns" in selected:
         results += run_dns_checks(target, resolver, workers=workers)

@@ -8,10 +8,8 @@ plan's SIZE, the service domain's MX (the relays), and the inventory's DNSBLs.
 
 from __future__ import annotations
 
-import runpy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from relayops.checks.result import CheckInputError
 from relayops.checks.target import (
@@ -26,13 +24,10 @@ from relayops.checks.target import (
 from relayops.compile.dkim import key_files
 from relayops.compile.dns_records import spf_record
 from relayops.compile.placement import sending_addresses
-from relayops.model import Repo, Status
+from relayops.model import Inventory, Repo, Status
 from relayops.yamlfile import YamlError, parse
 
 LAB_CREDENTIALS = Path("lab/credentials.lab-only.yaml")
-# Group data of a pyinfra inventory that say how to check it (pyinfra ignores them).
-CA_BUNDLE_KEY = "relayops_ca_bundle"
-NAMESERVER_KEY = "relayops_check_nameserver"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,50 +40,28 @@ class CheckDefaults:
     nameserver: str | None = None
 
 
-def _group_data(namespace: dict[str, Any]) -> dict[str, Any]:
-    relays = namespace.get("relays")
-    if isinstance(relays, tuple) and len(relays) == 2 and isinstance(relays[1], dict):
-        return relays[1]
-    return {}
-
-
-def inventory_check_defaults(inventory: Path, repo_root: Path) -> CheckDefaults:
+def check_defaults(inventory: Inventory, repo_root: Path) -> CheckDefaults:
     """`relayops_ca_bundle` (relative to the repository root unless absolute) and
-    `relayops_check_nameserver` from the inventory's group data.
-
-    Read from the file itself because the repository model keeps only what the compiler
-    needs; pyinfra and the loader execute the same file.
-    """
-    try:
-        group = _group_data(runpy.run_path(str(inventory)))
-    except Exception as exc:  # operator code: any error is unusable input, not a crash
-        raise CheckInputError(f"cannot execute inventory {inventory}: {exc}") from exc
-    ca_value, nameserver = group.get(CA_BUNDLE_KEY), group.get(NAMESERVER_KEY)
-    for key, value in ((CA_BUNDLE_KEY, ca_value), (NAMESERVER_KEY, nameserver)):
-        if value is not None and not isinstance(value, str):
-            raise CheckInputError(f"{inventory}: {key} must be a string, not {value!r}")
+    `relayops_check_nameserver`, as the loader read them (model/inventory.py)."""
     ca_bundle = None
-    if ca_value:
-        ca_bundle = Path(ca_value) if Path(ca_value).is_absolute() else repo_root / ca_value
-    return CheckDefaults(ca_bundle=ca_bundle, nameserver=nameserver or None)
+    if inventory.ca_bundle:
+        given = Path(inventory.ca_bundle)
+        ca_bundle = given if given.is_absolute() else repo_root / given
+    return CheckDefaults(ca_bundle=ca_bundle, nameserver=inventory.check_nameserver)
 
 
 def targets_from_repo(
     repo: Repo,
-    inventory_name: str,
+    inventory: Inventory,
     *,
     credentials: dict[str, str] | None = None,
     ca_bundle: str | None = None,
 ) -> CheckTarget:
-    """The CheckTarget for `inventory_name` ("production", "lab").
+    """The CheckTarget for one of the repository's inventories.
 
     `credentials` (login → password) enables the sender-binding probe: the first
     active customer with a known password tries to send from another customer's domain.
     """
-    inventory = repo.inventories.get(inventory_name)
-    if inventory is None:
-        known = ", ".join(sorted(repo.inventories))
-        raise CheckInputError(f"no inventory {inventory_name!r}; known: {known}")
     hosts = tuple(
         HostTarget(
             fqdn=host.fqdn,

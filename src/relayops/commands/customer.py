@@ -26,9 +26,8 @@ from relayops.commands.options import (
     json_option,
     repo_option,
 )
-from relayops.commands.validate import print_findings
+from relayops.commands.repo import print_findings
 from relayops.compile.dkim import (
-    RECIPIENTS_FILE,
     DkimKeyError,
     generate_key,
     key_files,
@@ -39,6 +38,7 @@ from relayops.crossref import customer_file
 from relayops.loader import load_repo
 from relayops.model import Customer, Repo, Status
 from relayops.model.fields import DomainName, Email, Login, Selector, Slug, TimeZone
+from relayops.model.secrets import RECIPIENTS_FILE
 from relayops.passwords import SCHEME, dovecot_hash, new_password
 from relayops.quarantine import (
     IP_QUARANTINE,

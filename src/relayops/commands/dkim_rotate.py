@@ -22,7 +22,7 @@ from relayops.checks import resolver as q
 from relayops.checks.dns import expected_key_bytes, judge_dkim
 from relayops.checks.result import Status
 from relayops.commands.options import EXIT_FAILED, fail, repo_option
-from relayops.commands.validate import print_findings
+from relayops.commands.repo import print_findings
 from relayops.compile.dkim import DkimKeyError, generate_key, key_files, public_key_der
 from relayops.compile.dns_records import dkim_txt
 from relayops.loader import load_repo

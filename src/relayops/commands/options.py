@@ -78,9 +78,11 @@ def command_name() -> str:
     if ctx is None:
         return "relayops"
     parts: list[str] = []
-    while ctx is not None and ctx.parent is not None:
+    while ctx.parent is not None:
         parts.append(ctx.info_name or "")
         ctx = ctx.parent
+    if not parts and ctx.command.name and ctx.command.name != "cli":
+        return ctx.command.name  # a command invoked on its own (tests, CliRunner)
     return " ".join(reversed(parts)) or "relayops"
 
 

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from relayops.commands.options import repo_option
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    emit_json,
+    fail,
+    json_option,
+    repo_option,
+)
 from relayops.model import Customer
+from relayops.model.inventory import KEY_PREFIX, GroupVars, HostVars
 from relayops.model.policies import AntiSpam, PlansFile, Service, ThrottlingFile, WarmupFile
 from relayops.model.released import ReleasedIpsFile
+from relayops.policyd.contract import PolicyFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "customer": Customer,
@@ -22,14 +30,41 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "throttling": ThrottlingFile,
     "service": Service,
     "released-ips": ReleasedIpsFile,
+    # What the compiler writes and the daemon reads: /etc/relayops/policy.json.
+    "policy": PolicyFile,
 }
+
+
+def inventory_schema() -> dict[str, Any]:
+    """The `relays` value of an inventory/*.py: `([(name, host data), …], group data)`.
+
+    Keys other than `relayops_*` are pyinfra's (`ssh_*`, …) and allowed; a `relayops_*`
+    key must be one model/inventory.py declares."""
+    shape = TypeAdapter(tuple[list[tuple[str, HostVars]], GroupVars])
+    schema: dict[str, Any] = shape.json_schema()
+    for model in (HostVars, GroupVars):
+        definition = schema["$defs"][model.__name__]
+        definition.pop("additionalProperties", None)
+        definition["propertyNames"] = {
+            "anyOf": [
+                {"not": {"pattern": f"^{KEY_PREFIX}"}},
+                {"enum": list(model.model_fields)},
+            ]
+        }
+    schema["title"] = "relays"
+    schema["description"] = (
+        "The `relays` group of a pyinfra inventory (inventory/NAME.py): the hosts with their "
+        "data, then the group's data. Declared in src/relayops/model/inventory.py."
+    )
+    return schema
 
 
 def render_schemas() -> dict[str, str]:
     """File name → content of every schema, deterministic."""
     out: dict[str, str] = {}
-    for name, model in SCHEMAS.items():
-        schema: dict[str, Any] = model.model_json_schema()
+    models: dict[str, Any] = {**SCHEMAS, "inventory": None}
+    for name, model in models.items():
+        schema: dict[str, Any] = inventory_schema() if model is None else model.model_json_schema()
         if model is Customer:  # the id is the file name, never written in the file
             schema["properties"].pop("id", None)
             schema["required"] = [r for r in schema.get("required", []) if r != "id"]
@@ -39,10 +74,11 @@ def render_schemas() -> dict[str, str]:
     return out
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @click.option("--check", is_flag=True, help="Fail if the committed schemas are stale.")
-def schemas(repo: Path, check: bool) -> None:
+@json_option
+def schemas(repo: Path, check: bool, as_json: bool) -> None:
     """Write schemas/*.schema.json from the models."""
     folder = repo / "schemas"
     stale = []
@@ -55,8 +91,9 @@ def schemas(repo: Path, check: bool) -> None:
         if not check:
             folder.mkdir(parents=True, exist_ok=True)
             path.write_text(content, encoding="utf-8")
+    if as_json:
+        emit_json({"ok": not (check and stale), "stale" if check else "written": stale})
     if check and stale:
-        raise click.ClickException(
-            f"schemas are stale: {', '.join(stale)}; run `relayops schemas` to regenerate"
-        )
-    click.echo("schemas up to date" if not stale else f"wrote {', '.join(stale)}")
+        fail(f"schemas are stale: {', '.join(stale)}; run `relayops schemas` to regenerate")
+    if not as_json:
+        click.echo("schemas up to date" if not stale else f"wrote {', '.join(stale)}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from relayops.commands.options import json_option, repo_option
-from relayops.commands.validate import print_findings
-from relayops.loader import load_repo
+from relayops.commands.options import EXIT_CODES_HELP, emit_json, json_option, repo_option
+from relayops.commands.repo import load_valid_repo
 from relayops.model import Repo
 
 
@@ -42,21 +39,22 @@ def summarize(repo: Repo) -> dict[str, Any]:
         ]
         for name, inv in sorted(repo.inventories.items())
     }
-    return {"service": repo.service.domain, "customers": customers, "inventories": inventories}
+    return {
+        "ok": True,
+        "service": repo.service.domain,
+        "customers": customers,
+        "inventories": inventories,
+    }
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @json_option
 def summary(repo: Path, as_json: bool) -> None:
     """Print the customers, plans and relay hosts of a valid repository."""
-    result = load_repo(repo)
-    if result.repo is None:
-        print_findings(result.findings)
-        sys.exit(2)
-    data = summarize(result.repo)
+    data = summarize(load_valid_repo(repo, as_json=as_json))
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        emit_json(data)
         return
     console = Console(width=None if Console().is_terminal else 160)
     table = Table(title=f"{len(data['customers'])} customers of {data['service']}")

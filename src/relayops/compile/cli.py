@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from relayops.commands.dkim_rotate import rotate_command
-from relayops.commands.options import json_option, repo_option
-from relayops.commands.validate import print_findings
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    emit_json,
+    fail,
+    inventory_option,
+    json_option,
+    repo_option,
+)
+from relayops.commands.repo import inventory_of, load_valid_repo
 from relayops.compile.dkim import (
     DkimKeyError,
     decrypt_key,
@@ -33,46 +41,19 @@ from relayops.compile.render import write_hosts
 from relayops.compile.report import GITHUB_COMMENT_LIMIT, plan_json, plan_markdown
 from relayops.compile.templates import DEFAULT_TEMPLATE_DIR, TemplateError, Templates
 from relayops.compile.toolcheck import ToolMissing, check_host
-from relayops.model import Repo
-
-_inventory_option = click.option(
-    "--inventory",
-    "inventory_name",
-    default="production",
-    show_default=True,
-    help="Inventory under inventory/: production or lab.",
-)
+from relayops.model import Inventory, Repo
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"relayops: {message}", err=True)
-    sys.exit(2)
-
-
-def _load(root: Path) -> Repo:
-    result = load_frozen(root)
-    if result.repo is None:
-        print_findings(result.findings)
-        click.echo(
-            f"{root}: invalid repository; fix the errors above (relayops validate)", err=True
-        )
-        sys.exit(2)
-    return result.repo
-
-
-def _compile(repo: Repo, inventory_name: str, templates: Templates) -> dict[str, HostConfig]:
-    inventory = repo.inventories.get(inventory_name)
-    if inventory is None:
-        _fail(f"no inventory {inventory_name!r}; known: {', '.join(sorted(repo.inventories))}")
+def _compile(repo: Repo, inventory: Inventory, templates: Templates) -> dict[str, HostConfig]:
     try:
         return compile_inventory(repo, inventory, templates=templates)
     except (CompileError, TemplateError) as exc:
-        _fail(f"cannot compile inventory {inventory_name}: {exc}")
+        fail(f"cannot compile inventory {inventory.name}: {exc}")
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
-@_inventory_option
+@inventory_option
 @click.option("--host", "hosts", multiple=True, help="Render only this host (repeatable).")
 @click.option("--all", "all_hosts", is_flag=True, help="Render every host (the default).")
 @click.option(
@@ -89,7 +70,7 @@ def _compile(repo: Repo, inventory_name: str, templates: Templates) -> dict[str,
 @json_option
 def render(
     repo: Path,
-    inventory_name: str,
+    inventory: str,
     hosts: tuple[str, ...],
     all_hosts: bool,
     out: Path,
@@ -99,11 +80,13 @@ def render(
     """Write the files of each relay host, exactly as the deploy would upload them."""
     if hosts and all_hosts:
         raise click.UsageError("give --host NAME or --all, not both")
-    configs = _compile(_load(repo), inventory_name, Templates())
+    loaded = load_valid_repo(repo, as_json=as_json)
+    chosen = inventory_of(loaded, inventory)
+    configs = _compile(loaded, chosen, Templates())
     if hosts:
         unknown = sorted(set(hosts) - set(configs))
         if unknown:
-            _fail(f"unknown host(s) {', '.join(unknown)}; hosts: {', '.join(sorted(configs))}")
+            fail(f"unknown host(s) {', '.join(unknown)}; hosts: {', '.join(sorted(configs))}")
         configs = {name: configs[name] for name in hosts}
     write_hosts(configs, out)
     summary: list[dict[str, Any]] = [
@@ -122,11 +105,11 @@ def render(
                 try:
                     results = check_host(config, Path(scratch))
                 except ToolMissing as exc:
-                    _fail(str(exc))
+                    fail(str(exc))
             item["checks"] = [{"tool": r.tool, "ok": r.ok, "output": r.output} for r in results]
             failed = failed or not all(r.ok for r in results)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        emit_json({"ok": not failed, "inventory": chosen.name, "hosts": summary})
     else:
         for item in summary:
             click.echo(
@@ -138,23 +121,20 @@ def render(
                 click.echo(f"  {result['tool']}: {state}")
                 if not result["ok"]:
                     click.echo("    " + result["output"].replace("\n", "\n    "))
-    sys.exit(1 if failed else 0)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 def _keys(root: Path) -> Callable[[str, str], bytes | None]:
     return lambda domain, selector: public_key_der(root, domain, selector)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @click.option("--base", default="HEAD", show_default=True, help="Git ref to compare with.")
-@_inventory_option
+@inventory_option
+@json_option
 @click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["markdown", "json"]),
-    default="markdown",
-    show_default=True,
+    "--markdown", "as_markdown", is_flag=True, help="Markdown for a pull request (the default)."
 )
 @click.option(
     "--max-chars",
@@ -172,15 +152,20 @@ def _keys(root: Path) -> Callable[[str, str], bytes | None]:
 def plan(
     repo: Path,
     base: str,
-    inventory_name: str,
-    fmt: str,
+    inventory: str,
+    as_json: bool,
+    as_markdown: bool,
     max_chars: int | None,
     full_plan_url: str | None,
 ) -> None:
     """Show what the working tree changes against BASE: risks, customers, DNS, host files."""
-    head = _load(repo)
+    if as_json and as_markdown:
+        raise click.UsageError("give --json or --markdown, not both")
+    head = load_valid_repo(repo, as_json=as_json)
+    chosen = inventory_of(head, inventory)
+    name = chosen.name
     templates = Templates()
-    head_hosts = _compile(head, inventory_name, templates)
+    head_hosts = _compile(head, chosen, templates)
     notes: list[str] = []
     try:
         with worktree(repo, base) as base_root:
@@ -192,13 +177,13 @@ def plan(
                     f"`{base}` does not validate ({len(result.findings)} error(s)): "
                     "everything is shown as new."
                 )
-            elif inventory_name not in base_repo.inventories:
-                notes.append(f"`{base}` has no inventory {inventory_name}.")
+            elif name not in base_repo.inventories:
+                notes.append(f"`{base}` has no inventory {name}.")
             else:
-                base_hosts = _compile_base(base_repo, base_root, inventory_name, templates, notes)
+                base_hosts = _compile_base(base_repo, base_root, name, templates, notes)
             the_plan = make_plan(
                 base_ref=base,
-                inventory_name=inventory_name,
+                inventory_name=name,
                 base=base_repo,
                 head=head,
                 base_hosts=base_hosts,
@@ -209,8 +194,8 @@ def plan(
                 today=date.today(),
             )
     except GitRefError as exc:
-        _fail(str(exc))
-    if fmt == "json":
+        fail(str(exc))
+    if as_json:
         click.echo(plan_json(the_plan), nl=False)
         return
     text = plan_markdown(the_plan, max_chars=max_chars, full_plan_url=full_plan_url)
@@ -234,12 +219,12 @@ def _compile_base(
     return compile_inventory(repo, inventory, templates=current)
 
 
-@click.group()
+@click.group(epilog=EXIT_CODES_HELP)
 def dkim() -> None:
     """DKIM keys: generated here, stored age-encrypted under secrets/dkim/."""
 
 
-@dkim.command("generate")
+@dkim.command("generate", epilog=EXIT_CODES_HELP)
 @click.argument("domains", nargs=-1)
 @click.option("--selector", help="DKIM selector (as in the customer's domains[].dkim).")
 @click.option(
@@ -248,13 +233,15 @@ def dkim() -> None:
     help="Generate every key the customers' domains need and the repo lacks.",
 )
 @repo_option
+@json_option
 def dkim_generate(
-    domains: tuple[str, ...], selector: str | None, missing: bool, repo: Path
+    domains: tuple[str, ...], selector: str | None, missing: bool, repo: Path, as_json: bool
 ) -> None:
     """Make an RSA-2048 key: private part encrypted to secrets/recipients.txt, public beside."""
     pairs: list[tuple[str, str]] = []
     if missing:
-        loaded = _load(repo)
+        # The keys it writes are what the DKIM-key rule asks for: that rule alone is waived.
+        loaded = load_valid_repo(repo, require_dkim_keys=False)
         pairs = sorted(
             (d.name, sel)
             for c in loaded.customers.values()
@@ -266,29 +253,46 @@ def dkim_generate(
         raise click.UsageError("give DOMAIN... --selector S, or --missing")
     else:
         pairs = [(d, selector) for d in domains]
+    written: list[dict[str, str]] = []
     try:
         for domain, sel in pairs:
             files = generate_key(repo, domain, sel)
-            click.echo(f"{domain} {sel}: {files.private_age} (encrypted), {files.public_pem}")
+            written.append(
+                {
+                    "domain": domain,
+                    "selector": sel,
+                    "private_age": str(files.private_age),
+                    "public_pem": str(files.public_pem),
+                }
+            )
+            if not as_json:
+                click.echo(f"{domain} {sel}: {files.private_age} (encrypted), {files.public_pem}")
     except DkimKeyError as exc:
-        _fail(str(exc))
-    if not pairs:
+        fail(str(exc))
+    if as_json:
+        emit_json({"ok": True, "keys": written})
+    elif not pairs:
         click.echo("no key missing")
 
 
-@dkim.command("record")
+@dkim.command("record", epilog=EXIT_CODES_HELP)
 @click.argument("domain")
 @click.option("--selector", required=True)
 @repo_option
-def dkim_record(domain: str, selector: str, repo: Path) -> None:
+@json_option
+def dkim_record(domain: str, selector: str, repo: Path, as_json: bool) -> None:
     """Print the DKIM TXT record to publish for DOMAIN and SELECTOR."""
     der = public_key_der(repo, domain, selector)
     if der is None:
-        _fail(f"no public key for {domain} selector {selector}: run relayops dkim generate")
-    click.echo(f'{selector}._domainkey.{domain} TXT "{dkim_txt(der)}"')
+        fail(f"no public key for {domain} selector {selector}: run relayops dkim generate")
+    name, value = f"{selector}._domainkey.{domain}", dkim_txt(der)
+    if as_json:
+        emit_json({"ok": True, "name": name, "type": "TXT", "value": value})
+    else:
+        click.echo(f'{name} TXT "{value}"')
 
 
-@dkim.command("decrypt")
+@dkim.command("decrypt", epilog=EXIT_CODES_HELP)
 @click.argument("domain")
 @click.option("--selector", required=True)
 @click.option(
@@ -309,7 +313,7 @@ def dkim_decrypt(domain: str, selector: str, identity: Path, out: Path, repo: Pa
     try:
         pem = decrypt_key(repo, domain, selector, identity)
     except DkimKeyError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)

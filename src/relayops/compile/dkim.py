@@ -14,10 +14,9 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from relayops.compile.opendkim import encrypted_key_source, public_key_source
 from relayops.model.fields import normalize_domain
+from relayops.model.secrets import RECIPIENTS_FILE, encrypted_key_source, public_key_source
 
-RECIPIENTS_FILE = "secrets/recipients.txt"
 KEY_BITS = 2048  # RFC 8301 3.2: 1024 at least, 2048 recommended
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from relayops.compile.files import Directory, ManagedFile, Service
+from relayops.compile.files import Daemon, Directory, ManagedFile
 from relayops.compile.placement import served
-from relayops.compile.postfix import TLS_CERT, TLS_KEY
 from relayops.compile.templates import Templates
+from relayops.hostlayout import SASL_SOCKET as AUTH_SOCKET
+from relayops.hostlayout import TLS_CERT, TLS_KEY
 from relayops.model import RelayHost, Repo
 
 PASSWD_FILE = "/etc/dovecot/relayops-users"
-AUTH_SOCKET = "/var/spool/postfix/private/auth"  # Postfix: smtpd_sasl_path = private/auth
 MAIL_ROOT = "/var/vmail"
 MAIL_USER = "vmail"  # system user the deploy creates; owns every mailbox
 
@@ -38,7 +38,7 @@ def dovecot_files(
         mail_user=MAIL_USER,
     )
     files = [
-        ManagedFile("/etc/dovecot/dovecot.conf", conf, 0o644, "root", "root", Service.DOVECOT),
+        ManagedFile("/etc/dovecot/dovecot.conf", conf, 0o644, "root", "root", Daemon.DOVECOT),
         # Hashes only, but still not world-readable. No reload: passwd-file is re-read
         # when its mtime changes.
         ManagedFile(

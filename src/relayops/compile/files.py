@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 
-class Service(StrEnum):
+class Daemon(StrEnum):
     """Daemons a changed file must reload (service names of Debian's init scripts)."""
 
     POSTFIX = "postfix"
@@ -36,7 +36,7 @@ class ManagedFile:
     mode: int
     owner: str
     group: str
-    reload: Service | None
+    reload: Daemon | None
     map_command: MapCommand | None = None
 
     def manifest(self) -> dict[str, Any]:
@@ -59,7 +59,7 @@ class SecretFile:
     mode: int
     owner: str
     group: str
-    reload: Service | None
+    reload: Daemon | None
 
     def manifest(self) -> dict[str, Any]:
         return {

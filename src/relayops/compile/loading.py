@@ -8,7 +8,7 @@ from pathlib import Path
 from relayops.loader import LoadResult, load_repo
 
 
-def load_frozen(root: Path) -> LoadResult:
+def load_frozen(root: Path, *, require_dkim_keys: bool = True) -> LoadResult:
     """`load_repo`, then move its objects out of the cyclic GC's reach.
 
     `load_repo` already pauses the GC while it loads (and restores the caller's
@@ -16,6 +16,6 @@ def load_frozen(root: Path) -> LoadResult:
     garbage cycles; rescanning its millions of objects on every later collection
     doubled the time of a 10,000-customer render (bench/render/RESULTS.md).
     """
-    result = load_repo(root)
+    result = load_repo(root, require_dkim_keys=require_dkim_keys)
     gc.freeze()
     return result

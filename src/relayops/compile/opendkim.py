@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from relayops.compile.files import Directory, ManagedFile, SecretFile, Service
+from relayops.compile.files import Daemon, Directory, ManagedFile, SecretFile
 from relayops.compile.placement import served
 from relayops.compile.templates import Templates
+from relayops.hostlayout import DKIM_MILTER_OPENDKIM as SOCKET
 from relayops.model import RelayHost, Repo
+from relayops.model.secrets import encrypted_key_source
 
-SOCKET = "inet:8891@127.0.0.1"  # Postfix: smtpd_milters = inet:127.0.0.1:8891
 SENDER_MACRO = "{mail_addr}"  # the envelope sender; in Postfix's default milter_mail_macros
 KEY_DIR = "/etc/opendkim/keys"
 KEY_TABLE = "/etc/opendkim/KeyTable"
@@ -17,15 +18,6 @@ TRUSTED_HOSTS = "/etc/opendkim/TrustedHosts"
 
 def key_path(domain: str, selector: str) -> str:
     return f"{KEY_DIR}/{domain}/{selector}.private"
-
-
-def encrypted_key_source(domain: str, selector: str) -> str:
-    """Where `relayops dkim generate` stores the age-encrypted private key."""
-    return f"secrets/dkim/{domain}.{selector}.key.age"
-
-
-def public_key_source(domain: str, selector: str) -> str:
-    return f"secrets/dkim/{domain}.{selector}.pub.pem"
 
 
 def signing_keys(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
@@ -49,7 +41,7 @@ def opendkim_files(
     trusted = ["127.0.0.1", "::1", "localhost", host.fqdn]
 
     def conf(path: str, content: bytes) -> ManagedFile:
-        return ManagedFile(path, content, 0o644, "root", "root", Service.OPENDKIM)
+        return ManagedFile(path, content, 0o644, "root", "root", Daemon.OPENDKIM)
 
     files = [
         conf(
@@ -77,7 +69,7 @@ def opendkim_files(
             0o600,
             "opendkim",
             "opendkim",
-            Service.OPENDKIM,
+            Daemon.OPENDKIM,
         )
         for dom, sel in keys
     ]

@@ -4,72 +4,75 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
-from relayops.compile.files import ManagedFile, SecretFile, Service
+from relayops.compile.files import Daemon, ManagedFile, SecretFile
 from relayops.compile.placement import served
 from relayops.compile.redis_secrets import password_source
 from relayops.compile.templates import Templates
+from relayops.hostlayout import NOTIFY_SMTP, RULES_PATH, SQLITE_STORE, STORE_PASSWORD_FILE
+from relayops.hostlayout import POLICY_LISTEN as LISTEN
 from relayops.model import Customer, Inventory, RelayHost, Repo
+from relayops.policyd.contract import (
+    SCHEMA_MAJOR,
+    CustomerRules,
+    Notifications,
+    PolicyFile,
+    ServiceInfo,
+    Stage,
+    Template,
+)
 
-RULES_PATH = "/etc/relayops/policy.json"
 DEFAULTS_PATH = "/etc/default/relayops-policyd"
-SCHEMA_VERSION = 1
-LISTEN = "127.0.0.1:10040"  # Postfix: check_policy_service inet:127.0.0.1:10040
-SQLITE_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
-NOTIFY_SMTP = "127.0.0.1:25"  # loopback is in mynetworks: notices may relay from there
-# The Redis ACL user's password, off the command line (policyd --store-password-file).
-STORE_PASSWORD_FILE = "/etc/relayops/redis-password"
 
 
-def warmup_stages(repo: Repo, customer: Customer) -> list[dict[str, Any]]:
+def warmup_stages(repo: Repo, customer: Customer) -> list[Stage]:
     """Stages as inclusive local dates; day 1 of the schedule is the warm-up's start date."""
     ref = customer.warmup
     if ref is None or customer.placement.dedicated_ip is None:
         return []
     start = ref.start
     return [
-        {
-            "first_day": (start + timedelta(days=stage.first_day - 1)).isoformat(),
-            "last_day": (start + timedelta(days=stage.last_day - 1)).isoformat(),
-            "daily_cap": stage.daily_cap,
-        }
+        Stage(
+            first_day=start + timedelta(days=stage.first_day - 1),
+            last_day=start + timedelta(days=stage.last_day - 1),
+            daily_cap=stage.daily_cap,
+        )
         for stage in repo.warmup[ref.schedule].stages
     ]
 
 
-def customer_rules(repo: Repo, customer: Customer) -> dict[str, Any]:
+def customer_rules(repo: Repo, customer: Customer) -> CustomerRules:
     plan = repo.plans[customer.plan]
-    return {
-        "name": customer.name,
-        "status": customer.status.value,
-        "status_reason": customer.status_reason,
-        "timezone": customer.timezone,
-        "daily_quota": repo.effective_quota(customer),
-        "warn_ratio": plan.warn_ratio,
-        "max_message_bytes": plan.max_message_bytes,
-        "contact": customer.contact,
-        "logins": sorted(u.login for u in customer.users),
-        "domains": sorted(d.name for d in customer.domains),
-        "warmup": warmup_stages(repo, customer),
-    }
+    return CustomerRules(
+        name=customer.name,
+        status=customer.status.value,
+        status_reason=customer.status_reason,
+        timezone=customer.timezone,
+        daily_quota=repo.effective_quota(customer),
+        warn_ratio=plan.warn_ratio,
+        max_message_bytes=plan.max_message_bytes,
+        contact=customer.contact,
+        logins=sorted(u.login for u in customer.users),
+        domains=sorted(d.name for d in customer.domains),
+        warmup=warmup_stages(repo, customer),
+    )
 
 
-def policy_rules(repo: Repo, host: RelayHost) -> dict[str, Any]:
+def policy_rules(repo: Repo, host: RelayHost) -> PolicyFile:
+    """The daemon's rules for one host: the customers it serves, resolved."""
     service = repo.service
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "service": {
-            "name": service.name,
-            "domain": service.domain,
-            "notify_from": service.notify_from,
-        },
-        "customers": {c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)},
-        "notifications": {
-            kind: {"subject": note.subject, "body": note.body}
-            for kind, note in sorted(repo.notifications.items())
-        },
-    }
+    notes = repo.notifications
+    return PolicyFile(
+        schema_version=SCHEMA_MAJOR,
+        service=ServiceInfo(
+            name=service.name, domain=service.domain, notify_from=service.notify_from
+        ),
+        customers={c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)},
+        notifications=Notifications(
+            warning=Template(subject=notes["warning"].subject, body=notes["warning"].body),
+            limit=Template(subject=notes["limit"].subject, body=notes["limit"].body),
+        ),
+    )
 
 
 def redis_user(inventory: Inventory) -> str | None:
@@ -115,7 +118,7 @@ def policy_secrets(inventory: Inventory) -> list[SecretFile]:
             0o600,
             "relayops",
             "relayops",
-            Service.POLICYD,
+            Daemon.POLICYD,
         )
     ]
 
@@ -123,12 +126,13 @@ def policy_secrets(inventory: Inventory) -> list[SecretFile]:
 def policy_files(
     repo: Repo, inventory: Inventory, host: RelayHost, templates: Templates
 ) -> list[ManagedFile]:
-    text = json.dumps(policy_rules(repo, host), indent=2, sort_keys=True, ensure_ascii=False)
+    data = policy_rules(repo, host).model_dump(mode="json")
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     defaults = templates.render(DEFAULTS_PATH, arguments=" ".join(daemon_arguments(inventory)))
     return [
         # Contact addresses and suspension reasons: readable by the daemon's group only.
         ManagedFile(
-            RULES_PATH, (text + "\n").encode("utf-8"), 0o640, "root", "relayops", Service.POLICYD
+            RULES_PATH, (text + "\n").encode("utf-8"), 0o640, "root", "relayops", Daemon.POLICYD
         ),
-        ManagedFile(DEFAULTS_PATH, defaults, 0o644, "root", "root", Service.POLICYD),
+        ManagedFile(DEFAULTS_PATH, defaults, 0o644, "root", "root", Daemon.POLICYD),
     ]

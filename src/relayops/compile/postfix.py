@@ -19,17 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayops.compile.files import ManagedFile, MapCommand, Service
+from relayops.compile.files import Daemon, ManagedFile, MapCommand
 from relayops.compile.placement import Egress, default_egress, host_egresses, served
 from relayops.compile.templates import Templates
+from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
+from relayops.hostlayout import POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY
 from relayops.model import IspClass, RelayHost, Repo
 
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
-POLICY_SERVICE = "inet:127.0.0.1:10040"  # relayops policyd --listen 127.0.0.1:10040
-DKIM_MILTER = "inet:127.0.0.1:8891"  # opendkim.conf Socket
-SASL_PATH = "private/auth"  # relative to queue_directory: /var/spool/postfix/private/auth
-TLS_CERT = "/etc/relayops/tls/fullchain.pem"
-TLS_KEY = "/etc/relayops/tls/privkey.pem"
 SENDER_LOGINS = "/etc/postfix/sender_logins"
 SENDER_EGRESS = "/etc/postfix/sender_egress"
 TRANSPORT = "/etc/postfix/transport"
@@ -163,10 +160,10 @@ def master_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
 
 def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[ManagedFile]:
     def conf(path: str, content: bytes) -> ManagedFile:
-        return ManagedFile(path, content, 0o644, "root", "root", Service.POSTFIX)
+        return ManagedFile(path, content, 0o644, "root", "root", Daemon.POSTFIX)
 
     def table(path: str, content: bytes, command: MapCommand = MapCommand.POSTMAP) -> ManagedFile:
-        return ManagedFile(path, content, 0o644, "root", "root", Service.POSTFIX, command)
+        return ManagedFile(path, content, 0o644, "root", "root", Daemon.POSTFIX, command)
 
     return [
         conf("/etc/postfix/main.cf", main_cf(repo, host, templates)),

@@ -15,13 +15,19 @@ MARKER = "<!-- relayops-plan -->"
 GITHUB_COMMENT_LIMIT = 65_535
 
 
-def plan_json(plan: Plan) -> str:
-    data: dict[str, Any] = dataclasses.asdict(plan)
+def plan_data(plan: Plan) -> dict[str, Any]:
+    """The plan for machines (`relayops plan --json`); `ok` first like every report."""
+    data: dict[str, Any] = {"ok": True, **dataclasses.asdict(plan)}
     for item, source in zip(data["dns"], plan.dns, strict=True):
         item["zone"] = [r.zone_line() for r in source.records]
     data["ip_zone"] = [r.zone_line() for r in plan.ips]
     data["empty"] = plan.empty
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return data
+
+
+def plan_json(plan: Plan) -> str:
+    data = plan_data(plan)
+    return json.dumps({"ok": data.pop("ok"), **dict(sorted(data.items()))}, indent=2) + "\n"
 
 
 def _cell(text: str) -> str:

@@ -11,8 +11,10 @@ from typing import Any
 
 import jinja2
 
+from relayops.checkout import TEMPLATE_DIR
+
 # The engine's own checkout: src/relayops/compile/templates.py -> repository root.
-DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "deploys" / "templates"
+DEFAULT_TEMPLATE_DIR = TEMPLATE_DIR
 
 
 class TemplateError(Exception):

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relayops.certs import self_signed
 from relayops.compile.files import HostConfig, MapCommand
-from relayops.compile.postfix import MAP_TYPE, TLS_CERT, TLS_KEY
+from relayops.compile.postfix import MAP_TYPE
+from relayops.hostlayout import TLS_CERT, TLS_KEY
 
 _ABSOLUTE = re.compile(r"(?<![\w./-])/(etc|var|run)/")
 

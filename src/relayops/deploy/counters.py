@@ -19,7 +19,7 @@ from relayops.compile.templates import Templates
 from relayops.deploy import redis_conf as rc
 from relayops.deploy.errors import DeployError
 from relayops.deploy.state import Wanted
-from relayops.deploy.tls import Pem
+from relayops.labca import Pem
 from relayops.model import Inventory, RelayHost
 from relayops.policyd.redis_url import RedisUrl
 

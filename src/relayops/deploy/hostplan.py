@@ -11,41 +11,45 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from relayops.compile.files import Directory, HostConfig, Service
+from relayops.compile.files import Daemon, Directory, HostConfig
 from relayops.deploy import tls
 from relayops.deploy.counters import REDIS_TLS
 from relayops.deploy.state import Wanted, map_db, wanted_files, wanted_secrets
+from relayops.hostlayout import (
+    CONFIG_DIR,
+    OPT_DIR,
+    STATE_DIR,
+    TLS_DIR,
+)
+from relayops.labca import Pem
 
-VENV = "/opt/relayops/venv"
-WHEEL_DIR = "/opt/relayops/wheels"
-MARKER = "/opt/relayops/installed-wheels"
 INIT_SCRIPT = "/etc/init.d/relayops-policyd"
 SYSTEMD_UNIT = "/etc/systemd/system/relayops-policyd.service"
 REDIS_SERVICE = "redis-server"
 REDIS_TLS_DIR = REDIS_TLS.cert.rsplit("/", 1)[0]
 LOG_DIR = "/var/log/relayops"
 # Accounts the packages do not create; (name, home).
-ACCOUNTS: tuple[tuple[str, str], ...] = (("relayops", "/var/lib/relayops"), ("vmail", "/var/vmail"))
+ACCOUNTS: tuple[tuple[str, str], ...] = (("relayops", STATE_DIR), ("vmail", "/var/vmail"))
 DEPLOY_DIRECTORIES: tuple[Directory, ...] = (
-    Directory("/etc/relayops", 0o755, "root", "root"),
-    Directory("/etc/relayops/tls", 0o755, "root", "root"),
-    Directory("/opt/relayops", 0o755, "root", "root"),
-    Directory("/var/lib/relayops", 0o750, "relayops", "relayops"),
+    Directory(CONFIG_DIR, 0o755, "root", "root"),
+    Directory(TLS_DIR, 0o755, "root", "root"),
+    Directory(OPT_DIR, 0o755, "root", "root"),
+    Directory(STATE_DIR, 0o750, "relayops", "relayops"),
     Directory("/var/log/relayops", 0o750, "relayops", "relayops"),
 )
 # Start order: what Postfix calls (milter, SASL, policy) runs before Postfix itself.
 START_ORDER: tuple[str, ...] = (
     REDIS_SERVICE,
-    Service.OPENDKIM.value,
-    Service.DOVECOT.value,
-    Service.POLICYD.value,
-    Service.POSTFIX.value,
+    Daemon.OPENDKIM.value,
+    Daemon.DOVECOT.value,
+    Daemon.POLICYD.value,
+    Daemon.POSTFIX.value,
 )
 # Configuration checks run before a service (re)starts or reloads; a failure stops the host.
 CHECKS: Mapping[str, str] = {
-    Service.POSTFIX.value: "postfix check",
-    Service.OPENDKIM.value: "opendkim -n",
-    Service.DOVECOT.value: "doveconf -n >/dev/null",
+    Daemon.POSTFIX.value: "postfix check",
+    Daemon.OPENDKIM.value: "opendkim -n",
+    Daemon.DOVECOT.value: "doveconf -n >/dev/null",
 }
 
 
@@ -69,7 +73,7 @@ def host_plan(
     config: HostConfig,
     *,
     secrets: Mapping[str, bytes],
-    certificate: tls.Pem | None,
+    certificate: Pem | None,
     service_files: Sequence[Wanted],
     redis_files: Sequence[Wanted] | None,
     ca: bytes | None = None,
@@ -82,7 +86,7 @@ def host_plan(
             Wanted(tls.CERT_PATH, certificate.cert, 0o644, "root", "root"),
             Wanted(tls.KEY_PATH, certificate.key, 0o600, "root", "root", secret=True),
         ]
-        both = (Service.POSTFIX.value, Service.DOVECOT.value)
+        both = (Daemon.POSTFIX.value, Daemon.DOVECOT.value)
         reload_extra = {tls.CERT_PATH: both, tls.KEY_PATH: both}
     services = [s for s in START_ORDER if s != REDIS_SERVICE]
     if ca is not None:  # what the daemon verifies a rediss:// Redis with (?ca=)

@@ -92,3 +92,13 @@ def _full_name(shown: str, hosts: Sequence[str]) -> str:
         if len(matches) == 1:
             return matches[0]
     return shown
+
+
+def progress_line(line: str) -> str | None:
+    """A pyinfra output line as a progress label (`relay1…: Success`), None for others."""
+    match = _HOST.match(line)
+    if match:
+        return f"{match['host']}: {match['status']}"
+    if line.startswith(_START):
+        return line[len(_START) :].strip()
+    return None

@@ -5,19 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
 from pathlib import Path
 
+from relayops.checkout import CHECKOUT, DEPLOY_FILE
 from relayops.deploy.errors import DeployError
 from relayops.deploy.known_hosts import known_hosts_file, require_pinned
-from relayops.deploy.target import REPO_ENV, Target, load_target, repo_of_inventory
-from relayops.lab.topology import Topology
+from relayops.deploy.target import (
+    REPO_ENV,
+    TARGET_ENV,
+    Target,
+    load_target,
+    repo_of_inventory,
+    save_target,
+)
 
-ENGINE_ROOT = Path(__file__).resolve().parents[3]
-DEPLOY_FILE = ENGINE_ROOT / "deploys" / "relay.py"
+ENGINE_ROOT = CHECKOUT  # the checkout `relayops deploy` runs pyinfra in
 
 
 @dataclass(frozen=True)
@@ -51,49 +57,32 @@ def pyinfra_argv(
     return [*argv, str(inventory_file), str(DEPLOY_FILE)]
 
 
-def _lab_topology(target: Target) -> Topology | None:
-    """The lab whose network holds every host of the inventory, if one does."""
-    try:
-        addresses = [ip_address(h.ssh_hostname) for h in target.inventory.hosts]
-    except ValueError:  # a host named by DNS name: not a lab host
-        return None
-    for index in (0, 1):
-        topo = Topology(index=index, relay_count=1)
-        if all(a in topo.network for a in addresses):
-            return topo
-    return None
-
-
-def lab_known_hosts(target: Target) -> Path | None:
-    """The lab's known_hosts when every host of the inventory is in one lab's network.
-
-    `lab up` records each host's key there: pyinfra then verifies the lab's host keys
-    (a changed key fails the connection) instead of trusting whatever answers.
-    """
-    topo = _lab_topology(target)
-    return topo.known_hosts if topo is not None and topo.known_hosts.is_file() else None
-
-
 def host_keys(inventory_file: Path, target: Target) -> tuple[Path | None, bool]:
     """(known_hosts file, strict) for pyinfra.
 
-    Lab hosts: the file `lab up` wrote, strictly (the lab inventory no longer turns
-    checking off: a lab host whose key changed is refused like any other). Any other
-    inventory: its pinned
-    `<inventory>.known_hosts`, checked for a real key per host before anything starts,
-    and strict checking (DeployError when a key is missing or still a placeholder).
+    An inventory with a pinned `<inventory>.known_hosts` beside it (production) is
+    checked for a real key per host before anything starts, then connected to with
+    strict checking (DeployError when a key is missing or still a placeholder). An
+    inventory without one names its own file in its data, strictly (the lab: the
+    keys `lab up` recorded).
     """
-    if _lab_topology(target) is not None:
-        known = lab_known_hosts(target)
-        return known, known is not None
     pinned = known_hosts_file(inventory_file)
+    if not pinned.is_file():
+        return None, False
     require_pinned(pinned, [h.ssh_hostname for h in target.inventory.hosts])
     return pinned.resolve(), True
 
 
-def validate(inventory_file: Path) -> Target:
-    """The repository the inventory belongs to, validated and compiled (DeployError if not)."""
+def validate(inventory_file: Path, repo: Path | None = None) -> Target:
+    """The repository the inventory belongs to, validated and compiled (DeployError if not).
+
+    With `repo` (`--repo`), the inventory must be one of that repository's."""
     root = repo_of_inventory(inventory_file)
+    if repo is not None and root != repo.resolve():
+        raise DeployError(
+            f"{inventory_file} is not an inventory of {repo.resolve()}; "
+            "give --repo the repository it belongs to, or --inventory NAME"
+        )
     return load_target(root, inventory_file.stem)
 
 
@@ -104,24 +93,59 @@ def run_deploy(
     limit: Sequence[str] = (),
     capture: bool = False,
     env: dict[str, str] | None = None,
+    repo: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository."""
+    """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository.
+
+    `on_line` receives each line of pyinfra's output as it comes (progress), which
+    implies capturing it."""
     if not DEPLOY_FILE.is_file():
         raise DeployError(f"{DEPLOY_FILE} is missing: run from a relayops checkout")
-    target = validate(inventory_file)
-    environment = {**os.environ, **(env or {}), REPO_ENV: str(target.root)}
+    target = validate(inventory_file, repo)
     known_hosts, strict = host_keys(inventory_file, target)
     started = time.monotonic()
     argv = pyinfra_argv(
         inventory_file.resolve(), dry=dry, limit=limit, known_hosts=known_hosts, strict=strict
     )
-    done = subprocess.run(
+    # Compiled once, here: the pyinfra process reads this target instead of compiling again.
+    with tempfile.TemporaryDirectory(prefix="relayops-deploy-") as scratch:
+        environment = {
+            **os.environ,
+            **(env or {}),
+            REPO_ENV: str(target.root),
+            TARGET_ENV: str(save_target(target, Path(scratch))),
+        }
+        if on_line is not None:
+            code, output = _streamed(argv, environment, on_line)
+            return DeployResult(code, round(time.monotonic() - started, 2), output)
+        done = subprocess.run(
+            argv,
+            cwd=ENGINE_ROOT,
+            env=environment,
+            capture_output=capture,
+            text=True,
+            check=False,
+        )
+    output = (done.stdout or "") + (done.stderr or "") if capture else ""
+    return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)
+
+
+def _streamed(
+    argv: list[str], environment: dict[str, str], on_line: Callable[[str], None]
+) -> tuple[int, str]:
+    """Run pyinfra, handing each output line to `on_line` as it comes; (exit code, output)."""
+    lines: list[str] = []
+    with subprocess.Popen(
         argv,
         cwd=ENGINE_ROOT,
         env=environment,
-        capture_output=capture,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        check=False,
-    )
-    output = (done.stdout or "") + (done.stderr or "") if capture else ""
-    return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+    return process.returncode, "".join(lines)

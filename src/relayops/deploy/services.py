@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from relayops.compile.files import Service
+from relayops.compile.files import Daemon
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE
 
 
@@ -29,7 +29,7 @@ def service_actions(
     for service in services:
         if not running.get(service, False):
             actions.append((service, "start"))
-        elif service == Service.POLICYD.value and new_code:
+        elif service == Daemon.POLICYD.value and new_code:
             actions.append((service, "restart"))
         elif service in wanted:
             actions.append((service, "reload"))

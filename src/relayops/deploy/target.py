@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from relayops.checkout import CHECKOUT
 from relayops.compile import CompileError, HostConfig, compile_inventory
 from relayops.compile.dkim import DkimKeyError, decrypt_secret
 from relayops.compile.loading import load_frozen
 from relayops.compile.templates import TemplateError
-from relayops.deploy.errors import DeployError
+from relayops.deploy.errors import DeployError, InvalidRepository
+from relayops.loader import inventory_names
 from relayops.model import Inventory, Repo
 
 REPO_ENV = "RELAYOPS_REPO"
+# The target `relayops deploy` compiled, pickled for its pyinfra process: one compile.
+TARGET_ENV = "RELAYOPS_TARGET"
 IDENTITY_ENV = "RELAYOPS_AGE_IDENTITY"
-LAB_IDENTITY = "lab/age-identity.lab-only.txt"
 LAB_INVENTORY = "lab"
 
 
@@ -54,10 +58,7 @@ def load_target(root: Path, inventory_name: str) -> Target:
     """Validate and compile; any problem stops the deploy before a host is touched."""
     result = load_frozen(root)
     if result.repo is None:
-        lines = "\n".join(f"  {f}" for f in result.findings)
-        raise DeployError(
-            f"{root}: the repository does not validate (run relayops validate):\n{lines}"
-        )
+        raise InvalidRepository(root, result.findings)
     repo = result.repo
     inventory = repo.inventories.get(inventory_name)
     if inventory is None:
@@ -77,16 +78,57 @@ def cached_target(root: Path, inventory_name: str) -> Target:
     return load_target(root, inventory_name)
 
 
-def identity_path(root: Path, inventory_name: str, env: Mapping[str, str]) -> Path:
-    """The age identity that decrypts `secrets/`: RELAYOPS_AGE_IDENTITY, or the lab's own."""
+def save_target(target: Target, directory: Path) -> Path:
+    """Pickle the compiled target for the pyinfra process `relayops deploy` starts.
+
+    Pickle, not JSON: it is our own object for our own child process, in a private
+    directory of the controller; nothing from outside is ever unpickled."""
+    path = directory / "target.pickle"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        pickle.dump(target, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+@functools.cache
+def _unpickled(path: str) -> Target:
+    with open(path, "rb") as handle:
+        target = pickle.load(handle)
+    if not isinstance(target, Target):
+        raise DeployError(f"{path} holds no compiled target")
+    return target
+
+
+def deploy_target(env: Mapping[str, str], groups: set[str]) -> Target:
+    """The target of this pyinfra run: the one `relayops deploy` compiled (RELAYOPS_TARGET),
+    else the repository (RELAYOPS_REPO, else this checkout) compiled here for the
+    inventory whose name is one of the host's pyinfra groups (its file's stem)."""
+    pickled = env.get(TARGET_ENV)
+    if pickled:
+        return _unpickled(pickled)
+    root = repo_root(env, CHECKOUT)
+    names = sorted(groups & set(inventory_names(root)))
+    if len(names) != 1:
+        raise DeployError(
+            f"cannot tell which inventory of {root} this pyinfra run deploys (groups "
+            f"{sorted(groups)}); run `relayops deploy --inventory NAME` or pass the "
+            "repository's inventory/NAME.py to pyinfra"
+        )
+    return cached_target(root, names[0])
+
+
+def identity_path(root: Path, inventory: Inventory, env: Mapping[str, str]) -> Path:
+    """The age identity that decrypts `secrets/`: RELAYOPS_AGE_IDENTITY, else the
+    inventory's `relayops_age_identity` (the lab names its own)."""
     value = env.get(IDENTITY_ENV)
     if value:
         return Path(value)
-    if inventory_name == LAB_INVENTORY:
-        return root / LAB_IDENTITY
+    if inventory.age_identity:
+        given = Path(inventory.age_identity)
+        return given if given.is_absolute() else root / given
     raise DeployError(
         f"set {IDENTITY_ENV} to the age identity file that decrypts {root}/secrets/ "
-        f"(inventory {inventory_name} has no default identity)"
+        f"(inventory {inventory.name} names no relayops_age_identity)"
     )
 
 

@@ -1,11 +1,15 @@
 """Wheels of the policy daemon, built on the controller (relay hosts reach no index).
 
-The project's wheel (`pip wheel --no-deps`) plus exactly the versions pinned in
-`requirements/relay.txt` (`make lock`), each archive checked against its locked hash,
-into a cache directory keyed by a digest of the sources and the lock: an unchanged
-engine reuses byte-identical wheels and a redeploy uploads nothing. The relay installs
-them with `--no-index`. The lock is resolved for every 3.11.x (`uv --universal`); its
-markers are evaluated here for the host's own interpreter, not the controller's.
+The relays get `relayops-policyd`: a distribution staged from `src/relayops/policyd/`
+(plus the package's `__init__.py`) with the daemon's own dependencies only, taken with
+their bounds from pyproject.toml. import-linter keeps policyd from importing anything
+else of relayops, so that tree is all it needs. Its dependencies are exactly the
+versions `requirements/relay.txt` pins (`make lock`), each archive checked against its
+locked hash; the set goes into a cache directory keyed by a digest of the staged tree
+and the lock: an edit anywhere outside the daemon (lab/, compile/, a typo in a doc
+string) leaves the digest, the wheels and so the relays' daemons as they are; an edit
+of the daemon or of a pin restarts it. The lock is resolved for every 3.11.x
+(`uv --universal`); its markers are evaluated for the host's interpreter.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,11 +31,16 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from relayops.checkout import CHECKOUT, is_checkout
 from relayops.deploy.errors import DeployError
 
 KEEP = 3  # builds kept in the cache
 RELAY_LOCK = Path("requirements/relay.txt")  # relative to the project root
 CACHE_ENV = "RELAYOPS_WHEEL_CACHE"
+DAEMON_DIST = "relayops-policyd"
+DAEMON_VERSION = "0.1.0"
+# The distributions relayops.policyd imports (import-linter: nothing else of relayops).
+DAEMON_REQUIRES = ("click", "pydantic", "prometheus-client", "redis")
 
 
 def wheel_cache(environ: Mapping[str, str] | None = None) -> Path:
@@ -54,10 +64,8 @@ class WheelSet:
 
 def project_root() -> Path:
     """The source tree of the running relayops (an editable install or a checkout)."""
-    import relayops
-
-    root = Path(relayops.__file__).resolve().parents[2]
-    if not (root / "pyproject.toml").is_file():
+    root = CHECKOUT
+    if not is_checkout(root):
         raise DeployError(
             f"relayops runs from {root}, not a source checkout: the deploy builds the policy "
             "daemon's wheels from the project; run it from a clone (pip install -e .)"
@@ -65,18 +73,46 @@ def project_root() -> Path:
     return root
 
 
-def source_digest(root: Path) -> str:
-    """Digest of pyproject.toml, the relay lock and every file under src/ (caches aside)."""
-    digest = hashlib.sha256()
-    files = [root / "pyproject.toml", root / RELAY_LOCK]
-    files += sorted(
-        p
-        for p in (root / "src").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and ".egg-info" not in str(p)
+def daemon_requirements(root: Path) -> list[str]:
+    """The daemon's dependencies as pyproject.toml bounds them (one declaration)."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {canonicalize_name(n) for n in DAEMON_REQUIRES}
+    found = [d for d in project["dependencies"] if canonicalize_name(Requirement(d).name) in wanted]
+    if len(found) != len(wanted):
+        raise DeployError(f"pyproject.toml must list the daemon's dependencies {DAEMON_REQUIRES}")
+    return sorted(found)
+
+
+def daemon_pyproject(root: Path) -> str:
+    requires = "".join(f"    {r!r},\n".replace("'", '"') for r in daemon_requirements(root))
+    return (
+        '[build-system]\nrequires = ["setuptools>=68", "wheel"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{DAEMON_DIST}"\nversion = "{DAEMON_VERSION}"\n'
+        'description = "The relayops policy daemon, as installed on relay hosts"\n'
+        f'requires-python = ">=3.11"\ndependencies = [\n{requires}]\n\n'
+        '[project.scripts]\nrelayops = "relayops.policyd.main:main"\n\n'
+        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd"]\n'
+        'package-dir = {"" = "src"}\n'
     )
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+
+
+def daemon_files(root: Path) -> dict[str, bytes]:
+    """The staged daemon tree: relative path -> bytes (caches and bytecode aside)."""
+    package = root / "src" / "relayops"
+    files = {"pyproject.toml": daemon_pyproject(root).encode()}
+    for path in [package / "__init__.py", *sorted((package / "policyd").rglob("*"))]:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            files[str(path.relative_to(root))] = path.read_bytes()
+    return files
+
+
+def source_digest(root: Path) -> str:
+    """Digest of the daemon's staged tree and the relay lock: what keys the cached set."""
+    digest = hashlib.sha256()
+    files = {**daemon_files(root), str(RELAY_LOCK): (root / RELAY_LOCK).read_bytes()}
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -172,30 +208,39 @@ def _pip_wheel(args: list[str], into: str, why: str) -> None:
 def ensure_wheels(
     python_full: str, root: Path | None = None, cache: Path | None = None
 ) -> WheelSet:
-    """The cached wheel set of this project for the hosts' Python (e.g. "3.11.2")."""
+    """The cached wheel set of the daemon for the hosts' Python (e.g. "3.11.2")."""
     root = root or project_root()
     cache = cache or wheel_cache()
     lock = root / RELAY_LOCK
     if not lock.is_file():
         raise DeployError(f"{lock} is missing: run `make lock` and commit requirements/")
     target = cache / f"{source_digest(root)}-py{python_full}"
-    if target.is_dir() and any(target.glob("relayops-*.whl")):
+    if target.is_dir() and any(target.glob("relayops_policyd-*.whl")):
         return wheel_set(target, python_full)
     cache.mkdir(parents=True, exist_ok=True)
+    locked = {
+        canonicalize_name(Requirement(line.split(" --hash=")[0]).name): line
+        for line in locked_for_host(lock.read_text(), python_full)
+    }
     with tempfile.TemporaryDirectory(dir=cache, prefix=".build-") as tmp:
-        source = _copy_sources(root, Path(tmp) / "src-copy")
+        source = _stage(root, Path(tmp) / "daemon")
         wheels = Path(tmp) / "wheels"
         _pip_wheel(["--no-deps", str(source)], str(wheels), str(root))
-        pinned = Path(tmp) / "pinned.txt"
-        pinned.write_text("\n".join(locked_for_host(lock.read_text(), python_full)) + "\n")
-        _pip_wheel(
-            ["--no-deps", "--require-hashes", "-r", str(pinned)], str(wheels), str(RELAY_LOCK)
-        )
-        missing = missing_requirements(wheels.glob("*.whl"), python_full)
-        if missing:
-            raise DeployError(
-                f"{RELAY_LOCK} lacks what the wheels need on Python {python_full}: "
-                f"{', '.join(missing)}; run `make lock`"
+        for _ in range(20):  # each round adds the locked pins of what the last one needs
+            missing = missing_requirements(wheels.glob("*.whl"), python_full)
+            if not missing:
+                break
+            names = [canonicalize_name(Requirement(m).name) for m in missing]
+            unlocked = [m for m, n in zip(missing, names, strict=True) if n not in locked]
+            if unlocked:
+                raise DeployError(
+                    f"{RELAY_LOCK} lacks what the daemon needs on Python {python_full}: "
+                    f"{', '.join(unlocked)}; run `make lock`"
+                )
+            pinned = Path(tmp) / "pinned.txt"
+            pinned.write_text("\n".join(locked[n] for n in names) + "\n")
+            _pip_wheel(
+                ["--no-deps", "--require-hashes", "-r", str(pinned)], str(wheels), str(RELAY_LOCK)
             )
         shutil.rmtree(target, ignore_errors=True)
         wheels.rename(target)
@@ -203,13 +248,12 @@ def ensure_wheels(
     return wheel_set(target, python_full)
 
 
-def _copy_sources(root: Path, into: Path) -> Path:
-    """Build from a copy: setuptools writes build/ and egg-info beside the sources it builds."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    shutil.copytree(root / "src", into / "src", ignore=ignore)
-    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
-        if (root / name).is_file():
-            shutil.copy2(root / name, into / name)
+def _stage(root: Path, into: Path) -> Path:
+    """Write the daemon's tree to build from (setuptools writes build/ beside it)."""
+    for name, data in daemon_files(root).items():
+        path = into / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return into
 
 

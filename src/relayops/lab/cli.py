@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
@@ -11,6 +10,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    emit_json,
+    fail,
+    json_option,
+)
+from relayops.commands.progress import progress_wanted, steps
 from relayops.lab import lifecycle
 from relayops.lab.errors import LabError
 from relayops.lab.topology import MAX_RELAYS, Topology
@@ -22,7 +30,6 @@ _index = click.option(
     show_default=True,
     help="Lab instance: 0 uses 198.18.0.0/24, 1 a throwaway lab in 198.18.1.0/24.",
 )
-_json = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 def _hosts_json(topo: Topology) -> list[dict[str, Any]]:
@@ -47,11 +54,11 @@ def _in_use_by_tests(index: int) -> bool:
 
 
 def _fail(exc: LabError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(1)
+    """The lab could not do it (this machine's state, not the user's input): exit 1."""
+    fail(str(exc), code=EXIT_FAILED)
 
 
-@click.group()
+@click.group(epilog=EXIT_CODES_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="Log every command the lab runs.")
 def lab(verbose: bool) -> None:
     """The lab: relay, DNS and destination hosts in network namespaces on this machine."""
@@ -62,23 +69,25 @@ def lab(verbose: bool) -> None:
     )
 
 
-@lab.command()
+@lab.command(epilog=EXIT_CODES_HELP)
 @click.option(
     "--relays", type=click.IntRange(1, MAX_RELAYS), default=2, show_default=True,
     help="Number of relay hosts.",
 )  # fmt: skip
 @_index
-@_json
+@json_option
 def up(relays: int, index: int, as_json: bool) -> None:
     """Bring the lab up (a healthy lab of the same shape is kept as it is)."""
     try:
-        result = lifecycle.up(relays=relays, index=index)
+        with steps("lab up", None, enabled=progress_wanted(as_json=as_json)) as step:
+            result = lifecycle.up(relays=relays, index=index, on_phase=step)
     except LabError as exc:
         _fail(exc)
         return
     topo = result.topology
     if as_json:
         payload = {
+            "ok": True,
             "reused": result.reused,
             "seconds": result.total,
             "timings": result.timings,
@@ -87,7 +96,7 @@ def up(relays: int, index: int, as_json: bool) -> None:
             "known_hosts": str(topo.known_hosts),
             "hosts": _hosts_json(topo),
         }
-        click.echo(json.dumps(payload, indent=2))
+        emit_json(payload)
         return
     verb = "already up" if result.reused else "up"
     click.echo(f"lab {verb} in {result.total:.1f} s ({result.timings})")
@@ -96,31 +105,32 @@ def up(relays: int, index: int, as_json: bool) -> None:
     click.echo(f"ssh -i {topo.ssh_key} -o UserKnownHostsFile={topo.known_hosts} root@<address>")
 
 
-@lab.command()
+@lab.command(epilog=EXIT_CODES_HELP)
 @_index
-@_json
+@json_option
 @click.option("--force", is_flag=True, help="Take the lab down even while test sessions use it.")
 def down(index: int, as_json: bool, force: bool) -> None:
     """Stop every lab process and remove its namespaces, mounts, bridge and files."""
     if not force and _in_use_by_tests(index):
-        click.echo(
-            "error: a test session is using the lab (it holds /run/relayops-lab"
-            f"{index}.users); wait for it or pass --force",
-            err=True,
+        fail(
+            f"a test session is using the lab (it holds /run/relayops-lab{index}.users); "
+            "wait for it or pass --force",
+            code=EXIT_FAILED,
         )
-        sys.exit(1)
     try:
         result = lifecycle.down(index=index)
     except LabError as exc:
         _fail(exc)
         return
     if as_json:
-        payload = {
-            "seconds": result.total,
-            "namespaces": result.namespaces,
-            "unmounted": result.unmounted,
-        }
-        click.echo(json.dumps(payload, indent=2))
+        emit_json(
+            {
+                "ok": True,
+                "seconds": result.total,
+                "namespaces": result.namespaces,
+                "unmounted": result.unmounted,
+            }
+        )
     else:
         click.echo(
             f"lab down in {result.total:.1f} s: {len(result.namespaces)} namespaces, "
@@ -128,15 +138,15 @@ def down(index: int, as_json: bool, force: bool) -> None:
         )
 
 
-@lab.command()
+@lab.command(epilog=EXIT_CODES_HELP)
 @_index
-@_json
+@json_option
 def status(index: int, as_json: bool) -> None:
     """Hosts, addresses and whether sshd, nsd and postfix answer. Exit 1 if not up and healthy."""
     current, statuses = lifecycle.status(index=index)
     ok = current is not None and lifecycle.healthy(statuses)
     if as_json:
-        payload: dict[str, Any] = {"up": current is not None, "healthy": ok}
+        payload: dict[str, Any] = {"ok": ok, "up": current is not None, "healthy": ok}
         if current is None:
             payload["leftovers"] = lifecycle.stray(index=index)
         if current is not None:
@@ -146,7 +156,7 @@ def status(index: int, as_json: bool) -> None:
                 {**h, "services": s.services}
                 for h, s in zip(_hosts_json(current.topology), statuses, strict=True)
             ]
-        click.echo(json.dumps(payload, indent=2))
+        emit_json(payload)
     elif current is None:
         left = {k: v for k, v in lifecycle.stray(index=index).items() if v}
         if left:
@@ -165,4 +175,4 @@ def status(index: int, as_json: bool) -> None:
             )
             table.add_row(s.host.fqdn, s.host.role, " ".join(s.host.addresses), s.netns, services)
         Console().print(table)
-    sys.exit(0 if ok else 1)
+    sys.exit(EXIT_OK if ok else EXIT_FAILED)

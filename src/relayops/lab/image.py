@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +162,15 @@ def _build_mounts(runner: Runner, root: Path) -> Iterator[None]:
         unmount_tree(runner, root / "dev")
 
 
-def _build(runner: Runner, image: Image, *, suite: str, packages: Sequence[str]) -> None:
+def _build(
+    runner: Runner,
+    image: Image,
+    *,
+    suite: str,
+    packages: Sequence[str],
+    say: Callable[[str], None],
+) -> None:
+    say(f"image: debootstrap {suite} (first use only)")
     mirror = find_mirror(suite=suite)
     root = image.build_dir / "rootfs"
     remove_tree(runner, image.build_dir)
@@ -171,6 +179,7 @@ def _build(runner: Runner, image: Image, *, suite: str, packages: Sequence[str])
     runner.run(["debootstrap", "--variant=minbase", suite, str(root), mirror], timeout=1200)
     log.info("debootstrap %s from %s: %.1f s", suite, mirror, time.monotonic() - started)
 
+    say("image: packages")
     started = time.monotonic()
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\n# relayops lab image build: start no service\nexit 101\n")
@@ -203,6 +212,7 @@ def _build(runner: Runner, image: Image, *, suite: str, packages: Sequence[str])
     (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
     (root / "etc/ssh/sshd_config.d/relayops-lab.conf").write_text(SSHD_LAB_CONF)
 
+    say("image: pack")
     started = time.monotonic()
     partial = image.tarball.with_suffix(".partial")
     runner.run(
@@ -234,14 +244,17 @@ def ensure_image(
     suite: str = SUITE,
     packages: Sequence[str] = PACKAGES,
     cache_dir: Path = CACHE_DIR,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Image:
     """Build (if no tarball for this key) and unpack (if not yet) the image; return it."""
+    say = on_phase or (lambda _phase: None)
     image = Image(key=image_key(suite=suite, packages=packages), cache_dir=cache_dir)
     with _locked(cache_dir / ".lock"):
         if image.ready:
             return image
         if not image.tarball.exists():
-            _build(runner, image, suite=suite, packages=packages)
+            _build(runner, image, suite=suite, packages=packages, say=say)
+        say("image: unpack")
         _unpack(runner, image)
         remove_tree(runner, image.build_dir)
         _prune(runner, keep=image)

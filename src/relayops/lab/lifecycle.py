@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,20 +181,26 @@ def leftovers(runner: Runner, topo: Topology) -> dict[str, list[str]]:
 # ---- up -----------------------------------------------------------------------------------
 
 
-def _build(runner: Runner, topo: Topology, t: Timings, cache_dir: Path) -> None:
-    image = ensure_image(runner, cache_dir=cache_dir)
+def _build(
+    runner: Runner, topo: Topology, t: Timings, cache_dir: Path, say: Callable[[str], None]
+) -> None:
+    say("image")
+    image = ensure_image(runner, cache_dir=cache_dir, on_phase=say)
     t.lap("image")
+    say("network")
     topo.state_dir.mkdir(parents=True, exist_ok=True)
     client_key = ensure_client_key(topo.ssh_key)
     netns.create_bridge(runner, topo)
     for host in topo.hosts:
         netns.create_host_network(runner, topo, host)
     t.lap("network")
+    say("host roots")
     host_keys: dict[str, str] = {}
     for host in topo.hosts:
         mount_root(runner, topo, host, image)
         host_keys[host.name] = write_identity(topo, host, authorized_key=client_key).public_line
     t.lap("roots")
+    say("services")
     dns = LabDNS(topo, runner)
     dns.write_initial()
     sink = Sink(topo, runner)
@@ -223,8 +229,11 @@ def up(
     index: int = 0,
     runner: Runner | None = None,
     cache_dir: Path = CACHE_DIR,
+    on_phase: Callable[[str], None] | None = None,
 ) -> UpResult:
     """Bring the lab up; a healthy lab of the same shape and image is left as it is.
+
+    `on_phase(name)` is called as each phase starts (the CLI's progress on a terminal).
 
     `cache_dir` holds the image; the benchmark points it elsewhere to time a build from scratch
     without pulling the image from under a running lab.
@@ -243,7 +252,7 @@ def up(
         teardown(run, topo)
         t.lap("clear")
         try:
-            _build(run, topo, t, cache_dir)
+            _build(run, topo, t, cache_dir, on_phase or (lambda _phase: None))
         except BaseException:
             log.error("lab up failed; clearing what it built (rerun with -v to see commands)")
             teardown(run, topo)

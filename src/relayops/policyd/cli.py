@@ -86,7 +86,14 @@ def make_store(spec: str, *, password: str | None = None) -> Store:
     )
 
 
-@click.command()
+# Not relayops.commands.options: the daemon imports nothing outside relayops.policyd.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 the store or socket failed, "
+    "2 invalid options or policy.json."
+)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
 @click.option(
     "--rules",
     "rules_path",
@@ -178,7 +185,16 @@ def policyd(
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
         )
-        await run(server, where, socket_mode=mode, metrics=metrics)
+        listening = None
+        if metrics is not None:
+            from relayops.policyd.metrics import serve_metrics
+
+            host, port = metrics
+
+            def listening() -> None:
+                serve_metrics(server, host, port)
+
+        await run(server, where, socket_mode=mode, listening=listening)
 
     try:
         asyncio.run(main())

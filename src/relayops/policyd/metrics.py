@@ -7,19 +7,55 @@ request never pays for prometheus-client's locks and label look-ups.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-if TYPE_CHECKING:
-    from relayops.policyd.server import PolicyServer
+from relayops.policyd.notify import NotifyStats
+from relayops.policyd.protocol import Stats
+from relayops.policyd.rules import Rules
+
+
+class _Notifier(Protocol):
+    @property
+    def stats(self) -> NotifyStats: ...
+
+
+class _Store(Protocol):
+    @property
+    def outage(self) -> bool: ...
+
+
+class MetricsSource(Protocol):
+    """What the metrics read of a running daemon (server.PolicyServer provides it).
+
+    A protocol, not the server class: the server must not be imported here, nor this
+    module there, so the two stay apart (import-linter keeps policyd acyclic)."""
+
+    @property
+    def stats(self) -> Stats: ...
+
+    @property
+    def refusals(self) -> Mapping[str, int]: ...
+
+    @property
+    def reloads(self) -> Mapping[str, int]: ...
+
+    @property
+    def rules(self) -> Rules: ...
+
+    @property
+    def notifier(self) -> _Notifier: ...
+
+    @property
+    def store(self) -> _Store: ...
 
 
 class PolicydCollector(Collector):
-    def __init__(self, server: PolicyServer) -> None:
+    def __init__(self, server: MetricsSource) -> None:
         self.server = server
 
     def collect(self) -> Iterator[Metric]:
@@ -77,7 +113,7 @@ class PolicydCollector(Collector):
         )
 
 
-def serve_metrics(server: PolicyServer, host: str, port: int) -> CollectorRegistry:
+def serve_metrics(server: MetricsSource, host: str, port: int) -> CollectorRegistry:
     """Serve this daemon's metrics (and only these) from a background thread."""
     registry = CollectorRegistry()
     registry.register(PolicydCollector(server))

@@ -34,12 +34,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-SCHEMA_MAJOR = 1
+from relayops.policyd.contract import PolicyFile
+
 # Reply texts quote operator-written sentences; an SMTP reply line is at most
 # 512 octets including the code (RFC 5321 4.5.3.1.5).
 _MAX_QUOTED = 200
@@ -49,79 +50,8 @@ class RulesError(Exception):
     """policy.json cannot be used; the message says which file, field and value, and why."""
 
 
-# --------------------------------------------------------------------------------------
-# The file, as docs/policy-json.md describes it (validated once per load, never per request)
-
-
-class _Model(BaseModel):
-    # A newer compiler may add fields within the same schema major version.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Stage(_Model):
-    first_day: date
-    last_day: date
-    daily_cap: Annotated[int, Field(ge=0)]
-
-
-class _Customer(_Model):
-    name: str
-    status: Literal["active", "suspended", "terminated"]
-    status_reason: str | None = None
-    timezone: str
-    daily_quota: Annotated[int, Field(ge=0)]
-    warn_ratio: Annotated[float, Field(gt=0, le=1)]
-    max_message_bytes: Annotated[int, Field(gt=0)]
-    contact: str
-    logins: list[str]
-    domains: list[str]
-    warmup: list[_Stage] = []
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'Europe/Paris')") from exc
-        return value
-
-
-class _Template(_Model):
-    subject: str
-    body: str
-
-    @field_validator("subject", "body")
-    @classmethod
-    def _valid_template(cls, value: str) -> str:
-        if not string.Template(value).is_valid():
-            raise ValueError("invalid string.Template placeholder (write $$ for a dollar sign)")
-        return value
-
-
-class _Service(_Model):
-    name: str
-    domain: str
-    notify_from: str
-
-
-class _Notifications(_Model):
-    warning: _Template
-    limit: _Template
-
-
-class _PolicyFile(_Model):
-    schema_version: int
-    service: _Service
-    customers: dict[str, _Customer]
-    notifications: _Notifications
-
-    @field_validator("schema_version")
-    @classmethod
-    def _known_major(cls, value: int) -> int:
-        if value != SCHEMA_MAJOR:
-            raise ValueError(f"schema_version {value} is not supported (this daemon reads 1)")
-        return value
+# The file is validated once per load, never per request, against its public models
+# (contract.py, shared with the compiler).
 
 
 # --------------------------------------------------------------------------------------
@@ -188,7 +118,7 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
     """Validate decoded policy.json and compile it for the hot path (login index, zones)."""
     try:
-        model = _PolicyFile.model_validate(data)
+        model = PolicyFile.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{_loc(err['loc'])}: {err['msg']} (got {err.get('input')!r:.60})"

@@ -221,10 +221,13 @@ async def run(
     listen: Listen,
     *,
     socket_mode: int = 0o660,
-    metrics: tuple[str, int] | None = None,
+    listening: Callable[[], object] | None = None,
     ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; the store and notifier are started here and closed after."""
+    """Serve until SIGTERM/SIGINT; the store and notifier are started here and closed after.
+
+    `listening()` runs once the policy socket listens (the CLI starts the metrics server
+    there: metrics.py reads the server, so the server does not import it)."""
     loop = asyncio.get_running_loop()
     raise_fd_limit()
     await server.store.start()
@@ -235,10 +238,8 @@ async def run(
         lambda: PolicyConnection(server.handle, server.stats, server.connections),
         socket_mode=socket_mode,
     )
-    if metrics is not None:
-        from relayops.policyd.metrics import serve_metrics
-
-        serve_metrics(server, *metrics)
+    if listening is not None:
+        listening()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import shlex
 
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import server
 
-from relayops.deploy.hostplan import MARKER, VENV, WHEEL_DIR
 from relayops.deploy.operations import upload_wheels
+from relayops.deploy.tasks.prepare import HostRun
+from relayops.deploy.wheels import DAEMON_DIST
+from relayops.hostlayout import MARKER, VENV, WHEEL_DIR
 
 
 def needs_install(run: HostRun) -> bool:
     return run.facts.marker != run.wheels.digest
 
 
+@deploy("Policy daemon code")
 def install(run: HostRun) -> None:
     if not needs_install(run):
         return
@@ -34,9 +37,11 @@ def install(run: HostRun) -> None:
         name="Install the policy daemon into /opt/relayops/venv",
         commands=[
             f"[ -x {VENV}/bin/python ] || python3 -m venv {VENV}",
-            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager relayops",
-            # One version number for every build: reinstall the project itself.
-            f"{pip} install --quiet {offline} --force-reinstall --no-deps relayops",
+            # Earlier deploys installed the whole engine; the daemon's build replaces it.
+            f"{pip} uninstall --quiet --yes relayops >/dev/null 2>&1 || true",
+            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager {DAEMON_DIST}",
+            # One version number for every build: reinstall the daemon itself.
+            f"{pip} install --quiet {offline} --force-reinstall --no-deps {DAEMON_DIST}",
             f"echo {shlex.quote(run.wheels.digest)} > {MARKER}",
         ],
     )

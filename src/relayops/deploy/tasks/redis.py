@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import server
 
 from relayops.deploy.counters import INCLUDE_LINE, REDIS_DROPIN, REDIS_MAIN
 from relayops.deploy.hostplan import REDIS_SERVICE
+from relayops.deploy.tasks.prepare import HostRun
 
 
+@deploy("Shared counters Redis")
 def configure(run: HostRun) -> None:
     if REDIS_SERVICE not in run.plan.services:
         return

@@ -8,8 +8,7 @@ are chroots without systemd.
 
 from __future__ import annotations
 
-from deploys.tasks.policyd import needs_install
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
@@ -17,6 +16,8 @@ from relayops.deploy.hostplan import REDIS_SERVICE, START_ORDER, SYSTEMD_UNIT
 from relayops.deploy.ordering import positioned
 from relayops.deploy.services import control_command, control_verb, service_actions
 from relayops.deploy.state import reloads
+from relayops.deploy.tasks.policyd import needs_install
+from relayops.deploy.tasks.prepare import HostRun
 
 
 def changed_services(run: HostRun) -> set[str]:
@@ -32,6 +33,7 @@ def actions(run: HostRun) -> list[tuple[str, str]]:
     )
 
 
+@deploy("Services")
 def converge(run: HostRun) -> None:
     if run.facts.systemd and SYSTEMD_UNIT in run.changed:
         server.shell(

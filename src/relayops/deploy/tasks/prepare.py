@@ -6,21 +6,20 @@ import datetime as dt
 import functools
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyinfra.context import host
 
+from relayops.checkout import SERVICE_FILES
 from relayops.compile.files import Directory
 from relayops.deploy import target as targets
 from relayops.deploy.counters import read_passwords, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
-from relayops.deploy.hostplan import INIT_SCRIPT, MARKER, SYSTEMD_UNIT, HostPlan, host_plan
+from relayops.deploy.hostplan import INIT_SCRIPT, SYSTEMD_UNIT, HostPlan, host_plan
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
-from relayops.deploy.tls import LabCA
 from relayops.deploy.wheels import WheelSet, ensure_wheels
-
-FILES = Path(__file__).resolve().parent / "files"
+from relayops.hostlayout import MARKER
+from relayops.labca import LabCA
 
 
 @dataclass
@@ -42,22 +41,18 @@ class HostRun:
         return {c.wanted.path for c in self.changes if c.content}
 
 
-def _inventory_name() -> str:
-    for name in (targets.LAB_INVENTORY, "production"):
-        if name in host.groups:
-            return name
-    raise DeployError(
-        f"{host.name}: the pyinfra inventory file must be inventory/lab.py or "
-        "inventory/production.py of a relayops repository"
-    )
-
-
 def _service_files(systemd: bool) -> list[Wanted]:
     files = [
-        Wanted(INIT_SCRIPT, (FILES / "relayops-policyd.init").read_bytes(), 0o755, "root", "root")
+        Wanted(
+            INIT_SCRIPT,
+            (SERVICE_FILES / "relayops-policyd.init").read_bytes(),
+            0o755,
+            "root",
+            "root",
+        )
     ]
     if systemd:
-        unit = (FILES / "relayops-policyd.service").read_bytes()
+        unit = (SERVICE_FILES / "relayops-policyd.service").read_bytes()
         files.append(Wanted(SYSTEMD_UNIT, unit, 0o644, "root", "root"))
     return files
 
@@ -74,10 +69,11 @@ def _wheels(facts: HostFacts) -> WheelSet:
     return _wheels_for(facts.python or ".".join(map(str, sys.version_info[:3])))
 
 
-def host_run(engine: Path) -> HostRun:
-    inventory_name = _inventory_name()
-    root = targets.repo_root(targets.environ(), engine)
-    target = targets.cached_target(root, inventory_name)
+def host_run() -> HostRun:
+    """Decide this host's deploy from the target `relayops deploy` compiled (or, under a
+    plain `pyinfra` run, from the repository compiled once in this process)."""
+    target = targets.deploy_target(targets.environ(), set(host.groups))
+    root, inventory_name = target.root, target.inventory.name
     config = target.configs.get(host.name)
     if config is None:
         raise DeployError(
@@ -87,11 +83,10 @@ def host_run(engine: Path) -> HostRun:
         )
     relay = next(h for h in target.inventory.hosts if h.name == host.name)
     facts = host.get_fact(HostBasics, marker_path=MARKER)
-    identity = targets.identity_path(root, inventory_name, targets.environ())
+    identity = targets.identity_path(root, target.inventory, targets.environ())
     secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
-    certificate = ca = None
-    default_tls = "lab-ca" if inventory_name == targets.LAB_INVENTORY else "acme"
-    if host.data.get("relayops_tls", default_tls) == "lab-ca":
+    certificate = None
+    if relay.tls == "lab-ca":
         names = [relay.fqdn, *(ip.ptr for ip in relay.ips)]
         addresses = [str(ip.address) for ip in relay.ips]
         now = dt.datetime.now(dt.UTC)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from deploys.tasks.prepare import HostRun
-from deploys.tasks.services import actions
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import server
 
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import CHECKS
+from relayops.deploy.tasks.prepare import HostRun
+from relayops.deploy.tasks.services import actions
 from relayops.deploy.tls import CERT_PATH, KEY_PATH
 
 
+@deploy("Configuration checks")
 def verify(run: HostRun) -> None:
     wanted = {w.path for w in run.plan.wanted}
     for path in (CERT_PATH, KEY_PATH):

@@ -6,12 +6,13 @@ production installs what is missing (with `apt-get update` only then).
 
 from __future__ import annotations
 
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, server
 
 from relayops.deploy.hostplan import ACCOUNTS, REDIS_SERVICE
+from relayops.deploy.tasks.prepare import HostRun
 
 PACKAGES: tuple[str, ...] = (
     "postfix",
@@ -29,6 +30,7 @@ POSTFIX_DEBCONF = (
 )
 
 
+@deploy("Packages and accounts")
 def ensure(run: HostRun) -> None:
     wanted = list(PACKAGES)
     if REDIS_SERVICE in run.plan.services:

@@ -20,17 +20,25 @@ from typing import TypeVar
 import click
 import yaml
 
-from relayops.commands.options import repo_option
+from relayops.commands.options import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    emit_json,
+    fail,
+    json_option,
+    repo_option,
+)
 from relayops.deploy.errors import DeployError
-from relayops.deploy.labdns import publishable
-from relayops.deploy.mail import DkimResult, Submission, message, submit, token, verify_dkim
 from relayops.deploy.runner import DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
-from relayops.deploy.tls import LabCA
 from relayops.lab import lifecycle
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.errors import LabError
+from relayops.lab.mail import DkimResult, Submission, message, submit, token, verify_dkim
+from relayops.lab.publish import publishable
 from relayops.lab.sink import Sink
+from relayops.labca import LabCA
 from relayops.model import Status
 
 CREDENTIALS = "lab/credentials.lab-only.yaml"
@@ -44,10 +52,12 @@ T = TypeVar("T")
 @dataclass
 class Steps:
     timings: dict[str, float]
+    quiet: bool = False  # --json: no step lines
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        click.echo(f"==> {name}", err=True)
+        if not self.quiet:
+            click.echo(f"==> {name}", err=True)
         started = time.monotonic()
         yield
         self.timings[name] = round(time.monotonic() - started, 1)
@@ -77,19 +87,28 @@ def _retry(action: Callable[[], T], *, attempts: int = 20, delay: float = 0.5) -
     return action()
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
-def demo(repo: Path) -> None:
+@json_option
+def demo(repo: Path, as_json: bool) -> None:
     """Run the example repository on the lab and send one signed message through it."""
     try:
-        _demo(repo.resolve())
+        report = _demo(repo.resolve(), quiet=as_json)
     except (DeployError, LabError) as exc:
-        click.echo(f"relayops demo: {exc}", err=True)
-        sys.exit(2 if isinstance(exc, DeployError) else 1)
+        if as_json:
+            emit_json({"ok": False, "error": str(exc)})
+            sys.exit(EXIT_INVALID if isinstance(exc, DeployError) else EXIT_FAILED)
+        fail(str(exc), code=EXIT_INVALID if isinstance(exc, DeployError) else EXIT_FAILED)
+    if as_json:
+        emit_json(report.data())
+    else:
+        click.echo(report.text())
+    if not report.dkim.valid:
+        fail(f"the DKIM signature of {report.path} does not verify", code=EXIT_FAILED)
 
 
-def _demo(root: Path) -> None:
-    steps = Steps({})
+def _demo(root: Path, *, quiet: bool) -> Report:
+    steps = Steps({}, quiet=quiet)
     started = time.monotonic()
     with steps.step("validate and compile the repository"):
         target = load_target(root, LAB_INVENTORY)
@@ -137,9 +156,7 @@ def _demo(root: Path) -> None:
         total=round(time.monotonic() - started, 1),
         dns_address=topo.dns.address,
     )
-    click.echo(report.text())
-    if not checked.valid:
-        raise DeployError(f"the DKIM signature of {arrived.path} does not verify")
+    return report
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,23 @@ class Report:
     timings: dict[str, float]
     total: float
     dns_address: str
+
+    def data(self) -> dict[str, object]:
+        return {
+            "ok": self.dkim.valid,
+            "lab_reused": self.reused,
+            "hosts": [h.fqdn for h in self.target.inventory.hosts],
+            "sent": {"from": DEMO_SENDER, "to": DEMO_RECIPIENT, "login": DEMO_LOGIN},
+            "subject": self.subject,
+            "arrived": str(self.path),
+            "dkim": {
+                "valid": self.dkim.valid,
+                "domain": self.dkim.domain,
+                "selector": self.dkim.selector,
+            },
+            "timings": self.timings,
+            "seconds": self.total,
+        }
 
     def text(self) -> str:
         hosts = ", ".join(f"{h.fqdn} ({h.ssh_hostname})" for h in self.target.inventory.hosts)

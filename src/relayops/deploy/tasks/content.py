@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from deploys.tasks.prepare import HostRun
+from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
 from relayops.deploy.operations import managed_directory, managed_file
 from relayops.deploy.ordering import path_position, positioned
 from relayops.deploy.state import maps_to_index
+from relayops.deploy.tasks.prepare import HostRun
 
 
+@deploy("Directories, files and maps")
 def apply(run: HostRun) -> None:
     for directory in positioned(host, run.directories, lambda d: path_position(d.path)):
         managed_directory(name=f"Directory {directory.path}", directory=directory)

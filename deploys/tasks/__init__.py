@@ -1,1 +1,0 @@
-"""Steps of deploys/relay.py, one module per concern; each emits pyinfra operations."""

@@ -1,0 +1,98 @@
+"""policy.json, the contract between the compiler and the daemon (docs/policy-json.md).
+
+Public pydantic models: `relayops render` builds a `PolicyFile` (compile/policy.py),
+the daemon validates the file against the same models (rules.py), and
+`relayops schemas` publishes `schemas/policy.schema.json` from them. Unknown fields
+are ignored, so a newer compiler may add fields within one schema major version.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import date
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_MAJOR = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Stage(_Model):
+    """A warm-up stage in local dates, both inclusive."""
+
+    first_day: date
+    last_day: date
+    daily_cap: Annotated[int, Field(ge=0)]
+
+
+class CustomerRules(_Model):
+    """One subscription, resolved: its plan's values and its own overrides applied."""
+
+    name: str
+    status: Literal["active", "suspended", "terminated"]
+    status_reason: str | None = None
+    timezone: str = Field(description="IANA zone; the quota day runs midnight to midnight here")
+    daily_quota: Annotated[int, Field(ge=0)]
+    warn_ratio: Annotated[float, Field(gt=0, le=1)]
+    max_message_bytes: Annotated[int, Field(gt=0)]
+    contact: str
+    logins: list[str]
+    domains: list[str]
+    warmup: list[Stage] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. 'Europe/Paris')") from exc
+        return value
+
+
+class Template(_Model):
+    """A notice mail: string.Template subject and body."""
+
+    subject: str
+    body: str
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _valid_template(cls, value: str) -> str:
+        if not string.Template(value).is_valid():
+            raise ValueError("invalid string.Template placeholder (write $$ for a dollar sign)")
+        return value
+
+
+class ServiceInfo(_Model):
+    name: str
+    domain: str
+    notify_from: str
+
+
+class Notifications(_Model):
+    warning: Template
+    limit: Template
+
+
+class PolicyFile(_Model):
+    """/etc/relayops/policy.json."""
+
+    schema_version: int = SCHEMA_MAJOR
+    service: ServiceInfo
+    customers: dict[str, CustomerRules]
+    notifications: Notifications
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_major(cls, value: int) -> int:
+        if value != SCHEMA_MAJOR:
+            raise ValueError(
+                f"schema_version {value} is not supported (this daemon reads {SCHEMA_MAJOR})"
+            )
+        return value

@@ -1,0 +1,50 @@
+"""The daemon's wheel set is keyed by the daemon's own tree: only a daemon change restarts it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from relayops.deploy.wheels import daemon_files, daemon_requirements, source_digest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def checkout(tmp_path: Path) -> Path:
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    return copy
+
+
+def touch(path: Path) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+
+
+def test_a_lab_or_compiler_edit_keeps_the_daemon_digest(tmp_path: Path) -> None:
+    root = checkout(tmp_path)
+    before = source_digest(root)
+    touch(root / "src/relayops/lab/topology.py")
+    touch(root / "src/relayops/compile/postfix.py")
+    (root / "src/relayops/lab/new_helper.py").write_text("X = 1\n")
+    assert source_digest(root) == before
+
+
+def test_a_daemon_edit_changes_the_daemon_digest(tmp_path: Path) -> None:
+    root = checkout(tmp_path)
+    before = source_digest(root)
+    touch(root / "src/relayops/policyd/rules.py")
+    assert source_digest(root) != before
+
+
+def test_the_daemon_tree_is_policyd_and_its_own_dependencies() -> None:
+    files = daemon_files(ROOT)
+    outside = [n for n in files if n.startswith("src/") and "/policyd/" not in n]
+    assert outside == ["src/relayops/__init__.py"]
+    assert [r.split(">")[0] for r in daemon_requirements(ROOT)] == [
+        "click",
+        "prometheus-client",
+        "pydantic",
+        "redis",
+    ]
+    assert 'relayops = "relayops.policyd.main:main"' in files["pyproject.toml"].decode()
