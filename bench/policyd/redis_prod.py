@@ -35,7 +35,7 @@ from run import PY, WORK, _spawn, _terminate, free_port, load, wait_port, write_
 
 from relayops.compile.templates import Templates  # noqa: E402
 from relayops.deploy import redis_conf as rc  # noqa: E402
-from relayops.deploy.tls import issue, new_ca  # noqa: E402
+from relayops.labca import issue, new_ca  # noqa: E402
 
 PASSWORDS = rc.RedisPasswords(policyd="bench-policyd", replica="bench-replica", sentinel="bench-s")
 CONNECTIONS = (1, 8, 64)

@@ -22,13 +22,25 @@ from relayops.cli import cli
 from relayops.commands.options import inventory_option, json_option, repo_option
 
 ROOT = Path(__file__).resolve().parents[2]
+CUSTOMER_EDITS = {
+    f"customer {sub}"
+    for sub in (
+        "new", "add-domain", "remove-domain", "add-login", "remove-login", "set-quota",
+        "suspend", "reinstate", "terminate", "swap-ip",
+    )
+}  # fmt: skip
 REPO_COMMANDS = {
     "validate", "schemas", "summary", "render", "plan", "deploy", "demo", "check",
-    "dkim generate", "dkim record", "dkim decrypt",
+    "dkim generate", "dkim record", "dkim decrypt", "dkim rotate", "audit", "drift",
+    "redis-passwords", *CUSTOMER_EDITS,
 }  # fmt: skip
-HOST_COMMANDS = {"render", "plan", "deploy", "check"}
-# Not reporting commands: the daemon runs until stopped; decrypt writes one file.
-NO_JSON = {"policyd", "dkim decrypt"}
+# add-domain and swap-ip print the DNS records to publish for an inventory's IPs.
+HOST_COMMANDS = {
+    "render", "plan", "deploy", "check", "drift", "customer add-domain", "customer swap-ip"
+}  # fmt: skip
+# Not reporting commands: the daemon runs until stopped; decrypt writes one file; the
+# edits' report is the file they change (and the exit code), add-login's password aside.
+NO_JSON = {"policyd", "dkim decrypt", "dkim rotate", *(CUSTOMER_EDITS - {"customer add-login"})}
 
 
 def walk(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:

@@ -18,7 +18,7 @@ import redis
 
 from relayops.compile.templates import Templates
 from relayops.deploy import redis_conf as rc
-from relayops.deploy.tls import issue, new_ca
+from relayops.labca import issue, new_ca
 from support.policyd import free_port, wait_port
 
 PASSWORDS = rc.RedisPasswords(

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 
 from relayops.audit import gitlog, history, render
-from relayops.commands.options import emit_json, fail, json_option, repo_option
+from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
 
 
 def parse_when(text: str, option: str, *, end_of_day: bool) -> datetime:
@@ -28,7 +28,7 @@ def parse_when(text: str, option: str, *, end_of_day: bool) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @click.option("--customer", metavar="ID", help="Only changes to this customer (renames followed).")
 @click.option("--since", metavar="DATE", help="Only commits landed on or after DATE.")

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from relayops import customer_edits as edits
 from relayops.commands.options import (
+    EXIT_CODES_HELP,
     emit_json,
     fail,
     inventory_name,
@@ -55,7 +56,7 @@ _DATE = click.DateTime(formats=["%Y-%m-%d"])
 SWAP_REASON = "paid IP swap"
 
 
-@click.group()
+@click.group(epilog=EXIT_CODES_HELP)
 @click.option(
     "--today",
     type=_DATE,
@@ -164,7 +165,7 @@ def _written(changes: Changes) -> None:
 
 
 # -- onboarding --------------------------------------------------------------------
-@customer.command("new")
+@customer.command("new", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.option("--name", required=True, help="The customer's name.")
 @click.option("--contact", required=True, help="Receives quota warnings and notices.")
@@ -240,7 +241,7 @@ def new(
 
 
 # -- domains ---------------------------------------------------------------------
-@customer.command("add-domain")
+@customer.command("add-domain", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("domain")
 @click.option(
@@ -316,7 +317,7 @@ def _dkim_key(repo: Path, domain: str, selector: str) -> Changes:
         return created_files(base, inputs)
 
 
-@customer.command("remove-domain")
+@customer.command("remove-domain", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("domain")
 @repo_option
@@ -335,7 +336,7 @@ def remove_domain(cid: str, domain: str, repo: Path) -> None:
 
 
 # -- logins ----------------------------------------------------------------------
-@customer.command("add-login")
+@customer.command("add-login", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("login")
 @repo_option
@@ -369,7 +370,7 @@ def add_login(cid: str, login: str, repo: Path, as_json: bool) -> None:
     click.echo(f"password for {login} (shown once, stored nowhere): {password}")
 
 
-@customer.command("remove-login")
+@customer.command("remove-login", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("login")
 @repo_option
@@ -387,7 +388,7 @@ def remove_login(cid: str, login: str, repo: Path) -> None:
 
 
 # -- quota and status ------------------------------------------------------------
-@customer.command("set-quota")
+@customer.command("set-quota", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("quota", type=int)
 @repo_option
@@ -409,7 +410,7 @@ def _set_status(repo: Path, cid: str, status: Status, reason: str) -> Changes:
     return {rel: text}
 
 
-@customer.command("suspend")
+@customer.command("suspend", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.option("--reason", required=True, help="Why: the policy daemon's refusal quotes it.")
 @repo_option
@@ -428,7 +429,7 @@ def suspend(cid: str, reason: str, repo: Path) -> None:
     _written(changes)
 
 
-@customer.command("reinstate")
+@customer.command("reinstate", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @repo_option
 def reinstate(cid: str, repo: Path) -> None:
@@ -457,7 +458,7 @@ def _release(repo: Path, *, ip: str, cid: str, reason: str) -> Changes:
     return {LEDGER_FILE: text}
 
 
-@customer.command("terminate")
+@customer.command("terminate", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.option("--reason", required=True, help="Why the subscription ends.")
 @repo_option
@@ -478,7 +479,7 @@ def terminate(cid: str, reason: str, repo: Path) -> None:
         )
 
 
-@customer.command("swap-ip")
+@customer.command("swap-ip", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.option("--ip", "wanted", help="The new dedicated IP; default: the first free one.")
 @click.option("--reason", default=SWAP_REASON, show_default=True, help="Recorded in the ledger.")

@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 from relayops.checks import resolver as q
 from relayops.checks.dns import expected_key_bytes, judge_dkim
 from relayops.checks.result import Status
-from relayops.commands.options import EXIT_FAILED, fail, repo_option
+from relayops.commands.options import EXIT_CODES_HELP, EXIT_FAILED, fail, repo_option
 from relayops.commands.repo import print_findings
 from relayops.compile.dkim import DkimKeyError, generate_key, key_files, public_key_der
 from relayops.compile.dns_records import dkim_txt
@@ -85,7 +85,7 @@ def _mapping(values: dict[str, Any], *, flow: bool) -> CommentedMap:
     return node
 
 
-@click.command("rotate")
+@click.command("rotate", epilog=EXIT_CODES_HELP)
 @click.argument("domain")
 @click.option("--selector", help="The new selector (publish step; default: letters + date).")
 @click.option(

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from relayops.commands.options import emit_json, fail, json_option, repo_option
+from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
 from relayops.compile.dkim import DkimKeyError
 from relayops.compile.redis_secrets import generate_passwords, password_source
 from relayops.deploy.redis_conf import USERS
 
 
-@click.command("redis-passwords")
+@click.command("redis-passwords", epilog=EXIT_CODES_HELP)
 @click.option(
     "--rotate",
     "rotate",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from relayops.commands.options import (
+    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_OK,
     emit_json,
@@ -26,7 +27,7 @@ from relayops.deploy.report import detected_changes
 from relayops.deploy.runner import run_deploy, validate
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @inventory_option
 @json_option
