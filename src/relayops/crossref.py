@@ -7,7 +7,7 @@ file:line:column.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,7 +269,9 @@ def identity_rules(inventory: Inventory, file: str, root: Path) -> Iterator[Viol
         )
 
 
-def dkim_key_rules(customers: dict[str, Customer], root: Path) -> Iterator[Violation]:
+def dkim_key_rules(
+    customers: dict[str, Customer], exists: Callable[[str], bool]
+) -> Iterator[Violation]:
     """Every domain a relay signs for has its key pair under secrets/ (else the deploy stops)."""
     for cid in sorted(customers):
         customer = customers[cid]
@@ -295,7 +297,7 @@ def dkim_key_rules(customers: dict[str, Customer], root: Path) -> Iterator[Viola
                         encrypted_key_source(domain.name, selector),
                         public_key_source(domain.name, selector),
                     )
-                    if not (root / rel).is_file()
+                    if not exists(rel)  # on disk, or in a change being validated
                 ]
                 if missing:
                     yield Violation(

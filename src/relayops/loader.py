@@ -460,7 +460,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         crossref.notification_rules(notifications),
     ]
     if loader.require_dkim_keys:
-        rules.append(crossref.dkim_key_rules(customers, root))
+        rules.append(crossref.dkim_key_rules(customers, loader.exists))
     if plans is not None:
         rules.append(crossref.plan_rules(customers, plans.plans))
     if warmup is not None and throttling is not None:

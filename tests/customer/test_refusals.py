@@ -138,12 +138,12 @@ REFUSALS = [
     Refusal(
         "new-unknown-ip",
         _new("newco", "--dedicated-ip", "dedicated-9", "--warmup", "standard-5w", plan="pro"),
-        "there is no IP 'dedicated-9' in production.py; free dedicated IPs: dedicated-4",
+        "there is no IP 'dedicated-9' in lab.py; free dedicated IPs: dedicated-4",
     ),
     Refusal(
         "new-pool-ip",
         _new("newco", "--dedicated-ip", "eu-1", "--warmup", "standard-5w", plan="pro"),
-        "IP 'eu-1' is in pool 'shared-eu' in production.py; free dedicated IPs: dedicated-4",
+        "IP 'eu-1' is in pool 'shared-eu' in lab.py; free dedicated IPs: dedicated-4",
     ),
     Refusal(
         "new-held-ip",

@@ -50,6 +50,13 @@ def newco(old: str = "", new: str = "", *, append: str = "") -> str:
     return NEWCO.replace(old, new, 1) + append
 
 
+# The production inventory's counters URL, as written there (two string literals).
+PRODUCTION_COUNTERS = (
+    '"rediss+sentinel://relayops-policyd@192.0.2.51:26379,192.0.2.52:26379,"\n'
+    '            "192.0.2.53:26379/relayops/0?ca=/etc/relayops/tls/ca.pem"'
+)
+
+
 @dataclass
 class Case:
     id: str
@@ -532,7 +539,7 @@ CASES = [
         [
             (
                 "inventory/lab.py",
-                48,
+                47,
                 9,
                 "relayops_shared_counter",
                 "unknown inventory key; keys the relays group's data may set: "
@@ -565,7 +572,7 @@ CASES = [
     Case(
         "inventory-bad-tls-source",
         {},
-        [("inventory/lab.py", 56, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
+        [("inventory/lab.py", 58, 25, "relayops_tls", "input should be 'acme' or 'lab-ca'")],
         edits={"inventory/lab.py": ('"relayops_tls": "lab-ca"', '"relayops_tls": "letsencrypt"')},
     ),
     Case(
@@ -585,7 +592,9 @@ CASES = [
         ],
         edits={
             "inventory/production.py": (
-                '"relayops_shared_counters": "redis://192.0.2.50:6379/0",',
+                '"relayops_shared_counters":\n            '
+                '"rediss+sentinel://relayops-policyd@192.0.2.51:26379,192.0.2.52:26379,"\n'
+                '            "192.0.2.53:26379/relayops/0?ca=/etc/relayops/tls/ca.pem",\n',
                 "",
             )
         },
@@ -596,14 +605,14 @@ CASES = [
         [
             (
                 "inventory/production.py",
-                41,
-                37,
+                49,
+                13,
                 "relayops_shared_counters",
                 "'rediss://oops': 'oops' is not an IP address or a fully qualified name every "
                 "relay can resolve",
             )
         ],
-        edits={"inventory/production.py": ('"redis://192.0.2.50:6379/0"', '"rediss://oops"')},
+        edits={"inventory/production.py": (PRODUCTION_COUNTERS, '"rediss://oops"')},
     ),
     Case(
         "shared-counters-not-a-redis-url",
@@ -611,35 +620,17 @@ CASES = [
         [
             (
                 "inventory/production.py",
-                41,
-                37,
+                49,
+                13,
                 "relayops_shared_counters",
-                "shared counters need redis://HOST[:PORT][/N], rediss://HOST[:PORT][/N] or "
-                "redis+sentinel://",
+                "shared counters need redis[s]://[USER@]HOST[:PORT][/N] or redis[s]+sentinel://",
             )
         ],
         edits={
             "inventory/production.py": (
-                '"redis://192.0.2.50:6379/0"',
+                PRODUCTION_COUNTERS,
                 '"sqlite:/var/lib/relayops/policyd.sqlite"',
             )
-        },
-    ),
-    Case(
-        "shared-counters-tls-to-a-relay-hosted-redis",
-        {},
-        [
-            (
-                "inventory/lab.py",
-                48,
-                37,
-                "relayops_shared_counters",
-                "names relay relay1.relay.example.net, where the deploy runs a plain Redis "
-                "(no TLS, no Sentinel): the daemons could not connect with rediss://",
-            )
-        ],
-        edits={
-            "inventory/lab.py": ('"redis://198.18.0.11:6379/0"', '"rediss://198.18.0.11:6379/0"')
         },
     ),
     Case(
@@ -665,15 +656,13 @@ CASES = [
             (
                 "inventory/lab.py",
                 48,
-                37,
+                13,
                 "relayops_shared_counters",
                 "database 16 on relay relay1.relay.example.net: the Redis the deploy runs there "
                 "has databases 0 to 15 (Debian's default)",
             )
         ],
-        edits={
-            "inventory/lab.py": ('"redis://198.18.0.11:6379/0"', '"redis://198.18.0.11:6379/16"')
-        },
+        edits={"inventory/lab.py": ("198.18.0.11:6380/0?ca=", "198.18.0.11:6380/16?ca=")},
     ),
     Case(
         "age-identity-missing",
@@ -681,7 +670,7 @@ CASES = [
         [
             (
                 "inventory/lab.py",
-                54,
+                56,
                 34,
                 "relayops_age_identity",
                 "; name the age identity that decrypts secrets/ (or leave it unset and set "

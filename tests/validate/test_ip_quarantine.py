@@ -52,7 +52,7 @@ REFUSAL = (
 
 
 def _findings(repo: Path, today: date) -> list[tuple[str, int, int, str, str]]:
-    result = load_repo(repo, today=today)
+    result = load_repo(repo, today=today, require_dkim_keys=False)  # the keys are not the point
     return [(f.file, f.line, f.column, f.field, f.message) for f in result.findings]
 
 

@@ -26,7 +26,7 @@ def test_overlay_adds_changes_and_deletes_without_writing(example_repo: Path) ->
         .read_bytes()
         .replace(b"quota_override: 15000", b"quota_override: 16000"),
     }
-    result = load_repo(example_repo, today=TODAY, overlay=overlay)
+    result = load_repo(example_repo, today=TODAY, overlay=overlay, require_dkim_keys=False)
     assert result.findings == [] and result.repo is not None
     assert "acme2" in result.repo.customers and "initech" not in result.repo.customers
     assert result.repo.customers["umbrella"].quota_override == 16000
