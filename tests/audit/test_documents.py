@@ -77,7 +77,9 @@ def test_inventory_literals_resolved_without_running_code() -> None:
         "relay2.relay.example.net",
     ]
     assert relays["hosts"][0]["ssh_key"] == "/var/lib/relayops-lab/ssh/id_ed25519"
-    assert relays["relayops_shared_counters"] == "redis://198.18.0.11:6379/0"
+    assert relays["relayops_shared_counters"] == (
+        "rediss://relayops-policyd@198.18.0.11:6380/0?ca=/etc/relayops/tls/ca.pem"
+    )
     assert "_LAB_KEY" not in data
 
 

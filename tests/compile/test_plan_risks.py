@@ -64,7 +64,8 @@ def loaded(tmp: Path, name: str, edits: list[Edit]) -> Repo:
     shutil.copytree(GOLDEN, root)
     for edit in edits:
         edit(root)
-    result = load_repo(root)
+    # The plan shows a new domain whose key is not generated yet (the "key missing" note).
+    result = load_repo(root, require_dkim_keys=False)
     assert result.repo is not None, [str(f) for f in result.findings]
     return result.repo
 

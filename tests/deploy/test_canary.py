@@ -61,7 +61,9 @@ def deploy(
     fake = FakeRuns(codes)
     monkeypatch.setattr(deploy_cli, "run_deploy", fake)
     inventory = str(repo / "inventory/lab.py")
-    result = CliRunner().invoke(cli, ["deploy", "--inventory", inventory, *args])
+    result = CliRunner().invoke(
+        cli, ["deploy", "--repo", str(repo), "--inventory", inventory, *args]
+    )
     return fake, result.exit_code, result.output
 
 

@@ -75,7 +75,9 @@ def test_missing_file_refuses(tmp_path: Path) -> None:
 def test_production_deploy_refuses_with_placeholder_keys(example_repo: Path) -> None:
     shutil.copy2(ROOT / "inventory/production.known_hosts", example_repo / "inventory")
     inventory = str(example_repo / "inventory/production.py")
-    result = CliRunner().invoke(cli, ["deploy", "--inventory", inventory, "--dry"])
+    result = CliRunner().invoke(
+        cli, ["deploy", "--repo", str(example_repo), "--inventory", inventory, "--dry"]
+    )
     assert result.exit_code == 2
     assert "production.known_hosts: host keys are not pinned:" in result.output
     assert "no valid key for 203.0.113.11" in result.output
@@ -99,6 +101,10 @@ def test_production_uses_the_pinned_file_strictly(example_repo: Path) -> None:
 def test_lab_inventory_needs_no_pinned_file(example_repo: Path) -> None:
     inventory = example_repo / "inventory/lab.py"
     path, strict = host_keys(inventory, validate(inventory))
-    # The keys `lab up` recorded, checked strictly; no lab up yet: nothing to check against.
-    assert (path, strict) in {(None, False), (Path("/var/lib/relayops-lab/ssh/known_hosts"), True)}
-    assert "ssh_strict_host_key_checking" not in inventory.read_text()
+    # No pinned file beside it: the lab inventory names the keys `lab up` recorded itself,
+    # with strict checking (a lab host whose key changed is refused).
+    assert (path, strict) == (None, False)
+    text = inventory.read_text()
+    assert '"ssh_known_hosts_file": "/var/lib/relayops-lab/ssh/known_hosts"' in text
+    assert '"ssh_strict_host_key_checking": "yes"' in text
+    assert '"ssh_strict_host_key_checking": "no"' not in text

@@ -65,9 +65,12 @@ def test_the_wheel_cache_is_the_users_not_var_cache(tmp_path: Path) -> None:
 
 
 def test_a_lock_change_makes_a_new_wheel_set(tmp_path: Path) -> None:
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "m.py").write_text("x = 1\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    policyd = tmp_path / "src" / "relayops" / "policyd"
+    policyd.mkdir(parents=True)
+    (tmp_path / "src" / "relayops" / "__init__.py").write_text("")
+    (policyd / "__init__.py").write_text("x = 1\n")
+    deps = ", ".join(f'"{name}>=1"' for name in ("click", "pydantic", "prometheus-client", "redis"))
+    (tmp_path / "pyproject.toml").write_text(f"[project]\ndependencies = [{deps}]\n")
     (tmp_path / "requirements").mkdir()
     lock = tmp_path / "requirements" / "relay.txt"
     lock.write_text(LOCK)

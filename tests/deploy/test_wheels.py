@@ -14,6 +14,7 @@ def checkout(tmp_path: Path) -> Path:
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    shutil.copytree(ROOT / "requirements", copy / "requirements")
     return copy
 
 
