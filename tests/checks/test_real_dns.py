@@ -285,7 +285,7 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     )
     unknown = runner.invoke(cli, ["check", "--targets", str(path.with_name("nope.json"))])
     assert unknown.exit_code == 2
-    assert unknown.output.endswith(
-        f"Error: Invalid value for '--inventory': File '{path.with_name('nope.json')}' "
-        "does not exist.\n"
+    assert unknown.output == (
+        f"relayops check: Invalid value for '--targets': File '{path.with_name('nope.json')}' "
+        "does not exist.\nTry 'relayops check --help'.\n"
     )

@@ -213,12 +213,14 @@ def test_render_unknown_host_and_invalid_repo_exit_2(tmp_path: Path) -> None:
                  str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 2
-    assert result.output == "relayops render: unknown host(s) nope; hosts: relay1.relay.example.net\n"
+    assert (
+        result.output == "relayops render: unknown host(s) nope; hosts: relay1.relay.example.net\n"
+    )
     result = CliRunner().invoke(render, ["--repo", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "│ customers/:1:1 " in result.output and "│ folder is missing " in result.output
     assert result.output.endswith(
-        f"{tmp_path}: invalid repository; fix the errors above (relayops validate)\n"
+        f"relayops render: {tmp_path}: invalid repository (9 error(s) above); fix them first\n"
     )
 
 

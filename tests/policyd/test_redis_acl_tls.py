@@ -108,7 +108,7 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path, daemons: li
     with pytest.raises(RuntimeError, match="service exited with 2"):
         d.start()
     assert (
-        f"Error: Invalid value for --store-password-file: {loose} is mode 0644: "
+        f"relayops policyd: Invalid value for --store-password-file: {loose} is mode 0644: "
         "others may read it; chmod 600 it"
     ) in d.log()
 
