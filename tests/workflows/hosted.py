@@ -48,6 +48,7 @@ SUITE = "bookworm"
 MINBASE = CACHE_DIR / f"runner-minbase-{SUITE}.tar.zst"
 # What ubuntu-latest has that the workflows' runner-side jobs use (gh is faked).
 RUNNER_PACKAGES = ("sudo", "git", "make", "python3", "python3-venv", "ca-certificates")
+HOST_LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 RUNNER_UID = 1001  # the uid of `runner` on GitHub's images
 STEP_TIMEOUT = 900
 UPSTREAM_DIR = "/srv/github/acme/relayops.git"  # GitHub's copy of the repository, here
@@ -183,6 +184,13 @@ def unpack(runner: Runner, tarball: Path, root: Path) -> None:
     root.chmod(0o755)
     runner.run(["tar", "--zstd", "-C", str(root), "-xpf", str(tarball)], timeout=600)
     shutil.copyfile("/etc/resolv.conf", root / "etc/resolv.conf")
+    # This machine reaches the registries through a TLS proxy whose CA it trusts: the roots
+    # trust it too, as a runner trusts its provider's. `update-ca-certificates` (run when
+    # ca-certificates is installed) adds these to the system bundle pip and git read.
+    local_cas = root / "usr/local/share/ca-certificates"
+    local_cas.mkdir(parents=True, exist_ok=True)
+    for cert in HOST_LOCAL_CAS.glob("*.crt"):
+        shutil.copyfile(cert, local_cas / cert.name)
 
 
 def mount_basics(runner: Runner, root: Path) -> None:
