@@ -394,9 +394,6 @@ def roots(base: Path, container_binds: Mapping[str, Path]) -> Iterator[tuple[Mac
     runner = Runner()
     tarball = minbase_tarball(runner)
     made: list[Machine] = []
-    pip_cache = base / "pip-cache"
-    pip_cache.mkdir(parents=True)
-    os.chown(pip_cache, RUNNER_UID, RUNNER_UID)
     try:
         for name, user, home, work in (
             ("runner", "runner", "/home/runner", "/home/runner/work"),
@@ -407,6 +404,11 @@ def roots(base: Path, container_binds: Mapping[str, Path]) -> Iterator[tuple[Mac
             machine = Machine(root=root, user=user, home=home, work=work, runner=runner)
             made.append(machine)
             mount_basics(runner, root)
+            # One pip cache per machine, owned by its user (pip ignores a cache it does not own).
+            pip_cache = base / f"pip-cache-{name}"
+            pip_cache.mkdir()
+            uid = RUNNER_UID if user == "runner" else 0
+            os.chown(pip_cache, uid, uid)
             bind(runner, pip_cache, root, machine.pip_cache, read_only=False)
             if user == "root":
                 for target, source in container_binds.items():
