@@ -197,13 +197,18 @@ def deploy_job(workflows: Workflows, container: Machine) -> JobRun:
     return deploy
 
 
-def test_push_to_main_deploys_the_canary_first_then_verifies(
-    machines: tuple[Machine, Machine], workflows: Workflows, lab: Lab
-) -> None:
-    _, container = machines
+@pytest.fixture(scope="module")
+def pushed_to_main(machines: tuple[Machine, Machine], workflows: Workflows, lab: Lab) -> JobRun:
+    """deploy.yml's deploy job on a push to main: the lab then runs the commit under test."""
     target = load_target(ROOT, "lab")  # the DNS the operator publishes for the service
     lab.dns.publish(publishable(target.repo, target.inventory, ROOT, reverse_zone(lab.topology)))
-    deploy_job(workflows, container)
+    return deploy_job(workflows, machines[1])
+
+
+def test_push_to_main_deploys_the_canary_first_then_verifies(
+    machines: tuple[Machine, Machine], workflows: Workflows, pushed_to_main: JobRun
+) -> None:
+    _, container = machines
     verify = run(workflows, "deploy", "verify", container, Event("push", "main"), deploy="success")
     assert (verify.skipped, verify.result) == (False, "success"), verify.log()
     report = json.loads(
@@ -213,7 +218,7 @@ def test_push_to_main_deploys_the_canary_first_then_verifies(
 
 
 def test_nightly_names_the_drifted_host_and_opens_an_issue(
-    machines: tuple[Machine, Machine], workflows: Workflows, lab: Lab
+    machines: tuple[Machine, Machine], workflows: Workflows, lab: Lab, pushed_to_main: JobRun
 ) -> None:
     runner, container = machines
     main_cf = LAB_STATE / "relay1" / "root" / "etc" / "postfix" / "main.cf"
