@@ -14,7 +14,7 @@ silently read wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,18 +58,41 @@ def _strings(raw: Mapping[str, Any] | None) -> dict[str, str]:
     return {str(k): _text(v) for k, v in (raw or {}).items()}
 
 
+# Keys whose meaning the emulation reproduces, or that change nothing on one machine
+# (permissions, concurrency, timeouts, the environment's protection rules).
+WORKFLOW_KEYS = {"name", "on", "permissions", "concurrency", "env", "jobs"}
+JOB_KEYS = {
+    "name", "runs-on", "container", "permissions", "timeout-minutes", "steps", "env",
+    "needs", "if", "environment", "concurrency",
+}  # fmt: skip
+STEP_KEYS = {"name", "run", "uses", "with", "env", "if", "id"}
+
+
+def _known(keys: Iterable[object], allowed: set[str], where: str) -> None:
+    unknown = sorted({str(k) for k in keys} - allowed)
+    if unknown:
+        raise Unsupported(f"{where}: {', '.join(unknown)} not emulated")
+
+
 def parse_jobs(text: str) -> dict[str, Job]:
-    """The jobs of a workflow file, in file order, each with its steps in order."""
+    """The jobs of a workflow file, in file order, each with its steps in order.
+
+    The workflow's own `env:` is merged under each job's, as GitHub does.
+    """
     data = YAML(typ="safe").load(text)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
         raise Unsupported("not a workflow: no `jobs:` mapping")
+    _known(data, WORKFLOW_KEYS, "workflow")
+    workflow_env = _strings(data.get("env"))
     jobs: dict[str, Job] = {}
     for job_id, spec in data["jobs"].items():
+        _known(spec, JOB_KEYS, f"job {job_id}")
         container = spec.get("container")
         image = container.get("image") if isinstance(container, dict) else container
         needs = spec.get("needs", ())
         steps = []
         for index, raw in enumerate(spec["steps"]):
+            _known(raw, STEP_KEYS, f"{job_id} step {index + 1}")
             if ("run" in raw) == ("uses" in raw):
                 raise Unsupported(f"{job_id} step {index + 1}: needs exactly one of run/uses")
             name = raw.get("name") or raw.get("run") or raw["uses"]
@@ -88,7 +111,7 @@ def parse_jobs(text: str) -> dict[str, Job]:
             name=str(spec.get("name", job_id)),
             steps=tuple(steps),
             container=None if image is None else str(image),
-            env=_strings(spec.get("env")),
+            env={**workflow_env, **_strings(spec.get("env"))},
             needs=(needs,) if isinstance(needs, str) else tuple(needs),
             if_=None if spec.get("if") is None else _text(spec["if"]),
         )

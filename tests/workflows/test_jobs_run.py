@@ -250,7 +250,8 @@ def test_nightly_names_the_drifted_host_and_opens_an_issue(
              "--force", "--description", "Opened and closed by the nightly workflow"],
         ]  # fmt: skip
         assert calls[2][:7] == [
-            "issue", "create", "--repo", "acme/relayops", "--title", "Nightly check failed", "--label",
+            "issue", "create", "--repo", "acme/relayops", "--title", "Nightly check failed",
+            "--label",
         ]  # fmt: skip
         assert run_url in calls[2][-1]
         assert len(calls) == 3

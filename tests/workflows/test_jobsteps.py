@@ -34,6 +34,7 @@ CONTEXT = {
 
 WORKFLOW = """\
 on: push
+env: {A: "0", W: "w"}
 jobs:
   build:
     runs-on: ubuntu-latest
@@ -63,12 +64,8 @@ def test_jobs_and_steps_in_file_order() -> None:
     jobs = parse_jobs(WORKFLOW)
     assert list(jobs) == ["build", "after"]
     build = jobs["build"]
-    assert (build.container, dict(build.env), build.needs, build.if_) == (
-        "debian:12",
-        {"A": "1"},
-        (),
-        None,
-    )
+    assert (build.container, build.needs, build.if_) == ("debian:12", (), None)
+    assert dict(build.env) == {"A": "1", "W": "w"}  # the job's A wins over the workflow's
     assert build.steps == (
         Step(name="first", run="echo one"),
         Step(
@@ -76,8 +73,10 @@ def test_jobs_and_steps_in_file_order() -> None:
             uses="actions/checkout@0123",
             with_={"fetch-depth": "0", "persist-credentials": "false"},
         ),
-        Step(name="echo three", run="echo three", env={"B": "${{ github.run_id }}"}, if_="always()"),
-    )  # fmt: skip
+        Step(
+            name="echo three", run="echo three", env={"B": "${{ github.run_id }}"}, if_="always()"
+        ),
+    )
     assert (jobs["after"].container, jobs["after"].needs, jobs["after"].if_) == (
         None,
         ("build",),
@@ -91,8 +90,25 @@ def test_a_step_with_both_run_and_uses_is_refused() -> None:
         parse_jobs(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("defaults: {run: {shell: sh}}\njobs: {}\n", "workflow: defaults not emulated"),
+        ("jobs:\n  j:\n    services: {}\n    steps: []\n", "job j: services not emulated"),
+        (
+            "jobs:\n  j:\n    steps:\n      - run: x\n        working-directory: d\n",
+            "j step 1: working-directory not emulated",
+        ),
+    ],
+)
+def test_what_is_not_emulated_is_refused(text: str, message: str) -> None:
+    with pytest.raises(Unsupported, match=message):
+        parse_jobs(text)
+
+
 def test_the_real_workflows_parse() -> None:
-    assert {name: list(load_jobs(WORKFLOWS / f"{name}.yml")) for name in ("ci", "deploy", "nightly")} == {
+    names = ("ci", "deploy", "nightly")
+    assert {name: list(load_jobs(WORKFLOWS / f"{name}.yml")) for name in names} == {
         "ci": ["test", "plan", "comment"],
         "deploy": ["deploy", "verify"],
         "nightly": ["nightly", "issue"],
