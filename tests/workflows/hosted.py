@@ -201,12 +201,10 @@ def mount_basics(runner: Runner, root: Path) -> None:
     runner.run(["mount", "--bind", "/dev/pts", str(root / "dev/pts")])
 
 
-def bind(runner: Runner, source: Path, root: Path, target: str, *, read_only: bool) -> None:
+def bind(runner: Runner, source: Path, root: Path, target: str) -> None:
     where = root / target.lstrip("/")
     where.mkdir(parents=True, exist_ok=True)
     runner.run(["mount", "--bind", str(source), str(where)])
-    if read_only:
-        runner.run(["mount", "-o", "remount,bind,ro", str(where)])
 
 
 def prepare_runner_root(machine: Machine) -> None:
@@ -409,10 +407,10 @@ def roots(base: Path, container_binds: Mapping[str, Path]) -> Iterator[tuple[Mac
             pip_cache.mkdir()
             uid = RUNNER_UID if user == "runner" else 0
             os.chown(pip_cache, uid, uid)
-            bind(runner, pip_cache, root, machine.pip_cache, read_only=False)
+            bind(runner, pip_cache, root, machine.pip_cache)
             if user == "root":
                 for target, source in container_binds.items():
-                    bind(runner, source, root, target, read_only=False)
+                    bind(runner, source, root, target)
         prepare_runner_root(made[0])
         yield made[0], made[1]
     finally:
