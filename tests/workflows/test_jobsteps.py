@@ -221,3 +221,22 @@ def test_retarget(script: str, expected: str) -> None:
 def test_production_mentions_names_what_retarget_left() -> None:
     script = "relayops deploy --inventory production\necho production stays\nmake test\n"
     assert production_mentions(retarget(script)) == ["echo production stays"]
+
+
+def job_runs(workflow: str, job: str, *, failed: bool = False, **github: object) -> bool:
+    spec = load_jobs(WORKFLOWS / f"{workflow}.yml")[job]
+    context = {"github": {**CONTEXT["github"], **github}}
+    return should_run(spec.if_, failed=failed, context=context)
+
+
+def test_the_real_job_conditions() -> None:
+    # plan: pull requests only; comment: not for a fork's pull request (read-only token).
+    assert job_runs("ci", "plan", event_name="pull_request") is True
+    assert job_runs("ci", "plan", event_name="push") is False
+    fork = {"pull_request": {"head": {"repo": {"full_name": "mallory/relays"}}}}
+    assert job_runs("ci", "comment") is True
+    assert job_runs("ci", "comment", event=fork) is False
+    assert job_runs("ci", "comment", failed=True) is False  # the plan failed: no comment
+    # verify only after a deploy that succeeded; the nightly issue whatever happened.
+    assert job_runs("deploy", "verify", failed=True) is False
+    assert job_runs("nightly", "issue", failed=True) is True
