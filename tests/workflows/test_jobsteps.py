@@ -22,13 +22,14 @@ from workflows.jobsteps import (
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 
+GITHUB: dict[str, object] = {
+    "repository": "acme/relays",
+    "run_id": "77",
+    "event_name": "pull_request",
+    "event": {"pull_request": {"number": 12, "head": {"repo": {"full_name": "acme/relays"}}}},
+}
 CONTEXT = {
-    "github": {
-        "repository": "acme/relays",
-        "run_id": "77",
-        "event_name": "pull_request",
-        "event": {"pull_request": {"number": 12, "head": {"repo": {"full_name": "acme/relays"}}}},
-    },
+    "github": GITHUB,
     "secrets": {"DEPLOY_SSH_KEY": "-----BEGIN KEY-----\nabc\n-----END KEY-----"},
 }
 
@@ -225,7 +226,7 @@ def test_production_mentions_names_what_retarget_left() -> None:
 
 def job_runs(workflow: str, job: str, *, failed: bool = False, **github: object) -> bool:
     spec = load_jobs(WORKFLOWS / f"{workflow}.yml")[job]
-    context = {"github": {**CONTEXT["github"], **github}}
+    context = {"github": {**GITHUB, **github}}
     return should_run(spec.if_, failed=failed, context=context)
 
 
