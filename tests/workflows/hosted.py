@@ -13,7 +13,7 @@ relay packages (Python, Postfix…), which would hide a package a bootstrap step
 
 Both roots share the host's network namespace (pypi.org, the Debian mirror and the
 lab's 198.18.0.0/24 bridge are reachable, as from a runner next to production).
-Every mount is undone, deepest first, by `Machine.close`, also after a failure.
+`roots` undoes every mount, deepest first, and deletes both roots, also after a failure.
 """
 
 from __future__ import annotations
