@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from relayops.deploy.errors import DeployError
-from relayops.deploy.wheels import locked_for_host, source_digest, wheel_cache
+from relayops.deploy.wheels import (
+    REPRODUCIBLE_EPOCH,
+    _pip_wheel,
+    locked_for_host,
+    pip_wheel_command,
+    source_digest,
+    wheel_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +86,32 @@ def test_a_lock_change_makes_a_new_wheel_set(tmp_path: Path) -> None:
     before = source_digest(tmp_path)
     lock.write_text(LOCK.replace("8.5.1", "8.5.2"))
     assert source_digest(tmp_path) != before
+
+
+def test_pip_wheel_builds_with_pep517_and_a_fixed_date() -> None:
+    argv, env = pip_wheel_command(["--no-deps", "x"], "/w")
+    assert argv[1:] == [
+        "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--use-pep517",
+        "--wheel-dir", "/w", "--no-deps", "x",
+    ]  # fmt: skip
+    assert env["SOURCE_DATE_EPOCH"] == REPRODUCIBLE_EPOCH == "315532800"
+
+
+def test_two_checkouts_of_one_commit_build_the_same_wheel_bytes(tmp_path: Path) -> None:
+    # Each CI job checks out afresh (new mtimes); the drift check compares wheel digests.
+    project = tmp_path / "one"
+    (project / "src" / "tiny").mkdir(parents=True)
+    (project / "src" / "tiny" / "__init__.py").write_text("X = 1\n")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "tiny"\nversion = "1"\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    other = tmp_path / "two"
+    shutil.copytree(project, other)  # new mtimes, as a fresh clone has
+    os.utime(other / "src" / "tiny" / "__init__.py", (1_700_000_000, 1_700_000_000))
+    built = []
+    for source in (project, other):
+        into = tmp_path / f"wheels-{source.name}"
+        _pip_wheel(["--no-deps", str(source)], str(into), source.name)
+        built.append((into / "tiny-1-py3-none-any.whl").read_bytes())
+    assert built[0] == built[1]

@@ -41,6 +41,7 @@ DAEMON_DIST = "relayops-policyd"
 DAEMON_VERSION = "0.1.0"
 # The distributions relayops.policyd imports (import-linter: nothing else of relayops).
 DAEMON_REQUIRES = ("click", "pydantic", "prometheus-client", "redis")
+REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
 
 
 def wheel_cache(environ: Mapping[str, str] | None = None) -> Path:
@@ -192,12 +193,27 @@ def missing_requirements(wheels: Iterable[Path], python_full: str) -> list[str]:
     return sorted(spec for name, spec in required.items() if name not in present)
 
 
-def _pip_wheel(args: list[str], into: str, why: str) -> None:
+def pip_wheel_command(args: list[str], into: str) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of one `pip wheel` run; split out so the flags are tested.
+
+    `--use-pep517`: Debian 12's pip (23.0, what a `debian:12` CI job's venv has) builds
+    an sdist without pyproject.toml with `setup.py bdist_wheel`, which fails unless the
+    `wheel` package is installed (dkimpy has no wheel on PyPI); PEP 517 builds in an
+    isolated environment, as newer pips do by default.
+    SOURCE_DATE_EPOCH: a wheel's zip entries otherwise carry the files' mtimes (a fresh
+    clone's checkout time), so each CI job would build other bytes, and a drift check
+    would report every host's wheels as changed; with it the build is byte-identical.
+    """
     command = [
         sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-        "--wheel-dir", into, *args,
+        "--use-pep517", "--wheel-dir", into, *args,
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return command, {**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH}
+
+
+def _pip_wheel(args: list[str], into: str, why: str) -> None:
+    command, env = pip_wheel_command(args, into)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise DeployError(
             f"pip wheel of {why} failed (exit {done.returncode}); the controller needs "
