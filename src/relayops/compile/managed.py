@@ -50,8 +50,9 @@ class Manifest:
 
 
 def manifest(entries: Iterable[Entry], customers: Mapping[str, Iterable[str]]) -> Manifest:
-    """A Manifest sorted by path, keeping only the customers some entry names."""
-    items = tuple(sorted(entries, key=lambda e: e.path))
+    """A Manifest sorted by path, one entry per path (the last given wins), keeping only
+    the customers some entry names."""
+    items = tuple(sorted({e.path: e for e in entries}.values(), key=lambda e: e.path))
     owners = {e.customer for e in items if e.customer is not None}
     return Manifest(items, {c: tuple(sorted(set(customers.get(c, ())))) for c in sorted(owners)})
 
