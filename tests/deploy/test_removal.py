@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from relayops.compile.managed import Entry, EntryKind, Manifest, manifest
 from relayops.deploy.queue import Queued
-from relayops.deploy.removal import decide, needs_queue, remove_command, removal_position
+from relayops.deploy.removal import decide, needs_queue, removal_position, remove_command
 
 F, D, M = EntryKind.FILE, EntryKind.DIRECTORY, EntryKind.MAILBOX
 MAIN_CF = Entry("/etc/postfix/main.cf", F)
