@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from relayops.compile.managed import Entry, EntryKind, Manifest, manifest
 from relayops.deploy.queue import Queued
-from relayops.deploy.removal import decide, needs_queue, removal_position, remove_command
+from relayops.deploy.removal import (
+    decide,
+    deferred_in,
+    needs_queue,
+    removal_position,
+    remove_command,
+)
+from relayops.deploy.report import summary
 
 F, D, M = EntryKind.FILE, EntryKind.DIRECTORY, EntryKind.MAILBOX
 MAIN_CF = Entry("/etc/postfix/main.cf", F)
@@ -189,3 +196,17 @@ def test_only_recorded_and_unwanted_paths_are_ever_removed(
     assert deferred <= recorded - wanted.paths()
     assert not removed & deferred
     assert removal.manifest.paths() == wanted.paths() | deferred
+
+
+def test_deferred_lines_are_read_back_for_json() -> None:
+    removal = decide(BEFORE, STARK_GONE, [q("a@stark.example", "hold")])
+    output = "\n".join(f"    [relay1.relay.example.net] {d.line()}" for d in removal.deferred)
+    output += "\n--> Starting operation: Remove file /etc/postfix/old_map\n"
+    assert summary(output)["deferred"] == {
+        "relay1.relay.example.net": [
+            "file /etc/opendkim/keys/stark.example/s1.private (1 message(s) of stark still queued)",
+            "mailbox /var/vmail/stark (1 message(s) of stark still queued)",
+            "directory /etc/opendkim/keys/stark.example (1 message(s) of stark still queued)",
+        ]
+    }
+    assert deferred_in("--> Results:\n") == {}

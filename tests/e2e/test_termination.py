@@ -21,6 +21,7 @@ import pytest
 from e2e.mailflow import send, wait_all, write_yaml_change
 from relayops.deploy.demo import lab_password
 from relayops.deploy.manifest import MANIFEST_PATH
+from relayops.deploy.report import summary
 from relayops.deploy.testing import EXAMPLE, Deployed, copy_example, publish_and_deploy
 from relayops.lab.testing import Lab
 
@@ -96,11 +97,13 @@ def terminated_stark(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def held(deployed: Deployed) -> Iterator[list[str]]:
-    """Queue ids held on relay1 by the test; deleted afterwards whatever happened."""
+    """Queue ids held on relay1 by the test; deleted afterwards whatever happened, with the
+    mailbox the test gave acme-app (the lab is left as the example deploy leaves it)."""
     ids: list[str] = []
     yield ids
     for queue_id in ids:
         deployed.lab.run("relay1", f"postsuper -d {queue_id} 2>/dev/null; true")
+    deployed.lab.run("relay1", "rm -rf /var/vmail/acme-app")
 
 
 def test_termination_waits_for_queued_mail_then_removes_keys_and_mailboxes(
@@ -129,6 +132,9 @@ def test_termination_waits_for_queued_mail_then_removes_keys_and_mailboxes(
         "(1 message(s) of stark still queued)"
     ) in first
     assert "[relay2.relay.example.net] removal deferred" not in first
+    deferred = summary(first)["deferred"]  # as `relayops deploy --json` reports it
+    assert list(deferred) == ["relay1.relay.example.net"]
+    assert len(deferred["relay1.relay.example.net"]) == 3 + 1 + 3  # keys, mailbox, key dirs
     for path in [*STARK_KEYS, *STARK_KEY_DIRS, "/var/vmail/stark"]:
         assert on_host(lab, "relay1", path).exists(), path
         assert path in manifest_paths(lab, "relay1")  # still listed: a later deploy removes it

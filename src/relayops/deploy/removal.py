@@ -10,6 +10,7 @@ they stay in the manifest the deploy writes, so a later deploy removes them.
 
 from __future__ import annotations
 
+import re
 import shlex
 import zlib
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ from relayops.deploy.hostplan import HostPlan
 from relayops.deploy.queue import Queued, queued_per_customer
 from relayops.deploy.state import map_db
 
+DEFERRED = "removal deferred"  # the words of the deploy's log line, read back below
+_DEFERRED_LINE = re.compile(rf"\[(?P<host>[^\]]+)\] {DEFERRED}: (?P<what>.+)$")
+
 
 @dataclass(frozen=True)
 class Deferred:
@@ -31,6 +35,24 @@ class Deferred:
         if self.queued is None:
             return f"the queue could not be read, {self.entry.customer}'s mail may still be there"
         return f"{self.queued} message(s) of {self.entry.customer} still queued"
+
+    def line(self) -> str:
+        """What the deploy logs after the host's prefix (`[relay1...] `)."""
+        return f"{DEFERRED}: {self.entry.kind.value} {self.entry.path} ({self.reason()})"
+
+
+def deferred_in(output: str) -> dict[str, list[str]]:
+    """Host -> what the deploy deferred, read back from its output (`relayops deploy --json`).
+
+    >>> deferred_in(" [r1] removal deferred: mailbox /var/vmail/x (2 message(s) of c still queued)")
+    {'r1': ['mailbox /var/vmail/x (2 message(s) of c still queued)']}
+    """
+    found: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        match = _DEFERRED_LINE.search(line)
+        if match:
+            found.setdefault(match["host"], []).append(match["what"])
+    return found
 
 
 @dataclass(frozen=True)

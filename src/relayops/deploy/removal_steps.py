@@ -33,6 +33,7 @@ from relayops.deploy.ordering import positioned
 from relayops.deploy.queue import COMMAND as QUEUE_COMMAND
 from relayops.deploy.queue import QueueError, parse_queue
 from relayops.deploy.removal import (
+    DEFERRED,
     decide,
     deploy_manifest,
     needs_queue,
@@ -41,7 +42,6 @@ from relayops.deploy.removal import (
 )
 
 log = logging.getLogger("pyinfra")
-DEFERRED = "removal deferred"  # the log line's words, for readers of the deploy output
 _PRESENT = "relayops-manifest-present"
 _STATE_DIR = next(d for d in DEPLOY_DIRECTORIES if d.path == "/var/lib/relayops")
 
@@ -129,15 +129,7 @@ def remove(managed: HostManifest) -> None:
             log.warning("%s%s: queue not read (%s)", host.print_prefix, DEFERRED, exc)
     removal = decide(managed.previous, managed.wanted, queue)
     for deferred in removal.deferred:
-        entry = deferred.entry
-        log.warning(
-            "%s%s: %s %s (%s)",
-            host.print_prefix,
-            DEFERRED,
-            entry.kind.value,
-            entry.path,
-            deferred.reason(),
-        )
+        log.warning("%s%s", host.print_prefix, deferred.line())
     for entry in positioned(host, removal.remove, removal_position):
         who = f" of {entry.customer}" if entry.customer else ""
         remove_entry(name=f"Remove {entry.kind.value}{who} {entry.path}", entry=entry)
