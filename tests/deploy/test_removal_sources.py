@@ -7,9 +7,13 @@ from pathlib import Path
 from relayops.compile.files import HostConfig
 from relayops.compile.managed import EntryKind, compiled_manifest, removals
 from relayops.compile.plan import host_diff
-from relayops.deploy.hostplan import HostPlan, host_plan
+from relayops.deploy.counters import REDIS_DROPIN
+from relayops.deploy.hostplan import INIT_SCRIPT, HostPlan, host_plan
+from relayops.deploy.manifest import MANIFEST_PATH
 from relayops.deploy.removal import decide, deploy_manifest
+from relayops.deploy.state import Wanted
 from relayops.deploy.target import load_target
+from relayops.deploy.tls import CERT_PATH, KEY_PATH, Pem
 
 ROOT = Path(__file__).resolve().parents[2]
 RELAY1 = "relay1.relay.example.net"
@@ -95,3 +99,33 @@ def test_plan_says_how_each_removal_happens(example_repo: Path) -> None:
     # The maps lose stark's entries by being rendered again, not by a removal.
     assert "@stark.example" in notes["/etc/postfix/sender_logins"]
     assert notes["/etc/postfix/sender_logins"].count("\n-@stark") == 3
+
+
+def test_the_deploy_records_what_only_it_writes_but_not_redis_s_drop_in() -> None:
+    config = load_target(ROOT, "lab").configs[RELAY1]
+    certificate = Pem(b"cert", b"key")
+    plan = host_plan(
+        config,
+        secrets={s.source: b"key" for s in config.secrets},
+        certificate=certificate,
+        service_files=[Wanted(INIT_SCRIPT, b"#!/bin/sh\n", 0o755, "root", "root")],
+        redis_conf="bind 127.0.0.1\n",
+    )
+    paths = deploy_manifest(plan).paths()
+    compiled = compiled_manifest(config).paths()
+    assert paths - compiled == {
+        CERT_PATH,
+        KEY_PATH,
+        INIT_SCRIPT,
+        "/etc/postfix/aliases.db",
+        "/etc/postfix/sender_egress.db",
+        "/etc/postfix/sender_logins.db",
+        "/etc/postfix/transport.db",
+        "/etc/relayops",
+        "/etc/relayops/tls",
+        "/opt/relayops",
+        "/var/lib/relayops",
+        "/var/log/relayops",
+    }
+    assert REDIS_DROPIN not in paths
+    assert MANIFEST_PATH not in paths

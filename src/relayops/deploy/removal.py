@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from relayops.compile.managed import Entry, EntryKind, Manifest, compiled_manifest, manifest
 from relayops.compile.managed import removals as manifest_removals
+from relayops.deploy.counters import REDIS_DROPIN
 from relayops.deploy.hostplan import HostPlan
 from relayops.deploy.queue import Queued, queued_per_customer
 from relayops.deploy.state import map_db
@@ -66,10 +67,15 @@ class Removal:
         return bool(self.remove or self.deferred)
 
 
+# Not recorded, so never removed: redis.conf keeps including it, and Redis would not start
+# again without it. Moving the counters to another host is a manual step (docs/deploy.md).
+UNRECORDED = frozenset({REDIS_DROPIN})
+
+
 def deploy_manifest(plan: HostPlan) -> Manifest:
     """The compiled manifest plus what only the deploy writes (map indexes, TLS, service files)."""
     compiled = compiled_manifest(plan.config)
-    extra = [Entry(w.path, EntryKind.FILE) for w in plan.wanted]
+    extra = [Entry(w.path, EntryKind.FILE) for w in plan.wanted if w.path not in UNRECORDED]
     extra += [Entry(map_db(f), EntryKind.FILE) for f in plan.config.files if f.map_command]
     extra += [Entry(d.path, EntryKind.DIRECTORY) for d in plan.directories]
     return compiled.merged(manifest(extra, {}))
@@ -79,7 +85,8 @@ def needs_queue(previous: Manifest | None, wanted: Manifest) -> bool:
     """Whether any removal waits on a customer's mail (only then is the queue read)."""
     if previous is None:
         return False
-    return any(e.customer is not None for e in manifest_removals(previous, wanted))
+    gone = manifest_removals(previous, wanted)
+    return any(e.customer is not None and e.path not in UNRECORDED for e in gone)
 
 
 def decide(previous: Manifest | None, wanted: Manifest, queue: Sequence[Queued] | None) -> Removal:
@@ -98,6 +105,8 @@ def decide(previous: Manifest | None, wanted: Manifest, queue: Sequence[Queued] 
     remove: list[Entry] = []
     deferred: list[Deferred] = []
     for entry in manifest_removals(previous, wanted):
+        if entry.path in UNRECORDED:
+            continue  # listed by an older deploy: forgotten, not removed
         if entry.customer is None:
             remove.append(entry)
             continue
