@@ -62,10 +62,6 @@ class Removal:
     deferred: list[Deferred]
     manifest: Manifest  # what the host holds afterwards: wanted plus the deferred entries
 
-    @property
-    def needed(self) -> bool:
-        return bool(self.remove or self.deferred)
-
 
 # Not recorded, so never removed: redis.conf keeps including it, and Redis would not start
 # again without it. Moving the counters to another host is a manual step (docs/deploy.md).

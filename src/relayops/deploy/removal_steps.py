@@ -94,7 +94,6 @@ def remove_entry(entry: Entry) -> Generator[StringCommand, None, None]:
 
 @dataclass
 class HostManifest:
-    plan: HostPlan
     previous: Manifest | None  # as the previous deploy left it
     wanted: Manifest
     on_host: Manifest | None  # as it will be once `record`'s operation ran
@@ -115,7 +114,7 @@ def record(plan: HostPlan) -> HostManifest:
     grown = wanted if previous is None else wanted.merged(previous)
     if grown != previous:
         write_manifest(name=f"Record managed paths in {MANIFEST_PATH}", content=dumps(grown))
-    return HostManifest(plan, previous, wanted, grown)
+    return HostManifest(previous, wanted, grown)
 
 
 def remove(managed: HostManifest) -> None:
