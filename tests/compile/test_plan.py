@@ -197,3 +197,31 @@ def test_invalid_base_is_shown_as_empty_with_a_note(repo: Path) -> None:
     assert ("alpha", "added") in kinds
     assert all(c["change"] == "added" for c in data["hosts"][0]["changes"])
     assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_termination_lists_keys_key_directories_and_mailboxes_removed(repo: Path) -> None:
+    path = repo / "customers/alpha.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "plan: starter\n",
+            "plan: starter\nstatus: terminated\nstatus_reason: contract ended\n"
+            "status_date: 2026-11-30\n",
+        )
+    )
+    commit(repo, "terminate alpha")
+    data = plan_data(repo)
+    host = data["hosts"][0]
+    removed = {c["path"]: c["diff"] for c in host["changes"] if c["change"] == "removed"}
+    wait = "; once the host's queue holds no mail of alpha\n"
+    assert removed == {
+        "/etc/opendkim/keys/alpha-news.example/a1.private":
+            "secret (was secrets/dkim/alpha-news.example.a1.key.age)" + wait,
+        "/etc/opendkim/keys/alpha.example/a1.private":
+            "secret (was secrets/dkim/alpha.example.a1.key.age)" + wait,
+        "/etc/opendkim/keys/alpha-news.example": "directory, removed when empty" + wait,
+        "/etc/opendkim/keys/alpha.example": "directory, removed when empty" + wait,
+        "/var/vmail/alpha-app": "mailbox of alpha, deleted with all its mail" + wait,
+    }  # fmt: skip
+    code, markdown = run_plan(repo, "--base", "HEAD~1")
+    assert code == 0
+    assert "<details><summary>removed <code>/var/vmail/alpha-app</code></summary>" in markdown

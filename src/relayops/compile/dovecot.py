@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from relayops.compile.files import Daemon, Directory, ManagedFile
+from relayops.compile.files import Daemon, Directory, Mailbox, ManagedFile
 from relayops.compile.placement import served
 from relayops.compile.templates import Templates
 from relayops.hostlayout import SASL_SOCKET as AUTH_SOCKET
 from relayops.hostlayout import TLS_CERT, TLS_KEY
-from relayops.model import RelayHost, Repo
+from relayops.model import RelayHost, Repo, Status
 
 PASSWD_FILE = "/etc/dovecot/relayops-users"
 MAIL_ROOT = "/var/vmail"
@@ -21,6 +21,27 @@ def passwd_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
         for customer, _ in served(repo.customers, host)
         if customer.sends
         for user in customer.users
+    )
+
+
+def mailbox_path(login: str) -> str:
+    """Where Dovecot keeps a login's mail: the userdb home of dovecot.conf (mail_root/%u)."""
+    return f"{MAIL_ROOT}/{login}"
+
+
+def mailboxes(repo: Repo, host: RelayHost) -> list[Mailbox]:
+    """The mailboxes the host may hold: every login of a customer it serves, unless terminated.
+
+    A suspended customer keeps its mail (it may come back); a terminated one loses it.
+    """
+    return sorted(
+        (
+            Mailbox(mailbox_path(user.login), user.login, customer.id)
+            for customer, _ in served(repo.customers, host)
+            if customer.status is not Status.TERMINATED
+            for user in customer.users
+        ),
+        key=lambda m: m.path,
     )
 
 

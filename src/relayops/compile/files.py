@@ -89,6 +89,25 @@ class Directory:
 
 
 @dataclass(frozen=True)
+class Mailbox:
+    """A login's IMAP mailbox. Dovecot makes it at first use; the deploy removes it once the
+    login is no longer served (its customer terminated or gone), see compile/managed.py."""
+
+    path: str
+    login: str
+    customer: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A customer the host serves and its sender domains (ASCII): the host's queue is searched
+    for mail from these domains before the customer's keys and mailboxes are removed."""
+
+    customer: str
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """Everything one relay host gets, sorted by path so output is deterministic."""
 
@@ -97,6 +116,8 @@ class HostConfig:
     files: tuple[ManagedFile, ...]
     secrets: tuple[SecretFile, ...]
     directories: tuple[Directory, ...]
+    mailboxes: tuple[Mailbox, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
 
     def file(self, path: str) -> ManagedFile:
         for item in self.files:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from relayops.compile.dovecot import dovecot_files
-from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
+from relayops.compile.dovecot import dovecot_files, mailboxes
+from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile, Tenant
 from relayops.compile.opendkim import opendkim_files
+from relayops.compile.placement import served
 from relayops.compile.policy import policy_files, policy_secrets
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
@@ -43,6 +44,11 @@ def compile_host(
         files=tuple(sorted(files, key=lambda f: f.path)),
         secrets=tuple(sorted(secrets, key=lambda s: s.path)),
         directories=tuple(sorted(directories, key=lambda d: d.path)),
+        mailboxes=tuple(mailboxes(repo, host)),
+        tenants=tuple(
+            Tenant(customer.id, tuple(sorted(d.name for d in customer.domains)))
+            for customer, _ in served(repo.customers, host)
+        ),
     )
 
 

@@ -21,6 +21,7 @@ from relayops.compile.dns_records import (
     published_keys,
 )
 from relayops.compile.files import HostConfig
+from relayops.compile.managed import Entry, EntryKind, Manifest, compiled_manifest, removals
 from relayops.compile.policy import warmup_stages
 from relayops.model import Customer, Inventory, Repo, Status
 
@@ -302,6 +303,24 @@ def unified(path: str, a: bytes | None, b: bytes | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
+def _removed(entry: Entry, a: HostConfig) -> FileChange:
+    """How the plan shows a removal; the deploy removes exactly these (compile/managed.py)."""
+    files = {f.path: f for f in a.files}
+    secrets = {s.path: s for s in a.secrets}
+    after_queue = (
+        f"; once the host's queue holds no mail of {entry.customer}" if entry.customer else ""
+    )
+    if entry.path in files:
+        note = unified(entry.path, files[entry.path].content, None)
+    elif entry.path in secrets:
+        note = f"secret (was {secrets[entry.path].source}){after_queue}\n"
+    elif entry.kind is EntryKind.MAILBOX:
+        note = f"mailbox of {entry.customer}, deleted with all its mail{after_queue}\n"
+    else:
+        note = f"directory, removed when empty{after_queue}\n"
+    return FileChange(entry.path, "removed", note)
+
+
 def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff:
     files_a = {f.path: f for f in a.files} if a else {}
     files_b = {f.path: f for f in b.files} if b else {}
@@ -310,8 +329,6 @@ def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff
         fa, fb = files_a.get(path), files_b.get(path)
         if fa is None and fb is not None:
             changes.append(FileChange(path, "added", unified(path, None, fb.content)))
-        elif fb is None and fa is not None:
-            changes.append(FileChange(path, "removed", unified(path, fa.content, None)))
         elif fa is not None and fb is not None:
             if fa.content != fb.content:
                 changes.append(FileChange(path, "changed", unified(path, fa.content, fb.content)))
@@ -325,10 +342,11 @@ def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff
         sa, sb = secrets_a.get(path), secrets_b.get(path)
         if sa is None and sb is not None:
             changes.append(FileChange(path, "added", f"secret, decrypted from {sb.source}\n"))
-        elif sb is None and sa is not None:
-            changes.append(FileChange(path, "removed", f"secret (was {sa.source})\n"))
         elif sa is not None and sb is not None and sa != sb:
             changes.append(FileChange(path, "changed", f"secret, now from {sb.source}\n"))
+    if a is not None:
+        wanted = compiled_manifest(b) if b is not None else Manifest()
+        changes += [_removed(e, a) for e in removals(compiled_manifest(a), wanted)]
     return HostDiff(host, sorted(changes, key=lambda c: c.path))
 
 

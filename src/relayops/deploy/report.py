@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relayops.deploy.removal import deferred_in
+
 _START = "--> Starting operation:"
 _HOST = re.compile(r"^\s+\[(?P<host>[^\]]+)\] (?P<status>Success|Error|Skipped|No changes)\b")
 
@@ -49,6 +51,7 @@ def summary(output: str) -> dict[str, Any]:
         "operations": [{"name": r.name, "hosts": r.hosts} for r in runs],
         "changed": changed,
         "failed": failed,
+        "deferred": deferred_in(output),  # removals waiting for a customer's queued mail
     }
 
 
