@@ -82,9 +82,10 @@ def _markdown(plan: Plan) -> str:
         out.append("")
 
     if plan.dns:
-        out += ["### DNS records customers must publish", ""]
+        out += ["### DNS records to publish", ""]
         for d in plan.dns:
-            out.append(f"**{d.domain}** (customer `{d.customer}`: {d.reason})")
+            owner = f"customer `{d.customer}`" if d.customer else "operator"
+            out.append(f"**{d.domain}** ({owner}: {d.reason})")
             if d.missing_key:
                 out.append(
                     f"- DKIM key missing: run `relayops dkim generate {d.domain} --selector …` "
