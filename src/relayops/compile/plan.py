@@ -17,10 +17,10 @@ from pydantic import BaseModel
 from relayops.compile.dns_records import (
     DnsRecord,
     domain_records,
-    service_domain_records,
-    service_keys,
     ip_records,
     published_keys,
+    service_domain_records,
+    service_keys,
 )
 from relayops.compile.files import HostConfig
 from relayops.compile.policy import warmup_stages
