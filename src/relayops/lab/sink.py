@@ -1,10 +1,13 @@
 """The destination host: a real Postfix accepting mail for any domain into one catch-all Maildir.
 
-It stands for the receiving ISPs (the lab DNS points their MX at it). Tests
-read what arrived from the root namespace, through the host's overlay root;
-virtual(8) adds `Delivered-To:` with the envelope recipient, which tells the
-recipient domain. (Postfix forbids `$1` substitution in virtual_mailbox_maps,
-so a Maildir per domain would need every domain listed in advance.)
+It stands for the receiving ISPs and for the customers' own mail servers (the
+lab DNS points their MX at it). Tests read what arrived from the root
+namespace, through the host's overlay root; virtual(8) adds `Delivered-To:`
+with the envelope recipient, which tells the recipient domain. (Postfix forbids
+`$1` substitution in virtual_mailbox_maps, so a Maildir per domain would need
+every domain listed in advance.) It talks back as ISPs do: refusals, deferrals
+and late bounces chosen by the recipient (`lab/receivers.py`), and complaint
+reports about what it received (`complain`, `lab/arf.py`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ smtpd_banner = $myhostname ESMTP relayops lab sink
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 message_size_limit = 52428800
 virtual_mailbox_limit = 0
-virtual_mailbox_domains = static:all
+virtual_mailbox_domains = regexp:{mailbox_domains}
 virtual_mailbox_base = {base}
 virtual_mailbox_maps = static:{maildir}/
 virtual_uid_maps = static:{uid}
