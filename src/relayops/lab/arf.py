@@ -22,7 +22,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage
 from typing import Literal
 
 Style = Literal["arf", "jmrp"]
@@ -101,11 +101,21 @@ def _envelope(
     return report
 
 
-def _original(raw: bytes, *, prepend: str = "") -> MIMEPart:
-    part = MIMEPart(policy=POLICY)
+def _part() -> EmailMessage:
+    """A body part (EmailMessage for the type checker's `attach`, without MIME-Version)."""
+    return EmailMessage(policy=POLICY)
+
+
+def _done(part: EmailMessage) -> EmailMessage:
+    del part["MIME-Version"]  # set_content on an EmailMessage adds it; parts carry none
+    return part
+
+
+def _original(raw: bytes, *, prepend: str = "") -> EmailMessage:
+    part = _part()
     original = email.message_from_bytes(prepend.encode() + raw, policy=POLICY)
     part.set_content(original)  # message/rfc822, its header lines as received
-    return part
+    return _done(part)
 
 
 def feedback_fields(facts: Reported, *, user_agent: str = USER_AGENT) -> str:
@@ -137,23 +147,24 @@ def arf_report(
         reporter=reporter, to=to, subject=f"FW: {facts.subject}", date=date, message_id=message_id
     )
     report.set_content(
-        f"This is an email abuse report for an email message received from IP "
+        "This is an email abuse report for an email message received from IP\n"
         f"{facts.source_ip} on {email.utils.format_datetime(facts.arrival)}.\n"
-        "For more information about this format please see "
-        "https://www.rfc-editor.org/rfc/rfc5965\n"
+        "For more information about this format please see\n"
+        "https://www.rfc-editor.org/rfc/rfc5965\n",
+        cte="7bit",
     )
     report.make_mixed()
     report.set_boundary(_boundary(message_id))
     report.set_type("multipart/report")
     report.set_param("report-type", "feedback-report")
-    fields = MIMEPart(policy=POLICY)
+    fields = _part()
     fields.set_content(
         feedback_fields(facts, user_agent=user_agent).encode("ascii"),
         maintype="message",
         subtype="feedback-report",
         cte="7bit",
     )
-    report.attach(fields)
+    report.attach(_done(fields))
     report.attach(_original(facts.raw))
     return report.as_bytes()
 
