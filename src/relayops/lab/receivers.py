@@ -12,6 +12,10 @@ The recipient chooses the behaviour, through ordinary SMTP (no mock in the path)
 * `late-*@…`: accepted (250), then a DSN to the Return-Path's MX:
   `5.1.1 The email account that you tried to reach does not exist`
 
+A late bounce cannot use the error(8) transport: smtpd sees a recipient routed to
+`error:` and refuses it at RCPT already. A pipe(8) transport whose command exits
+EX_NOUSER (67) bounces after the 250, as a mailbox server behind a gateway does.
+
 Replies that must carry the client's IP and no Postfix prefix come from
 `reject_rbl_client` against lab DNS zones that list every address (a wildcard),
 with the text from `rbl_reply_maps`: an access table can only answer
@@ -89,9 +93,29 @@ def rbl_replies() -> str:
     return HEADER + f"{REPUTATION_ZONE} {reputation}\n{VOLUME_ZONE} {volume}\n"
 
 
+LATE_TRANSPORT = "relayops-late-bounce"
+LATE_COMMAND = f"/usr/local/sbin/{LATE_TRANSPORT}"
+EX_NOUSER = 67  # sysexits.h: pipe(8) turns it into a 5.1.1 bounce
+
+
 def transport_table() -> str:
-    """regexp: `transport_maps`: `late-*` accepted, then bounced by the error(8) transport."""
-    return HEADER + f"/^{LATE_PREFIX}-[^@]*@/ error:{LATE_BOUNCE}\n"
+    """regexp: `transport_maps`: `late-*` accepted, then bounced by the pipe transport."""
+    return HEADER + f"/^{LATE_PREFIX}-[^@]*@/ {LATE_TRANSPORT}:\n"
+
+
+def late_command() -> str:
+    """The pipe(8) command: its output becomes the DSN's diagnostic, its exit the status."""
+    return (
+        "#!/bin/sh\n"
+        "# managed by relayops lab (src/relayops/lab/receivers.py): a late bounce\n"
+        f'echo "{LATE_BOUNCE}"\n'
+        f"exit {EX_NOUSER}\n"
+    )
+
+
+def master_cf_lines() -> str:
+    """The pipe service appended to the sink's master.cf."""
+    return f"{LATE_TRANSPORT} unix - n n - - pipe\n  flags=q user=nobody argv={LATE_COMMAND}\n"
 
 
 def mailbox_domains_table(service_domain: str) -> str:

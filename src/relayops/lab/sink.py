@@ -168,6 +168,17 @@ class Sink:
             if not target.exists() or target.read_text() != text:
                 target.write_text(text)
                 changed = True
+        command = self.root / receivers.LATE_COMMAND.lstrip("/")
+        if not command.exists() or command.read_text() != receivers.late_command():
+            command.parent.mkdir(parents=True, exist_ok=True)
+            command.write_text(receivers.late_command())
+            command.chmod(0o755)
+            changed = True
+        master_cf = self.root / "etc/postfix/master.cf"
+        if receivers.LATE_TRANSPORT not in master_cf.read_text():
+            with master_cf.open("a") as handle:
+                handle.write(receivers.master_cf_lines())
+            changed = True
         deferrals = self.root / receivers.DEFERRAL_TABLE.lstrip("/")
         if not deferrals.exists():
             deferrals.write_text(receivers.deferral_table(()))
