@@ -145,6 +145,11 @@ def service_addresses(inventory: Inventory) -> list[str]:
     return sorted({str(default_egress(host).ip.address) for host in inventory.hosts})
 
 
+def service_spf(inventory: Inventory) -> str:
+    """The service domain's SPF: the addresses its notices and bounces leave from."""
+    return " ".join(["v=spf1", *(f"ip4:{a}" for a in service_addresses(inventory)), "-all"])
+
+
 def service_dmarc(service: Service) -> str:
     """Strict DKIM alignment (every notice and bounce is signed with d=<service domain>),
     relaxed SPF (a bounce's SPF identity is the HELO name, a subdomain), reports to postmaster.
@@ -160,9 +165,10 @@ def service_domain_records(
     `public_keys` maps each published selector of `service.dkim` to its DER public key.
     """
     domain = service.domain
-    spf = " ".join(["v=spf1", *(f"ip4:{a}" for a in service_addresses(inventory)), "-all"])
     records = [
-        DnsRecord(domain, "TXT", spf, "SPF of the service domain (notices, bounces)"),
+        DnsRecord(
+            domain, "TXT", service_spf(inventory), "SPF of the service domain (notices, bounces)"
+        ),
         DnsRecord(f"_dmarc.{domain}", "TXT", service_dmarc(service), "DMARC of the service domain"),
         DnsRecord(
             f"_smtp._tls.{domain}",
