@@ -256,14 +256,19 @@ def test_late_bounce_goes_to_the_return_paths_mx(deployed: Deployed, sink: Sink)
     _send(deployed, rcpt)
     dsn = _dsn_about(sink, rcpt)
     fields = _dsn_fields(dsn.message)
-    assert fields["status"] == "5.1.1"
-    assert fields["diagnostic-code"] == f"X-Postfix; {receivers.LATE_BOUNCE[6:]}"
+    # pipe(8) reports the command's output, whose leading 5.1.1 becomes the status
+    assert fields["status"] == receivers.LATE_STATUS == "5.1.1"
+    assert fields["diagnostic-code"] == f"x-unix; {receivers.LATE_REASON}"
     assert "isp.lab" in str(dsn.message["From"])  # the sink's MAILER-DAEMON, not the relay's
+    # The sink queued it (the relay's DATA got 250), then its pipe transport bounced it.
     log = sink.log()
-    accepted = re.search(
-        rf"postfix/error\[\d+\]: (\w+): to=<{re.escape(rcpt)}>.*status=bounced", log
+    bounced = re.search(
+        rf"postfix/pipe\[\d+\]: (\w+): to=<{re.escape(rcpt)}>, relay=relayops-late-bounce,"
+        r".*status=bounced",
+        log,
     )
-    assert accepted, log[-3000:]
+    assert bounced, log[-3000:]
+    assert f"{bounced.group(1)}: client=relay1.relay.example.net[{ACME_IP}]" in log
 
 
 def test_late_bounce_of_service_mail_reaches_a_relays_port_25(
@@ -279,7 +284,7 @@ def test_late_bounce_of_service_mail_reaches_a_relays_port_25(
     assert status == 0, err
     deadline = time.monotonic() + 60
     pattern = (
-        rf"postfix/error\[\d+\]: (\w+): to=<{re.escape(rcpt)}>.*status=bounced.*\n"
+        rf"postfix/pipe\[\d+\]: (\w+): to=<{re.escape(rcpt)}>.*status=bounced.*\n"
         r"(?:.*\n)*?.*postfix/bounce\[\d+\]: \1: sender non-delivery notification: (\w+)\n"
         rf"(?:.*\n)*?.*postfix/smtp\[\d+\]: \2: to=<noreply@{re.escape(SERVICE)}>, "
         r"relay=(relay\d\.relay\.example\.net)\[[\d.]+\]:25, .*status=sent \((250 [^)]*)\)"

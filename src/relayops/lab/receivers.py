@@ -43,7 +43,10 @@ VOLUME_DEFERRAL = (
     "421 4.7.0 [TSS04] Messages from {ip} temporarily deferred due to unexpected volume "
     "or user complaints"
 )
-LATE_BOUNCE = "5.1.1 The email account that you tried to reach does not exist"
+LATE_STATUS = "5.1.1"
+LATE_REASON = "The email account that you tried to reach does not exist"  # Gmail's wording
+# The pipe command prints it: Postfix takes a leading enhanced status code as the DSN status.
+LATE_BOUNCE = f"{LATE_STATUS} {LATE_REASON}"
 
 # Local-part prefixes → the access table's answer (Postfix prepends `<rcpt>: Recipient
 # address rejected: `).
