@@ -86,7 +86,7 @@ def recipient_table() -> str:
 
 def deferral_table(domains: tuple[str, ...]) -> str:
     """hash: table for the second `check_recipient_access`: each domain deferred (TSS04)."""
-    return HEADER + "".join(f"{d.lower()} {VOLUME_CLASS}\n" for d in sorted(domains))
+    return HEADER + "".join(f"{d} {VOLUME_CLASS}\n" for d in sorted({x.lower() for x in domains}))
 
 
 def rbl_replies() -> str:
