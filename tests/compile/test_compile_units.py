@@ -126,7 +126,6 @@ def test_ptr_and_service_records() -> None:
     assert [r.zone_line() for r in ip_records(ip)] == [
         "12.2.0.192.in-addr.arpa. IN PTR o2.relay.example.net.",
         "o2.relay.example.net. IN A 192.0.2.12",
-        'o2.relay.example.net. IN TXT "v=spf1 ip4:192.0.2.12 -all"',
     ]
     lines = [r.zone_line() for r in service_records(inventory, repo.service)]
     assert 'eu._spf.relay.example.net. IN TXT "v=spf1 ip4:192.0.2.10 ip4:192.0.2.11 -all"' in lines
@@ -141,11 +140,15 @@ def test_service_domain_records() -> None:
         ("_dmarc.relay.example.net", "v=DMARC1; p=reject; adkim=s; aspf=r; "
          "rua=mailto:postmaster@relay.example.net"),
         ("_smtp._tls.relay.example.net", "v=TLSRPTv1; rua=mailto:postmaster@relay.example.net"),
+        ("o1.relay.example.net", "v=spf1 ip4:192.0.2.20 -all"),
+        ("o2.relay.example.net", "v=spf1 ip4:192.0.2.12 -all"),
         ("relay.example.net", "v=spf1 ip4:192.0.2.10 ip4:192.0.2.11 -all"),
+        ("relay1.relay.example.net", "v=spf1 ip4:192.0.2.10 -all"),
+        ("relay2.relay.example.net", "v=spf1 ip4:192.0.2.11 -all"),
         ("svc2026._domainkey.relay.example.net", "v=DKIM1; k=rsa; p=MAA="),
     ]  # fmt: skip
     # a selector whose key was never generated gets no record
-    assert len(service_domain_records(inventory, repo.service, {"svc2026": None})) == 3
+    assert len(service_domain_records(inventory, repo.service, {"svc2026": None})) == 7
 
 
 def test_long_txt_is_split_in_255_octet_strings() -> None:

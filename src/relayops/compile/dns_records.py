@@ -126,18 +126,19 @@ def reverse_name(address: IPv4Address) -> str:
 
 
 def ip_records(ip: RelayIp) -> list[DnsRecord]:
-    """PTR, its matching A record (forward-confirmed reverse DNS) and the HELO name's SPF.
-
-    A bounce has an empty MAIL FROM, so receivers check SPF on the HELO name
-    (RFC 7208 2.3): each PTR/HELO name authorises exactly its own address.
-    """
+    """PTR and its matching A record (forward-confirmed reverse DNS) for one sending IP."""
     return [
         DnsRecord(reverse_name(ip.address), "PTR", ip.ptr, f"reverse DNS of IP {ip.name}"),
         DnsRecord(ip.ptr, "A", str(ip.address), f"forward name of IP {ip.name} (HELO name)"),
-        DnsRecord(
-            ip.ptr, "TXT", f"v=spf1 ip4:{ip.address} -all", f"SPF of the HELO name of IP {ip.name}"
-        ),
     ]
+
+
+def helo_spf(ip: RelayIp) -> DnsRecord:
+    """A bounce has an empty MAIL FROM, so receivers check SPF on the HELO name
+    (RFC 7208 2.3): each PTR/HELO name authorises exactly its own address."""
+    return DnsRecord(
+        ip.ptr, "TXT", f"v=spf1 ip4:{ip.address} -all", f"SPF of the HELO name of IP {ip.name}"
+    )
 
 
 def service_addresses(inventory: Inventory) -> list[str]:
@@ -160,7 +161,8 @@ def service_dmarc(service: Service) -> str:
 def service_domain_records(
     inventory: Inventory, service: Service, public_keys: Mapping[str, bytes | None]
 ) -> list[DnsRecord]:
-    """What the service domain itself publishes so its notices and bounces authenticate.
+    """What the service domain itself publishes so its notices and bounces authenticate
+    (its SPF, DKIM, DMARC, TLS-RPT, and the SPF of every HELO name, for bounces).
 
     `public_keys` maps each published selector of `service.dkim` to its DER public key.
     """
@@ -177,6 +179,7 @@ def service_domain_records(
             "TLS-RPT: receivers report TLS failures (RFC 8460)",
         ),
     ]
+    records += [helo_spf(ip) for host in inventory.hosts for ip in host.ips]
     for selector in service.dkim.published:
         der = public_keys.get(selector)
         if der is not None:

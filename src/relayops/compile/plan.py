@@ -424,11 +424,12 @@ def risks(base: Repo | None, head: Repo, dns: list[DomainDns], today: date) -> l
             found.append(cold)
     for d in dns:
         key = "; its DKIM key is not generated yet" if d.missing_key else ""
+        who = "the customer publishes" if d.customer else "the operator publishes"
         found.append(
             Risk(
                 RISK_DNS,
                 d.customer,
-                f"{d.domain} ({d.reason}): {len(d.records)} record(s) the customer publishes "
+                f"{d.domain} ({d.reason}): {len(d.records)} record(s) {who} "
                 f"before this merges, or its mail fails SPF/DKIM/DMARC{key}",
             )
         )

@@ -45,7 +45,10 @@ def risk_section(plan: Plan) -> list[str]:
         ]
         return out
     out += ["| risk | customer | detail |", "|---|---|---|"]
-    out += [f"| **{r.kind}** | `{r.customer}` | {_cell(r.detail)} |" for r in plan.risks]
+    out += [
+        f"| **{r.kind}** | {f'`{r.customer}`' if r.customer else 'operator'} | {_cell(r.detail)} |"
+        for r in plan.risks
+    ]
     return [*out, ""]
 
 
