@@ -22,6 +22,7 @@ from relayops.compile.dkim import (
 from relayops.compile.dns_records import (
     domain_records,
     ip_records,
+    service_domain_records,
     service_records,
     txt_strings,
 )
@@ -129,6 +130,25 @@ def test_ptr_and_service_records() -> None:
     lines = [r.zone_line() for r in service_records(inventory, repo.service)]
     assert 'eu._spf.relay.example.net. IN TXT "v=spf1 ip4:192.0.2.10 ip4:192.0.2.11 -all"' in lines
     assert "relay.example.net. IN MX 10 relay2.relay.example.net." in lines
+
+
+def test_service_domain_records() -> None:
+    repo = golden("several-hosts")
+    inventory = repo.inventories["production"]
+    records = service_domain_records(inventory, repo.service, {"svc2026": b"\x30\x00"})
+    assert [(r.name, r.value) for r in records] == [
+        ("_dmarc.relay.example.net", "v=DMARC1; p=reject; adkim=s; aspf=r; "
+         "rua=mailto:postmaster@relay.example.net"),
+        ("_smtp._tls.relay.example.net", "v=TLSRPTv1; rua=mailto:postmaster@relay.example.net"),
+        ("o1.relay.example.net", "v=spf1 ip4:192.0.2.20 -all"),
+        ("o2.relay.example.net", "v=spf1 ip4:192.0.2.12 -all"),
+        ("relay.example.net", "v=spf1 ip4:192.0.2.10 ip4:192.0.2.11 -all"),
+        ("relay1.relay.example.net", "v=spf1 ip4:192.0.2.10 -all"),
+        ("relay2.relay.example.net", "v=spf1 ip4:192.0.2.11 -all"),
+        ("svc2026._domainkey.relay.example.net", "v=DKIM1; k=rsa; p=MAA="),
+    ]  # fmt: skip
+    # a selector whose key was never generated gets no record
+    assert len(service_domain_records(inventory, repo.service, {"svc2026": None})) == 7
 
 
 def test_long_txt_is_split_in_255_octet_strings() -> None:

@@ -189,6 +189,33 @@ def test_from_header_of_another_domain_is_not_signed_with_its_key(relay: Relay) 
     assert "d=dedi.example" not in shown
 
 
+def test_notice_on_port_25_from_localhost_is_signed_with_the_service_key(relay: Relay) -> None:
+    """policyd sends notices to 127.0.0.1:25 from notify_from: smtpd_milter_maps signs them."""
+    with smtplib.SMTP("127.0.0.1", relay.smtp, timeout=20) as client:
+        client.ehlo("localhost")
+        code, text = envelope(client, "noreply@relay.example.net", "ops@alpha.example")
+        assert code == 250, text
+        code, text = client.data(b"From: noreply@relay.example.net\r\nSubject: n\r\n\r\nb\r\n")
+        assert code == 250, text
+    shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
+    assert "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=relay.example.net;" in shown
+    assert "s=svc2026;" in shown
+
+
+def test_reports_from_outside_are_accepted_for_the_feedback_address(relay: Relay) -> None:
+    """Receivers' ARF reports go to feedback_address on port 25: taken (an alias), not relayed."""
+    outside = ("127.0.0.2", 0)
+    with smtplib.SMTP("127.0.0.1", relay.smtp, timeout=20, source_address=outside) as client:
+        client.ehlo("isp.example")
+        code, text = envelope(client, "fbl@isp.example", "fbl@relay.example.net")
+        assert code == 250, text
+        code, text = client.data(b"From: fbl@isp.example\r\nSubject: report\r\n\r\nb\r\n")
+        assert code == 250, text
+        client.rset()
+        code, text = envelope(client, "fbl@isp.example", "nobody-here@relay.example.net")
+        assert code == 550 and b"5.1.1" in text, text
+
+
 def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:
     with submission(relay, "dedi-app") as client:
         code, text = envelope(client, "shop@dedi.example", "buyer@example.org")

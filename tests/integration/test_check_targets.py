@@ -33,6 +33,13 @@ def test_lab_targets_from_the_example_repository(example_repo: Path) -> None:
     assert "BEGIN PUBLIC KEY" in by_name["acme.example"].dkim[0].public_key_pem
     assert target.expected_size == 41943040
     assert [z.zone for z in target.dnsbl_zones] == ["dnsbl.lab"]
+    # the service domain's own mail (notices, bounces): each host's default egress
+    service = target.service_mail
+    assert service is not None
+    assert (service.name, service.customer) == ("relay.example.net", "")
+    assert service.relay_ips == ("198.18.0.11", "198.18.0.121")
+    assert service.spf == "v=spf1 ip4:198.18.0.11 ip4:198.18.0.121 -all"
+    assert [k.selector for k in service.dkim] == ["svc2026"]
     login = target.logins[0]
     assert (login.username, login.own_domain) == ("acme-app", "acme.example")
     assert login.foreign_domain != login.own_domain

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayops.compile import HostConfig
-from relayops.compile.postfix import POLICY_SERVICE, transports
+from relayops.compile.postfix import DKIM_MILTER, POLICY_SERVICE, transports
 from relayops.compile.toolcheck import stage
 from relayops.model import RelayHost, Repo
 from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
@@ -49,6 +49,8 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     postfix_dir = root / "etc/postfix"
     main_cf = postfix_dir / "main.cf"
     _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=2)
+    # submission, port 25 from 127.0.0.1 (smtpd_milter_maps) and non-SMTP mail
+    _edit(main_cf, re.escape(DKIM_MILTER), f"inet:127.0.0.1:{ports.milter}", count=3)
     deferred = ",".join(["smtp", "relay", *(t.name for t in transports(host, repo.throttling))])
     run(
         "postconf", "-c", str(postfix_dir), "-e",

@@ -382,6 +382,25 @@ CASES = [
         edits={"inventory/lab.py": ('"198.18.0.121"', '"198.18.0.111"')},
     ),
     Case(
+        "feedback-address-outside-service-domain",
+        {},
+        [
+            (
+                "policies/service.yaml",
+                9,
+                1,
+                "feedback_address",
+                "must be an address of the service domain 'relay.example.net'",
+            )
+        ],
+        edits={
+            "policies/service.yaml": (
+                "feedback_address: fbl@relay.example.net",
+                "feedback_address: fbl@elsewhere.example",
+            )
+        },
+    ),
+    Case(
         "plan-warn-ratio",
         {},
         [("policies/plans.yaml", 9, 5, "plans.starter.warn_ratio", "less than or equal to 1")],

@@ -402,8 +402,16 @@ def _unanswered(group: str, subject: str, exc: q.DnsQueryError) -> CheckResult:
     )
 
 
+def service_group(domain: str) -> str:
+    return f"service {domain}"
+
+
 def check_domain(resolver: dns.resolver.Resolver, domain: SenderDomain) -> list[CheckResult]:
-    group = customer_group(domain.customer)
+    """SPF passes for each sending IP, DKIM keys byte-exact, DMARC present and sound.
+
+    A domain without a customer is the service domain's own mail (notices, bounces).
+    """
+    group = customer_group(domain.customer) if domain.customer else service_group(domain.name)
     results: list[CheckResult] = []
     try:
         snapshot = spf.fetch_spf(resolver, domain.name)
@@ -442,7 +450,7 @@ def check_ptr(resolver: dns.resolver.Resolver, host: HostTarget, relay_ip: Relay
 
 
 def check_mx(resolver: dns.resolver.Resolver, target: CheckTarget) -> CheckResult:
-    group = f"service {target.service_domain}"
+    group = service_group(target.service_domain)
     try:
         exchanges = q.mx(resolver, target.service_domain)
         resolved = {h: q.addresses(resolver, h) for _, h in exchanges if h}
@@ -470,7 +478,8 @@ def check_service_records(
 def run_dns_checks(
     target: CheckTarget, resolver: dns.resolver.Resolver, *, workers: int = 1
 ) -> list[CheckResult]:
-    results = gather(lambda d: check_domain(resolver, d), target.sender_domains, workers=workers)
+    domains = (*target.sender_domains, *([target.service_mail] if target.service_mail else []))
+    results = gather(lambda d: check_domain(resolver, d), domains, workers=workers)
     pairs = [(host, ip) for host in target.hosts for ip in host.ips]
     results += gather(lambda p: [check_ptr(resolver, *p)], pairs, workers=workers)
     results.append(check_mx(resolver, target))

@@ -22,7 +22,7 @@ from relayops.checks.target import (
     SenderLogin,
 )
 from relayops.compile.dkim import key_files
-from relayops.compile.dns_records import spf_record
+from relayops.compile.dns_records import service_addresses, service_spf, spf_record
 from relayops.compile.placement import sending_addresses
 from relayops.model import Inventory, Repo, Status
 from relayops.yamlfile import YamlError, parse
@@ -48,6 +48,16 @@ def check_defaults(inventory: Inventory, repo_root: Path) -> CheckDefaults:
         given = Path(inventory.ca_bundle)
         ca_bundle = given if given.is_absolute() else repo_root / given
     return CheckDefaults(ca_bundle=ca_bundle, nameserver=inventory.check_nameserver)
+
+
+def _keys(repo: Repo, domain: str, selectors: tuple[str, ...]) -> tuple[DkimKey, ...]:
+    """The published selectors' public keys that exist under secrets/."""
+    keys: list[DkimKey] = []
+    for selector in selectors:
+        public = key_files(repo.root, domain, selector).public_pem
+        if public.exists():
+            keys.append(DkimKey(selector, public.read_text(encoding="ascii")))
+    return tuple(keys)
 
 
 def targets_from_repo(
@@ -76,13 +86,17 @@ def targets_from_repo(
     for customer in active:
         addresses = tuple(str(a) for a in sending_addresses(inventory, customer))
         for domain in customer.domains:
-            keys: list[DkimKey] = []
-            for selector in domain.dkim.published:
-                public = key_files(repo.root, domain.name, selector).public_pem
-                if public.exists():
-                    keys.append(DkimKey(selector, public.read_text(encoding="ascii")))
+            keys = _keys(repo, domain.name, domain.dkim.published)
             advice = spf_record(customer, inventory, repo.service)
             domains.append(SenderDomain(domain.name, customer.id, addresses, tuple(keys), advice))
+    service = repo.service
+    service_mail = SenderDomain(
+        service.domain,
+        "",
+        tuple(service_addresses(inventory)),
+        _keys(repo, service.domain, service.dkim.published),
+        service_spf(inventory),
+    )
     logins: list[SenderLogin] = []
     if credentials:
         for customer in active:
@@ -111,6 +125,7 @@ def targets_from_repo(
         ),
         ca_bundle=ca_bundle,
         logins=tuple(logins),
+        service_mail=service_mail,
     )
 
 

@@ -105,6 +105,8 @@ class CheckTarget:
     dnsbl_zones: tuple[DnsblZone, ...] = ()
     ca_bundle: str | None = None
     logins: tuple[SenderLogin, ...] = ()
+    # The service domain's own mail (notices, bounces): checked like a sender domain.
+    service_mail: SenderDomain | None = None
     # RFC 2606 name: never a real mailbox, and no DATA is ever sent to it.
     probe_recipient: str = "relay-probe@example.com"
 

@@ -2,7 +2,8 @@
 server and `relayops check`.
 
 Customers publish SPF, DKIM and DMARC in their own zones; the operator publishes the
-pools' SPF records (`<pool>._spf.<service domain>`), the PTRs and their forward A records.
+pools' SPF records (`<pool>._spf.<service domain>`), the PTRs and their forward A records,
+and the service domain's own SPF, DKIM, DMARC and TLS-RPT records (its notices and bounces).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from relayops.compile.placement import pool_addresses, sending_addresses
+from relayops.compile.placement import default_egress, pool_addresses, sending_addresses
 from relayops.model import Customer, Domain, Inventory, RelayIp, Service
 
 TXT_CHUNK = 255  # RFC 1035 3.3: one character-string holds at most 255 octets
@@ -113,6 +114,13 @@ def published_keys(
     return {selector: key_of(domain.name, selector) for selector in domain.dkim.published}
 
 
+def service_keys(
+    service: Service, key_of: Callable[[str, str], bytes | None]
+) -> dict[str, bytes | None]:
+    """Each published selector of the service domain with its public key (None if missing)."""
+    return {selector: key_of(service.domain, selector) for selector in service.dkim.published}
+
+
 def reverse_name(address: IPv4Address) -> str:
     return address.reverse_pointer
 
@@ -123,6 +131,67 @@ def ip_records(ip: RelayIp) -> list[DnsRecord]:
         DnsRecord(reverse_name(ip.address), "PTR", ip.ptr, f"reverse DNS of IP {ip.name}"),
         DnsRecord(ip.ptr, "A", str(ip.address), f"forward name of IP {ip.name} (HELO name)"),
     ]
+
+
+def helo_spf(ip: RelayIp) -> DnsRecord:
+    """A bounce has an empty MAIL FROM, so receivers check SPF on the HELO name
+    (RFC 7208 2.3): each PTR/HELO name authorises exactly its own address."""
+    return DnsRecord(
+        ip.ptr, "TXT", f"v=spf1 ip4:{ip.address} -all", f"SPF of the HELO name of IP {ip.name}"
+    )
+
+
+def service_addresses(inventory: Inventory) -> list[str]:
+    """Where the service's own mail leaves from: each host's default egress (DSNs, notices)."""
+    return sorted({str(default_egress(host).ip.address) for host in inventory.hosts})
+
+
+def service_spf(inventory: Inventory) -> str:
+    """The service domain's SPF: the addresses its notices and bounces leave from."""
+    return " ".join(["v=spf1", *(f"ip4:{a}" for a in service_addresses(inventory)), "-all"])
+
+
+def service_dmarc(service: Service) -> str:
+    """Strict DKIM alignment (every notice and bounce is signed with d=<service domain>),
+    relaxed SPF (a bounce's SPF identity is the HELO name, a subdomain), reports to postmaster.
+    """
+    return f"v=DMARC1; p=reject; adkim=s; aspf=r; rua=mailto:{service.postmaster}"
+
+
+def service_domain_records(
+    inventory: Inventory, service: Service, public_keys: Mapping[str, bytes | None]
+) -> list[DnsRecord]:
+    """What the service domain itself publishes so its notices and bounces authenticate
+    (its SPF, DKIM, DMARC, TLS-RPT, and the SPF of every HELO name, for bounces).
+
+    `public_keys` maps each published selector of `service.dkim` to its DER public key.
+    """
+    domain = service.domain
+    records = [
+        DnsRecord(
+            domain, "TXT", service_spf(inventory), "SPF of the service domain (notices, bounces)"
+        ),
+        DnsRecord(f"_dmarc.{domain}", "TXT", service_dmarc(service), "DMARC of the service domain"),
+        DnsRecord(
+            f"_smtp._tls.{domain}",
+            "TXT",
+            f"v=TLSRPTv1; rua=mailto:{service.postmaster}",
+            "TLS-RPT: receivers report TLS failures (RFC 8460)",
+        ),
+    ]
+    records += [helo_spf(ip) for host in inventory.hosts for ip in host.ips]
+    for selector in service.dkim.published:
+        der = public_keys.get(selector)
+        if der is not None:
+            records.append(
+                DnsRecord(
+                    f"{selector}._domainkey.{domain}",
+                    "TXT",
+                    dkim_txt(der),
+                    f"DKIM public key of the service domain (selector {selector})",
+                )
+            )
+    return sorted(records)
 
 
 def service_records(inventory: Inventory, service: Service) -> list[DnsRecord]:

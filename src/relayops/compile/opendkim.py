@@ -21,13 +21,17 @@ def key_path(domain: str, selector: str) -> str:
 
 
 def signing_keys(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
-    """(domain, selector) pairs this host signs for, sorted."""
-    return sorted(
+    """(domain, selector) pairs this host signs for, sorted: its customers' domains and the
+    service domain (notices from `notify_from`, and bounces, whose From: is
+    MAILER-DAEMON@<service domain> through `myorigin`)."""
+    service = repo.service
+    customers = {
         (d.name, d.dkim.selector)
         for customer, _ in served(repo.customers, host)
         if customer.sends
         for d in customer.domains
-    )
+    }
+    return sorted(customers | {(service.domain, service.dkim.selector)})
 
 
 def opendkim_files(

@@ -19,6 +19,8 @@ from relayops.compile.dns_records import (
     domain_records,
     ip_records,
     published_keys,
+    service_domain_records,
+    service_keys,
 )
 from relayops.compile.files import HostConfig
 from relayops.compile.managed import Entry, EntryKind, Manifest, compiled_manifest, removals
@@ -241,8 +243,12 @@ def dns_changes(
     head_keys: PublicKeys,
     base_keys: PublicKeys,
 ) -> list[DomainDns]:
-    """Records for every sender domain that is new or whose records changed."""
+    """Records for every sender domain that is new or whose records changed, the service
+    domain's own first (its `customer` is empty: the operator publishes them)."""
     result: list[DomainDns] = []
+    service = service_dns(base, head, base_inventory, inventory, head_keys, base_keys)
+    if service is not None:
+        result.append(service)
     old_domains: dict[str, tuple[Customer, list[DnsRecord]]] = {}
     if base is not None and base_inventory is not None:
         for c in base.customers.values():
@@ -268,6 +274,28 @@ def dns_changes(
             missing = any(der is None for der in keys.values())
             result.append(DomainDns(d.name, cid, reason, records, missing))
     return result
+
+
+def service_dns(
+    base: Repo | None,
+    head: Repo,
+    base_inventory: Inventory | None,
+    inventory: Inventory,
+    head_keys: PublicKeys,
+    base_keys: PublicKeys,
+) -> DomainDns | None:
+    """The service domain's SPF, DKIM, DMARC and TLS-RPT when new or changed."""
+    keys = service_keys(head.service, head_keys)
+    records = service_domain_records(inventory, head.service, keys)
+    if base is None or base_inventory is None:
+        reason = "service domain"
+    else:
+        old_keys = service_keys(base.service, base_keys)
+        if service_domain_records(base_inventory, base.service, old_keys) == records:
+            return None
+        reason = "records changed"
+    missing = any(der is None for der in keys.values())
+    return DomainDns(head.service.domain, "", reason, records, missing)
 
 
 def ip_changes(base_inventory: Inventory | None, inventory: Inventory) -> list[DnsRecord]:
@@ -414,11 +442,12 @@ def risks(base: Repo | None, head: Repo, dns: list[DomainDns], today: date) -> l
             found.append(cold)
     for d in dns:
         key = "; its DKIM key is not generated yet" if d.missing_key else ""
+        who = "the customer publishes" if d.customer else "the operator publishes"
         found.append(
             Risk(
                 RISK_DNS,
                 d.customer,
-                f"{d.domain} ({d.reason}): {len(d.records)} record(s) the customer publishes "
+                f"{d.domain} ({d.reason}): {len(d.records)} record(s) {who} "
                 f"before this merges, or its mail fails SPF/DKIM/DMARC{key}",
             )
         )

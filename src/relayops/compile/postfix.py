@@ -118,10 +118,20 @@ def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 
 
 def alias_rows(repo: Repo) -> list[tuple[str, str]]:
-    """Role accounts of the service domain, delivered to root's local mailbox."""
+    """Role accounts of the service domain, delivered to root's local mailbox.
+
+    notify_from takes the bounces of notices, feedback_address the receivers' complaint
+    reports: both must be accepted on port 25 (reject_unlisted_recipient) until the
+    feedback ingestion reads them from there.
+    """
     service = repo.service
     local_parts = set(_ROLE_ACCOUNTS)
-    for address in (service.postmaster, service.abuse, service.notify_from):
+    for address in (
+        service.postmaster,
+        service.abuse,
+        service.notify_from,
+        service.feedback_address,
+    ):
         local, _, domain = address.rpartition("@")
         if domain == service.domain:
             local_parts.add(local.lower())

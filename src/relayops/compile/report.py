@@ -51,7 +51,10 @@ def risk_section(plan: Plan) -> list[str]:
         ]
         return out
     out += ["| risk | customer | detail |", "|---|---|---|"]
-    out += [f"| **{r.kind}** | `{r.customer}` | {_cell(r.detail)} |" for r in plan.risks]
+    out += [
+        f"| **{r.kind}** | {f'`{r.customer}`' if r.customer else 'operator'} | {_cell(r.detail)} |"
+        for r in plan.risks
+    ]
     return [*out, ""]
 
 
@@ -88,9 +91,10 @@ def _markdown(plan: Plan) -> str:
         out.append("")
 
     if plan.dns:
-        out += ["### DNS records customers must publish", ""]
+        out += ["### DNS records to publish", ""]
         for d in plan.dns:
-            out.append(f"**{d.domain}** (customer `{d.customer}`: {d.reason})")
+            owner = f"customer `{d.customer}`" if d.customer else "operator"
+            out.append(f"**{d.domain}** ({owner}: {d.reason})")
             if d.missing_key:
                 out.append(
                     f"- DKIM key missing: run `relayops dkim generate {d.domain} --selector …` "

@@ -22,6 +22,7 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 
+from relayops.lab import receivers
 from relayops.lab import state as lab_state
 from relayops.lab.errors import LabError, LabNotUpError, LabTimeoutError
 from relayops.lab.runner import Runner
@@ -144,6 +145,7 @@ def base_records(topo: Topology, listed: Iterable[str] = ()) -> list[Record]:
         recs += [Record(reverse_name(ip), "PTR", ttl, fqdn) for ip in host.addresses]
     for domain in SINK_DOMAINS:
         recs.append(Record(domain + ".", "MX", ttl, f"10 {topo.sink.fqdn}."))
+    recs += [Record(name, rtype, ttl, value) for name, rtype, value in receivers.dns_records()]
     # RFC 5782 5: a DNSBL lists 127.0.0.2 as its test entry.
     for ip in ("127.0.0.2", *listed):
         recs.append(Record(dnsbl_name(ip), "A", ttl, "127.0.0.2"))

@@ -16,9 +16,12 @@ from relayops.compile.dns_records import (
     DnsRecord,
     domain_records,
     published_keys,
+    service_domain_records,
+    service_keys,
     service_records,
 )
 from relayops.lab.dns import DEFAULT_TTL, Record, in_zone
+from relayops.lab.topology import SINK_FQDN
 from relayops.model import Inventory, Repo, Status
 
 KeyLookup = Callable[[str, str], bytes | None]
@@ -27,6 +30,7 @@ KeyLookup = Callable[[str, str], bytes | None]
 def repo_records(repo: Repo, inventory: Inventory, keys: KeyLookup) -> list[DnsRecord]:
     """What the operator and the (non-terminated) customers publish for this inventory."""
     records = service_records(inventory, repo.service)
+    records += service_domain_records(inventory, repo.service, service_keys(repo.service, keys))
     for customer in sorted(repo.customers.values(), key=lambda c: c.id):
         if customer.status == Status.TERMINATED:
             continue
@@ -34,6 +38,16 @@ def repo_records(repo: Repo, inventory: Inventory, keys: KeyLookup) -> list[DnsR
             published = published_keys(domain, keys)
             records += domain_records(customer, domain, inventory, repo.service, published)
     return sorted(set(records))
+
+
+def customer_mx(repo: Repo, mail_host: str) -> list[DnsRecord]:
+    """MX of every customer domain → `mail_host`: in the lab the destination host also plays
+    the customers' own mail servers, so notices to a contact address and bounces to a
+    customer's Return-Path arrive somewhere a test can read."""
+    domains = sorted({d.name for c in repo.customers.values() for d in c.domains})
+    return [
+        DnsRecord(d, "MX", f"10 {mail_host}", "lab: the customer's mail server") for d in domains
+    ]
 
 
 def _absolute(value: str) -> str:
@@ -74,11 +88,17 @@ def zone_names(repo: Repo, reverse_zone: str) -> list[str]:
 
 
 def publishable(
-    repo: Repo, inventory: Inventory, root: Path, reverse_zone: str
+    repo: Repo,
+    inventory: Inventory,
+    root: Path,
+    reverse_zone: str,
+    *,
+    customer_mail_host: str = SINK_FQDN,
 ) -> dict[str, list[Record]]:
     """The zones to hand to `LabDNS.publish` for this repository and inventory."""
 
     def keys(domain: str, selector: str) -> bytes | None:
         return public_key_der(root, domain, selector)
 
-    return lab_zones(repo_records(repo, inventory, keys), zone_names(repo, reverse_zone))
+    records = repo_records(repo, inventory, keys) + customer_mx(repo, customer_mail_host)
+    return lab_zones(records, zone_names(repo, reverse_zone))

@@ -23,9 +23,11 @@ FLEET_EXTRA_BASE = 10 + MAX_RELAYS + 1  # right after the last relay address
 RELAY_DOMAIN = "relay.example.net"
 DNS_FQDN = "ns.lab"
 SINK_FQDN = "isp.lab"
-# Receiving domains the destination host accepts and the lab DNS points (MX) at it.
+# Receiving domains the destination host accepts and the lab DNS points (MX) at it
+# (blocked.lab refuses every relay for its reputation: see lab/receivers.py).
 SINK_DOMAINS: tuple[str, ...] = (
     "isp.lab",
+    "blocked.lab",
     "gmail.com",
     "googlemail.com",
     "outlook.com",

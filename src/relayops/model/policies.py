@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from relayops.model.customer import Dkim
 from relayops.model.fields import DomainName, Email, PositiveInt, Ratio, Slug, Strict
 
 # The relay services we model allow "slightly more than 30 MB" per message.
@@ -109,6 +110,25 @@ class Service(Strict):
     postmaster: Email
     abuse: Email
     notify_from: Email
+    feedback_address: Email = Field(
+        description="where receivers send complaint reports (ARF, JMRP): an address of `domain`"
+    )
+    dkim: Dkim = Field(
+        description="the service domain's own DKIM key: notices and bounces are signed with it"
+    )
+
+    @field_validator("feedback_address")
+    @classmethod
+    def _in_service_domain(cls, value: str, info: ValidationInfo) -> str:
+        # Receivers send reports to the service domain's MX (the relays), which accept
+        # only that domain on port 25: an address elsewhere would never reach them.
+        domain = str(info.data.get("domain", ""))
+        if domain and value.rpartition("@")[2].lower() != domain.lower():
+            raise ValueError(
+                f"{value!r} must be an address of the service domain {domain!r} "
+                "(its MX are the relays, the only hosts that take reports)"
+            )
+        return value
 
 
 class Notification(Strict):
