@@ -20,15 +20,15 @@ import dkim
 import dns.resolver
 import pytest
 import spf
-from relayops.deploy.mail import token
-from relayops.deploy.testing import Deployed, copy_example, publish_and_deploy
-from relayops.lab.testing import Lab
 
 from e2e.mailflow import send, write_yaml_change
 from relayops.feedback import Kind, Reason, read_report
 from relayops.lab import receivers
 from relayops.lab.arf import reported
+from relayops.lab.mail import token
 from relayops.lab.sink import Arrived, Sink
+from support.deployed import Deployed, copy_example, publish_and_deploy
+from support.lab import Lab
 
 pytestmark = pytest.mark.lab
 

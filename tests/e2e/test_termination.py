@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from relayops.deploy.demo import lab_password
 
 from e2e.mailflow import send, wait_all, write_yaml_change
 from relayops.deploy.manifest import MANIFEST_PATH
 from relayops.deploy.report import summary
+from relayops.lab.demo import lab_password
 from support.deployed import EXAMPLE, Deployed, copy_example, publish_and_deploy
 from support.lab import Lab
 
