@@ -26,7 +26,7 @@ CONTACT = f"umbrella-ops-{RUN}@isp.lab"
 QUOTA = 5
 
 
-def _clear_counters(deployed: Deployed) -> None:
+def clear_counters(deployed: Deployed, customer: str = CUSTOMER) -> None:
     """Today's counters of the test customer go (the test may run twice on a day).
 
     As the daemon's ACL user over TLS (the deployed Redis has no default user); it may
@@ -35,10 +35,10 @@ def _clear_counters(deployed: Deployed) -> None:
     placement = redis_placement(deployed.target.inventory)
     assert placement is not None
     today = dt.datetime.now(dt.UTC).date()
-    keys = [f"relayops:flag:complaint:{CUSTOMER}"]
+    keys = [f"relayops:flag:complaint:{customer}"]
     for day in (today + dt.timedelta(days=d) for d in (-1, 0, 1)):
-        keys.append(f"relayops:count:{CUSTOMER}:{day}")
-        keys += [f"relayops:notice:{CUSTOMER}:{day}:{kind}" for kind in ("warning", "limit")]
+        keys.append(f"relayops:count:{customer}:{day}")
+        keys += [f"relayops:notice:{customer}:{day}:{kind}" for kind in ("warning", "limit")]
     script = (
         f'REDISCLI_AUTH="$(cat {STORE_PASSWORD_FILE})" redis-cli --no-auth-warning '
         f"-h {placement.address} -p {placement.port} --tls --cacert {CA_PATH} "
@@ -62,7 +62,7 @@ def small_quota(
         "contact: mail-admin@umbrella.example",
         f"contact: {CONTACT}",
     )
-    _clear_counters(deployed)
+    clear_counters(deployed)
     return publish_and_deploy(deployed.lab, root)
 
 

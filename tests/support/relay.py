@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayops.compile import HostConfig
-from relayops.compile.postfix import DKIM_MILTER, POLICY_SERVICE, transports
+from relayops.compile.postfix import transports
 from relayops.compile.toolcheck import stage
+from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
+from relayops.hostlayout import POLICY_SERVICE
 from relayops.model import RelayHost, Repo
 from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
 
