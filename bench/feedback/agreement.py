@@ -26,13 +26,9 @@ from relayops.feedback.reader import read_report
 
 
 def default_corpus(repo: Path) -> Path:
-    """`shared/corpus/feedback` beside the checkout (CI, /work/main), else beside an
-    ancestor (a worktree under /work/wt/NAME)."""
-    for base in repo.resolve().parents:
-        candidate = base / "shared" / "corpus" / "feedback"
-        if candidate.is_dir():
-            return candidate
-    return repo.resolve().parent / "shared" / "corpus" / "feedback"
+    """The corpus kept in the repository (a copy of the workplace's
+    `shared/corpus/feedback`, BSD-2 licence beside it), so a fresh clone tests alone."""
+    return repo.resolve() / "tests" / "feedback" / "samples"
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Agreement on samples the reader was never tuned on: the rest of sisimai's public
-set-of-emails (those not in shared/corpus/feedback), with the expected readings of
+set-of-emails (those not in tests/feedback/samples), with the expected readings of
 rb-sisimai's test suite (test/public/*.rb `IsExpected`).
 
     PYTHONPATH=src python bench/feedback/holdout.py SET_OF_EMAILS/maildir/bsd \\

@@ -1,4 +1,4 @@
-"""The real bounce corpus (`shared/corpus/feedback` beside the checkout) and the
+"""The real bounce corpus (`tests/feedback/samples/`) and the
 `--update-feedback-golden` switch."""
 
 from __future__ import annotations
@@ -28,6 +28,6 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def corpus() -> Path:
     path = corpus_dir()
     assert (path / "expected.json").is_file(), (
-        f"the feedback corpus is missing at {path}: CI checks out shared/ beside the repository"
+        f"the feedback corpus is missing at {path}: it is part of the repository"
     )
     return path
