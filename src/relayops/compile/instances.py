@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayops.compile.files import Daemon, Directory, ManagedFile, MapCommand
+from relayops.compile.files import Directory, ManagedFile, MapCommand
 from relayops.compile.placement import Egress, host_egresses
 from relayops.compile.templates import Templates
 from relayops.hostlayout import DKIM_MILTER_POSTFIX
@@ -33,6 +33,8 @@ HANDOFF_BASE_PORT = 10101
 # The submission instance's smtp(8) transport towards the output instances.
 HANDOFF_TRANSPORT = "relayops-handoff"
 INSTANCE_PREFIX = "postfix-"  # postmulti(1) requires it
+# An instance's service name, as Debian's systemd template unit postfix@.service has it.
+INSTANCE_SERVICE_PREFIX = "postfix@"
 CLASS_PREFIX = "isp-"  # keeps class names clear of master.cf's own services (smtp, local…)
 # Template names: one set for every instance (the destination directory varies).
 TEMPLATE_DIR = "/etc/postfix-instance"
@@ -187,4 +189,4 @@ def instance_files(
 
 def instance_daemon(instance: OutputInstance) -> str:
     """The service name the deploy reloads when this instance's files change."""
-    return f"{Daemon.POSTFIX.value}@{instance.name}"
+    return f"{INSTANCE_SERVICE_PREFIX}{instance.name}"
