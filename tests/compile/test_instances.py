@@ -70,6 +70,8 @@ def test_each_instance_binds_its_ip_and_reloads_alone() -> None:
     assert "\nmessage_size_limit = 1049576\n" in main
     assert {f.reload for f in files} == {"postfix@postfix-ip-dedi-1", "postfix@postfix-pool-shared"}
     assert sorted(d.path for d in directories) == [
+        "/etc/postfix-ip-dedi-1",
+        "/etc/postfix-pool-shared",
         "/var/lib/postfix-ip-dedi-1",
         "/var/lib/postfix-pool-shared",
         "/var/spool/postfix-ip-dedi-1",

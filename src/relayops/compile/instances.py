@@ -182,6 +182,7 @@ def instance_files(
             )
         )
         # postfix(1) creates the queue's subdirectories at start; the roots must exist.
+        directories.append(Directory(instance.config_dir, 0o755, "root", "root"))
         directories.append(Directory(instance.queue_dir, 0o755, "root", "root"))
         directories.append(Directory(instance.data_dir, 0o700, "postfix", "postfix"))
     return files, directories
