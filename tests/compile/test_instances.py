@@ -47,7 +47,9 @@ def test_class_limits_become_transport_settings() -> None:
     repo = golden("throttling")
     assert class_transports(repo.throttling) == [
         # a rate delay: one at a time, ten failed cohorts before a pause (postconf(5))
-        ClassTransport("isp-gmail", 1, 1, None, 10, None, 19, True),
+        ClassTransport(
+            "isp-gmail", 1, 1, None, 10, None, 19, True, ("gmail.com", "googlemail.com"), 2
+        ),
         # one message per connection: no connection caching at all
         ClassTransport("isp-microsoft", 3, 0, 20, 3, "1/concurrency", None, False),
     ]

@@ -483,7 +483,7 @@ CASES = [
         },
     ),
     Case(
-        "throttling-reuse-beyond-cache-time",
+        "throttling-reuse-across-a-long-delay",
         {},
         [
             (
@@ -491,13 +491,13 @@ CASES = [
                 20,
                 5,
                 "classes.yahoo.messages_per_connection",
-                "closes an idle connection after 2 s",
+                "the connection is closed during a pause of 10 s or more",
             )
         ],
         edits={
             "policies/throttling.yaml": (
                 "rate_delay_seconds: 2",
-                "rate_delay_seconds: 2\n    messages_per_connection: 5",
+                "rate_delay_seconds: 12\n    messages_per_connection: 5",
             )
         },
     ),

@@ -41,6 +41,7 @@ TEMPLATE_DIR = "/etc/postfix-instance"
 # The handoff adds a Received: header and the submission instance already refused
 # anything over the limit: the output instance allows a margin so it never refuses it.
 HANDOFF_SIZE_MARGIN = 1_048_576
+DEFAULT_CACHE_TTL_LIMIT = 2  # postconf(5) connection_cache_ttl_limit
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class ClassTransport:
     # smtp_connection_reuse_count_limit (N reuses = N+1 messages); None: unlimited.
     reuse_count_limit: int | None
     cache_on_demand: bool  # False: one message per connection
+    # With a short rate delay: the class's domains are cached permanently, idle connections
+    # kept this long (the delay + 1 s), so the pause is not followed by a new handshake.
+    cache_destinations: tuple[str, ...] = ()
+    cache_time_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ def class_transport(name: str, cls: IspClass) -> ClassTransport:
         negative_feedback=cls.back_off.negative_feedback,
         reuse_count_limit=None if reuse is None or reuse == 1 else reuse - 1,
         cache_on_demand=reuse != 1,
+        cache_destinations=tuple(cls.domains) if cls.keeps_connection else (),
+        cache_time_limit=cls.rate_delay_seconds + 1 if cls.keeps_connection else None,
     )
 
 
@@ -138,6 +145,11 @@ def class_rows(classes: dict[str, IspClass]) -> list[tuple[str, str]]:
         for domain in cls.domains
     ]
     return sorted(rows)
+
+
+def cache_ttl_limit(transports: list[ClassTransport]) -> int:
+    """scache(8)'s connection_cache_ttl_limit: Postfix's 2 s, or the longest a class keeps."""
+    return max([DEFAULT_CACHE_TTL_LIMIT, *(t.cache_time_limit or 0 for t in transports)])
 
 
 def message_size_limit(submission_limit: int) -> int:
@@ -162,6 +174,7 @@ def instance_files(
             "helo_name": instance.egress.ip.ptr,
             "message_size_limit": message_size_limit(submission_size_limit),
             "transports": transports,
+            "cache_ttl_limit": cache_ttl_limit(transports),
             "dkim_milter": DKIM_MILTER_POSTFIX,
         }
         for name in ("main.cf", "master.cf"):

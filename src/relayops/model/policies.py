@@ -92,9 +92,12 @@ class WarmupFile(Strict):
     schedules: dict[Slug, WarmupSchedule] = Field(min_length=1)
 
 
-# Postfix's scache(8) keeps an idle connection at most connection_cache_ttl_limit (2 s by
-# default, postconf(5)): a longer pause between deliveries closes the connection first.
-CONNECTION_CACHE_SECONDS = 2
+# With a rate delay, an output instance keeps the connection open across the pause (a new
+# TCP + TLS handshake per message would add to every interval) only for pauses shorter
+# than this: holding an idle connection longer is not what receivers expect
+# (postconf(5), smtp_connection_cache_time_limit: "do not specify larger values without
+# permission from the remote sites").
+KEEP_CONNECTION_MAX_DELAY = 10
 # postconf(5), default_destination_rate_delay: "specify a failed_cohort_limit of 10 or more"
 # with a rate delay, or one connection error suspends the whole destination.
 RATE_DELAY_MIN_FAILED_COHORTS = 10
@@ -166,12 +169,12 @@ class IspClass(Strict):
     @classmethod
     def _reuse_within_the_cache_time(cls, value: int | None, info: ValidationInfo) -> int | None:
         delay = info.data.get("rate_delay_seconds", 0)
-        if value is not None and value > 1 and delay >= CONNECTION_CACHE_SECONDS:
+        if value is not None and value > 1 and delay >= KEEP_CONNECTION_MAX_DELAY:
             raise ValueError(
                 f"messages_per_connection {value} cannot apply with rate_delay_seconds {delay}: "
-                f"Postfix closes an idle connection after {CONNECTION_CACHE_SECONDS} s "
-                "(connection_cache_ttl_limit), before the next delivery; leave it out or use "
-                f"a delay under {CONNECTION_CACHE_SECONDS} s"
+                "the connection is closed during a pause of "
+                f"{KEEP_CONNECTION_MAX_DELAY} s or more, so each message opens its own; "
+                f"leave it out or use a delay under {KEEP_CONNECTION_MAX_DELAY} s"
             )
         return value
 
@@ -202,6 +205,14 @@ class IspClass(Strict):
                 "has nothing to lower: leave it out"
             )
         return value
+
+    @property
+    def keeps_connection(self) -> bool:
+        """Whether the connection stays open across the rate delay's pause."""
+        return (
+            0 < self.rate_delay_seconds < KEEP_CONNECTION_MAX_DELAY
+            and self.messages_per_connection != 1
+        )
 
     @property
     def failed_cohort_limit(self) -> int | None:
