@@ -18,6 +18,9 @@ HASH = (
     "{SHA512-CRYPT}$6$7ebd5fef52a51aab$peCJKyO8uijADYMLBH0vIMiW8KRDv0OZQwPgkc96eHACNyY."
     "Fc7VeqM3H26CuQw3gFsnf.GCm.eLB4boYrRsB/"
 )
+# Every generated sender domain gets this example key pair (hard links: 50,000 files in a
+# second). Validation checks that each domain has its key files, not that keys differ.
+STAND_IN_KEY = ("acme.example", "rly2026")
 ZONES = ["Europe/Paris", "America/New_York", "UTC", "Asia/Tokyo", "Pacific/Chatham"]
 POOLS = ["shared-eu", "shared-us"]
 
@@ -50,13 +53,26 @@ def generate(out: Path, customers: int, quota_overrides: dict[int, int] | None =
     overrides = quota_overrides or {}
     if out.exists():
         shutil.rmtree(out)
-    for part in ("policies", "inventory", "schemas"):
+    for part in ("policies", "inventory", "schemas", "lab"):
         shutil.copytree(ROOT / part, out / part)
+    shutil.copytree(ROOT / "secrets", out / "secrets")
     (out / "customers").mkdir(parents=True)
     for n in range(customers):
-        (out / "customers" / f"c{n:05d}.yaml").write_text(
-            customer_yaml(n, overrides.get(n)), encoding="utf-8"
-        )
+        text = customer_yaml(n, overrides.get(n))
+        (out / "customers" / f"c{n:05d}.yaml").write_text(text, encoding="utf-8")
+        _link_keys(out, text)
+
+
+def _link_keys(out: Path, customer: str) -> None:
+    """Hard-link the stand-in key pair for each `- name: <domain>` of the customer's YAML."""
+    dkim = out / "secrets" / "dkim"
+    domain, selector = STAND_IN_KEY
+    for line in customer.splitlines():
+        if line.startswith("  - name: "):
+            name = line.removeprefix("  - name: ")
+            for suffix in ("key.age", "pub.pem"):
+                source = dkim / f"{domain}.{selector}.{suffix}"
+                (dkim / f"{name}.s1.{suffix}").hardlink_to(source)
 
 
 def main() -> None:

@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
+from relayops.model import (
+    Customer,
+    Inventory,
+    IspClass,
+    Notification,
+    Plan,
+    Status,
+    WarmupSchedule,
+)
 from relayops.model.secrets import encrypted_key_source, public_key_source
 from relayops.policyd.store_url import parse_shared_counters
 
@@ -97,6 +105,26 @@ def plan_rules(customers: dict[str, Customer], plans: dict[str, Plan]) -> Iterat
                 f"plan '{customer.plan}' does not include a dedicated IP",
                 customer.placement.dedicated_ip,
             )
+
+
+def throttling_rules(classes: dict[str, IspClass]) -> Iterator[Violation]:
+    """A destination domain belongs to one class: Postfix's transport table would keep the
+    first entry for it and only log a warning, so the other class silently never applies."""
+    owners: dict[str, list[str]] = {}
+    for name, cls in classes.items():
+        for domain in cls.domains:
+            owners.setdefault(domain.lower(), []).append(name)
+    for name, cls in classes.items():
+        for i, domain in enumerate(cls.domains):
+            others = [o for o in owners[domain.lower()] if o != name]
+            if others:
+                yield Violation(
+                    "policies/throttling.yaml",
+                    ("classes", name, "domains", i),
+                    f"domain also in class {', '.join(others)}; a destination domain belongs "
+                    "to one class",
+                    domain,
+                )
 
 
 def warmup_rules(

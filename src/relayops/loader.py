@@ -463,6 +463,8 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
         rules.append(crossref.dkim_key_rules(customers, loader.exists))
     if plans is not None:
         rules.append(crossref.plan_rules(customers, plans.plans))
+    if throttling is not None:
+        rules.append(crossref.throttling_rules(throttling.classes))
     if warmup is not None and throttling is not None:
         rules.append(crossref.warmup_rules(customers, warmup.schedules, set(throttling.classes)))
     for inventory in inventories.values():

@@ -92,18 +92,17 @@ def test_each_host_serves_only_customers_of_its_ips() -> None:
     assert set(policy_rules(repo, relay2).customers) == {"multi", "usco"}
     assert [e.transport for e in host_egresses(relay2)] == ["pool-eu", "pool-us"]
     assert default_egress(relay2).transport == "pool-eu"
-    assert sender_egress_rows(repo, relay2) == [("usco.example", "FILTER pool-us:")]
+    assert sender_egress_rows(repo, relay2) == [
+        ("usco.example", "FILTER relayops-handoff:[127.0.0.1]:10102")
+    ]
 
 
-def test_dedicated_transport_binds_its_ip_with_the_strictest_class_limits() -> None:
+def test_submission_instance_has_only_the_handoff_transport() -> None:
     repo = golden("throttling")
     host = repo.inventories["production"].hosts[0]
-    by_name = {t.name: t for t in transports(host, repo.throttling)}
-    assert by_name["ip-dedi-1"].bind_address == "192.0.2.20"
-    assert by_name["ip-dedi-1"].helo_name == "o1.relay.example.net"
-    assert (by_name["ip-dedi-1"].concurrency, by_name["ip-dedi-1"].rate_delay_seconds) == (3, 2)
-    assert by_name["pool-shared-gmail"].concurrency == 5
-    assert by_name["pool-shared"].concurrency is None
+    assert [(t.name, t.bind_address) for t in transports(host, repo.throttling)] == [
+        ("relayops-handoff", None)
+    ]
 
 
 def test_dns_records_for_a_dedicated_domain() -> None:
@@ -282,7 +281,10 @@ def test_example_repository_renders_and_the_real_tools_accept_it(
     hosts = report["hosts"]
     assert len(hosts) >= 2
     for host in hosts:
-        assert [c["ok"] for c in host["checks"]] == [True] * 4, host["checks"]
+        # Postfix twice (check, postconf -n) per instance: the submission one and one per
+        # sending IP (three on each example relay), then OpenDKIM and Dovecot.
+        assert [c["ok"] for c in host["checks"]] == [True] * (2 * 4 + 2), host["checks"]
+        assert host["checks"][2]["tool"].startswith("postfix check (postfix-ip-dedicated-")
 
 
 def test_secrets_hold_no_plaintext_private_key() -> None:

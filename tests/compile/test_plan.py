@@ -166,22 +166,32 @@ def test_unknown_base_ref_exits_2(repo: Path) -> None:
     assert "no-such-ref" in out
 
 
-def test_throttling_change_is_summarised_and_touches_postfix_only(repo: Path) -> None:
+def test_throttling_change_is_summarised_and_touches_the_output_instances_only(
+    repo: Path,
+) -> None:
     path = repo / "policies/throttling.yaml"
-    path.write_text(path.read_text().replace("concurrency: 5", "concurrency: 4"))
-    commit(repo, "gmail: 4 connections")
+    path.write_text(path.read_text().replace("concurrency: 3", "concurrency: 2"))
+    commit(repo, "microsoft: 2 connections")
     data = plan_data(repo)
     assert data["customers"] == []
     assert data["policies"] == [
         {
             "file": "policies/throttling.yaml",
-            "item": "gmail",
+            "item": "microsoft",
             "change": "changed",
-            "detail": "concurrency: 5 → 4",
+            "detail": "concurrency: 3 → 2",
         }
     ]
-    changed = [c["path"] for c in data["hosts"][0]["changes"]]
-    assert changed == ["/etc/postfix/main.cf"]
+    host = data["hosts"][0]
+    assert [c["path"] for c in host["changes"]] == [
+        "/etc/postfix-ip-dedi-1/main.cf",
+        "/etc/postfix-pool-shared/main.cf",
+    ]
+    # Each output instance reloads alone; the submission instance is untouched.
+    assert host["services"] == [
+        {"service": "postfix@postfix-ip-dedi-1", "action": "reload"},
+        {"service": "postfix@postfix-pool-shared", "action": "reload"},
+    ]
 
 
 def test_invalid_base_is_shown_as_empty_with_a_note(repo: Path) -> None:

@@ -216,14 +216,14 @@ def test_reports_from_outside_are_accepted_for_the_feedback_address(relay: Relay
         assert code == 550 and b"5.1.1" in text, text
 
 
-def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:
+def test_dedicated_customer_mail_is_handed_to_its_ip_instance(relay: Relay) -> None:
     with submission(relay, "dedi-app") as client:
         code, text = envelope(client, "shop@dedi.example", "buyer@example.org")
         assert code == 250, text
         code, text = client.data(b"Subject: order\r\n\r\nthanks\r\n")
         assert code == 250, text
     shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
-    assert "content_filter: ip-dedi-1:" in shown, shown
+    assert "content_filter: relayops-handoff:[127.0.0.1]:10101" in shown, shown
 
 
 def test_suspended_customer_cannot_log_in_or_use_its_domain(relay_with_suspended: Relay) -> None:

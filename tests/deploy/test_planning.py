@@ -75,7 +75,13 @@ def test_host_plan_adds_secrets_certificate_service_files_and_redis() -> None:
     assert {f.path for f in config.files} <= set(paths)
     assert all(paths[s.path].secret and paths[s.path].mode == 0o600 for s in config.secrets)
     assert paths[KEY_PATH].secret and paths[CERT_PATH].content.endswith(ca.cert)
-    assert plan.services[0] == "redis-server" and plan.services[-1] == "postfix"
+    assert plan.services[0] == "redis-server" and plan.services[4] == "postfix"
+    # then the host's output instances, one per sending IP
+    assert plan.services[5:] == [
+        "postfix@postfix-ip-dedicated-1",
+        "postfix@postfix-ip-dedicated-2",
+        "postfix@postfix-pool-shared-eu",
+    ]
     assert "/etc/postfix/sender_logins.db" in plan.state_paths()
     # Redis: only loopback and the relay's address, TLS only, users from the ACL file.
     dropin = paths[REDIS_DROPIN]

@@ -26,7 +26,9 @@ def test_only_the_policy_daemon_restarts_and_only_for_new_code() -> None:
 
 
 def test_systemd_hosts_use_systemctl() -> None:
-    assert control_command("postfix", "reload", systemd=True) == "systemctl reload postfix"
+    # postfix@- is the submission instance alone; `postfix` would reload every instance.
+    assert control_command("postfix", "reload", systemd=True) == "systemctl reload postfix@-"
+    assert control_command("postfix", "start", systemd=True) == "systemctl start postfix"
 
 
 def test_init_script_output_goes_to_a_log_not_the_ssh_session() -> None:

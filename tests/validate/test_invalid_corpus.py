@@ -443,6 +443,100 @@ CASES = [
             )
         },
     ),
+    # Throttling classes: combinations Postfix accepts and silently does not apply.
+    Case(
+        "throttling-rate-delay-with-concurrency",
+        {},
+        [
+            (
+                "policies/throttling.yaml",
+                9,
+                5,
+                "classes.gmail.concurrency",
+                "one message at a time per destination",
+            )
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "concurrency: 1\n    rate_delay_seconds: 1",
+                "concurrency: 5\n    rate_delay_seconds: 1",
+            )
+        },
+    ),
+    Case(
+        "throttling-one-recipient-per-message",
+        {},
+        [
+            (
+                "policies/throttling.yaml",
+                15,
+                5,
+                "classes.microsoft.recipients_per_message",
+                "per recipient instead of per domain",
+            )
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "messages_per_connection: 10",
+                "messages_per_connection: 10\n    recipients_per_message: 1",
+            )
+        },
+    ),
+    Case(
+        "throttling-reuse-across-a-long-delay",
+        {},
+        [
+            (
+                "policies/throttling.yaml",
+                20,
+                5,
+                "classes.yahoo.messages_per_connection",
+                "the connection is closed during a pause of 10 s or more",
+            )
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "rate_delay_seconds: 2",
+                "rate_delay_seconds: 12\n    messages_per_connection: 5",
+            )
+        },
+    ),
+    Case(
+        "throttling-few-failed-cohorts-with-delay",
+        {},
+        [("policies/throttling.yaml", 11, 5, "classes.gmail.back_off", "use 10 or more")],
+        edits={
+            "policies/throttling.yaml": (
+                "rate_delay_seconds: 1",
+                "rate_delay_seconds: 1\n    back_off: {failed_cohorts: 3}",
+            )
+        },
+    ),
+    Case(
+        "throttling-negative-feedback-at-concurrency-1",
+        {},
+        [("policies/throttling.yaml", 20, 5, "classes.yahoo.back_off", "nothing to lower")],
+        edits={
+            "policies/throttling.yaml": (
+                "rate_delay_seconds: 2",
+                "rate_delay_seconds: 2\n    back_off: {negative_feedback: '1'}",
+            )
+        },
+    ),
+    Case(
+        "throttling-domain-in-two-classes",
+        {},
+        [
+            ("policies/throttling.yaml", 8, 15, "classes.gmail.domains[0]", "also in class yahoo"),
+            ("policies/throttling.yaml", 17, 46, "classes.yahoo.domains[3]", "also in class gmail"),
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "[yahoo.com, ymail.com, aol.com]",
+                "[yahoo.com, ymail.com, aol.com, gmail.com]",
+            )
+        },
+    ),
     Case(
         "warmup-unknown-isp",
         {},

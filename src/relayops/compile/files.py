@@ -36,7 +36,8 @@ class ManagedFile:
     mode: int
     owner: str
     group: str
-    reload: Daemon | None
+    # A Daemon, or `postfix@<instance>` for a Postfix output instance (compile/instances.py).
+    reload: Daemon | str | None
     map_command: MapCommand | None = None
 
     def manifest(self) -> dict[str, Any]:
@@ -45,7 +46,7 @@ class ManagedFile:
             "mode": f"{self.mode:04o}",
             "owner": self.owner,
             "group": self.group,
-            "reload": self.reload.value if self.reload else None,
+            "reload": str(self.reload) if self.reload else None,
             "map_command": self.map_command.value if self.map_command else None,
         }
 

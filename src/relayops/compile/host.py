@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from relayops.compile.dovecot import dovecot_files, mailboxes
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile, Tenant
+from relayops.compile.instances import instance_files
 from relayops.compile.opendkim import opendkim_files
 from relayops.compile.placement import served
 from relayops.compile.policy import policy_files, policy_secrets
-from relayops.compile.postfix import postfix_files
+from relayops.compile.postfix import message_size_limit, postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
 
@@ -23,6 +24,11 @@ def compile_host(
     secrets: list[SecretFile] = []
     directories: list[Directory] = []
     files += postfix_files(repo, host, templates)
+    out_files, out_dirs = instance_files(
+        repo, host, templates, submission_size_limit=message_size_limit(repo)
+    )
+    files += out_files
+    directories += out_dirs
     dkim_files, dkim_secrets, dkim_dirs = opendkim_files(repo, host, templates)
     files += dkim_files
     secrets += dkim_secrets

@@ -25,6 +25,7 @@ from relayops.compile.dns_records import (
 from relayops.compile.files import HostConfig
 from relayops.compile.managed import Entry, EntryKind, Manifest, compiled_manifest, removals
 from relayops.compile.policy import warmup_stages
+from relayops.compile.service_plan import ServiceChange, service_changes
 from relayops.model import Customer, Inventory, Repo, Status
 
 ChangeKind = Literal["added", "changed", "removed"]
@@ -86,6 +87,8 @@ class FileChange:
 class HostDiff:
     host: str
     changes: list[FileChange]
+    # What the deploy does to each service, Postfix output instances included.
+    services: list[ServiceChange] = field(default_factory=list)
 
 
 @dataclass
@@ -375,7 +378,7 @@ def host_diff(host: str, a: HostConfig | None, b: HostConfig | None) -> HostDiff
     if a is not None:
         wanted = compiled_manifest(b) if b is not None else Manifest()
         changes += [_removed(e, a) for e in removals(compiled_manifest(a), wanted)]
-    return HostDiff(host, sorted(changes, key=lambda c: c.path))
+    return HostDiff(host, sorted(changes, key=lambda c: c.path), service_changes(a, b))
 
 
 def _quota_risk(base: Repo, head: Repo, a: Customer, b: Customer) -> Risk | None:

@@ -1,18 +1,16 @@
 """Postfix: main.cf, master.cf and the lookup tables, computed for one relay host.
 
-Routing (why FILTER and not only sender_dependent_default_transport_maps):
-`transport_maps` wins over `sender_dependent_default_transport_maps`, so a
-per-ISP transport for gmail.com would send a dedicated-IP customer's Gmail mail
-out of the shared pool. Instead:
+This is the submission (default) instance: it takes mail on 587/465/25, signs it and
+hands each message, by sender, to the output instance of the customer's sending IP
+(compile/instances.py, docs/throttling.md), which binds to that IP and throttles per
+ISP class:
 
-* the host's default egress (its first pool) is `default_transport`, and the
-  ISP classes of policies/throttling.yaml are transports *of that egress*,
-  chosen by recipient domain through `transport_maps`;
+* the host's default egress (its first pool) is `default_transport`: its customers,
+  DSNs and notices go to that egress's instance;
 * every other egress (a dedicated IP, another pool) is chosen per message by a
-  `FILTER <transport>:` from the sender-domain table `sender_egress`. A FILTER
-  takes precedence over transport_maps and, with an empty next hop, delivers to
-  the recipient domain (Postfix >= 2.7, postconf(5) content_filter). Those
-  transports cannot tell ISPs apart, so they carry the strictest class limits.
+  `FILTER relayops-handoff:[127.0.0.1]:<port>` from the sender-domain table
+  `sender_egress`; a FILTER moves the whole message, which is what a sender-chosen
+  IP needs (the output instance splits recipients by class).
 """
 
 from __future__ import annotations
@@ -20,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayops.compile.files import Daemon, ManagedFile, MapCommand
-from relayops.compile.placement import Egress, default_egress, host_egresses, served
+from relayops.compile.instances import HANDOFF_TRANSPORT, instance_for, output_instances
+from relayops.compile.placement import default_egress, served
 from relayops.compile.templates import Templates
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
 from relayops.hostlayout import POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY
@@ -29,7 +28,6 @@ from relayops.model import IspClass, RelayHost, Repo
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
 SENDER_LOGINS = "/etc/postfix/sender_logins"
 SENDER_EGRESS = "/etc/postfix/sender_egress"
-TRANSPORT = "/etc/postfix/transport"
 ALIASES = "/etc/postfix/aliases"
 # Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
 _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
@@ -38,50 +36,17 @@ _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
 @dataclass(frozen=True)
 class Transport:
     name: str
-    bind_address: str
-    helo_name: str
-    concurrency: int | None  # None: Postfix's default_destination_concurrency_limit
-    rate_delay_seconds: int | None
-
-
-def _strictest(classes: dict[str, IspClass]) -> tuple[int | None, int | None]:
-    if not classes:
-        return None, None
-    return (
-        min(c.concurrency for c in classes.values()),
-        max(c.rate_delay_seconds for c in classes.values()),
-    )
+    bind_address: str | None  # None: the kernel's choice (loopback for the handoff)
+    helo_name: str | None
 
 
 def transports(host: RelayHost, classes: dict[str, IspClass]) -> list[Transport]:
-    """Every smtp(8) transport of the host, sorted by name."""
-    default = default_egress(host)
-    strict_concurrency, strict_delay = _strictest(classes)
-    result: list[Transport] = []
-    for egress in host_egresses(host):
-        address, helo = str(egress.ip.address), egress.ip.ptr
-        if egress == default:
-            result.append(Transport(egress.transport, address, helo, None, None))
-            for name in sorted(classes):
-                cls = classes[name]
-                result.append(
-                    Transport(
-                        class_transport(egress, name),
-                        address,
-                        helo,
-                        cls.concurrency,
-                        cls.rate_delay_seconds,
-                    )
-                )
-        else:
-            result.append(
-                Transport(egress.transport, address, helo, strict_concurrency, strict_delay)
-            )
-    return sorted(result, key=lambda t: t.name)
+    """The submission instance's own smtp(8) transports: the handoff to the output instances.
 
-
-def class_transport(egress: Egress, class_name: str) -> str:
-    return f"{egress.transport}-{class_name}"
+    Bound transports and ISP classes live in the output instances (compile/instances.py).
+    """
+    del host, classes  # the same for every host; kept for the callers' signature
+    return [Transport(HANDOFF_TRANSPORT, None, None)]
 
 
 def sender_login_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
@@ -100,20 +65,13 @@ def sender_login_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 
 
 def sender_egress_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
-    """`domain  FILTER ip-x:` for active customers not on the host's default egress."""
+    """`domain  FILTER relayops-handoff:[127.0.0.1]:port`: customers off the default egress."""
     default = default_egress(host)
     rows: list[tuple[str, str]] = []
     for customer, egress in served(repo.customers, host):
         if customer.sends and egress != default:
-            rows.extend((d.name, f"FILTER {egress.transport}:") for d in customer.domains)
-    return sorted(rows)
-
-
-def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
-    default = default_egress(host)
-    rows: list[tuple[str, str]] = []
-    for name, cls in repo.throttling.items():
-        rows.extend((domain, f"{class_transport(default, name)}:") for domain in cls.domains)
+            handoff = instance_for(host, egress).handoff
+            rows.extend((d.name, f"FILTER {handoff}") for d in customer.domains)
     return sorted(rows)
 
 
@@ -149,8 +107,8 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         myhostname=host.fqdn,
         service_domain=repo.service.domain,
         message_size_limit=message_size_limit(repo),
-        default_transport=default_egress(host).transport,
-        transports=[t for t in transports(host, repo.throttling) if t.concurrency is not None],
+        default_transport=instance_for(host, default_egress(host)).handoff,
+        instances=output_instances(host),
         map_type=MAP_TYPE,
         policy_service=POLICY_SERVICE,
         dkim_milter=DKIM_MILTER,
@@ -159,7 +117,6 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         tls_key=TLS_KEY,
         sender_logins=SENDER_LOGINS,
         sender_egress=SENDER_EGRESS,
-        transport_map=TRANSPORT,
         aliases=ALIASES,
     )
 
@@ -180,6 +137,5 @@ def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[Man
         conf("/etc/postfix/master.cf", master_cf(repo, host, templates)),
         table(SENDER_LOGINS, templates.render(SENDER_LOGINS, rows=sender_login_rows(repo, host))),
         table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
-        table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),
         table(ALIASES, templates.render(ALIASES, rows=alias_rows(repo)), MapCommand.POSTALIAS),
     ]

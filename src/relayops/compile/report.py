@@ -119,6 +119,9 @@ def _markdown(plan: Plan) -> str:
         }
         summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         out += [f"#### {host.host}: {summary}", ""]
+        if host.services:
+            actions = "; ".join(f"{s.action} `{s.service}`" for s in host.services)
+            out += [f"Services: {actions}.", ""]
         for change in host.changes:
             out += [f"<details><summary>{change.change} <code>{change.path}</code></summary>", ""]
             out += _fence(change.diff, "diff")

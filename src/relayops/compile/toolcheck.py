@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relayops.certs import self_signed
 from relayops.compile.files import HostConfig, MapCommand
+from relayops.compile.instances import INSTANCE_PREFIX
 from relayops.compile.postfix import MAP_TYPE
 from relayops.hostlayout import TLS_CERT, TLS_KEY
 
@@ -79,6 +80,10 @@ def stage(config: HostConfig, scratch: Path, *, key: rsa.RSAPrivateKey | None = 
         )
     (scratch / "var/lib/postfix").mkdir(parents=True, exist_ok=True)
     (scratch / "var/spool/postfix").mkdir(parents=True, exist_ok=True)
+    for instance in _instance_dirs(scratch):
+        # An output instance names its own queue and data directories (relocated above).
+        for parameter in ("queue_directory", "data_directory"):
+            Path(_postconf_value(instance, parameter)).mkdir(parents=True, exist_ok=True)
     for item in config.files:
         if item.map_command is not None:
             _run_ok(
@@ -110,17 +115,38 @@ def _run_ok(args: list[str]) -> None:
         raise RuntimeError(f"{' '.join(result.command)} failed: {result.output}")
 
 
-def check_staged(scratch: Path) -> list[ToolResult]:
-    """Run each daemon's own checker on a staged tree; postconf -n output is not an error."""
-    postfix_dir = str(scratch / "etc/postfix")
-    postconf = _run("postconf -n", ["postconf", "-c", postfix_dir, "-n"])
+def _instance_dirs(scratch: Path) -> list[Path]:
+    """The staged output instances' configuration directories (compile/instances.py)."""
+    return sorted(p for p in (scratch / "etc").glob(f"{INSTANCE_PREFIX}*") if p.is_dir())
+
+
+def _postconf_value(config_dir: Path, key: str) -> str:
+    result = _run("postconf -h", ["postconf", "-c", str(config_dir), "-h", key])
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(result.command)} failed: {result.output}")
+    return result.output.strip()
+
+
+def _check_postfix(config_dir: Path, label: str) -> list[ToolResult]:
+    """`postfix check` and `postconf -n` of one instance; postconf -n output is not an error."""
+    postconf = _run(f"postconf -n{label}", ["postconf", "-c", str(config_dir), "-n"])
     # postconf prints the settings on stdout; only stderr lines are findings.
     postconf_findings = "\n".join(
         line for line in postconf.output.splitlines() if "warning" in line.lower()
     )
     return [
-        _run("postfix check", ["postfix", "-c", postfix_dir, "check"]),
+        _run(f"postfix check{label}", ["postfix", "-c", str(config_dir), "check"]),
         ToolResult(postconf.tool, postconf.command, postconf.returncode, postconf_findings),
+    ]
+
+
+def check_staged(scratch: Path) -> list[ToolResult]:
+    """Run each daemon's own checker on a staged tree: Postfix once per instance."""
+    results = _check_postfix(scratch / "etc/postfix", "")
+    for instance in _instance_dirs(scratch):
+        results += _check_postfix(instance, f" ({instance.name})")
+    return [
+        *results,
         _run("opendkim -n", ["opendkim", "-n", "-x", str(scratch / "etc/opendkim.conf")]),
         _doveconf(scratch),
     ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pyinfra.api.facts import FactBase
 
+from relayops.deploy import instances
 from relayops.deploy.counters import INCLUDE_LINE, REDIS_MAIN
 from relayops.deploy.state import PathState, parse_states
 
@@ -103,11 +104,12 @@ class ServicesRunning(FactBase[dict[str, bool]]):
         parts = []
         for name in services:
             quoted = shlex.quote(name)
-            probe = (
-                f"systemctl is-active --quiet {quoted}"
-                if systemd
-                else f"[ -x /etc/init.d/{quoted} ] && /etc/init.d/{quoted} status"
-            )
+            if instances.is_instance(name):
+                probe = instances.running_probe(name, systemd=systemd)
+            elif systemd:
+                probe = f"systemctl is-active --quiet {quoted}"
+            else:
+                probe = f"[ -x /etc/init.d/{quoted} ] && /etc/init.d/{quoted} status"
             parts.append(f"{probe} >/dev/null 2>&1; echo {quoted}=$?")
         return "; ".join(parts) + "; true"
 

@@ -8,10 +8,12 @@ query and one diff.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from relayops.compile.files import Daemon, Directory, HostConfig
+from relayops.compile.instances import INSTANCE_SERVICE_PREFIX
 from relayops.deploy import tls
 from relayops.deploy.counters import REDIS_TLS
 from relayops.deploy.state import Wanted, map_db, wanted_files, wanted_secrets
@@ -45,6 +47,16 @@ START_ORDER: tuple[str, ...] = (
     Daemon.POLICYD.value,
     Daemon.POSTFIX.value,
 )
+
+
+def start_position(service: str) -> int:
+    """A service's rank in START_ORDER; Postfix output instances right after `postfix`,
+    in a stable order of their own (a pyinfra loop position, deploy/ordering.py)."""
+    if service.startswith(INSTANCE_SERVICE_PREFIX):
+        return ((START_ORDER.index(Daemon.POSTFIX.value) + 1) << 32) | zlib.crc32(service.encode())
+    return START_ORDER.index(service) << 32
+
+
 # Configuration checks run before a service (re)starts or reloads; a failure stops the host.
 CHECKS: Mapping[str, str] = {
     Daemon.POSTFIX.value: "postfix check",
@@ -89,6 +101,9 @@ def host_plan(
         both = (Daemon.POSTFIX.value, Daemon.DOVECOT.value)
         reload_extra = {tls.CERT_PATH: both, tls.KEY_PATH: both}
     services = [s for s in START_ORDER if s != REDIS_SERVICE]
+    output_instances = sorted(
+        {str(f.reload) for f in config.files if str(f.reload).startswith(INSTANCE_SERVICE_PREFIX)}
+    )
     if ca is not None:  # what the daemon verifies a rediss:// Redis with (?ca=)
         wanted.append(Wanted(tls.CA_PATH, ca, 0o644, "root", "root"))
     directories = list(DEPLOY_DIRECTORIES) + list(config.directories)
@@ -98,4 +113,5 @@ def host_plan(
         services = list(START_ORDER)
         if any(w.path.startswith(REDIS_TLS_DIR + "/") for w in redis_files):
             directories.append(Directory(REDIS_TLS_DIR, 0o750, "redis", "redis"))
+    services += output_instances
     return HostPlan(config, wanted, directories, services, reload_extra)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from relayops.compile.files import Daemon
+from relayops.deploy import instances
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE
 
 
@@ -42,12 +43,15 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
     A daemon started by an init script inherits the script's stdout and stderr; over SSH
     those are the session's, which then never closes (Dovecot keeps stderr open).
     """
+    # Postfix output instances and the submission instance's own reload: postmulti(1).
+    command = instances.control(service, verb, systemd=systemd)
     if systemd:
-        return f"systemctl {verb} {service}"
+        return command or f"systemctl {verb} {service}"
     log = f"{LOG_DIR}/init-{service}.log"
+    command = f"{{ {command}; }}" if command else f"/etc/init.d/{service} {verb}"
     return (
         f"off=$(stat -c %s {log} 2>/dev/null || echo 0); "
-        f"/etc/init.d/{service} {verb} </dev/null >>{log} 2>&1; rc=$?; "
+        f"{command} </dev/null >>{log} 2>&1; rc=$?; "
         f"tail -c +$((off + 1)) {log}; exit $rc"
     )
 

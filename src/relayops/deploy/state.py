@@ -151,7 +151,7 @@ def reloads(
     entries: list[ManagedFile | SecretFile] = [*config.files, *config.secrets]
     for entry in entries:
         if entry.path in changed and entry.reload is not None:
-            services.add(entry.reload.value)
+            services.add(str(entry.reload))  # a Daemon is a StrEnum
     for path, names in (extra or {}).items():
         if path in changed:
             services.update(names)

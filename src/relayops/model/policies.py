@@ -92,12 +92,134 @@ class WarmupFile(Strict):
     schedules: dict[Slug, WarmupSchedule] = Field(min_length=1)
 
 
-class IspClass(Strict):
-    domains: list[DomainName] = Field(min_length=1)
-    concurrency: PositiveInt = Field(description="parallel connections per destination")
-    rate_delay_seconds: int = Field(
-        default=0, ge=0, le=3600, description="pause between deliveries"
+# With a rate delay, an output instance keeps the connection open across the pause (a new
+# TCP + TLS handshake per message would add to every interval) only for pauses shorter
+# than this: holding an idle connection longer is not what receivers expect
+# (postconf(5), smtp_connection_cache_time_limit: "do not specify larger values without
+# permission from the remote sites").
+KEEP_CONNECTION_MAX_DELAY = 10
+# postconf(5), default_destination_rate_delay: "specify a failed_cohort_limit of 10 or more"
+# with a rate delay, or one connection error suspends the whole destination.
+RATE_DELAY_MIN_FAILED_COHORTS = 10
+
+
+class BackOff(Strict):
+    """How Postfix slows down a destination that fails (postconf(5), "concurrency feedback")."""
+
+    failed_cohorts: int | None = Field(
+        default=None,
+        ge=0,
+        description="connection or handshake failures (in cohorts of the current concurrency) "
+        "before Postfix suspends the destination; 0 never suspends. Default: 1, or 10 with a "
+        "rate delay",
     )
+    negative_feedback: Literal["1", "1/concurrency"] | None = Field(
+        default=None,
+        description="how far one failed delivery lowers the concurrency: to 1 at once ('1', "
+        "Postfix's default) or by one step ('1/concurrency'); needs concurrency above 1",
+    )
+
+
+class IspClass(Strict):
+    """One receiving ISP's sending speed, applied per sending IP and per destination domain.
+
+    Only what Postfix enforces per transport: parallel connections, a pause between
+    deliveries (which makes Postfix deliver one message at a time), messages per
+    connection, recipients per message and how it backs off (docs/throttling.md). Each
+    validator refuses a combination Postfix accepts and silently does not apply; fields
+    are declared in the order the validators read them (pydantic's `info.data`).
+    """
+
+    domains: list[DomainName] = Field(min_length=1)
+    rate_delay_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="pause between deliveries to one destination domain; non-zero means one "
+        "delivery at a time (concurrency must then be 1)",
+    )
+    concurrency: PositiveInt = Field(description="parallel connections per destination domain")
+    messages_per_connection: PositiveInt | None = Field(
+        default=None,
+        description="messages sent over one connection before it is closed (Postfix reuses a "
+        "connection while mail waits); default: no limit",
+    )
+    recipients_per_message: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="recipients per delivery (Postfix's default: 50); 1 is refused because it "
+        "makes Postfix apply concurrency and rate per recipient instead of per domain",
+    )
+    back_off: BackOff = BackOff()
+
+    @field_validator("concurrency")
+    @classmethod
+    def _one_at_a_time_with_a_delay(cls, value: int, info: ValidationInfo) -> int:
+        delay = info.data.get("rate_delay_seconds", 0)
+        if delay and value > 1:
+            raise ValueError(
+                f"rate_delay_seconds {delay} makes Postfix deliver one message at a time per "
+                f"destination, so concurrency {value} would never apply: set concurrency: 1, "
+                "or rate_delay_seconds: 0 to use the concurrency"
+            )
+        return value
+
+    @field_validator("messages_per_connection")
+    @classmethod
+    def _reuse_within_the_cache_time(cls, value: int | None, info: ValidationInfo) -> int | None:
+        delay = info.data.get("rate_delay_seconds", 0)
+        if value is not None and value > 1 and delay >= KEEP_CONNECTION_MAX_DELAY:
+            raise ValueError(
+                f"messages_per_connection {value} cannot apply with rate_delay_seconds {delay}: "
+                "the connection is closed during a pause of "
+                f"{KEEP_CONNECTION_MAX_DELAY} s or more, so each message opens its own; "
+                f"leave it out or use a delay under {KEEP_CONNECTION_MAX_DELAY} s"
+            )
+        return value
+
+    @field_validator("recipients_per_message")
+    @classmethod
+    def _per_domain(cls, value: int | None) -> int | None:
+        if value == 1:
+            raise ValueError(
+                "recipients_per_message 1 makes Postfix apply the concurrency and rate delay "
+                "per recipient instead of per domain: use 2 or more, or leave it out"
+            )
+        return value
+
+    @field_validator("back_off")
+    @classmethod
+    def _back_off_that_applies(cls, value: BackOff, info: ValidationInfo) -> BackOff:
+        delay = info.data.get("rate_delay_seconds", 0)
+        cohorts = value.failed_cohorts
+        if delay and cohorts is not None and 0 < cohorts < RATE_DELAY_MIN_FAILED_COHORTS:
+            raise ValueError(
+                f"failed_cohorts {cohorts} with a rate delay suspends the destination after "
+                "a single connection error (one delivery at a time is a cohort): use "
+                f"{RATE_DELAY_MIN_FAILED_COHORTS} or more, as postconf(5) advises"
+            )
+        if value.negative_feedback is not None and info.data.get("concurrency") == 1:
+            raise ValueError(
+                "negative_feedback lowers a concurrency above 1; with concurrency 1 Postfix "
+                "has nothing to lower: leave it out"
+            )
+        return value
+
+    @property
+    def keeps_connection(self) -> bool:
+        """Whether the connection stays open across the rate delay's pause."""
+        return (
+            0 < self.rate_delay_seconds < KEEP_CONNECTION_MAX_DELAY
+            and self.messages_per_connection != 1
+        )
+
+    @property
+    def failed_cohort_limit(self) -> int | None:
+        """What the transport gets: the class's setting, else Postfix's advice for a delay."""
+        if self.back_off.failed_cohorts is not None:
+            return self.back_off.failed_cohorts
+        return RATE_DELAY_MIN_FAILED_COHORTS if self.rate_delay_seconds else None
 
 
 class ThrottlingFile(Strict):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pyinfra.api.deploy import deploy
+from pyinfra.context import host
 from pyinfra.operations import server
 
 from relayops.deploy.errors import DeployError
-from relayops.deploy.hostplan import CHECKS
+from relayops.deploy.hostplan import CHECKS, start_position
+from relayops.deploy.instances import check_command, is_instance
+from relayops.deploy.ordering import positioned
 from relayops.deploy.tasks.prepare import HostRun
 from relayops.deploy.tasks.services import actions
 from relayops.deploy.tls import CERT_PATH, KEY_PATH
@@ -25,3 +28,7 @@ def verify(run: HostRun) -> None:
     for service, command in CHECKS.items():
         if service in touched:
             server.shell(name=f"Check {service} configuration: {command}", commands=[command])
+    # Each Postfix output instance on its own (the submission instance's check is above).
+    for service in positioned(host, [s for s in touched if is_instance(s)], start_position):
+        command = check_command(service)
+        server.shell(name=f"Check {service} configuration: {command}", commands=[command])

@@ -12,7 +12,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
-from relayops.deploy.hostplan import REDIS_SERVICE, START_ORDER, SYSTEMD_UNIT
+from relayops.deploy.hostplan import REDIS_SERVICE, SYSTEMD_UNIT, start_position
 from relayops.deploy.ordering import positioned
 from relayops.deploy.services import control_command, control_verb, service_actions
 from relayops.deploy.state import reloads
@@ -41,7 +41,7 @@ def converge(run: HostRun) -> None:
             commands=["systemctl daemon-reload", "systemctl enable relayops-policyd"],
         )
     # Positions by start order across hosts: Redis starts before any host's policy daemon.
-    for service, verb in positioned(host, actions(run), lambda item: START_ORDER.index(item[0])):
+    for service, verb in positioned(host, actions(run), lambda item: start_position(item[0])):
         verb = control_verb(service, verb)
         command = control_command(service, verb, systemd=run.facts.systemd)
         server.shell(name=f"{verb.capitalize()} {service}", commands=[command])

@@ -1,0 +1,109 @@
+"""What the destination host saw of a relay's sending: connections, speed, HELO. Pure.
+
+Its Postfix log ties each SMTP connection (`connect from` … `disconnect from`, one smtpd
+process at a time) to the messages it carried (`QUEUEID: client=`) and their recipients
+(`QUEUEID: to=<…>`), so the connections open at once are counted per sending IP and
+recipient domain, in log order (the log's timestamps are whole seconds; the order is
+exact). Delivery times come from the stored messages (file times, sub-second), the
+sending IP and HELO from the Received: header the destination host added.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+_LINE = re.compile(r"postfix/(?P<service>[\w/-]+)\[(?P<pid>\d+)\]: (?P<text>.*)$")
+_CONNECT = re.compile(r"^connect from \S+\[(?P<ip>[\d.]+)\]$")
+_DISCONNECT = re.compile(r"^disconnect from \S+\[(?P<ip>[\d.]+)\]")
+_CLIENT = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=\S+\[(?P<ip>[\d.]+)\]")
+_TO = re.compile(r"^(?P<qid>[0-9A-Za-z]+): to=<[^@>]*@(?P<domain>[^>]+)>")
+# The receiving MTA's own Received: header, RFC 5321 4.4: from HELO (PTR [IP]).
+_RECEIVED = re.compile(r"^from (?P<helo>\S+) \((?P<ptr>\S+) \[(?P<ip>[\d.]+)\]\)")
+
+
+@dataclass
+class Connection:
+    """One SMTP session a relay opened to the destination host."""
+
+    ip: str
+    opened: int  # line number of `connect from`
+    closed: int | None = None  # line number of `disconnect from`
+    queue_ids: list[str] = field(default_factory=list)
+    domains: set[str] = field(default_factory=set)
+
+
+def connections(log: str) -> list[Connection]:
+    """Every smtpd session in `log`, with the recipient domains of what it carried."""
+    open_by_pid: dict[str, Connection] = {}
+    by_qid: dict[str, Connection] = {}
+    found: list[Connection] = []
+    for number, line in enumerate(log.splitlines()):
+        match = _LINE.search(line)
+        if match is None:
+            continue
+        service, pid, text = match["service"], match["pid"], match["text"]
+        if service.endswith("smtpd"):
+            if m := _CONNECT.match(text):
+                conn = Connection(m["ip"], number)
+                open_by_pid[pid] = conn
+                found.append(conn)
+            elif (m := _DISCONNECT.match(text)) and pid in open_by_pid:
+                open_by_pid.pop(pid).closed = number
+            elif (m := _CLIENT.match(text)) and pid in open_by_pid:
+                open_by_pid[pid].queue_ids.append(m["qid"])
+                by_qid[m["qid"]] = open_by_pid[pid]
+        elif (m := _TO.match(text)) and m["qid"] in by_qid:
+            by_qid[m["qid"]].domains.add(m["domain"].lower())
+    return found
+
+
+def max_simultaneous(conns: Iterable[Connection]) -> int:
+    """The most connections open at one point of the log (an unclosed one stays open)."""
+    events: list[tuple[int, int]] = []
+    for conn in conns:
+        events.append((conn.opened, 1))
+        if conn.closed is not None:
+            events.append((conn.closed, -1))
+    most = current = 0
+    for _, step in sorted(events):
+        current += step
+        most = max(most, current)
+    return most
+
+
+def carrying(conns: Iterable[Connection], ip: str, domain: str) -> list[Connection]:
+    """The sessions from `ip` that carried mail for `domain`."""
+    return [c for c in conns if c.ip == ip and domain.lower() in c.domains]
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who delivered a stored message, from the destination's own Received: header."""
+
+    helo: str
+    ptr: str
+    ip: str
+
+
+def sender_of(received: str) -> Sender | None:
+    """`from o1.x (o1.x [198.18.0.111]) by …` -> Sender; None for another shape."""
+    match = _RECEIVED.match(" ".join(received.split()))
+    return Sender(match["helo"], match["ptr"], match["ip"]) if match else None
+
+
+@dataclass(frozen=True)
+class Pace:
+    count: int
+    span_seconds: float  # first to last delivery
+    interval_seconds: float  # mean time between consecutive deliveries
+
+
+def pace(times: Sequence[float]) -> Pace:
+    """The delivery pace of `times` (seconds, any order); needs at least two."""
+    if len(times) < 2:
+        raise ValueError(f"a pace needs two deliveries or more, got {len(times)}")
+    ordered = sorted(times)
+    span = ordered[-1] - ordered[0]
+    return Pace(len(ordered), span, span / (len(ordered) - 1))
