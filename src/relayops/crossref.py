@@ -139,6 +139,15 @@ def warmup_rules(
                 f"unknown warm-up schedule; defined: {', '.join(sorted(schedules)) or 'none'}",
                 ref.schedule,
             )
+        elif ref is not None and ref.stage is not None:
+            count = len(schedules[ref.schedule].stages)
+            if ref.stage > count:
+                yield Violation(
+                    customer_file(cid),
+                    ("warmup", "stage"),
+                    f"schedule {ref.schedule} has {count} stages (1 to {count})",
+                    ref.stage,
+                )
     for name in sorted(schedules):
         for s, stage in enumerate(schedules[name].stages):
             for isp in sorted(stage.isp_caps):

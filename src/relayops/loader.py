@@ -506,6 +506,7 @@ def _load(loader: _Loader, root: Path) -> LoadResult:
             notifications=notifications,
             inventories={k: v for k, v in inventories.items() if v is not None},
             released_ips=released_ips,
+            warmup_advance=warmup.advance,
         )
     return LoadResult(repo=repo, findings=findings, files=loader.files)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from typing import Any
 
 from relayops.compile.files import Daemon, ManagedFile, SecretFile
 from relayops.compile.placement import served
@@ -21,24 +21,30 @@ from relayops.policyd.contract import (
     Stage,
     Template,
 )
+from relayops.warmup.schedule import dated_stages
 
 DEFAULTS_PATH = "/etc/default/relayops-policyd"
 
 
 def warmup_stages(repo: Repo, customer: Customer) -> list[Stage]:
-    """Stages as inclusive local dates; day 1 of the schedule is the warm-up's start date."""
+    """Stages as inclusive local dates (warmup/schedule.py: calendar or held stage)."""
     ref = customer.warmup
     if ref is None or customer.placement.dedicated_ip is None:
         return []
-    start = ref.start
     return [
         Stage(
-            first_day=start + timedelta(days=stage.first_day - 1),
-            last_day=start + timedelta(days=stage.last_day - 1),
-            daily_cap=stage.daily_cap,
+            first_day=dated.first_day,
+            last_day=dated.last_day,
+            daily_cap=dated.stage.daily_cap,
+            isp_caps=dict(dated.stage.isp_caps),
         )
-        for stage in repo.warmup[ref.schedule].stages
+        for dated in dated_stages(repo.warmup[ref.schedule], ref)
     ]
+
+
+def recipient_classes(repo: Repo) -> dict[str, str]:
+    """Recipient domain -> ISP class (exact domains of policies/throttling.yaml)."""
+    return {domain.lower(): name for name, cls in repo.throttling.items() for domain in cls.domains}
 
 
 def customer_rules(repo: Repo, customer: Customer) -> CustomerRules:
@@ -62,17 +68,33 @@ def policy_rules(repo: Repo, host: RelayHost) -> PolicyFile:
     """The daemon's rules for one host: the customers it serves, resolved."""
     service = repo.service
     notes = repo.notifications
+    customers = {c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)}
+    capped = any(stage.isp_caps for rules in customers.values() for stage in rules.warmup)
     return PolicyFile(
         schema_version=SCHEMA_MAJOR,
         service=ServiceInfo(
             name=service.name, domain=service.domain, notify_from=service.notify_from
         ),
-        customers={c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)},
+        customers=customers,
         notifications=Notifications(
             warning=Template(subject=notes["warning"].subject, body=notes["warning"].body),
             limit=Template(subject=notes["limit"].subject, body=notes["limit"].body),
         ),
+        # Only hosts with a per-class cap to apply carry the domain table.
+        recipient_classes=recipient_classes(repo) if capped else {},
     )
+
+
+def _without_empty_caps(data: dict[str, Any]) -> dict[str, Any]:
+    """Leave out the warm-up's per-class fields where empty: a host without per-class caps
+    keeps the file it had before they existed (fewer changed bytes in plans)."""
+    if not data.get("recipient_classes"):
+        data.pop("recipient_classes", None)
+    for rules in data["customers"].values():
+        for stage in rules["warmup"]:
+            if not stage.get("isp_caps"):
+                stage.pop("isp_caps", None)
+    return data
 
 
 def redis_user(inventory: Inventory) -> str | None:
@@ -126,7 +148,7 @@ def policy_secrets(inventory: Inventory) -> list[SecretFile]:
 def policy_files(
     repo: Repo, inventory: Inventory, host: RelayHost, templates: Templates
 ) -> list[ManagedFile]:
-    data = policy_rules(repo, host).model_dump(mode="json")
+    data = _without_empty_caps(policy_rules(repo, host).model_dump(mode="json"))
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
     defaults = templates.render(DEFAULTS_PATH, arguments=" ".join(daemon_arguments(inventory)))
     return [

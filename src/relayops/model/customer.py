@@ -111,6 +111,11 @@ class Placement(Strict):
 class WarmupRef(Strict):
     schedule: Slug = Field(description="name of a schedule in policies/warmup.yaml")
     start: date = Field(description="first day of the warm-up (day 1 of the schedule)")
+    stage: PositiveInt | None = Field(
+        default=None,
+        description="the stage (1 = the schedule's first) the IP is held at until "
+        "`relayops warmup advance` moves it on; without it stages follow the calendar",
+    )
 
 
 class Customer(Strict):

@@ -88,8 +88,25 @@ class WarmupSchedule(Strict):
         return self
 
 
+class AdvanceCeilings(Strict):
+    """When `relayops warmup advance` may move a dedicated IP to its next stage.
+
+    Rates are per ISP class over the last `window_days` local days before today: each
+    class's deferrals, bounces and complaints per attempted recipient stay under these.
+    """
+
+    window_days: PositiveInt = Field(default=3, le=14, description="days the rates cover")
+    min_sent: PositiveInt = Field(
+        default=20, description="recipients attempted in the window before any rate counts"
+    )
+    max_deferral_rate: Ratio = Field(default=0.10, description="deferred / attempted")
+    max_bounce_rate: Ratio = Field(default=0.05, description="bounced / attempted")
+    max_complaint_rate: Ratio = Field(default=0.001, description="complaints / attempted")
+
+
 class WarmupFile(Strict):
     schedules: dict[Slug, WarmupSchedule] = Field(min_length=1)
+    advance: AdvanceCeilings = AdvanceCeilings()
 
 
 # With a rate delay, an output instance keeps the connection open across the pause (a new

@@ -8,6 +8,7 @@ from pathlib import Path
 from relayops.model.customer import Customer
 from relayops.model.inventory import Inventory
 from relayops.model.policies import (
+    AdvanceCeilings,
     AntiSpam,
     IspClass,
     Notification,
@@ -30,6 +31,7 @@ class Repo:
     notifications: dict[str, Notification]
     inventories: dict[str, Inventory] = field(default_factory=dict)
     released_ips: list[ReleasedIp] = field(default_factory=list)
+    warmup_advance: AdvanceCeilings = field(default_factory=AdvanceCeilings)
 
     def effective_quota(self, customer: Customer) -> int:
         """The customer's daily quota: its override, else its plan's."""

@@ -28,6 +28,9 @@ class Stage(_Model):
     first_day: date
     last_day: date
     daily_cap: Annotated[int, Field(ge=0)]
+    isp_caps: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default={}, description="ISP class -> daily cap of recipients of that class's domains"
+    )
 
 
 class CustomerRules(_Model):
@@ -87,6 +90,11 @@ class PolicyFile(_Model):
     service: ServiceInfo
     customers: dict[str, CustomerRules]
     notifications: Notifications
+    recipient_classes: dict[str, str] = Field(
+        default={},
+        description="recipient domain (exact, lower-case ASCII) -> its ISP class, for the "
+        "warm-up's per-class caps (policies/throttling.yaml)",
+    )
 
     @field_validator("schema_version")
     @classmethod

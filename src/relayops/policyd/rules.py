@@ -31,7 +31,7 @@ import json
 import math
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -69,6 +69,7 @@ class Stage:
     first_day: date
     last_day: date
     daily_cap: int
+    isp_caps: Mapping[str, int]  # ISP class -> that day's cap of its recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +91,16 @@ class Customer:
     status_reply: str  # the 554 reply when status is not "active", else ""
     owned_domains_text: str  # the sender-domain refusal's list of the owned domains
 
-    def limit_on(self, day: date) -> int:
-        """The day's limit: min(quota, warm-up cap) on a day a stage covers, else the quota."""
+    def stage_on(self, day: date) -> Stage | None:
         for stage in self.warmup:
             if stage.first_day <= day <= stage.last_day:
-                return min(self.daily_quota, stage.daily_cap)
-        return self.daily_quota
+                return stage
+        return None
+
+    def limit_on(self, day: date) -> int:
+        """The day's limit: min(quota, warm-up cap) on a day a stage covers, else the quota."""
+        stage = self.stage_on(day)
+        return self.daily_quota if stage is None else min(self.daily_quota, stage.daily_cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,7 @@ class Rules:
     by_login: Mapping[str, Customer]  # lower-case SASL login -> its subscription
     warning: tuple[string.Template, string.Template]
     limit: tuple[string.Template, string.Template]
+    recipient_classes: Mapping[str, str] = field(default_factory=dict)  # domain -> ISP class
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -145,7 +151,9 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
             max_message_bytes=raw.max_message_bytes,
             contact=raw.contact,
             domains=domains,
-            warmup=tuple(Stage(s.first_day, s.last_day, s.daily_cap) for s in raw.warmup),
+            warmup=tuple(
+                Stage(s.first_day, s.last_day, s.daily_cap, dict(s.isp_caps)) for s in raw.warmup
+            ),
             status_reply=status_reply,
             owned_domains_text=_one_line(", ".join(sorted(domains))) or "one of its domains",
         )
@@ -166,6 +174,7 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         by_login=by_login,
         warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
+        recipient_classes={d.lower().rstrip("."): c for d, c in model.recipient_classes.items()},
     )
 
 
@@ -214,6 +223,7 @@ class Refusal(enum.StrEnum):
     COMPLAINT = "complaint"
     SENDER_DOMAIN = "sender_domain"
     SIZE = "size"
+    ISP_CAP = "isp_cap"
     STORE_ERROR = "store_error"
     MALFORMED = "malformed"
 
@@ -253,11 +263,16 @@ class Charge:
     day: date
     limit: int
     warn_at: int
+    # The recipient's ISP class when the day's warm-up stage caps it, else None; the
+    # recipient is counted against both the day's limit and the class's cap, atomically.
+    isp_class: str | None = None
+    class_limit: int = 0
 
 
 class ChargeStatus(enum.Enum):
     ACCEPTED = "accepted"  # counted
     OVER_LIMIT = "over_limit"  # not counted: the day's limit is reached
+    OVER_CLASS_LIMIT = "over_class_limit"  # not counted: the ISP class's warm-up cap is reached
     FLAGGED = "flagged"  # not counted: complaint suspension flag is set
     UNAVAILABLE = "unavailable"  # the store could not answer
 
@@ -298,6 +313,11 @@ def _sender_domain(sender: str) -> str | None:
         return domain.encode("idna").decode("ascii")
     except UnicodeError:
         return None
+
+
+def _recipient_domain(recipient: str) -> str:
+    """The recipient's lower-case domain as policy.json writes it ("" if none)."""
+    return recipient.rpartition("@")[2].lower().rstrip(".")
 
 
 def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict | Charge:
@@ -343,8 +363,20 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
     if state != "RCPT":
         return DUNNO
     day = now.astimezone(customer.tz).date()
-    limit = customer.limit_on(day)
-    return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+    if not customer.warmup:
+        limit = customer.daily_quota
+        return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+    stage = customer.stage_on(day)
+    if stage is None:
+        limit = customer.daily_quota
+        return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+    limit = min(customer.daily_quota, stage.daily_cap)
+    warn_at = warn_threshold(limit, customer.warn_ratio)
+    if stage.isp_caps:
+        isp = rules.recipient_classes.get(_recipient_domain(request.get("recipient", "")))
+        if isp is not None and isp in stage.isp_caps:
+            return Charge(customer, day, limit, warn_at, isp, stage.isp_caps[isp])
+    return Charge(customer, day, limit, warn_at)
 
 
 def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules: Rules) -> Notice:
@@ -398,6 +430,17 @@ def conclude(charge: Charge, outcome: Outcome, rules: Rules, *, fail_open: bool 
     if status is ChargeStatus.ACCEPTED:
         return Verdict("DUNNO", None, cid, tuple(notices), outcome.count, charge.limit)
     resume = day_start(charge.day + timedelta(days=1), customer.tz)
+    if status is ChargeStatus.OVER_CLASS_LIMIT:
+        return Verdict(
+            f"452 4.7.1 warm-up limit of {charge.class_limit} recipients at ISP class "
+            f"{charge.isp_class} reached today for {cid}; sending to it resumes at "
+            f"{resume:%H:%M} {customer.tz.key}",
+            Refusal.ISP_CAP,
+            cid,
+            tuple(notices),
+            outcome.count,
+            charge.class_limit,
+        )
     what = "daily quota" if charge.limit >= customer.daily_quota else "daily warm-up limit"
     return Verdict(
         f"452 4.7.1 {what} of {charge.limit} reached for {cid}; "

@@ -86,6 +86,7 @@ class OutageLog:
 
 
 DayKey = tuple[str, date]  # (customer id, local day)
+ClassKey = tuple[str, date, str]  # (customer id, local day, ISP class)
 
 
 class MemoryCounters:
@@ -102,6 +103,9 @@ class MemoryCounters:
         self.flags: dict[str, str] = {}  # customer id -> reason (complaint suspension)
         self.dirty_counts: dict[DayKey, int] = {}
         self.dirty_claims: set[tuple[str, date, str]] = set()
+        # Warm-up counts per ISP class (only for charges that carry a class).
+        self.class_counts: dict[ClassKey, int] = {}
+        self.dirty_class_counts: dict[ClassKey, int] = {}
 
     def _claim(self, cid: str, day: date, kind: str) -> bool:
         key = (cid, day, kind)
@@ -118,6 +122,12 @@ class MemoryCounters:
         key = (cid, charge.day)
         count = self.counts.get(key, 0)
         if count < charge.limit:
+            if charge.isp_class is not None:
+                ckey = (cid, charge.day, charge.isp_class)
+                in_class = self.class_counts.get(ckey, 0)
+                if in_class >= charge.class_limit:
+                    return Outcome(ChargeStatus.OVER_CLASS_LIMIT, in_class)
+                self.class_counts[ckey] = self.dirty_class_counts[ckey] = in_class + 1
             count += 1
             self.counts[key] = self.dirty_counts[key] = count
             status = ChargeStatus.ACCEPTED
@@ -131,3 +141,4 @@ class MemoryCounters:
         """Drop counters and claims of days before `day` (they can no longer change)."""
         self.counts = {k: v for k, v in self.counts.items() if k[1] >= day}
         self.claims = {k for k in self.claims if k[1] >= day}
+        self.class_counts = {k: v for k, v in self.class_counts.items() if k[1] >= day}

@@ -4,6 +4,8 @@ Keys (``N`` the database of ``redis://HOST:PORT/N``; all expire after two days,
 longer than the longest local day, so nothing needs cleaning):
 
     relayops:count:<customer>:<YYYY-MM-DD>           accepted recipients that local day
+    relayops:count:<customer>:<YYYY-MM-DD>:<class>   accepted recipients of an ISP class that
+                                                     day (warm-up caps per class)
     relayops:notice:<customer>:<YYYY-MM-DD>:warning  set once that day's warning is claimed
     relayops:notice:<customer>:<YYYY-MM-DD>:limit    set once that day's limit notice is claimed
     relayops:flag:complaint:<customer>               set = temporarily disabled pending
@@ -52,40 +54,62 @@ log = logging.getLogger("relayops.policyd.store")
 PREFIX = "relayops:"
 TTL_SECONDS = 2 * 86400
 
-# KEYS: 4 per charge (count, warning claim, limit claim, complaint flag)
-# ARGV: ttl, then 2 per charge (limit, warn_at)
-# Returns 4 integers per charge: status (1 accepted, 0 over limit, 2 flagged),
-# count after the call, warning claimed (0/1), limit notice claimed (0/1).
+# KEYS: 5 per charge (count, warning claim, limit claim, complaint flag, class count;
+# the last is the count key again when the charge has no ISP class cap)
+# ARGV: ttl, then 3 per charge (limit, warn_at, class limit or -1 for none)
+# Returns 4 integers per charge: status (1 accepted, 0 over limit, 2 flagged, 3 over
+# the class's cap), count after the call (the class's count for 3), warning claimed
+# (0/1), limit notice claimed (0/1).
 CHARGE_LUA = """
 local ttl = tonumber(ARGV[1])
 local out = {}
-for i = 0, #KEYS / 4 - 1 do
-  local ck, wk, lk, fk = KEYS[4*i+1], KEYS[4*i+2], KEYS[4*i+3], KEYS[4*i+4]
-  local limit, warn_at = tonumber(ARGV[2*i+2]), tonumber(ARGV[2*i+3])
+for i = 0, #KEYS / 5 - 1 do
+  local ck, wk, lk, fk, kk = KEYS[5*i+1], KEYS[5*i+2], KEYS[5*i+3], KEYS[5*i+4], KEYS[5*i+5]
+  local limit, warn_at = tonumber(ARGV[3*i+2]), tonumber(ARGV[3*i+3])
+  local class_limit = tonumber(ARGV[3*i+4])
   if redis.call('EXISTS', fk) == 1 then
     out[#out+1] = 2; out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = 0
   else
     local count = tonumber(redis.call('GET', ck) or '0')
     local status = 0
-    if count < limit then
-      count = redis.call('INCR', ck)
-      if count == 1 then redis.call('EXPIRE', ck, ttl) end
-      status = 1
+    local in_class = 0
+    if count < limit and class_limit >= 0 then
+      in_class = tonumber(redis.call('GET', kk) or '0')
+      if in_class >= class_limit then status = 3 end
     end
-    local warn, lim = 0, 0
-    if count >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
-    if count >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
-    out[#out+1] = status; out[#out+1] = count; out[#out+1] = warn; out[#out+1] = lim
+    if status == 3 then
+      out[#out+1] = 3; out[#out+1] = in_class; out[#out+1] = 0; out[#out+1] = 0
+    else
+      if count < limit then
+        count = redis.call('INCR', ck)
+        if count == 1 then redis.call('EXPIRE', ck, ttl) end
+        if class_limit >= 0 and redis.call('INCR', kk) == 1 then redis.call('EXPIRE', kk, ttl) end
+        status = 1
+      end
+      local warn, lim = 0, 0
+      if count >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
+      if count >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
+      out[#out+1] = status; out[#out+1] = count; out[#out+1] = warn; out[#out+1] = lim
+    end
   end
 end
 return out
 """
 
-_STATUS = {1: ChargeStatus.ACCEPTED, 0: ChargeStatus.OVER_LIMIT, 2: ChargeStatus.FLAGGED}
+_STATUS = {
+    1: ChargeStatus.ACCEPTED,
+    0: ChargeStatus.OVER_LIMIT,
+    2: ChargeStatus.FLAGGED,
+    3: ChargeStatus.OVER_CLASS_LIMIT,
+}
 
 
 def count_key(customer: str, day: str) -> str:
     return f"{PREFIX}count:{customer}:{day}"
+
+
+def class_count_key(customer: str, day: str, isp_class: str) -> str:
+    return f"{PREFIX}count:{customer}:{day}:{isp_class}"
 
 
 def flag_key(customer: str) -> str:
@@ -180,8 +204,11 @@ class RedisStore:
         for charge, _ in batch:
             cid, day = charge.customer.id, charge.day.isoformat()
             notice = f"{PREFIX}notice:{cid}:{day}:"
-            keys += (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
-            args += (charge.limit, charge.warn_at)
+            ck = count_key(cid, day)
+            isp = charge.isp_class
+            kk = ck if isp is None else class_count_key(cid, day, isp)
+            keys += (ck, notice + "warning", notice + "limit", flag_key(cid), kk)
+            args += (charge.limit, charge.warn_at, -1 if isp is None else charge.class_limit)
         reply = conn.call(b"EVALSHA", self._sha, len(keys), *keys, *args)
         waited = conn.call(b"WAIT", self.url.wait, self.url.wait_ms) if self.url.wait else None
         assert self._loop is not None

@@ -69,6 +69,13 @@ CREATE TABLE IF NOT EXISTS counters (
     count INTEGER NOT NULL,       -- accepted recipients that day
     PRIMARY KEY (customer, day)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS class_counters (
+    customer TEXT NOT NULL,
+    day TEXT NOT NULL,
+    isp_class TEXT NOT NULL,      -- a throttling class whose warm-up cap applied that day
+    count INTEGER NOT NULL,       -- accepted recipients of that class that day
+    PRIMARY KEY (customer, day, isp_class)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS notices (
     customer TEXT NOT NULL,
     day TEXT NOT NULL,
@@ -139,6 +146,13 @@ INSERT INTO counters (customer, day, count)
 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
 FROM json_each(?) WHERE true
 ON CONFLICT (customer, day) DO UPDATE SET count = max(count, excluded.count)
+"""
+UPSERT_CLASS_COUNTS = """
+INSERT INTO class_counters (customer, day, isp_class, count)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]')
+FROM json_each(?) WHERE true
+ON CONFLICT (customer, day, isp_class) DO UPDATE SET count = max(count, excluded.count)
 """
 INSERT_CLAIMS = """
 INSERT OR IGNORE INTO notices (customer, day, kind)
@@ -238,6 +252,10 @@ class SqliteStore:
             "SELECT customer, day, count FROM counters WHERE day >= ?", (since,)
         ):
             mem.counts[(cid, date.fromisoformat(day))] = count
+        for cid, day, isp, count in conn.execute(
+            "SELECT customer, day, isp_class, count FROM class_counters WHERE day >= ?", (since,)
+        ):
+            mem.class_counts[(cid, date.fromisoformat(day), isp)] = count
         for cid, day, kind in conn.execute(
             "SELECT customer, day, kind FROM notices WHERE day >= ?", (since,)
         ):
@@ -297,7 +315,10 @@ class SqliteStore:
         """Whether `charge_now` would count this recipient, i.e. it needs room in the window."""
         cid = charge.customer.id
         mem = self._mem
-        return cid not in mem.flags and mem.counts.get((cid, charge.day), 0) < charge.limit
+        if cid in mem.flags or mem.counts.get((cid, charge.day), 0) >= charge.limit:
+            return False
+        isp = charge.isp_class
+        return isp is None or mem.class_counts.get((cid, charge.day, isp), 0) < charge.class_limit
 
     def _charge_now(self, charge: Charge) -> Outcome:
         """Count in memory; the caller holds `_lock`."""
@@ -386,14 +407,18 @@ class SqliteStore:
         with self._lock:
             counts, self._mem.dirty_counts = self._mem.dirty_counts, {}
             claims, self._mem.dirty_claims = self._mem.dirty_claims, set()
+            by_class, self._mem.dirty_class_counts = self._mem.dirty_class_counts, {}
             taken = self._unflushed
-        if counts or claims:
+        if counts or claims or by_class:
             try:
-                _commit(conn, counts, claims)
+                _commit(conn, counts, claims, by_class)
             except sqlite3.Error as exc:
                 with self._lock:  # put the batch back; newer values win
                     for key, n in counts.items():
                         self._mem.dirty_counts[key] = max(n, self._mem.dirty_counts.get(key, 0))
+                    dirty = self._mem.dirty_class_counts
+                    for ckey, n in by_class.items():
+                        dirty[ckey] = max(n, dirty.get(ckey, 0))
                     self._mem.dirty_claims |= claims
                 self._write_failed(str(exc))
                 return False
@@ -447,6 +472,7 @@ class SqliteStore:
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("DELETE FROM counters WHERE day < ?", (oldest.isoformat(),))
             self._conn.execute("DELETE FROM notices WHERE day < ?", (oldest.isoformat(),))
+            self._conn.execute("DELETE FROM class_counters WHERE day < ?", (oldest.isoformat(),))
         with self._lock:
             self._mem.forget_before(oldest)
 
@@ -455,6 +481,7 @@ def _commit(
     conn: sqlite3.Connection,
     counts: dict[tuple[str, date], int],
     claims: set[tuple[str, date, str]],
+    by_class: dict[tuple[str, date, str], int] | None = None,
 ) -> None:
     """One transaction of absolute counter values and notice claims (idempotent)."""
     conn.execute("BEGIN IMMEDIATE")
@@ -462,6 +489,9 @@ def _commit(
         if counts:
             rows = [[cid, day.isoformat(), n] for (cid, day), n in counts.items()]
             conn.execute(UPSERT_COUNTS, (json.dumps(rows),))
+        if by_class:
+            rows = [[cid, day.isoformat(), isp, n] for (cid, day, isp), n in by_class.items()]
+            conn.execute(UPSERT_CLASS_COUNTS, (json.dumps(rows),))
         if claims:
             marks = [[cid, day.isoformat(), kind] for cid, day, kind in claims]
             conn.execute(INSERT_CLAIMS, (json.dumps(marks),))

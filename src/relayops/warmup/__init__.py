@@ -1,0 +1,1 @@
+"""Warm-up of dedicated IPs: where each IP stands, what receivers said, when it may advance."""
