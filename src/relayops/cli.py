@@ -32,6 +32,7 @@ _COMMANDS: dict[str, str] = {
     "customer": "relayops.commands.customer:customer",
     "drift": "relayops.deploy.drift:drift",
     "feedback": "relayops.feedback.cli:feedback",
+    "warmup": "relayops.warmup.cli:warmup",
 }
 
 

@@ -15,7 +15,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from relayops.model import Status
 from relayops.model.fields import normalize_domain
-from relayops.roundtrip import block_seq, dump, flow_map, load_mapping, scalar
+from relayops.roundtrip import RoundTripError, block_seq, dump, flow_map, load_mapping, scalar
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/customer.schema.json\n"
 FIELD_ORDER = (
@@ -167,4 +167,19 @@ def ledger_with(text: str | None, *, ip: str, released: date, customer: str, rea
         }
     )
     block_seq(doc, "released").append(entry)
+    return dump(doc)
+
+
+def set_warmup_stage(text: str, name: str, *, stage: int) -> str:
+    """Hold the dedicated IP's warm-up at `stage` (what `relayops warmup advance` writes)."""
+    doc = _edit(text, name)
+    warmup = doc.get("warmup")
+    if not isinstance(warmup, CommentedMap):
+        raise RoundTripError(f"{name}: no warmup mapping to set a stage in")
+    if "stage" in warmup:
+        warmup["stage"] = stage
+    else:
+        keys = list(warmup)
+        position = keys.index("start") + 1 if "start" in keys else len(keys)
+        warmup.insert(position, "stage", stage)
     return dump(doc)

@@ -62,9 +62,9 @@ def test_warmup_stages_resolve_to_inclusive_dates_from_the_start() -> None:
     host = repo.inventories["production"].hosts[0]
     dedi = policy_rules(repo, host).customers["dedi"]
     assert dedi.model_dump(mode="json")["warmup"] == [
-        {"first_day": "2026-11-10", "last_day": "2026-11-16", "daily_cap": 200},
-        {"first_day": "2026-11-17", "last_day": "2026-11-30", "daily_cap": 2000},
-        {"first_day": "2026-12-01", "last_day": "2026-12-14", "daily_cap": 20000},
+        {"first_day": "2026-11-10", "last_day": "2026-11-16", "daily_cap": 200, "isp_caps": {}},
+        {"first_day": "2026-11-17", "last_day": "2026-11-30", "daily_cap": 2000, "isp_caps": {}},
+        {"first_day": "2026-12-01", "last_day": "2026-12-14", "daily_cap": 20000, "isp_caps": {}},
     ]
     assert dedi.daily_quota == 50000 and dedi.warn_ratio == 0.9
     assert policy_rules(repo, host).customers["alpha"].warmup == []

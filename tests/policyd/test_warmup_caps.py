@@ -112,8 +112,7 @@ def test_a_class_refusal_is_not_counted_and_the_day_limit_comes_first() -> None:
     verdict = decide(request(recipient="g@gmail.lab"), rules, counters, NOW)
     # The day's limit (4) is reached: the quota refusal, not the class's.
     assert verdict.action == (
-        "452 4.7.1 daily warm-up limit of 4 reached for acme; sending resumes at 00:00 "
-        "Europe/Paris"
+        "452 4.7.1 daily warm-up limit of 4 reached for acme; sending resumes at 00:00 Europe/Paris"
     )
     assert verdict.refusal is Refusal.QUOTA
 
