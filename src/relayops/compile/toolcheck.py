@@ -84,6 +84,9 @@ def stage(config: HostConfig, scratch: Path, *, key: rsa.RSAPrivateKey | None = 
         # An output instance names its own queue and data directories (relocated above).
         for parameter in ("queue_directory", "data_directory"):
             Path(_postconf_value(instance, parameter)).mkdir(parents=True, exist_ok=True)
+        # Its maillog_file, relocated, is outside the prefixes Postfix allows (/var), which
+        # only the default main.cf may widen: the check logs to syslog instead.
+        _run_ok(["postconf", "-c", str(instance), "-e", "maillog_file="])
     for item in config.files:
         if item.map_command is not None:
             _run_ok(
