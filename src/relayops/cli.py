@@ -33,6 +33,7 @@ _COMMANDS: dict[str, str] = {
     "drift": "relayops.deploy.drift:drift",
     "feedback": "relayops.feedback.cli:feedback",
     "warmup": "relayops.warmup.cli:warmup",
+    "backoff": "relayops.backoff.cli:backoff",
 }
 
 

@@ -40,7 +40,10 @@ HOST_COMMANDS = {
 }  # fmt: skip
 # Not reporting commands: the daemon runs until stopped; decrypt writes one file; the
 # edits' report is the file they change (and the exit code), add-login's password aside.
-NO_JSON = {"policyd", "dkim decrypt", "dkim rotate", *(CUSTOMER_EDITS - {"customer add-login"})}
+NO_JSON = {
+    "policyd", "dkim decrypt", "dkim rotate", "backoff watch", "backoff serve",
+    *(CUSTOMER_EDITS - {"customer add-login"}),
+}  # fmt: skip
 
 
 def walk(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:

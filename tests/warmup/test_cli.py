@@ -25,7 +25,7 @@ def line(n: int, isp: str, status: str, dsn: str, said: str) -> str:
     if status == "sent":
         text = said
     return (
-        f"Nov 12 14:{n // 60:02d}:{n % 60:02d} relay1 postfix-ip-dedicated-1/isp-{isp}[900]: "
+        f"Nov 12 14:{n // 60:02d}:{n % 60:02d} o1 postfix-ip-dedicated-1/isp-{isp}/smtp[900]: "
         f"Q{n:08d}: to=<r{n}@{isp}.com>, relay=mx.{isp}.lab[198.18.0.30]:25, delay=0.1, "
         f"delays=0/0/0/0.1, dsn={dsn}, status={status} ({text})"
     )

@@ -17,12 +17,12 @@ TSS04 = (
 )
 LINES = {
     "sent": (
-        "Dec  1 08:00:01 relay1 postfix-ip-dedicated-1/isp-gmail[900]: 4XyZab12: "
+        "Dec 01 08:00:01 o1 postfix-ip-dedicated-1/isp-gmail/smtp[900]: 4XyZab12: "
         "to=<A@Gmail.com>, relay=mx.gmail.com[192.0.2.9]:25, delay=0.5, "
         "delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 2.0.0 OK  id=1)"
     ),
     "deferred": (
-        "2026-12-01T08:00:02.123456+01:00 relay1 postfix-ip-dedicated-1/isp-yahoo[901]: "
+        "2026-12-01T08:00:02.123456+01:00 relay1 postfix-ip-dedicated-1/isp-yahoo/smtp[901]: "
         "5AbCdE34: to=<b@yahoo.com>, relay=mx.yahoo.com[192.0.2.9]:25, delay=0.5, "
         "delays=0.1/0/0.2/0.2, dsn=4.7.0, status=deferred (host mx.yahoo.com[192.0.2.9] "
         f"said: {TSS04} (in reply to MAIL FROM command))"
@@ -64,10 +64,10 @@ def test_each_status_with_ip_class_domain_and_reply() -> None:
 
 def test_traditional_timestamps_take_the_zone_and_the_nearest_past_year() -> None:
     paris = ZoneInfo("Europe/Paris")
-    line = LINES["sent"].replace("Dec  1", "Dec 31")
+    line = LINES["sent"].replace("Dec 01", "Dec 31")
     found = parse_line(line, zone=paris, now=NOW)  # Dec 31 is in the future: last year's
     assert found is not None and found.at == datetime(2025, 12, 31, 8, 0, 1, tzinfo=paris)
-    found = parse_line(LINES["sent"].replace("Dec  1", "Dec  2"), zone=paris, now=NOW)
+    found = parse_line(LINES["sent"].replace("Dec 01", "Dec  2"), zone=paris, now=NOW)
     assert found is not None and found.at.year == 2026  # a day ahead: clock skew, this year
 
 
@@ -78,7 +78,8 @@ def test_lines_that_are_not_a_dedicated_ips_delivery_are_skipped() -> None:
         LINES["sent"].replace("postfix-ip-dedicated-1", "postfix"),  # submission instance
         LINES["sent"].replace("status=sent", "status=expired"),
         "Dec  1 08:00:01 relay1 postfix-ip-dedicated-1/qmgr[1]: 4XyZab12: removed",
-        "Dez  1 08:00:01 " + LINES["sent"][16:],  # not a syslog month
+        "Dez 01 08:00:01 " + LINES["sent"][16:],  # not a syslog month
+        LINES["sent"].replace("/smtp[900]", "/qmgr[900]"),  # not a delivery agent
         "",
     ]
     assert [parse_line(x, zone=utc, now=NOW) for x in others] == [None] * len(others)

@@ -4,12 +4,12 @@ A stand-in source until the feedback ledgers (h/feedback-loop) are merged: only
 `read_maillog` knows the log format, so swapping it for the ledgers leaves `rates.py`
 and `gate.py` as they are. The approach is feedback/maillog.py's (one regular
 expression per line shape, a parser that never raises), here for the output
-instances (compile/instances.py): their syslog name `postfix-ip-<ip>/isp-<class>`
+instances (compile/instances.py): their log tag `postfix-ip-<ip>/isp-<class>/smtp`
 says which dedicated IP sent and through which ISP class's transport, so no queue-ID
 tracking is needed. Each `to=<…>, …, status=sent|deferred|bounced` line is one
 delivery attempt.
 
-    Dec  1 07:00:01 relay1 postfix-ip-dedicated-1/isp-yahoo[900]: 4XyZab12: to=<a@yahoo.com>,
+    Dec 01 07:00:01 o1 postfix-ip-dedicated-1/isp-yahoo/smtp[900]: 4XyZab12: to=<a@yahoo.com>,
         relay=mx.yahoo.com[192.0.2.9]:25, delay=0.5, delays=.., dsn=4.7.0, status=deferred
         (host mx.yahoo.com[192.0.2.9] said: 421 4.7.0 [TSS04] Messages from 192.0.2.20
         temporarily deferred due to unexpected volume or user complaints)
@@ -37,8 +37,11 @@ _TRADITIONAL = re.compile(
     r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? "
 )
 _RFC3339 = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) ")
+# `<syslog_name>/<program>[pid]`: syslog_name is the instance's name, with `/<transport>`
+# for the class transports (their master.cf `-o syslog_name=`), the program smtp(8).
 _LINE = re.compile(
-    rf"\b{INSTANCE_PREFIX}ip-(?P<ip>[a-z0-9][a-z0-9-]*)/(?P<transport>[\w.-]+)\[\d+\]: "
+    rf"\b{INSTANCE_PREFIX}ip-(?P<ip>[a-z0-9][a-z0-9-]*)(?:/(?P<transport>[\w.-]+))?"
+    r"/(?:smtp|lmtp|error|retry)\[\d+\]: "
     r"[0-9A-Za-z]{6,32}: to=<(?P<rcpt>[^>]*)>,.*?\bdsn=(?P<dsn>[245]\.\d{1,3}\.\d{1,3}), "
     r"status=(?P<status>sent|deferred|bounced) \((?P<text>.*)\)\s*$"
 )
@@ -93,7 +96,7 @@ def parse_line(line: str, *, zone: tzinfo, now: datetime) -> Delivery | None:
     at = _timestamp(line, zone=zone, now=now)
     if at is None:
         return None
-    transport = match["transport"]
+    transport = match["transport"] or ""
     isp = transport[len(CLASS_PREFIX) :] if transport.startswith(CLASS_PREFIX) else OTHER_CLASS
     said = _SAID.search(match["text"])
     return Delivery(
