@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayops.warmup.deliveries import Delivery, parse_line
+from relayops.warmup.deliveries import Delivery, parse_line, read_maillog
+from relayops.warmup.rates import figures
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TSS04 = (
@@ -89,3 +91,22 @@ def test_lines_that_are_not_a_dedicated_ips_delivery_are_skipped() -> None:
 def test_any_line_is_read_without_raising(line: str) -> None:
     parse_line(line, zone=ZoneInfo("UTC"), now=NOW)
     parse_line(LINES["deferred"][:60] + line, zone=ZoneInfo("UTC"), now=NOW)
+
+
+def test_a_lab_relays_log_as_captured() -> None:
+    """/var/log/postfix-ip-dedicated-1.log of the lab's relay1 (two runs of the lab Show):
+    gmail.com delivered, blocked.lab refused (550 5.7.1), then the sink's smtpd dropping
+    the session after 20 errors (421, deferred), and the DSNs to globex.example."""
+    text = (Path(__file__).parent / "data" / "lab-dedicated-1.log").read_text()
+    found = list(read_maillog(text.splitlines(), zone=ZoneInfo("UTC"), now=NOW))
+    assert len(found) == 62
+    tallies = figures(found, ip="dedicated-1", days={date(2026, 12, 1)}, zone=ZoneInfo("UTC"))
+    gmail, other = tallies.by_class["gmail"], tallies.by_class["other"]
+    assert (gmail.sent, gmail.deferred, gmail.bounced) == (25, 0, 0)
+    assert (other.sent, other.deferred, other.bounced) == (2, 5, 30)
+    assert set(tallies.by_class) == {"gmail", "other"}
+    refused = next(d for d in found if d.status == "bounced")
+    assert refused.reply == (
+        "550 5.7.1 Service unavailable, Client host [198.18.0.111] blocked using "
+        "reputation.lab; low reputation of the sending IP"
+    )
