@@ -1,6 +1,6 @@
 """The pauses as a Postfix `socketmap` table the output instances' transport_maps ask.
 
-Postfix asks `socketmap:inet:127.0.0.1:PORT:<instance>` with the recipient domain
+Postfix asks `socketmap:inet:127.0.0.1:PORT:<instance>` with the recipient address
 (socketmap_table(5): netstring requests `<name> <key>`, netstring replies
 `OK <value>`, `NOTFOUND `, `TEMP <reason>`). While the sending IP of `<instance>` is
 paused for the domain's ISP class the answer is `OK retry:4.7.0 <why>`: the retry(8)
@@ -62,7 +62,7 @@ def class_table(transport_text: str) -> dict[str, str]:
     for line in transport_text.splitlines():
         parts = line.split()
         if len(parts) == 2 and not line.startswith("#") and parts[1].startswith(CLASS_PREFIX):
-            out[parts[0].lower()] = parts[1][len(CLASS_PREFIX) :].rstrip(":")
+            out[parts[0].lower()] = parts[1][len(CLASS_PREFIX) :].partition(":")[0]
     return out
 
 
@@ -91,7 +91,9 @@ class Answerer:
         name, _, key = request.partition(" ")
         if not name.startswith(f"{INSTANCE_PREFIX}ip-") or "/" in name or ".." in name:
             return "NOTFOUND "
-        isp = self._classes(name).get(key.lower().rstrip("."))
+        # Postfix hands a socketmap (a "pattern" table to it) the whole address.
+        domain = key.rpartition("@")[2].lower().rstrip(".")
+        isp = self._classes(name).get(domain)
         if isp is None:
             return "NOTFOUND "
         ip = name[len(f"{INSTANCE_PREFIX}ip-") :]
