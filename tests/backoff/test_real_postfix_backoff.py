@@ -127,11 +127,17 @@ def test_a_tss04_storm_pauses_only_that_class_and_lifts(root: Path) -> None:
     shutil.chown(root / "data", "postfix", "postfix")
     serve = relayops("backoff", "serve", "--listen", f"127.0.0.1:{map_port}",
                      "--etc", str(root / "etc"), "--pauses", str(pauses))  # fmt: skip
-    watch = relayops("backoff", "watch", "--maillog", str(log), "--follow",
-                     "--pause-seconds", str(PAUSE), "--pauses", str(pauses),
-                     stderr=subprocess.PIPE)  # fmt: skip
+    watch_log = root / "watch.log"
+    with watch_log.open("wb") as err:
+        watch = relayops("backoff", "watch", "--maillog", str(log), "--follow",
+                         "--pause-seconds", str(PAUSE), "--pauses", str(pauses),
+                         stderr=err)  # fmt: skip
     try:
         wait_port(map_port, proc=serve, what="backoff serve")
+        deadline = time.monotonic() + 30
+        while "event=watching" not in watch_log.read_text():
+            assert watch.poll() is None and time.monotonic() < deadline, watch_log.read_text()
+            time.sleep(0.1)
         run("postfix", "-c", str(conf), "start", log=log)
         wait_port(smtp_port, what="postfix")
         started = time.monotonic()
@@ -155,6 +161,7 @@ def test_a_tss04_storm_pauses_only_that_class_and_lifts(root: Path) -> None:
             time.sleep(0.5)
         paused_after = time.monotonic() - started
         print(f"paused after {paused_after:.1f} s: {status}")
+        print(watch_log.read_text())
         assert [(p["ip"], p["isp_class"], p["kind"]) for p in status["pauses"]] == [  # type: ignore[attr-defined, index]
             ("t1", "yahoo", "yahoo-tss")
         ]

@@ -8,6 +8,7 @@ lookups from the pauses (backoff/socketmap.py); `status` lists the pauses in for
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -82,12 +83,18 @@ def watch(
         with maillog.open(encoding="utf-8", errors="surrogateescape") as handle:
             if follow:
                 handle.seek(0, 2)  # only what happens from now on
+            click.echo(f"event=watching maillog={maillog}", err=True)
             for line in _follow(handle, follow=follow):
                 delivery = parse_line(line, zone=zone, now=datetime.now(UTC))
                 if delivery is None:
                     continue
                 for pause in pauses_from([delivery], pause_seconds=pause_seconds):
-                    if book.pause(pause):
+                    try:
+                        new = book.pause(pause)
+                    except sqlite3.Error as exc:  # the next slow-down line tries again
+                        click.echo(f"event=pause_failed error={exc!r}", err=True)
+                        continue
+                    if new:
                         until = datetime.fromtimestamp(pause.until, UTC)
                         click.echo(
                             f"event=pause ip={pause.ip} class={pause.isp_class} "
