@@ -17,6 +17,12 @@ Dec 01 10:15:55 isp postfix/smtpd[274]: connect from relay1.relay.example.net[19
 Dec 01 10:15:56 isp postfix/smtpd[256]: BCD9B16E9D1: client=o1.relay.example.net[198.18.0.111]
 Dec 01 10:15:56 isp postfix/smtpd[258]: BCD6C16E9C4: client=o1.relay.example.net[198.18.0.111]
 Dec 01 10:15:56 isp postfix/smtpd[274]: C9DD316E9D1: client=relay1.relay.example.net[198.18.0.11]
+Dec 01 10:15:56 isp postfix/qmgr[169]: BCD9B16E9D1: from=<a@globex.example>, size=1852, \
+nrcpt=1 (queue active)
+Dec 01 10:15:56 isp postfix/qmgr[169]: C9DD316E9D1: from=<a@acme.example>, size=1852, \
+nrcpt=1 (queue active)
+Dec 01 10:15:56 isp postfix/qmgr[169]: BCD6C16E9C4: from=<a@globex.example>, size=1852, \
+nrcpt=1 (queue active)
 Dec 01 10:15:56 isp postfix/virtual[265]: BCD9B16E9D1: to=<t-6@outlook.com>, relay=virtual, \
 delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
 Dec 01 10:15:56 isp postfix/virtual[263]: BCD6C16E9C4: to=<t-4@Outlook.com>, relay=virtual, \
@@ -24,6 +30,8 @@ delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
 Dec 01 10:15:56 isp postfix/virtual[266]: C9DD316E9D1: to=<t-2@outlook.com>, relay=virtual, \
 delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
 Dec 01 10:15:57 isp postfix/smtpd[256]: C0FFEE16E9D: client=o1.relay.example.net[198.18.0.111]
+Dec 01 10:15:57 isp postfix/qmgr[169]: C0FFEE16E9D: from=<a@globex.example>, size=1852, \
+nrcpt=1 (queue active)
 Dec 01 10:15:57 isp postfix/virtual[265]: C0FFEE16E9D: to=<t-7@outlook.com>, relay=virtual, \
 delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
 Dec 01 10:15:57 isp postfix/smtpd[256]: disconnect from o1.relay.example.net[198.18.0.111] \
@@ -96,6 +104,7 @@ def _measured(*, interval: float, connections: int, per_connection: int = 1) -> 
         span_seconds=interval * 59,
         interval_seconds=interval,
         max_connections=connections,
+        max_sessions=connections + 1,
         max_messages_per_connection=per_connection,
         source_ips=("198.18.0.111",),
         helos=("o1.relay.example.net",),
@@ -108,7 +117,7 @@ def test_ten_percent_either_side_of_the_configuration() -> None:
     assert _measured(interval=1.1, connections=3, per_connection=10).failures(60) == []
     assert _measured(interval=1.11, connections=2, per_connection=11).failures(60) == [
         "globex (198.18.0.111) -> gmail.com: one delivery every 1.11 s, configured 1 s",
-        "globex (198.18.0.111) -> gmail.com: 2 connections at once, configured 3",
+        "globex (198.18.0.111) -> gmail.com: 2 connections delivering at once, configured 3",
         "globex (198.18.0.111) -> gmail.com: 11 messages on one connection, configured 10",
     ]
     assert _measured(interval=1.0, connections=3).failures(61) == [
