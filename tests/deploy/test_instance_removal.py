@@ -76,3 +76,11 @@ def test_an_instance_with_mail_keeps_running_and_is_recorded_again() -> None:
         .line()
         .endswith("(its queue could not be read; flushed, kept running)")
     )
+
+
+def test_the_queue_count_is_a_pyinfra_fact() -> None:
+    # pyinfra refuses a fact argument named like a global one (`name`) at import.
+    from relayops.deploy.removal_steps import InstanceQueueCount
+
+    assert InstanceQueueCount().command(instance=GONE) == count_command(GONE)
+    assert InstanceQueueCount().process(["relayops-queued=2"]) == ["relayops-queued=2"]

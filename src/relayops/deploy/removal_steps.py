@@ -83,8 +83,8 @@ class InstanceQueueCount(FactBase[list[str]]):
     def default() -> list[str]:
         return []
 
-    def command(self, name: str) -> str:
-        return instance_removal.count_command(name)
+    def command(self, instance: str) -> str:  # pyinfra reserves `name`
+        return instance_removal.count_command(instance)
 
     def process(self, output: list[str]) -> list[str]:
         return list(output)
@@ -147,7 +147,7 @@ def remove(managed: HostManifest) -> None:
     names = instance_removal.removed_instances(removal.remove)
     counts: dict[str, int | None] = {}
     for name in names:
-        counted: list[str] = host.get_fact(InstanceQueueCount, name=name)
+        counted: list[str] = host.get_fact(InstanceQueueCount, instance=name)
         counts[name] = instance_removal.parse_count(counted)
     customers = managed.previous.customers if managed.previous else {}
     removal, instances = instance_removal.hold_back(removal, counts, customers)
