@@ -42,7 +42,7 @@ def test_each_ip_and_class_keeps_its_configured_pace(deployed: Deployed) -> None
         assert 1.8 <= yahoo.interval_seconds <= 2.2
         assert outlook.max_connections == 3
         assert outlook.max_messages_per_connection <= 10
-        # The unthrottled reference opens more than any class allows.
-        assert reference.max_connections > 3
+        # The unthrottled reference (Postfix's defaults) is over in a fraction of that.
+        assert reference.span_seconds < gmail.span_seconds / 5
     # The two IPs are throttled apart: together they took no longer than one of them.
     assert wall < (PER_CLASS - 1) * 2 * 1.5

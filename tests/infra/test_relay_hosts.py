@@ -186,7 +186,8 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
 
 # What may listen on a relay, and where (deploy/hostplan and the compiled configs decide):
 # the public mail ports on every address, sshd for the deploy, and the internal
-# endpoints on loopback only (Redis also on its relay's address: test above).
+# endpoints on loopback only (Redis also on its relay's address: test above; the
+# output instances' handoff ports, one per sending IP: test above).
 EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040}
 
 
@@ -201,7 +202,8 @@ def test_nothing_else_listens(relay: Relay) -> None:
             raise AssertionError(f"unexpected UDP listener {spec}")
     placement = redis_placement(relay.deployed.target.inventory)
     redis = {placement.port} if placement is not None and _runs_redis(relay) else set()
-    assert ports == EXPECTED_PORTS | redis
+    handoff = {instance.port for instance in output_instances(relay.model)}
+    assert ports == EXPECTED_PORTS | redis | handoff
 
 
 def test_the_policy_daemon_runs_exactly_the_locked_versions(relay: Relay) -> None:
