@@ -52,8 +52,8 @@ def main() -> None:
     )
     failures = [f for m in results for f in m.failures(args.per_class)]
     print(f"{'customer':8} {'ip':14} {'domain':12} {'class':10} {'n':>3} {'span s':>7} "
-          f"{'every s':>7} {'delay':>5} {'ratio':>5} {'conns':>5} {'limit':>5} {'msg/conn':>8} "
-          "helo")  # fmt: skip
+          f"{'every s':>7} {'delay':>5} {'ratio':>5} {'conns':>5} {'limit':>5} {'open':>4} "
+          f"{'msg/conn':>8} helo")  # fmt: skip
     for m in results:
         exp = m.expected
         ratio = (
@@ -63,7 +63,7 @@ def main() -> None:
             f"{m.customer:8} {m.ip:14} {m.domain:12} {exp.class_name or '(none)':10} "
             f"{m.delivered:3} {m.span_seconds:7.2f} {m.interval_seconds:7.3f} "
             f"{exp.rate_delay_seconds:5} {ratio:>5} {m.max_connections:5} "
-            f"{exp.concurrency if exp.concurrency is not None else '-':>5} "
+            f"{exp.concurrency if exp.concurrency is not None else '-':>5} {m.max_sessions:4} "
             f"{m.max_messages_per_connection:8} {','.join(m.helos)}"
         )
     print(f"wall time from the flush to the last delivery: {wall:.1f} s")

@@ -88,7 +88,8 @@ def _queued(lab: Lab, relay: str, recipient: str, *, timeout: float = 60) -> tup
     """(queue id, delay reason) of the relay's deferred delivery to `recipient`."""
     deadline = time.monotonic() + timeout
     while True:
-        status, out, err = lab.run(relay, "postqueue -j")
+        # every instance: deferrals wait in the output instance of the sending IP
+        status, out, err = lab.run(relay, "postmulti -x postqueue -j")
         assert status == 0, err
         for line in out.splitlines():
             entry = json.loads(line)
@@ -101,7 +102,7 @@ def _queued(lab: Lab, relay: str, recipient: str, *, timeout: float = 60) -> tup
 
 
 def _drop(lab: Lab, relay: str, queue_id: str) -> None:
-    status, _, err = lab.run(relay, f"postsuper -d {queue_id} deferred")
+    status, _, err = lab.run(relay, f"postmulti -x postsuper -d {queue_id} deferred")
     assert status == 0, err
 
 
@@ -234,7 +235,7 @@ def test_yahoo_style_deferral_switches_at_run_time(deployed: Deployed, sink: Sin
     sink.defer_volume(("yahoo.com",))
     try:
         _send(deployed, rcpt)
-        queue_id, reason = _queued(deployed.lab, "relay1", rcpt)
+        _, reason = _queued(deployed.lab, "relay1", rcpt)
         want = receivers.reply(receivers.VOLUME_DEFERRAL, ip=ACME_IP)
         assert want == (
             f"421 4.7.0 [TSS04] Messages from {ACME_IP} temporarily deferred due to "
@@ -244,7 +245,7 @@ def test_yahoo_style_deferral_switches_at_run_time(deployed: Deployed, sink: Sin
     finally:
         sink.defer_volume(())
     # Switched off without a restart: the next attempt is delivered.
-    status, _, err = deployed.lab.run("relay1", f"postqueue -i {queue_id} && postqueue -f")
+    status, _, err = deployed.lab.run("relay1", "postmulti -x postqueue -f")
     assert status == 0, err
     sink.wait_for(lambda a: a.recipient == rcpt, timeout=90)
 

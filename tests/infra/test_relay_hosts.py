@@ -10,6 +10,8 @@ import ssl
 import pytest
 
 from infra.conftest import Relay
+from relayops.compile.instances import output_instances
+from relayops.compile.placement import host_egresses
 from relayops.deploy.counters import redis_placement
 
 pytestmark = pytest.mark.lab
@@ -62,6 +64,17 @@ def _listening(relay: Relay, port: int) -> set[str]:
 def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
     assert _listening(relay, 10040) == {"127.0.0.1"}  # policy daemon
     assert _listening(relay, 8891) == {"127.0.0.1"}  # OpenDKIM milter
+
+
+def test_one_output_instance_per_sending_ip_runs_on_loopback(relay: Relay) -> None:
+    """Each sending IP's Postfix instance is enabled, runs, and takes mail on loopback only."""
+    instances = output_instances(relay.model)
+    assert len(instances) == len(host_egresses(relay.model)) == 3
+    listed = relay.host.check_output("postmulti -l -a")
+    for instance in instances:
+        assert f"{instance.name} " in listed and instance.config_dir in listed, listed
+        assert relay.host.run(f"postmulti -i {instance.name} -p status").rc == 0
+        assert _listening(relay, instance.port) == {"127.0.0.1"}
 
 
 def test_redis_listens_on_loopback_and_the_lab_address_of_its_relay_only(relay: Relay) -> None:
@@ -173,7 +186,8 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
 
 # What may listen on a relay, and where (deploy/hostplan and the compiled configs decide):
 # the public mail ports on every address, sshd for the deploy, and the internal
-# endpoints on loopback only (Redis also on its relay's address: test above).
+# endpoints on loopback only (Redis also on its relay's address: test above; the
+# output instances' handoff ports, one per sending IP: test above).
 EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040}
 
 
@@ -188,7 +202,8 @@ def test_nothing_else_listens(relay: Relay) -> None:
             raise AssertionError(f"unexpected UDP listener {spec}")
     placement = redis_placement(relay.deployed.target.inventory)
     redis = {placement.port} if placement is not None and _runs_redis(relay) else set()
-    assert ports == EXPECTED_PORTS | redis
+    handoff = {instance.port for instance in output_instances(relay.model)}
+    assert ports == EXPECTED_PORTS | redis | handoff
 
 
 def test_the_policy_daemon_runs_exactly_the_locked_versions(relay: Relay) -> None:

@@ -67,11 +67,11 @@ def sender_login_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 def sender_egress_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
     """`domain  FILTER relayops-handoff:[127.0.0.1]:port`: customers off the default egress."""
     default = default_egress(host)
+    handoffs = {i.egress: i.handoff for i in output_instances(host)}  # once per host
     rows: list[tuple[str, str]] = []
     for customer, egress in served(repo.customers, host):
         if customer.sends and egress != default:
-            handoff = instance_for(host, egress).handoff
-            rows.extend((d.name, f"FILTER {handoff}") for d in customer.domains)
+            rows.extend((d.name, f"FILTER {handoffs[egress]}") for d in customer.domains)
     return sorted(rows)
 
 

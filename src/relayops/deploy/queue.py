@@ -1,4 +1,4 @@
-"""The host's Postfix queue as `postqueue -j` prints it: one JSON object per message.
+"""The host's Postfix queues as `postqueue -j` prints them: one JSON object per message.
 
 Only the sender matters here (whose mail is still on the host). The probe appends
 `relayops-rc=<exit status>`; a failed `postqueue` or a line that is not a message is a
@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 RC_PREFIX = "relayops-rc="
-COMMAND = f"postqueue -j 2>/dev/null; echo {RC_PREFIX}$?"
+# Every Postfix instance's queue: the submission instance and each output instance
+# (compile/instances.py) hold a customer's mail in turn. postmulti(1) exits non-zero if
+# any instance's postqueue does, so one unreadable queue makes the whole queue unknown.
+COMMAND = f"postmulti -x postqueue -j 2>/dev/null; echo {RC_PREFIX}$?"
 
 
 class QueueError(Exception):

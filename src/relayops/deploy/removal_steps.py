@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import shlex
+import zlib
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -24,8 +25,10 @@ from pyinfra.api.command import FileUploadCommand, StringCommand
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
 from pyinfra.context import host
+from pyinfra.operations import server
 
 from relayops.compile.managed import Entry, Manifest
+from relayops.deploy import instance_removal
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import DEPLOY_DIRECTORIES, HostPlan
 from relayops.deploy.manifest import MANIFEST_PATH, ManifestError, dumps, loads
@@ -68,6 +71,20 @@ class QueueListing(FactBase[list[str]]):
 
     def command(self) -> str:
         return QUEUE_COMMAND
+
+    def process(self, output: list[str]) -> list[str]:
+        return list(output)
+
+
+class InstanceQueueCount(FactBase[list[str]]):
+    """How many messages a removed Postfix output instance still holds (counted on disk)."""
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def command(self, instance: str) -> str:  # pyinfra reserves `name`
+        return instance_removal.count_command(instance)
 
     def process(self, output: list[str]) -> list[str]:
         return list(output)
@@ -127,8 +144,21 @@ def remove(managed: HostManifest) -> None:
         except QueueError as exc:
             log.warning("%s%s: queue not read (%s)", host.print_prefix, DEFERRED, exc)
     removal = decide(managed.previous, managed.wanted, queue)
+    names = instance_removal.removed_instances(removal.remove)
+    counts: dict[str, int | None] = {}
+    for name in names:
+        counted: list[str] = host.get_fact(InstanceQueueCount, instance=name)
+        counts[name] = instance_removal.parse_count(counted)
+    customers = managed.previous.customers if managed.previous else {}
+    removal, instances = instance_removal.hold_back(removal, counts, customers)
     for deferred in removal.deferred:
         log.warning("%s%s", host.print_prefix, deferred.line())
+    # Output instances first: stopped (or flushed and kept) before their files go.
+    for instance in positioned(host, instances, lambda i: zlib.crc32(i.name.encode())):
+        if not instance.ready:
+            log.warning("%s%s", host.print_prefix, instance.line())
+        verb = "Remove" if instance.ready else "Flush (removal deferred)"
+        server.shell(name=f"{verb} Postfix instance {instance.name}", commands=instance.commands())
     for entry in positioned(host, removal.remove, removal_position):
         who = f" of {entry.customer}" if entry.customer else ""
         remove_entry(name=f"Remove {entry.kind.value}{who} {entry.path}", entry=entry)

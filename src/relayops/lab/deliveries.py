@@ -2,10 +2,11 @@
 
 Its Postfix log ties each SMTP connection (`connect from` … `disconnect from`, one smtpd
 process at a time) to the messages it carried (`QUEUEID: client=`) and their recipients
-(`QUEUEID: to=<…>`), so the connections open at once are counted per sending IP and
-recipient domain, in log order (the log's timestamps are whole seconds; the order is
-exact). Delivery times come from the stored messages (file times, sub-second), the
-sending IP and HELO from the Received: header the destination host added.
+(`QUEUEID: to=<…>`), so the connections delivering at once (and the sessions open at
+once) are counted per sending IP and recipient domain, in log order (the log's
+timestamps are whole seconds; the order is exact). Delivery times come from the stored
+messages (file times, sub-second), the sending IP and HELO from the Received: header
+the destination host added.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _CONNECT = re.compile(r"^connect from \S+\[(?P<ip>[\d.]+)\]$")
 _DISCONNECT = re.compile(r"^disconnect from \S+\[(?P<ip>[\d.]+)\]")
 _CLIENT = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=\S+\[(?P<ip>[\d.]+)\]")
 _TO = re.compile(r"^(?P<qid>[0-9A-Za-z]+): to=<[^@>]*@(?P<domain>[^>]+)>")
+# qmgr takes a message once its DATA is complete: the end of the SMTP transaction.
+_QUEUED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): from=<")
 # The receiving MTA's own Received: header, RFC 5321 4.4: from HELO (PTR [IP]).
 _RECEIVED = re.compile(r"^from (?P<helo>\S+) \((?P<ptr>\S+) \[(?P<ip>[\d.]+)\]\)")
 
@@ -32,12 +35,15 @@ class Connection:
     closed: int | None = None  # line number of `disconnect from`
     queue_ids: list[str] = field(default_factory=list)
     domains: set[str] = field(default_factory=set)
+    # (first, last) line of each mail transaction: `client=` to qmgr's `from=`
+    transactions: list[tuple[int, int]] = field(default_factory=list)
 
 
 def connections(log: str) -> list[Connection]:
     """Every smtpd session in `log`, with the recipient domains of what it carried."""
     open_by_pid: dict[str, Connection] = {}
     by_qid: dict[str, Connection] = {}
+    started: dict[str, int] = {}  # queue id -> its `client=` line, until qmgr has it
     found: list[Connection] = []
     for number, line in enumerate(log.splitlines()):
         match = _LINE.search(line)
@@ -54,23 +60,41 @@ def connections(log: str) -> list[Connection]:
             elif (m := _CLIENT.match(text)) and pid in open_by_pid:
                 open_by_pid[pid].queue_ids.append(m["qid"])
                 by_qid[m["qid"]] = open_by_pid[pid]
+                started[m["qid"]] = number
         elif (m := _TO.match(text)) and m["qid"] in by_qid:
             by_qid[m["qid"]].domains.add(m["domain"].lower())
+        elif service.endswith("qmgr") and (m := _QUEUED.match(text)) and m["qid"] in started:
+            by_qid[m["qid"]].transactions.append((started.pop(m["qid"]), number))
     return found
 
 
-def max_simultaneous(conns: Iterable[Connection]) -> int:
-    """The most connections open at one point of the log (an unclosed one stays open)."""
+def _most_open(spans: Iterable[tuple[int, int | None]]) -> int:
+    """The most spans open at one line; an end before a start on the same line."""
     events: list[tuple[int, int]] = []
-    for conn in conns:
-        events.append((conn.opened, 1))
-        if conn.closed is not None:
-            events.append((conn.closed, -1))
+    for start, end in spans:
+        events.append((start, 1))
+        if end is not None:
+            events.append((end, -1))
     most = current = 0
     for _, step in sorted(events):
         current += step
         most = max(most, current)
     return most
+
+
+def max_simultaneous(conns: Iterable[Connection]) -> int:
+    """The most sessions open at one point of the log (an unclosed one stays open).
+
+    More than the sender's parallel deliveries: a session closing is logged after the
+    same sender's next one opened, and cached connections wait idle between messages.
+    """
+    return _most_open((c.opened, c.closed) for c in conns)
+
+
+def max_simultaneous_deliveries(conns: Iterable[Connection]) -> int:
+    """The most mail transactions in progress at once: the sender's parallel deliveries,
+    which is what Postfix's destination concurrency limit bounds."""
+    return _most_open(span for c in conns for span in c.transactions)
 
 
 def carrying(conns: Iterable[Connection], ip: str, domain: str) -> list[Connection]:
