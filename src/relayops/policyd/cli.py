@@ -13,6 +13,7 @@ from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import RulesError, load_rules
 from relayops.policyd.server import Listen, PolicyServer, run, split_host_port
 from relayops.policyd.store import Store, StoreError
+from relayops.policyd.suppress import Suppressions, source_for
 
 
 def _host_port(spec: str, option: str) -> tuple[str, int]:
@@ -113,6 +114,9 @@ def policyd(
         click.echo(f"relayops policyd: {exc}", err=True)
         sys.exit(2)
 
+    source = source_for(store_spec)
+    suppressions = Suppressions(source) if source is not None else None
+
     async def main() -> None:
         server = PolicyServer(
             rules=rules,
@@ -120,6 +124,7 @@ def policyd(
             store=store,
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
+            suppressions=suppressions,
         )
         await run(server, where, socket_mode=mode, metrics=metrics)
 

@@ -282,6 +282,7 @@ class Refusal(enum.StrEnum):
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
     COMPLAINT = "complaint"
+    SUPPRESSED = "suppressed"  # the recipient hard-bounced (feedback ledger, suppress.py)
     SENDER_DOMAIN = "sender_domain"
     SIZE = "size"
     STORE_ERROR = "store_error"
