@@ -66,6 +66,22 @@ def policy_rules(repo: Repo, host: RelayHost) -> dict[str, Any]:
             kind: {"subject": note.subject, "body": note.body}
             for kind, note in sorted(repo.notifications.items())
         },
+        "antispam": antispam_rules(repo),
+    }
+
+
+def antispam_rules(repo: Repo) -> dict[str, Any]:
+    """policies/antispam.yaml, flattened for the relay's feedback ingester."""
+    a = repo.antispam
+    return {
+        "complaints": a.complaint_rate.complaints,
+        "per_messages": a.complaint_rate.per_messages,
+        "min_volume": a.min_volume,
+        "bounce_rate_max": a.bounce_rate_max,
+        "on_complaint": a.on_complaint,
+        "on_breach": a.on_breach,
+        "window_days": a.window_days,
+        "suppress_days": a.suppress_days,
     }
 
 

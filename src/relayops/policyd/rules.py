@@ -110,11 +110,26 @@ class _Notifications(_Model):
     limit: _Template
 
 
+class _AntiSpam(_Model):
+    """policies/antispam.yaml as the relay's feedback ingester applies it (defaults: the
+    same as the model's, for a policy.json written before the section existed)."""
+
+    complaints: Annotated[int, Field(gt=0)] = 1
+    per_messages: Annotated[int, Field(gt=0)] = 3000
+    min_volume: Annotated[int, Field(gt=0)] = 3000
+    bounce_rate_max: Annotated[float, Field(ge=0, le=1)] = 0.05
+    on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
+    on_breach: Literal["suspend", "notify_only"] = "suspend"
+    window_days: Annotated[int, Field(ge=1, le=2)] = 2
+    suppress_days: Annotated[int, Field(gt=0)] = 30
+
+
 class _PolicyFile(_Model):
     schema_version: int
     service: _Service
     customers: dict[str, _Customer]
     notifications: _Notifications
+    antispam: _AntiSpam = _AntiSpam()
 
     @field_validator("schema_version")
     @classmethod
@@ -169,6 +184,20 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class AntiSpamRules:
+    """The ceilings and consequences of policies/antispam.yaml (docs/feedback.md)."""
+
+    complaints: int = 1
+    per_messages: int = 3000
+    min_volume: int = 3000
+    bounce_rate_max: float = 0.05
+    on_complaint: str = "disable_pending_review"
+    on_breach: str = "suspend"
+    window_days: int = 2
+    suppress_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     service_name: str
     notify_from: str
@@ -176,6 +205,8 @@ class Rules:
     by_login: Mapping[str, Customer]  # lower-case SASL login -> its subscription
     warning: tuple[string.Template, string.Template]
     limit: tuple[string.Template, string.Template]
+    antispam: AntiSpamRules = AntiSpamRules()
+    service_domain: str = ""
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -236,6 +267,8 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         by_login=by_login,
         warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
+        antispam=AntiSpamRules(**model.antispam.model_dump()),
+        service_domain=model.service.domain,
     )
 
 
