@@ -4,7 +4,7 @@ Keys (beside store_redis.py's, same ``relayops:`` prefix):
 
     relayops:fb:seen:<sha256>              a report already applied (expires after 30 days)
     relayops:fb:tally:<customer>:<day>     hash kind -> n for a UTC day (expires after 40 days)
-    relayops:fb:suppress                   hash "<customer> <address>" -> "<since> <expires> <reason>"
+    relayops:fb:suppress                   hash "<customer> <address>" -> "<since> <expires> <why>"
     relayops:fb:suppress:version           incremented on every change of the hash above
     relayops:fb:audit                      list of JSON entries, newest first (capped)
     relayops:flag:complaint:<customer>     store_redis.py's complaint flag (value = reason)

@@ -226,4 +226,3 @@ class _Tx:
             raise LedgerError(f"sqlite:{self.ledger.path}: {err}") from None
         if isinstance(exc, sqlite3.Error):
             raise LedgerError(f"sqlite:{self.ledger.path}: {exc}") from None
-
