@@ -1,13 +1,21 @@
-"""`relayops feedback read FILE... [--json] [--trace-key-file F]`.
+"""`relayops feedback read|ingest|maillog|status|release|unsuppress|propose`.
 
-Reads each file (at most the parse cap of it), prints the reading; never acts on it.
-Exit 0 when every file was read (whatever it contains), 2 when a file or the key file
-cannot be read — checked for all files before anything is printed.
+`read` prints readings and never acts. `ingest` and `maillog` run on a relay (Postfix
+pipe / log reader) and act through the ledger as policies/antispam.yaml says;
+`status`, `release`, `unsuppress` are the operator's view and hands (docs/feedback.md).
+`read`: exit 0 when every file was read (whatever it contains), 2 when a file or the
+key file cannot be read — checked for all files before anything is printed.
 """
 
 from __future__ import annotations
 
+import getpass
+import logging
+import os
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -17,6 +25,14 @@ from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_opt
 from relayops.feedback.model import Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
+from relayops.policyd.ledger import DEFAULT_STORE, Ledger, LedgerError, Tally, open_ledger
+from relayops.policyd.rules import AntiSpamRules, RulesError, load_rules
+
+EX_TEMPFAIL = 75  # sysexits.h: Postfix's pipe(8) keeps the message and retries
+DEFAULT_RULES = Path("/etc/relayops/policy.json")
+DEFAULT_KEY = Path("/etc/relayops/trace.key")
+DEFAULT_SPOOL = Path("/var/spool/relayops/feedback")
+DEFAULT_NOTICES = Path("/var/spool/relayops/notices")
 
 
 def _read_head(path: Path) -> bytes:
@@ -94,3 +110,255 @@ def read(files: tuple[Path, ...], trace_key_file: Path | None, as_json: bool) ->
         emit_json({"ok": True, "reports": [{"file": str(p), **r.to_json()} for p, r in readings]})
         return
     Console().print(_table(readings))
+
+
+# ---- the relay side: ingest ----------------------------------------------------------------
+
+store_option = click.option(
+    "--store",
+    "store_spec",
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="The policy daemon's store: sqlite:PATH (one host) or redis://HOST:PORT/N (a fleet).",
+)
+rules_option = click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RULES,
+    show_default=True,
+    help="policy.json (its antispam section: ceilings, consequences, suppression days).",
+)
+
+
+def _tempfail(message: str) -> None:
+    """Postfix pipe semantics: 75 keeps the report queued for a retry."""
+    click.echo(f"relayops feedback ingest: {message}", err=True)
+    sys.exit(EX_TEMPFAIL)
+
+
+def _ledger(spec: str) -> Ledger:
+    try:
+        return open_ledger(spec)
+    except LedgerError as exc:
+        fail(str(exc))
+
+
+@feedback.command("ingest")
+@store_option
+@rules_option
+@click.option(
+    "--trace-key-file",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_KEY,
+    show_default=True,
+    help="The service key that verifies X-Relayops-Trace stamps.",
+)
+@click.option(
+    "--spool",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_SPOOL,
+    show_default=True,
+    help="Where every message received is kept for review (with its outcome).",
+)
+@click.option(
+    "--notices",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_NOTICES,
+    show_default=True,
+    help="The notice spool the policy daemon's notifier sends from.",
+)
+@json_option
+def ingest_command(
+    store_spec: str,
+    rules_path: Path,
+    trace_key_file: Path,
+    spool: Path,
+    notices: Path,
+    as_json: bool,
+) -> None:
+    """Read one message on stdin (Postfix pipe transport), keep it, record what it reports
+    and apply policies/antispam.yaml. Exit 0 whatever the message is (garbage included:
+    kept and logged, nothing done); 75 when the store or the config cannot be used now."""
+    from relayops.feedback.ingest import Spool, ingest, receive
+
+    logging.basicConfig(stream=sys.stderr, level="INFO", format="%(name)s %(message)s")
+    received = receive(sys.stdin.buffer)
+    try:
+        policy = load_rules(rules_path).antispam
+    except RulesError as exc:
+        _tempfail(str(exc))
+    try:
+        key: bytes | None = trace_key_file.read_bytes().strip() or None
+    except OSError as exc:
+        _tempfail(f"cannot read the trace key file {trace_key_file}: {exc.strerror or exc}")
+    try:
+        ledger = open_ledger(store_spec)
+    except LedgerError as exc:
+        _tempfail(str(exc))
+    try:
+        outcome = ingest(
+            received,
+            ledger=ledger,
+            policy=policy,
+            spool=Spool(spool),
+            notices=notices,
+            key=key,
+            now=datetime.now(UTC),
+        )
+    except LedgerError as exc:
+        _tempfail(str(exc))
+    except OSError as exc:
+        _tempfail(f"spool {spool}: {exc.strerror or exc}")
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(" ".join(f"{k}={v}" for k, v in outcome.items() if k != "ok"), err=True)
+
+
+# ---- the operator's side ------------------------------------------------------------------
+
+
+def _who() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def customer_status(
+    ledger: Ledger, cid: str, policy: AntiSpamRules, *, now: datetime
+) -> dict[str, Any]:
+    """One customer's figures over the window against the ceilings (the `status` row)."""
+    t: Tally = ledger.tally(cid, days=policy.window_days, today=now.astimezone(UTC).date())
+    ceiling = policy.complaints / policy.per_messages
+    complaint_rate = t.complaint / t.accepted if t.accepted else 0.0
+    bounce_rate = t.hard / t.accepted if t.accepted else 0.0
+    counted = t.accepted >= policy.min_volume
+    flags = ledger.flags()
+    return {
+        "customer": cid,
+        "window_days": policy.window_days,
+        "accepted": t.accepted,
+        "complaints": t.complaint,
+        "hard_bounces": t.hard,
+        "soft_bounces": t.soft,
+        "blocks": t.block,
+        "complaint_rate": round(complaint_rate, 6),
+        "complaint_ceiling": round(ceiling, 6),
+        "complaint_breach": counted
+        and t.complaint * policy.per_messages > policy.complaints * t.accepted,
+        "bounce_rate": round(bounce_rate, 6),
+        "bounce_ceiling": policy.bounce_rate_max,
+        "bounce_breach": counted and t.hard > policy.bounce_rate_max * t.accepted,
+        "rates_counted": counted,
+        "suppressed": len(ledger.suppressions(cid, now=now.timestamp())),
+        "disabled": flags.get(cid),
+        "audit": [
+            {"at": _day(e.at), "action": e.action, "who": e.who, "why": e.why}
+            for e in ledger.audit(cid, limit=10)
+        ],
+    }
+
+
+@feedback.command("status", epilog=EXIT_CODES_HELP)
+@store_option
+@rules_option
+@click.option("--customer", "cid", help="Only this customer.")
+@json_option
+def status(store_spec: str, rules_path: Path, cid: str | None, as_json: bool) -> None:
+    """Per customer: accepted recipients, complaints, bounces and blocks over the window,
+    the rates against policies/antispam.yaml's ceilings, suppressions, flags, audit."""
+    try:
+        policy = load_rules(rules_path).antispam
+    except RulesError as exc:
+        fail(str(exc))
+    ledger = _ledger(store_spec)
+    try:
+        ids = [cid] if cid else ledger.customers()
+        rows = [customer_status(ledger, c, policy, now=datetime.now(UTC)) for c in ids]
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json({"ok": True, "customers": rows})
+        return
+    table = Table(title=f"feedback over {policy.window_days} day(s)", title_justify="left")
+    for col in ("customer", "accepted", "complaints", "hard", "soft", "blocks", "rates",
+                "suppressed", "flags"):  # fmt: skip
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        rates = (
+            f"complaints {r['complaint_rate']:.4%} (max {r['complaint_ceiling']:.4%})"
+            + (" BREACH" if r["complaint_breach"] else "")
+            + f"; bounces {r['bounce_rate']:.2%} (max {r['bounce_ceiling']:.2%})"
+            + (" BREACH" if r["bounce_breach"] else "")
+            + ("" if r["rates_counted"] else f"; below min_volume {policy.min_volume}")
+        )
+        table.add_row(
+            r["customer"],
+            str(r["accepted"]),
+            str(r["complaints"]),
+            str(r["hard_bounces"]),
+            str(r["soft_bounces"]),
+            str(r["blocks"]),
+            rates,
+            str(r["suppressed"]),
+            f"disabled: {r['disabled']}" if r["disabled"] else "",
+        )
+    console = Console()
+    console.print(table)
+    for r in rows:
+        for e in r["audit"]:
+            console.print(f"{r['customer']}: {e['at']} {e['action']} by {e['who']}: {e['why']}")
+
+
+@feedback.command("release", epilog=EXIT_CODES_HELP)
+@click.argument("cid", metavar="CUSTOMER")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@store_option
+@json_option
+def release(cid: str, reason: str, store_spec: str, as_json: bool) -> None:
+    """Re-enable a customer disabled pending complaint review (recorded: who, when, why)."""
+    ledger = _ledger(store_spec)
+    try:
+        done = ledger.release(cid, who=_who(), why=reason, now=datetime.now(UTC).timestamp())
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if not done:
+        fail(f"customer {cid!r} is not disabled pending complaint review", code=1)
+    if as_json:
+        emit_json({"ok": True, "customer": cid, "released": True})
+    else:
+        click.echo(f"{cid}: released ({reason})")
+
+
+@feedback.command("unsuppress", epilog=EXIT_CODES_HELP)
+@click.argument("cid", metavar="CUSTOMER")
+@click.argument("address")
+@click.option("--reason", default="lifted by the operator", show_default=True)
+@store_option
+@json_option
+def unsuppress(cid: str, address: str, reason: str, store_spec: str, as_json: bool) -> None:
+    """Let CUSTOMER send to ADDRESS again before its suppression expires."""
+    ledger = _ledger(store_spec)
+    try:
+        done = ledger.unsuppress(
+            cid, address, who=_who(), why=reason, now=datetime.now(UTC).timestamp()
+        )
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if not done:
+        fail(f"{address} is not suppressed for {cid!r}", code=1)
+    if as_json:
+        emit_json({"ok": True, "customer": cid, "address": address.lower(), "unsuppressed": True})
+    else:
+        click.echo(f"{cid}: {address.lower()} unsuppressed")

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
+# The daemon's default --store (policyd/cli.py, compile/policy.py SQLITE_STORE).
+DEFAULT_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
+
 # Tally kinds, one word each (store columns / Redis hash fields / metric labels).
 COMPLAINT = "complaint"
 HARD = "hard"
