@@ -24,7 +24,10 @@ NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SAMPLES = sorted(corpus_dir().glob("*.eml"))
 
 
-def run(tmp: Path, data: bytes, *, policy: AntiSpamRules = AntiSpamRules()) -> dict[str, object]:
+DEFAULTS = AntiSpamRules()
+
+
+def run(tmp: Path, data: bytes, *, policy: AntiSpamRules = DEFAULTS) -> dict[str, object]:
     ledger = SqliteLedger(tmp / "store.sqlite")
     try:
         return ingest(
