@@ -218,6 +218,84 @@ def ingest_command(
         click.echo(" ".join(f"{k}={v}" for k, v in outcome.items() if k != "ok"), err=True)
 
 
+@feedback.command("maillog")
+@click.argument("logfile", type=click.Path(path_type=Path))
+@click.option("--follow", is_flag=True, help="Keep reading lines as Postfix appends them.")
+@store_option
+@rules_option
+@click.option(
+    "--notices",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_NOTICES,
+    show_default=True,
+    help="The notice spool the policy daemon's notifier sends from.",
+)
+@json_option
+def maillog(
+    logfile: Path,
+    follow: bool,
+    store_spec: str,
+    rules_path: Path,
+    notices: Path,
+    as_json: bool,
+) -> None:
+    """Record the relay's own delivery failures (`status=bounced` lines of Postfix's log):
+    hard bounces suppress the recipient for its customer. Reading a file twice records
+    nothing twice. Exit 0; 1 when the store failed; 2 when a file cannot be read."""
+    from relayops.feedback.ingest import record_failure
+    from relayops.feedback.maillog import Tracker
+
+    try:
+        rules = load_rules(rules_path)
+    except RulesError as exc:
+        fail(str(exc))
+    try:
+        handle = logfile.open(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        fail(f"cannot read {logfile}: {exc.strerror or exc}")
+    ledger = _ledger(store_spec)
+    tracker = Tracker()
+    recorded: list[dict[str, Any]] = []
+    try:
+        with handle:
+            for line in _lines(handle, follow=follow):
+                failure = tracker.feed(line)
+                if failure is None:
+                    continue
+                row = record_failure(
+                    failure, rules=rules, ledger=ledger, notices=notices, now=datetime.now(UTC)
+                )
+                recorded.append(row)
+                if not as_json:
+                    click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json({"ok": True, "failures": recorded})
+
+
+def _lines(handle: Any, *, follow: bool) -> Any:
+    """The file's lines; with `follow`, then the lines appended later (polled each second)."""
+    import time
+
+    pending = ""
+    while True:
+        chunk = handle.readline()
+        if chunk:
+            pending += chunk
+            if pending.endswith("\n"):
+                yield pending
+                pending = ""
+            continue
+        if not follow:
+            if pending:
+                yield pending
+            return
+        time.sleep(1.0)
+
+
 # ---- the operator's side ------------------------------------------------------------------
 
 

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from relayops.feedback.consequences import Decision, decide
-from relayops.feedback.model import Report
+from relayops.feedback.maillog import Failure
+from relayops.feedback.model import Kind, Origin, Recipient, Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
 from relayops.policyd.ledger import AuditEntry, Change, Ledger, Suppression, Tally
 from relayops.policyd.notice_spool import queue_notice
-from relayops.policyd.rules import AntiSpamRules
+from relayops.policyd.rules import AntiSpamRules, Rules
 
 log = logging.getLogger("relayops.feedback.ingest")
 
@@ -192,3 +193,54 @@ def ingest(
                 log.error("event=notice_not_queued kind=%s error=%r", notice.kind, str(exc))
     spool.outcome(received.digest, outcome)
     return outcome
+
+
+def failure_customer(failure: Failure, rules: Rules) -> str | None:
+    """Whose failed delivery: the SASL login's subscription, else the sender domain's owner."""
+    if failure.login:
+        customer = rules.by_login.get(failure.login.lower())
+        if customer is not None:
+            return customer.id
+    domain = (failure.sender or "").rpartition("@")[2].lower().rstrip(".")
+    owners = [c.id for c in rules.customers.values() if domain and domain in c.domains]
+    return owners[0] if len(owners) == 1 else None
+
+
+def record_failure(
+    failure: Failure,
+    *,
+    rules: Rules,
+    ledger: Ledger,
+    notices: Path | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A bounced recipient from the relay's own log, through the same decision as a
+    mailed bounce. The log is our own, so its attribution is trusted."""
+    cid = failure_customer(failure, rules)
+    recipient = Recipient(
+        failure.address, failure.status, None, failure.reply, failure.reason, failure.hard,
+        action="failed",
+    )  # fmt: skip
+    origin = Origin(customer=cid, login=failure.login, trace_verified=cid is not None)
+    report = Report(Kind.BOUNCE, recipients=(recipient,), origin=origin)
+    policy = rules.antispam
+    today = now.astimezone(UTC).date()
+    before = ledger.tally(cid, days=policy.window_days, today=today) if cid else Tally()
+    decision = decide(report, policy, before, now=now)
+    applied = ledger.apply(to_change(failure.digest, decision, policy, now=now))
+    if applied and notices is not None:
+        for notice in decision.notices:
+            try:
+                queue_notice(notices, notice)
+            except OSError as exc:
+                log.error("event=notice_not_queued kind=%s error=%r", notice.kind, str(exc))
+    return {
+        "queue_id": failure.queue_id,
+        "customer": cid,
+        "address": failure.address,
+        "status": failure.status,
+        "reason": failure.reason.value,
+        "hard": failure.hard,
+        "applied": applied,
+        "suppressed": list(decision.suppress),
+    }
