@@ -16,17 +16,8 @@ from relayops.feedback.model import Reason
 from relayops.policyd.ledger_sqlite import SqliteLedger
 from support.policyd import rules_data, write_rules
 
-LOG = """\
-Dec  1 07:00:00 relay1 postfix/submission/smtpd[812]: 4XyZab12: client=app.acme.example[203.0.113.5], sasl_method=PLAIN, sasl_username=acme-app
-Dec  1 07:00:00 relay1 postfix/cleanup[813]: 4XyZab12: message-id=<20261201.1@acme.example>
-Dec  1 07:00:00 relay1 postfix/qmgr[300]: 4XyZab12: from=<news@acme.example>, size=1234, nrcpt=3 (queue active)
-Dec  1 07:00:01 relay1 postfix/smtp[900]: 4XyZab12: to=<Gone@Receiver.example>, relay=mx.receiver.example[192.0.2.9]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=5.1.1, status=bounced (host mx.receiver.example[192.0.2.9] said: 550 5.1.1 <gone@receiver.example>: Recipient address rejected: User unknown (in reply to RCPT TO command))
-Dec  1 07:00:01 relay1 postfix/smtp[900]: 4XyZab12: to=<full@receiver.example>, relay=mx.receiver.example[192.0.2.9]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=5.2.2, status=bounced (host mx.receiver.example[192.0.2.9] said: 552 5.2.2 <full@receiver.example>: mailbox full (in reply to RCPT TO command))
-Dec  1 07:00:01 relay1 postfix/smtp[900]: 4XyZab12: to=<later@receiver.example>, relay=mx.receiver.example[192.0.2.9]:25, delay=0.5, delays=0.1/0/0.2/0.2, dsn=4.2.0, status=deferred (host mx.receiver.example[192.0.2.9] said: 450 4.2.0 try later (in reply to RCPT TO command))
-Dec  1 07:00:02 relay1 postfix/qmgr[300]: 5AbCdE34: from=<news@acme-mail.example>, size=99, nrcpt=1 (queue active)
-Dec  1 07:00:03 relay1 postfix/smtp[901]: 5AbCdE34: to=<nobody@nowhere.example>, relay=none, delay=1, delays=1/0/0/0, dsn=5.4.4, status=bounced (Host or domain name not found. Name service error for name=nowhere.example type=A: Host not found)
-Dec  1 07:00:04 relay1 postfix/smtp[902]: 6ZzZzZ56: to=<x@y.example>, relay=none, dsn=5.1.1, status=bounced (host said: 550 5.1.1 unknown user)
-"""
+# Postfix 3.7 log lines as a relay writes them (the submission service, smtp, qmgr).
+LOG = (Path(__file__).parent / "data" / "maillog.txt").read_text()
 
 
 def test_bounced_lines_with_their_login_or_sender() -> None:
