@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option
+from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
 from relayops.feedback.model import Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
@@ -440,3 +440,42 @@ def unsuppress(cid: str, address: str, reason: str, store_spec: str, as_json: bo
         emit_json({"ok": True, "customer": cid, "address": address.lower(), "unsuppressed": True})
     else:
         click.echo(f"{cid}: {address.lower()} unsuppressed")
+
+
+@feedback.command("propose", epilog=EXIT_CODES_HELP)
+@repo_option
+@store_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write <id>-suspend.patch files [default: REPO/proposals].",
+)
+@json_option
+def propose(repo: Path, store_spec: str, out: Path | None, as_json: bool) -> None:
+    """Turn complaint-rate breaches the ingester recorded into proposed suspensions:
+    one patch of customers/<id>.yaml per customer still active (review, then git apply)."""
+    # The operator's side only (it reads the repository): imported here so the relay's
+    # commands above never need the compiler.
+    from relayops.commands.feedback_propose import proposals
+
+    ledger = _ledger(store_spec)
+    try:
+        found, skipped = proposals(repo, ledger, today=datetime.now(UTC).date())
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    target = out or repo / "proposals"
+    written = []
+    for p in found:
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / f"{p.customer}-suspend.patch"
+        path.write_text(p.patch, encoding="utf-8")
+        written.append({"customer": p.customer, "reason": p.reason, "patch": str(path)})
+    if as_json:
+        emit_json({"ok": True, "proposed": written, "skipped": skipped})
+        return
+    for w in written:
+        click.echo(f"{w['customer']}: {w['patch']} ({w['reason']})")
+    for line in skipped:
+        click.echo(f"skipped {line}")
