@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from relayops.policyd.ledger import Change, Suppression, open_ledger
 from support.feedback_mail import KEY, arf, relay_bounce, stamp
 from support.policyd import Daemon, PolicyClient, RedisServer, request, rules_data, write_rules
+from support.processes import free_port
 
 pytestmark = pytest.mark.real
 
@@ -142,3 +144,26 @@ def test_a_suppression_expires(tmp_path: Path, daemons: list[Daemon], store: str
     wait_for(client, "DUNNO", rcpt="gone@receiver.example")
     assert now + 3 <= time.time() < now + 5
     client.close()
+
+
+def test_per_customer_metrics(tmp_path: Path, daemons: list[Daemon], store: str) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data())
+    port = free_port()
+    d = Daemon(tmp_path, rules, store, "--metrics", f"127.0.0.1:{port}").start()
+    daemons.append(d)
+    ingest(tmp_path, store, rules, relay_bounce(stamp()))
+    ingest(tmp_path, store, rules, arf(stamp()))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    lines = set(text.splitlines())
+    for line in (
+        "relayops_policyd_feedback_figures_ok 1.0",
+        'relayops_policyd_feedback_complaints{customer="acme"} 1.0',
+        'relayops_policyd_feedback_hard_bounces{customer="acme"} 1.0',
+        'relayops_policyd_feedback_soft_bounces{customer="acme"} 0.0',
+        'relayops_policyd_feedback_suppressed{customer="acme"} 1.0',
+        'relayops_policyd_feedback_disabled{customer="acme"} 1.0',
+        'relayops_policyd_feedback_disabled{customer="globex"} 0.0',
+        "relayops_policyd_feedback_complaint_ceiling 0.0003333333333333333",
+        "relayops_policyd_feedback_bounce_ceiling 0.05",
+    ):
+        assert line in lines, line

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import RulesError, load_rules
 from relayops.policyd.server import Listen, PolicyServer, run, split_host_port
@@ -125,6 +126,7 @@ def policyd(
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
             suppressions=suppressions,
+            feedback=FeedbackFigures(store_spec) if source is not None else None,
         )
         await run(server, where, socket_mode=mode, metrics=metrics)
 

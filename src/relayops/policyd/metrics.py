@@ -75,6 +75,9 @@ class PolicydCollector(Collector):
             "1 while the counter store is failing",
             value=1 if s.store.outage else 0,
         )
+        if s.feedback is not None:
+            rules = s.rules
+            yield from s.feedback.families(sorted(rules.customers), rules.antispam)
 
 
 def serve_metrics(server: PolicyServer, host: str, port: int) -> CollectorRegistry:

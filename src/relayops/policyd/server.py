@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
@@ -67,6 +68,7 @@ class PolicyServer:
         fail_open: bool,
         clock: Callable[[], datetime] = _utcnow,
         suppressions: Suppressions | None = None,
+        feedback: FeedbackFigures | None = None,
     ) -> None:
         self.rules = rules
         self.rules_path = rules_path
@@ -79,6 +81,7 @@ class PolicyServer:
         self.reloads = {"ok": 0, "failed": 0}
         self.connections: set[PolicyConnection] = set()
         self.suppressions = suppressions
+        self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
 
     def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
         rules = self.rules  # one reference for the whole request, even across a reload
