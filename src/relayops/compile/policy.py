@@ -16,6 +16,7 @@ DEFAULTS_PATH = "/etc/default/relayops-policyd"
 SCHEMA_VERSION = 1
 LISTEN = "127.0.0.1:10040"  # Postfix: check_policy_service inet:127.0.0.1:10040
 SQLITE_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
+TRACE_KEY = "/etc/relayops/trace.key"  # the X-Relayops-Trace signing key (docs/feedback.md)
 NOTIFY_SMTP = "127.0.0.1:25"  # loopback is in mynetworks: notices may relay from there
 
 
@@ -92,6 +93,7 @@ def daemon_arguments(inventory: Inventory) -> list[str]:
         "--listen", LISTEN,
         "--store", inventory.shared_counters or SQLITE_STORE,
         "--notify-smtp", NOTIFY_SMTP,
+        "--trace-key-file", TRACE_KEY,
     ]  # fmt: skip
 
 

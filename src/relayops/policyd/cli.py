@@ -24,6 +24,25 @@ def _host_port(spec: str, option: str) -> tuple[str, int]:
     return host_port
 
 
+def _trace_key(path: Path | None) -> bytes | None:
+    """The stamp key; a missing or empty file is logged, and mail goes out unstamped
+    (complaints about it then cannot be attributed) rather than refused."""
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        logging.getLogger("relayops.policyd").error(
+            "event=trace_key_unreadable path=%s error=%r stamping=off", path, exc.strerror
+        )
+        return None
+    if not key:
+        logging.getLogger("relayops.policyd").error(
+            "event=trace_key_empty path=%s stamping=off", path
+        )
+    return key or None
+
+
 def make_store(spec: str) -> Store:
     """``sqlite:PATH`` or ``redis://HOST:PORT/N``."""
     if spec.startswith("sqlite:"):
@@ -72,6 +91,12 @@ def make_store(spec: str) -> Store:
     help="permissions of the unix socket (octal)",
 )
 @click.option(
+    "--trace-key-file",
+    type=click.Path(path_type=Path),
+    help="The service key that signs the X-Relayops-Trace stamp (docs/feedback.md); "
+    "without it (or if it is missing) messages get no stamp.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -85,6 +110,7 @@ def policyd(
     metrics_spec: str | None,
     on_store_error: str,
     socket_mode: str,
+    trace_key_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the Postfix policy daemon: quotas, account status, sender domains, sizes."""
@@ -115,6 +141,7 @@ def policyd(
         click.echo(f"relayops policyd: {exc}", err=True)
         sys.exit(2)
 
+    trace_key = _trace_key(trace_key_file)
     source = source_for(store_spec)
     suppressions = Suppressions(source) if source is not None else None
 
@@ -127,6 +154,7 @@ def policyd(
             fail_open=on_store_error == "dunno",
             suppressions=suppressions,
             feedback=FeedbackFigures(store_spec) if source is not None else None,
+            trace_key=trace_key,
         )
         await run(server, where, socket_mode=mode, metrics=metrics)
 

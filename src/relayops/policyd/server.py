@@ -31,6 +31,7 @@ from relayops.policyd.rules import (
     conclude,
     load_rules,
 )
+from relayops.policyd.stamp import stamp_action
 from relayops.policyd.store import UNAVAILABLE, Store
 from relayops.policyd.suppress import Suppressions, reply
 
@@ -69,6 +70,7 @@ class PolicyServer:
         clock: Callable[[], datetime] = _utcnow,
         suppressions: Suppressions | None = None,
         feedback: FeedbackFigures | None = None,
+        trace_key: bytes | None = None,
     ) -> None:
         self.rules = rules
         self.rules_path = rules_path
@@ -82,6 +84,7 @@ class PolicyServer:
         self.connections: set[PolicyConnection] = set()
         self.suppressions = suppressions
         self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
+        self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
 
     def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
         rules = self.rules  # one reference for the whole request, even across a reload
@@ -89,6 +92,8 @@ class PolicyServer:
         if isinstance(step, Verdict):
             if step.refusal is not None:
                 self._refused(request, step)
+            elif "policy_context" in request:
+                return self._stamp(request, rules) or step.action
             return step.action
         if self.suppressions is not None:
             suppressed = self._suppressed(request, step)
@@ -104,6 +109,16 @@ class PolicyServer:
 
         outcome.add_done_callback(done)
         return answer
+
+    def _stamp(self, request: Mapping[str, str], rules: Rules) -> str | None:
+        """PREPEND the trace stamp / Feedback-ID at DATA for a customer's message."""
+        if request.get("protocol_state", "").upper() != "DATA":
+            return None
+        customer = rules.by_login.get(request.get("sasl_username", "").lower())
+        if customer is None:
+            return None
+        now = int(self.clock().timestamp())
+        return stamp_action(request, customer.id, key=self.trace_key, now=now)
 
     def _suppressed(self, request: Mapping[str, str], charge: Charge) -> str | None:
         """The 550 for a suppressed recipient (not counted), or the store-error answer."""

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 from relayops.policyd.ledger import LedgerError, Suppression
-from relayops.policyd.store import OutageLog
 
 log = logging.getLogger("relayops.policyd.suppress")
 
@@ -125,7 +124,7 @@ class Suppressions:
         self.loaded_at: float | None = None  # monotonic time of the last good load
         self._version: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._outage = OutageLog(f"suppressions {source.description}")
+        self._failing_since: float | None = None  # monotonic, while loads fail
 
     def check(self, customer: str, recipient: str) -> Hit | None:
         if self.loaded_at is None or time.monotonic() - self.loaded_at > self.max_stale:
@@ -140,13 +139,25 @@ class Suppressions:
         try:
             version, snap = self.source.load(self._version)
         except LedgerError as exc:
-            self._outage.failed(str(exc))
+            if self._failing_since is None:  # once per outage, not once per poll
+                self._failing_since = time.monotonic()
+                log.error(
+                    "event=suppressions_unavailable store=%s error=%r",
+                    self.source.description,
+                    str(exc),
+                )
             return
         if snap is not None:
             self.snapshot = snap  # one reference swap
         self._version = version
         self.loaded_at = time.monotonic()
-        self._outage.recovered()
+        if self._failing_since is not None:
+            log.warning(
+                "event=suppressions_recovered store=%s outage_seconds=%.1f",
+                self.source.description,
+                self.loaded_at - self._failing_since,
+            )
+            self._failing_since = None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.refresh)
