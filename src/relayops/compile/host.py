@@ -6,6 +6,7 @@ from relayops.compile.dovecot import dovecot_files
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
 from relayops.compile.opendkim import opendkim_files
 from relayops.compile.policy import policy_files
+from relayops.compile.policy import counter_store
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
@@ -21,7 +22,7 @@ def compile_host(
     files: list[ManagedFile] = []
     secrets: list[SecretFile] = []
     directories: list[Directory] = []
-    files += postfix_files(repo, host, templates)
+    files += postfix_files(repo, host, templates, store=counter_store(inventory))
     dkim_files, dkim_secrets, dkim_dirs = opendkim_files(repo, host, templates)
     files += dkim_files
     secrets += dkim_secrets

@@ -86,12 +86,18 @@ def antispam_rules(repo: Repo) -> dict[str, Any]:
     }
 
 
+def counter_store(inventory: Inventory) -> str:
+    """The policy daemon's --store: a fleet shares Redis, one host keeps SQLite (the
+    feedback ingester writes to the same store)."""
+    return inventory.shared_counters or SQLITE_STORE
+
+
 def daemon_arguments(inventory: Inventory) -> list[str]:
     """`relayops policyd` arguments: a fleet shares Redis counters, one host keeps SQLite."""
     return [
         "--rules", RULES_PATH,
         "--listen", LISTEN,
-        "--store", inventory.shared_counters or SQLITE_STORE,
+        "--store", counter_store(inventory),
         "--notify-smtp", NOTIFY_SMTP,
         "--trace-key-file", TRACE_KEY,
     ]  # fmt: skip

@@ -34,6 +34,11 @@ SENDER_LOGINS = "/etc/postfix/sender_logins"
 SENDER_EGRESS = "/etc/postfix/sender_egress"
 TRANSPORT = "/etc/postfix/transport"
 ALIASES = "/etc/postfix/aliases"
+# Bounces and feedback-loop reports to these addresses of the service domain go to
+# `relayops feedback ingest` through a pipe(8) transport (docs/feedback.md).
+FEEDBACK_LOCALS = ("bounces", "fbl")
+FEEDBACK_TRANSPORT = "relayops-feedback"
+RELAYOPS_BIN = "/opt/relayops/venv/bin/relayops"  # deploy/hostplan.py VENV
 # Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
 _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
 
@@ -114,7 +119,9 @@ def sender_egress_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 
 def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
     default = default_egress(host)
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = [
+        (f"{local}@{repo.service.domain}", f"{FEEDBACK_TRANSPORT}:") for local in FEEDBACK_LOCALS
+    ]
     for name, cls in repo.throttling.items():
         rows.extend((domain, f"{class_transport(default, name)}:") for domain in cls.domains)
     return sorted(rows)
@@ -123,7 +130,9 @@ def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 def alias_rows(repo: Repo) -> list[tuple[str, str]]:
     """Role accounts of the service domain, delivered to root's local mailbox."""
     service = repo.service
-    local_parts = set(_ROLE_ACCOUNTS)
+    # The feedback addresses must be known local recipients (reject_unlisted_recipient);
+    # transport_maps sends their mail to the ingester before local(8) would see it.
+    local_parts = set(_ROLE_ACCOUNTS) | set(FEEDBACK_LOCALS)
     for address in (service.postmaster, service.abuse, service.notify_from):
         local, _, domain = address.rpartition("@")
         if domain == service.domain:
@@ -157,11 +166,18 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
     )
 
 
-def master_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
-    return templates.render("/etc/postfix/master.cf", transports=transports(host, repo.throttling))
+def master_cf(repo: Repo, host: RelayHost, templates: Templates, *, store: str) -> bytes:
+    return templates.render(
+        "/etc/postfix/master.cf",
+        transports=transports(host, repo.throttling),
+        feedback_transport=FEEDBACK_TRANSPORT,
+        feedback_command=f"{RELAYOPS_BIN} feedback ingest --store {store}",
+    )
 
 
-def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[ManagedFile]:
+def postfix_files(
+    repo: Repo, host: RelayHost, templates: Templates, *, store: str
+) -> list[ManagedFile]:
     def conf(path: str, content: bytes) -> ManagedFile:
         return ManagedFile(path, content, 0o644, "root", "root", Service.POSTFIX)
 
@@ -170,7 +186,7 @@ def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[Man
 
     return [
         conf("/etc/postfix/main.cf", main_cf(repo, host, templates)),
-        conf("/etc/postfix/master.cf", master_cf(repo, host, templates)),
+        conf("/etc/postfix/master.cf", master_cf(repo, host, templates, store=store)),
         table(SENDER_LOGINS, templates.render(SENDER_LOGINS, rows=sender_login_rows(repo, host))),
         table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
         table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),

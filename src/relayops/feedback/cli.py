@@ -31,8 +31,9 @@ from relayops.policyd.rules import AntiSpamRules, RulesError, load_rules
 EX_TEMPFAIL = 75  # sysexits.h: Postfix's pipe(8) keeps the message and retries
 DEFAULT_RULES = Path("/etc/relayops/policy.json")
 DEFAULT_KEY = Path("/etc/relayops/trace.key")
-DEFAULT_SPOOL = Path("/var/spool/relayops/feedback")
-DEFAULT_NOTICES = Path("/var/spool/relayops/notices")
+# Under the relayops account's home (deploy/hostplan.py), which the pipe's user can write.
+DEFAULT_SPOOL = Path("/var/lib/relayops/feedback")
+DEFAULT_NOTICES = Path("/var/lib/relayops/notices")
 
 
 def _read_head(path: Path) -> bytes:
