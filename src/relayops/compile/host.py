@@ -5,8 +5,7 @@ from __future__ import annotations
 from relayops.compile.dovecot import dovecot_files
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
 from relayops.compile.opendkim import opendkim_files
-from relayops.compile.policy import policy_files
-from relayops.compile.policy import counter_store
+from relayops.compile.policy import counter_store, policy_files
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
