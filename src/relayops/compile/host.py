@@ -5,7 +5,7 @@ from __future__ import annotations
 from relayops.compile.dovecot import dovecot_files
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile
 from relayops.compile.opendkim import opendkim_files
-from relayops.compile.policy import counter_store, policy_files
+from relayops.compile.policy import counter_store, policy_files, trace_key_secret
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
@@ -30,6 +30,7 @@ def compile_host(
     files += mail_files
     directories += mail_dirs
     files += policy_files(repo, inventory, host, templates)
+    secrets.append(trace_key_secret())
     paths = [f.path for f in files] + [s.path for s in secrets]
     if len(paths) != len(set(paths)):
         raise CompileError(f"{host.name}: two entries for one path; this is a compiler bug")

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from relayops.compile.files import ManagedFile, Service
+from relayops.compile.files import ManagedFile, SecretFile, Service
 from relayops.compile.placement import served
 from relayops.compile.templates import Templates
 from relayops.model import Customer, Inventory, RelayHost, Repo
@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 LISTEN = "127.0.0.1:10040"  # Postfix: check_policy_service inet:127.0.0.1:10040
 SQLITE_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
 TRACE_KEY = "/etc/relayops/trace.key"  # the X-Relayops-Trace signing key (docs/feedback.md)
+TRACE_KEY_SOURCE = "secrets/trace.key.age"  # age-encrypted like the DKIM keys
 NOTIFY_SMTP = "127.0.0.1:25"  # loopback is in mynetworks: notices may relay from there
 
 
@@ -115,3 +116,8 @@ def policy_files(
         ),
         ManagedFile(DEFAULTS_PATH, defaults, 0o644, "root", "root", Service.POLICYD),
     ]
+
+
+def trace_key_secret() -> SecretFile:
+    """The stamp key: read by the daemon and by the pipe's ingester, both user relayops."""
+    return SecretFile(TRACE_KEY, TRACE_KEY_SOURCE, 0o600, "relayops", "relayops", Service.POLICYD)
