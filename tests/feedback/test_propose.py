@@ -48,3 +48,19 @@ def test_a_breach_becomes_a_patch_that_git_applies(tmp_path: Path) -> None:
         [sys.executable, "-m", "relayops", "validate", "--repo", str(repo)], capture_output=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_keygen_writes_an_encrypted_key_once(tmp_path: Path) -> None:
+    from relayops.compile.dkim import decrypt_secret
+
+    repo = copy_example(tmp_path / "repo")
+    (repo / "secrets/trace.key.age").unlink()
+    cmd = [sys.executable, "-m", "relayops", "feedback", "keygen", "--repo", str(repo)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, f"wrote {repo}/secrets/trace.key.age\n")
+    identity = Path(__file__).parents[2] / "lab/age-identity.lab-only.txt"
+    key = decrypt_secret(repo / "secrets/trace.key.age", identity)
+    assert len(key.strip()) == 43 and key.endswith(b"\n")  # 32 bytes, base64url
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 1
+    assert "exists; replacing it makes every stamp already sent unverifiable" in again.stderr

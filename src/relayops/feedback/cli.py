@@ -480,3 +480,19 @@ def propose(repo: Path, store_spec: str, out: Path | None, as_json: bool) -> Non
         click.echo(f"{w['customer']}: {w['patch']} ({w['reason']})")
     for line in skipped:
         click.echo(f"skipped {line}")
+
+
+@feedback.command("keygen", epilog=EXIT_CODES_HELP)
+@repo_option
+@click.option("--force", is_flag=True, help="Replace an existing key (old stamps stop verifying).")
+def keygen(repo: Path, force: bool) -> None:
+    """Make the service key that signs X-Relayops-Trace stamps: secrets/trace.key.age,
+    encrypted to secrets/recipients.txt; deploy puts it at /etc/relayops/trace.key."""
+    from relayops.compile.dkim import DkimKeyError, generate_trace_key
+    from relayops.compile.policy import TRACE_KEY_SOURCE
+
+    try:
+        path = generate_trace_key(repo, TRACE_KEY_SOURCE, overwrite=force)
+    except DkimKeyError as exc:
+        fail(str(exc), code=1)
+    click.echo(f"wrote {path}")
