@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from relayops.policyd.ledger_sqlite import SqliteLedger
 from relayops.policyd.notice_spool import read_notice
 from relayops.policyd.rules import AntiSpamRules
 from support.feedback_mail import KEY, arf, relay_bounce, stamp
+from support.policyd import rules_data, write_rules
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 SAMPLES = sorted(corpus_dir().glob("*.eml"))
@@ -161,3 +164,28 @@ def test_corpus_truncated_and_corrupted_never_acts(
     assert outcome["customer"] is None
     assert (tmp / "spool" / f"{outcome['sha256']}.eml").read_bytes() == bytes(data)
     assert state(tmp)[:2] == ({}, [])
+
+
+def _cli(tmp: Path, store: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    rules = write_rules(tmp / "policy.json", rules_data())
+    (tmp / "key").write_bytes(KEY)
+    return subprocess.run(
+        [sys.executable, "-m", "relayops", "feedback", "ingest", "--store", store,
+         "--rules", str(rules), "--trace-key-file", str(tmp / "key"),
+         "--spool", str(tmp / "spool"), "--notices", str(tmp / "notices")],
+        input=data, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_pipe_exit_codes(tmp_path: Path) -> None:
+    """0 for any message (Postfix must not bounce garbage back); 75 (retry later) when
+    the store cannot be used — the message is in the spool either way."""
+    garbage = _cli(tmp_path, f"sqlite:{tmp_path / 'db.sqlite'}", b"\x00garbage")
+    assert garbage.returncode == 0, garbage.stderr
+    down = _cli(tmp_path, "sqlite:/nonexistent/dir/db.sqlite", relay_bounce(stamp()))
+    assert down.returncode == 75
+    assert down.stderr.decode() == (
+        "relayops feedback ingest: sqlite:/nonexistent/dir/db.sqlite: "
+        "unable to open database file\n"
+    )
+    assert len(list((tmp_path / "spool").glob("*.eml"))) == 2

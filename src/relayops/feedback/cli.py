@@ -185,6 +185,10 @@ def ingest_command(
 
     logging.basicConfig(stream=sys.stderr, level="INFO", format="%(name)s %(message)s")
     received = receive(sys.stdin.buffer)
+    try:  # kept first, whatever follows (ingest writes the same file again, with its outcome)
+        Spool(spool).keep(received)
+    except OSError as exc:
+        _tempfail(f"spool {spool}: {exc.strerror or exc}")
     try:
         policy = load_rules(rules_path).antispam
     except RulesError as exc:
