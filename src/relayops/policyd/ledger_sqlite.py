@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS suppressions (
     reason TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (customer, address)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feedback_state (
+    key TEXT PRIMARY KEY,         -- 'suppress_version': bumped on every suppression change
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feedback_audit (
     at REAL NOT NULL,
     customer TEXT NOT NULL,
@@ -98,6 +102,11 @@ class SqliteLedger:
                             "DO UPDATE SET n = n + excluded.n",
                             (change.customer, day, kind, n),
                         )
+                expired = conn.execute(
+                    "DELETE FROM suppressions WHERE expires <= ?", (time.time(),)
+                ).rowcount
+                if change.suppress or expired:
+                    self._bump()
                 for s in change.suppress:
                     conn.execute(
                         "INSERT INTO suppressions (customer, address, since, expires, reason) "
@@ -123,6 +132,17 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise LedgerError(f"sqlite:{self.path}: {exc}") from None
         return True
+
+    def _bump(self) -> None:
+        self._conn.execute(
+            "INSERT INTO feedback_state (key, value) VALUES ('suppress_version', 1) "
+            "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+        )
+
+    def suppress_version(self) -> str:
+        """Changes whenever a suppression is added or lifted (the daemon's cheap poll)."""
+        rows = self._run("SELECT value FROM feedback_state WHERE key = 'suppress_version'")
+        return str(rows[0][0]) if rows else "0"
 
     def _audit(self, e: AuditEntry) -> None:
         self._conn.execute(
@@ -174,6 +194,7 @@ class SqliteLedger:
                 (customer, address.lower()),
             ).rowcount
             if gone:
+                self._bump()
                 self._audit(AuditEntry(now, customer, "unsuppressed", who, f"{address}: {why}"))
         return bool(gone)
 

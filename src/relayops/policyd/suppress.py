@@ -18,9 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from relayops.policyd.ledger import LedgerError, Suppression
+
+if TYPE_CHECKING:
+    from relayops.policyd.ledger_sqlite import SqliteLedger
 
 log = logging.getLogger("relayops.policyd.suppress")
 
@@ -35,19 +38,29 @@ class Source(Protocol):
 
 
 class SqliteSource:
+    """Reads the suppressions table again only when its version row moved."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"sqlite:{path}"
+        self._ledger: SqliteLedger | None = None
 
     def load(self, known_version: str | None) -> tuple[str | None, Snapshot | None]:
         from relayops.policyd.ledger_sqlite import SqliteLedger
 
-        ledger = SqliteLedger(self.path)
         try:
-            rows = ledger.suppressions(None, now=time.time())
-        finally:
-            ledger.close()
-        return None, {(s.customer, s.address): s for s in rows}
+            if self._ledger is None:
+                self._ledger = SqliteLedger(self.path)
+            version = self._ledger.suppress_version()
+            if version == known_version:
+                return version, None
+            rows = self._ledger.suppressions(None, now=0)
+        except LedgerError:
+            if self._ledger is not None:  # start afresh next time (file replaced, locked)
+                self._ledger.close()
+                self._ledger = None
+            raise
+        return version, {(s.customer, s.address): s for s in rows}
 
 
 class RedisSource:
