@@ -77,7 +77,7 @@ def suppress_field(customer: str, address: str) -> str:
 
 
 def suppress_value(s: Suppression) -> str:
-    return f"{s.since:.0f} {s.expires:.0f} {s.reason}"
+    return f"{s.since:.3f} {s.expires:.3f} {s.reason}"
 
 
 def parse_suppression(field: str, value: str) -> Suppression | None:
