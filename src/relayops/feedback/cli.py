@@ -89,7 +89,8 @@ def _table(readings: list[tuple[Path, Report]]) -> Table:
 
 @click.group(epilog=EXIT_CODES_HELP)
 def feedback() -> None:
-    """Read bounces and complaint reports (a pure reader: nothing is suppressed)."""
+    """Bounces and complaint reports: read them, ingest them, and act as
+    policies/antispam.yaml says (status, release, unsuppress, propose)."""
 
 
 @feedback.command("read", epilog=EXIT_CODES_HELP)
