@@ -18,6 +18,7 @@ changed (suppress.py). Tools use redis-py (synchronous, not on the request path)
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 
 import redis
@@ -65,6 +66,24 @@ while i <= #ARGV do
 end
 redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[3]) - 1)
 return 1
+"""
+
+
+# KEYS: suppress hash, version; ARGV: now, then candidate fields. Deletes a field only if
+# it is still lapsed (an address suppressed again meanwhile stays).
+PRUNE_LUA = """
+local now, n = tonumber(ARGV[1]), 0
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    local expires = tonumber(string.match(v, '^%S+ (%S+)'))
+    if expires and expires <= now then
+      redis.call('HDEL', KEYS[1], ARGV[i]); n = n + 1
+    end
+  end
+end
+if n > 0 then redis.call('INCR', KEYS[2]) end
+return n
 """
 
 
@@ -139,7 +158,28 @@ class RedisLedger:
             flag_key(cid),
         ]
         try:
-            return bool(self._apply(keys=keys, args=args))
+            applied = bool(self._apply(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise LedgerError(f"{self.url}: {exc}") from None
+        if applied:
+            self.prune(now=time.time())
+        return applied
+
+    def prune(self, *, now: float) -> int:
+        """Drop lapsed suppressions from the hash (the daemon ignores them already);
+        the script re-checks each field, so an address suppressed again meanwhile stays."""
+        raw = self._call("hgetall", SUPPRESS_KEY)
+        assert isinstance(raw, dict)
+        lapsed = [
+            f
+            for f, v in raw.items()
+            if (s := parse_suppression(f, v)) is not None and s.expires <= now
+        ]
+        if not lapsed:
+            return 0
+        try:
+            return int(self._client.eval(PRUNE_LUA, 2, SUPPRESS_KEY, SUPPRESS_VERSION_KEY,
+                                         now, *lapsed))  # fmt: skip
         except redis.RedisError as exc:
             raise LedgerError(f"{self.url}: {exc}") from None
 
