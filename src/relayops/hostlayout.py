@@ -31,6 +31,8 @@ SASL_SOCKET = f"{POSTFIX_QUEUE_DIR}/{SASL_PATH}"  # dovecot unix_listener
 # relayops' own places.
 CONFIG_DIR = "/etc/relayops"
 RULES_PATH = f"{CONFIG_DIR}/policy.json"  # relayops policyd --rules
+# The X-Relayops-Trace stamp key: the daemon signs with it, the feedback ingester verifies.
+TRACE_KEY = f"{CONFIG_DIR}/trace.key"
 TLS_DIR = f"{CONFIG_DIR}/tls"
 TLS_CERT = f"{TLS_DIR}/fullchain.pem"  # ACME's (production) or the lab CA's
 TLS_KEY = f"{TLS_DIR}/privkey.pem"

@@ -8,6 +8,7 @@ Passwords of the golden logins are "pw-<login>".
 from __future__ import annotations
 
 import base64
+import email
 import imaplib
 import shutil
 import smtplib
@@ -18,11 +19,14 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from relayops.compile import compile_inventory
 from relayops.loader import load_repo
-from support.relay import Relay, relay_instance
+from relayops.policyd.trace import verify_trace
+from support.relay import TRACE_KEY, Relay, relay_instance
 
 pytestmark = pytest.mark.real
 
@@ -246,3 +250,33 @@ def test_imap_is_offered_on_993_with_tls_only(relay: Relay) -> None:
     ).stdout  # fmt: skip
     plain = settings.split("inet_listener imap {", 1)[1].split("}", 1)[0]
     assert "port = 0" in plain  # no cleartext IMAP on 143
+
+
+def test_submitted_mail_is_stamped_before_dkim_signs_it(relay: Relay) -> None:
+    """The policy daemon's PREPENDs at DATA reach the queue file before the milter signs:
+    the stamp verifies with the service key and the DKIM signature verifies with the
+    prepended headers in place."""
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "news@alpha-news.example", "reader@example.org")
+        assert code == 250, text
+        body = b"From: news@alpha-news.example\r\nSubject: hi\r\n\r\nbody\r\n"
+        code, text = client.data(body)
+        assert code == 250, text
+    queue_id = text.decode().rsplit(" ", 1)[-1]
+    message = subprocess.run(
+        ["postcat", "-c", str(relay.root / "etc/postfix"), "-h", "-b", "-q", queue_id],
+        capture_output=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    parsed = email.message_from_bytes(message)
+    trace = verify_trace(parsed["X-Relayops-Trace"], TRACE_KEY)
+    assert trace is not None and trace.verified
+    assert (trace.customer, trace.login, trace.queue_id) == ("alpha", "alpha-app", queue_id)
+    assert parsed["Feedback-ID"] == "alpha-app:alpha:relayops"
+    assert message.index(b"X-Relayops-Trace:") < message.index(b"Feedback-ID:")
+    key_file = next((relay.root / "etc/opendkim/keys").rglob("*.private"))
+    public = serialization.load_pem_private_key(key_file.read_bytes(), None).public_key()
+    der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+    assert dkim.verify(message.replace(b"\n", b"\r\n"), dnsfunc=lambda *_a, **_k: record)

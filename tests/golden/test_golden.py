@@ -115,7 +115,7 @@ def test_policy_json_is_read_by_the_policy_daemon(case: str) -> None:
     """The contract, checked from both ends: our output, the daemon's own loader."""
     for policy in sorted((HERE / case / "expected").glob("*/etc/relayops/policy.json")):
         data = json.loads(policy.read_text())
-        assert set(data) == {"schema_version", "service", "customers", "notifications"}
+        assert set(data) == {"schema_version", "service", "customers", "notifications", "antispam"}
         assert set(data["service"]) == {"name", "domain", "notify_from"}
         assert set(data["notifications"]) == {"warning", "limit"}
         for customer in data["customers"].values():

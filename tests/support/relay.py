@@ -34,6 +34,9 @@ class Relay:
     milter: int
 
 
+TRACE_KEY = b"relay-test-trace-key"  # the service key the instance's policyd stamps with
+
+
 def _edit(path: Path, pattern: str, replacement: str, *, count: int = 1) -> None:
     text = path.read_text()
     new, n = re.subn(pattern, replacement, text, flags=re.MULTILINE)
@@ -50,7 +53,7 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     ports = Relay(root, *(free_port() for _ in range(6)))
     postfix_dir = root / "etc/postfix"
     main_cf = postfix_dir / "main.cf"
-    _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=2)
+    _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=4)
     # submission, port 25 from 127.0.0.1 (smtpd_milter_maps) and non-SMTP mail
     _edit(main_cf, re.escape(DKIM_MILTER), f"inet:127.0.0.1:{ports.milter}", count=3)
     deferred = ",".join(["smtp", "relay", *(t.name for t in transports(host, repo.throttling))])
@@ -112,12 +115,15 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         run("dovecot", "-c", str(dovecot_conf))
         started_dovecot = True
         wait_port(ports.imaps, what="dovecot")
+        trace_key = root / "etc/relayops/trace.key"
+        trace_key.write_bytes(TRACE_KEY + b"\n")
         policyd = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "relayops"), "policyd",
                 "--rules", str(root / "etc/relayops/policy.json"),
                 "--listen", f"127.0.0.1:{ports.policy}",
                 "--store", f"sqlite:{root}/policyd.sqlite",
+                "--trace-key-file", str(trace_key),
             ],
             stdout=(root / "policyd.log").open("wb"),
             stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ from relayops.compile.dovecot import dovecot_files, mailboxes
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile, Tenant
 from relayops.compile.opendkim import opendkim_files
 from relayops.compile.placement import served
-from relayops.compile.policy import policy_files, policy_secrets
+from relayops.compile.policy import policy_files, policy_secrets, store_arguments, trace_key_secret
 from relayops.compile.postfix import postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
@@ -22,7 +22,11 @@ def compile_host(
     files: list[ManagedFile] = []
     secrets: list[SecretFile] = []
     directories: list[Directory] = []
-    files += postfix_files(repo, host, templates)
+    try:
+        store = store_arguments(inventory)
+    except ValueError as exc:
+        raise CompileError(f"{inventory.path}: {exc}") from None
+    files += postfix_files(repo, host, templates, store=store)
     dkim_files, dkim_secrets, dkim_dirs = opendkim_files(repo, host, templates)
     files += dkim_files
     secrets += dkim_secrets
@@ -35,6 +39,7 @@ def compile_host(
         secrets += policy_secrets(inventory)
     except ValueError as exc:
         raise CompileError(f"{inventory.path}: {exc}") from None
+    secrets.append(trace_key_secret())
     paths = [f.path for f in files] + [s.path for s in secrets]
     if len(paths) != len(set(paths)):
         raise CompileError(f"{host.name}: two entries for one path; this is a compiler bug")

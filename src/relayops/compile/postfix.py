@@ -23,7 +23,7 @@ from relayops.compile.files import Daemon, ManagedFile, MapCommand
 from relayops.compile.placement import Egress, default_egress, host_egresses, served
 from relayops.compile.templates import Templates
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
-from relayops.hostlayout import POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY
+from relayops.hostlayout import POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY, VENV
 from relayops.model import IspClass, RelayHost, Repo
 
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
@@ -31,6 +31,12 @@ SENDER_LOGINS = "/etc/postfix/sender_logins"
 SENDER_EGRESS = "/etc/postfix/sender_egress"
 TRANSPORT = "/etc/postfix/transport"
 ALIASES = "/etc/postfix/aliases"
+# Bounces to bounces@<service domain> and feedback-loop reports to service.yaml's
+# feedback_address go to `relayops feedback ingest` through a pipe(8) transport
+# (docs/feedback.md).
+BOUNCES_LOCAL = "bounces"
+FEEDBACK_TRANSPORT = "relayops-feedback"
+RELAYOPS_BIN = f"{VENV}/bin/relayops"  # the relay wheel's entry point (relayops/relay_cli.py)
 # Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
 _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
 
@@ -109,9 +115,17 @@ def sender_egress_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
     return sorted(rows)
 
 
+def feedback_addresses(repo: Repo) -> list[str]:
+    """Where bounces and feedback-loop reports reach the service: the ingester's inputs."""
+    service = repo.service
+    return sorted({f"{BOUNCES_LOCAL}@{service.domain}", service.feedback_address.lower()})
+
+
 def transport_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
     default = default_egress(host)
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str]] = [
+        (address, f"{FEEDBACK_TRANSPORT}:") for address in feedback_addresses(repo)
+    ]
     for name, cls in repo.throttling.items():
         rows.extend((domain, f"{class_transport(default, name)}:") for domain in cls.domains)
     return sorted(rows)
@@ -126,11 +140,13 @@ def alias_rows(repo: Repo) -> list[tuple[str, str]]:
     """
     service = repo.service
     local_parts = set(_ROLE_ACCOUNTS)
+    # The feedback addresses must be known local recipients (reject_unlisted_recipient);
+    # transport_maps sends their mail to the ingester before local(8) would see it.
     for address in (
         service.postmaster,
         service.abuse,
         service.notify_from,
-        service.feedback_address,
+        *feedback_addresses(repo),
     ):
         local, _, domain = address.rpartition("@")
         if domain == service.domain:
@@ -164,11 +180,20 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
     )
 
 
-def master_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
-    return templates.render("/etc/postfix/master.cf", transports=transports(host, repo.throttling))
+def master_cf(repo: Repo, host: RelayHost, templates: Templates, *, store: list[str]) -> bytes:
+    return templates.render(
+        "/etc/postfix/master.cf",
+        transports=transports(host, repo.throttling),
+        feedback_transport=FEEDBACK_TRANSPORT,
+        feedback_command=" ".join([RELAYOPS_BIN, "feedback", "ingest", *store]),
+    )
 
 
-def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[ManagedFile]:
+def postfix_files(
+    repo: Repo, host: RelayHost, templates: Templates, *, store: list[str]
+) -> list[ManagedFile]:
+    """`store`: the daemon's --store arguments, which the feedback ingester shares."""
+
     def conf(path: str, content: bytes) -> ManagedFile:
         return ManagedFile(path, content, 0o644, "root", "root", Daemon.POSTFIX)
 
@@ -177,7 +202,7 @@ def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[Man
 
     return [
         conf("/etc/postfix/main.cf", main_cf(repo, host, templates)),
-        conf("/etc/postfix/master.cf", master_cf(repo, host, templates)),
+        conf("/etc/postfix/master.cf", master_cf(repo, host, templates, store=store)),
         table(SENDER_LOGINS, templates.render(SENDER_LOGINS, rows=sender_login_rows(repo, host))),
         table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
         table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),

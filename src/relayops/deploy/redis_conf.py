@@ -36,8 +36,14 @@ POLICYD_COMMANDS = (
     "ping", "select", "role", "script|load", "evalsha", "wait",
     "exists", "get", "incr", "expire", "set",
 )  # fmt: skip
-# Tools (set_flag/clear_flag) use the same user for the complaint flags.
-POLICYD_TOOL_COMMANDS = ("del",)
+# Tools (set_flag/clear_flag) use the same user for the complaint flags; so do the
+# feedback ledger (policyd/ledger_redis.py: its APPLY/PRUNE scripts, tallies,
+# suppressions, audit list), the daemon's suppression poller and feedback metrics, and
+# the relay's `relayops feedback ingest`.
+POLICYD_TOOL_COMMANDS = (
+    "del", "eval", "scan", "hget", "hgetall", "hset", "hdel", "hincrby",
+    "lpush", "ltrim", "lrange",
+)  # fmt: skip
 REPLICA_COMMANDS = ("psync", "replconf", "ping")
 SENTINEL_COMMANDS = (
     "multi", "exec", "slaveof", "replicaof", "ping", "subscribe", "publish", "info", "role",

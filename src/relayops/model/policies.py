@@ -52,6 +52,16 @@ class AntiSpam(Strict):
     bounce_rate_max: Ratio = 0.05
     on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
     on_breach: Literal["suspend", "notify_only"] = "suspend"
+    window_days: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description="UTC days the complaint and bounce rates are counted over; at most 2, "
+        "the days the policy daemon keeps its accepted-recipient counters",
+    )
+    suppress_days: PositiveInt = Field(
+        default=30, description="days a hard-bounced recipient stays suppressed for its customer"
+    )
 
 
 class WarmupStage(Strict):

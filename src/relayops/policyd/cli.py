@@ -9,10 +9,12 @@ from pathlib import Path
 
 import click
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import Notifier
 from relayops.policyd.rules import RulesError, load_rules
 from relayops.policyd.server import Listen, PolicyServer, run, split_host_port
 from relayops.policyd.store import Store, StoreError
+from relayops.policyd.suppress import Suppressions, source_for
 
 
 def _host_port(spec: str, option: str) -> tuple[str, int]:
@@ -49,6 +51,25 @@ def read_password_file(path: Path) -> str:
     if not password:
         raise click.BadParameter(f"{path} is empty", param_hint="--store-password-file")
     return password
+
+
+def _trace_key(path: Path | None) -> bytes | None:
+    """The stamp key; a missing or empty file is logged, and mail goes out unstamped
+    (complaints about it then cannot be attributed) rather than refused."""
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        logging.getLogger("relayops.policyd").error(
+            "event=trace_key_unreadable path=%s error=%r stamping=off", path, exc.strerror
+        )
+        return None
+    if not key:
+        logging.getLogger("relayops.policyd").error(
+            "event=trace_key_empty path=%s stamping=off", path
+        )
+    return key or None
 
 
 def make_store(spec: str, *, password: str | None = None) -> Store:
@@ -132,6 +153,12 @@ EXIT_CODES_HELP = (
     help="permissions of the unix socket (octal)",
 )
 @click.option(
+    "--trace-key-file",
+    type=click.Path(path_type=Path),
+    help="The service key that signs the X-Relayops-Trace stamp (docs/feedback.md); "
+    "without it (or if it is missing) messages get no stamp.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -146,6 +173,7 @@ def policyd(
     metrics_spec: str | None,
     on_store_error: str,
     socket_mode: str,
+    trace_key_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the Postfix policy daemon: quotas, account status, sender domains, sizes."""
@@ -177,6 +205,10 @@ def policyd(
         click.echo(f"relayops policyd: {exc}", err=True)
         sys.exit(2)
 
+    trace_key = _trace_key(trace_key_file)
+    source = source_for(store_spec, password=password)
+    suppressions = Suppressions(source) if source is not None else None
+
     async def main() -> None:
         server = PolicyServer(
             rules=rules,
@@ -184,6 +216,9 @@ def policyd(
             store=store,
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
+            suppressions=suppressions,
+            feedback=FeedbackFigures(store_spec, password=password) if source is not None else None,
+            trace_key=trace_key,
         )
         listening = None
         if metrics is not None:

@@ -80,6 +80,20 @@ class Notifications(_Model):
     limit: Template
 
 
+class AntiSpam(_Model):
+    """policies/antispam.yaml as the relay's feedback ingester applies it (defaults: the
+    model's, for a policy.json written before the section existed)."""
+
+    complaints: Annotated[int, Field(gt=0)] = 1
+    per_messages: Annotated[int, Field(gt=0)] = 3000
+    min_volume: Annotated[int, Field(gt=0)] = 3000
+    bounce_rate_max: Annotated[float, Field(ge=0, le=1)] = 0.05
+    on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
+    on_breach: Literal["suspend", "notify_only"] = "suspend"
+    window_days: Annotated[int, Field(ge=1, le=2)] = 2
+    suppress_days: Annotated[int, Field(gt=0)] = 30
+
+
 class PolicyFile(_Model):
     """/etc/relayops/policy.json."""
 
@@ -87,6 +101,7 @@ class PolicyFile(_Model):
     service: ServiceInfo
     customers: dict[str, CustomerRules]
     notifications: Notifications
+    antispam: AntiSpam = AntiSpam()
 
     @field_validator("schema_version")
     @classmethod

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import NotifyStats
 from relayops.policyd.protocol import Stats
 from relayops.policyd.rules import Rules
@@ -52,6 +53,9 @@ class MetricsSource(Protocol):
 
     @property
     def store(self) -> _Store: ...
+
+    @property
+    def feedback(self) -> FeedbackFigures | None: ...
 
 
 class PolicydCollector(Collector):
@@ -111,6 +115,9 @@ class PolicydCollector(Collector):
             "1 while the counter store is failing",
             value=1 if s.store.outage else 0,
         )
+        if s.feedback is not None:
+            rules = s.rules
+            yield from s.feedback.families(sorted(rules.customers), rules.antispam)
 
 
 def serve_metrics(server: MetricsSource, host: str, port: int) -> CollectorRegistry:

@@ -99,6 +99,20 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class AntiSpamRules:
+    """The ceilings and consequences of policies/antispam.yaml (docs/feedback.md)."""
+
+    complaints: int = 1
+    per_messages: int = 3000
+    min_volume: int = 3000
+    bounce_rate_max: float = 0.05
+    on_complaint: str = "disable_pending_review"
+    on_breach: str = "suspend"
+    window_days: int = 2
+    suppress_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     service_name: str
     notify_from: str
@@ -106,6 +120,8 @@ class Rules:
     by_login: Mapping[str, Customer]  # lower-case SASL login -> its subscription
     warning: tuple[string.Template, string.Template]
     limit: tuple[string.Template, string.Template]
+    antispam: AntiSpamRules = AntiSpamRules()
+    service_domain: str = ""
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -166,6 +182,8 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         by_login=by_login,
         warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
+        antispam=AntiSpamRules(**model.antispam.model_dump()),
+        service_domain=model.service.domain,
     )
 
 
@@ -212,6 +230,7 @@ class Refusal(enum.StrEnum):
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
     COMPLAINT = "complaint"
+    SUPPRESSED = "suppressed"  # the recipient hard-bounced (feedback ledger, suppress.py)
     SENDER_DOMAIN = "sender_domain"
     SIZE = "size"
     STORE_ERROR = "store_error"

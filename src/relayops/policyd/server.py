@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
@@ -30,7 +31,9 @@ from relayops.policyd.rules import (
     conclude,
     load_rules,
 )
-from relayops.policyd.store import Store
+from relayops.policyd.stamp import stamp_action
+from relayops.policyd.store import UNAVAILABLE, Store
+from relayops.policyd.suppress import Suppressions, reply
 
 log = logging.getLogger("relayops.policyd")
 
@@ -65,6 +68,9 @@ class PolicyServer:
         notifier: Notifier,
         fail_open: bool,
         clock: Callable[[], datetime] = _utcnow,
+        suppressions: Suppressions | None = None,
+        feedback: FeedbackFigures | None = None,
+        trace_key: bytes | None = None,
     ) -> None:
         self.rules = rules
         self.rules_path = rules_path
@@ -76,6 +82,9 @@ class PolicyServer:
         self.refusals: dict[str, int] = {}
         self.reloads = {"ok": 0, "failed": 0}
         self.connections: set[PolicyConnection] = set()
+        self.suppressions = suppressions
+        self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
+        self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
 
     def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
         rules = self.rules  # one reference for the whole request, even across a reload
@@ -83,7 +92,13 @@ class PolicyServer:
         if isinstance(step, Verdict):
             if step.refusal is not None:
                 self._refused(request, step)
+            elif "policy_context" in request:
+                return self._stamp(request, rules) or step.action
             return step.action
+        if self.suppressions is not None:
+            suppressed = self._suppressed(request, step)
+            if suppressed is not None:
+                return suppressed
         outcome = self.store.charge(step)
         if isinstance(outcome, Outcome):
             return self._conclude(request, step, outcome, rules)
@@ -94,6 +109,33 @@ class PolicyServer:
 
         outcome.add_done_callback(done)
         return answer
+
+    def _stamp(self, request: Mapping[str, str], rules: Rules) -> str | None:
+        """PREPEND the trace stamp / Feedback-ID at DATA for a customer's message."""
+        if request.get("protocol_state", "").upper() != "DATA":
+            return None
+        customer = rules.by_login.get(request.get("sasl_username", "").lower())
+        if customer is None:
+            return None
+        now = int(self.clock().timestamp())
+        return stamp_action(request, customer.id, key=self.trace_key, now=now)
+
+    def _suppressed(self, request: Mapping[str, str], charge: Charge) -> str | None:
+        """The 550 for a suppressed recipient (not counted), or the store-error answer."""
+        assert self.suppressions is not None
+        cid = charge.customer.id
+        recipient = request.get("recipient", "")
+        hit = self.suppressions.check(cid, recipient)
+        if hit is None:
+            return None
+        if hit.entry is None:  # stale snapshot: the ledger has not answered for a while
+            if self.fail_open:
+                return None
+            verdict = conclude(charge, UNAVAILABLE, self.rules)
+        else:
+            verdict = Verdict(reply(hit.entry, recipient), Refusal.SUPPRESSED, cid)
+        self._refused(request, verdict)
+        return verdict.action
 
     def _conclude(
         self, request: Mapping[str, str], charge: Charge, outcome: Outcome, rules: Rules
@@ -231,6 +273,8 @@ async def run(
     loop = asyncio.get_running_loop()
     raise_fd_limit()
     await server.store.start()
+    if server.suppressions is not None:
+        await server.suppressions.start()
     server.notifier.start()
     freeze_heap()
     listener = await start_listener(
@@ -278,6 +322,8 @@ async def run(
         await listener.wait_closed()
         await server.notifier.close()
         await server.store.close()
+        if server.suppressions is not None:
+            await server.suppressions.close()
         if listen.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(listen.path)

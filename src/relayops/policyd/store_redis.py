@@ -330,21 +330,38 @@ def _problem(fut: asyncio.Future[object], expected: type) -> str | None:
     return None
 
 
-def sync_client(url: str | RedisUrl, *, password: str | None = None) -> redis.Redis:
-    """A redis-py client for tools (flags, tests): the same URL forms as the daemon's."""
+def sync_client(
+    url: str | RedisUrl,
+    *,
+    password: str | None = None,
+    timeout: float | None = None,
+    decode_responses: bool = False,
+) -> redis.Redis:
+    """A redis-py client for tools, the feedback ledger and its pollers (off the request
+    path): the same URL forms as the daemon's."""
     parsed = url if isinstance(url, RedisUrl) else RedisUrl.parse(url)
     if password is not None:
         parsed = parsed.with_password(password)
     auth: dict[str, object] = {"username": parsed.username, "password": parsed.password}
     if parsed.tls:
         auth |= {"ssl": True, "ssl_ca_certs": parsed.ca, "ssl_cert_reqs": "required"}
+    if timeout is not None:
+        auth |= {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if parsed.master is not None:
         sentinels = [(e.host, e.port) for e in parsed.endpoints]
         sentinel = redis.sentinel.Sentinel(sentinels, sentinel_kwargs=dict(auth), **auth)  # type: ignore[no-untyped-call]
-        client: redis.Redis = sentinel.master_for(parsed.master, db=parsed.db)  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            parsed.master, db=parsed.db, decode_responses=decode_responses
+        )
         return client
     e = parsed.endpoints[0]
-    return redis.Redis(host=e.host, port=e.port, db=parsed.db, **auth)  # type: ignore[arg-type]
+    return redis.Redis(
+        host=e.host,
+        port=e.port,
+        db=parsed.db,
+        decode_responses=decode_responses,
+        **auth,  # type: ignore[arg-type]
+    )
 
 
 def set_flag(
