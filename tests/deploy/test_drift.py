@@ -10,12 +10,14 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_a_hand_edited_main_cf_is_drift_on_that_host_only() -> None:
+    # Captured from `relayops deploy --dry` on the lab after `echo '# drift' >>` relay1's
+    # main.cf. The names are pyinfra's: the step's @deploy group, " | ", the operation.
     output = (DATA / "dry-run-drift.txt").read_text()
     assert detected_changes(output) == {
         "relay1.relay.example.net": [
-            "File /etc/postfix/main.cf (content)",
-            "Check postfix configuration: postfix check",
-            "Reload postfix",
+            "Directories, files and maps | File /etc/postfix/main.cf (content)",
+            "Configuration checks | Check postfix configuration: postfix check",
+            "Services | Reload postfix",
         ]
     }
 
