@@ -106,10 +106,6 @@ def held(deployed: Deployed) -> Iterator[list[str]]:
     deployed.lab.run("relay1", "rm -rf /var/vmail/acme-app")
 
 
-@pytest.mark.xfail(
-    reason="known failure on the merged tree: closing note 2026-12-01",
-    strict=False,
-)
 def test_termination_waits_for_queued_mail_then_removes_keys_and_mailboxes(
     deployed: Deployed, terminated_stark: Path, held: list[str], example_afterwards: None
 ) -> None:
