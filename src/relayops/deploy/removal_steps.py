@@ -28,6 +28,7 @@ from pyinfra.context import host
 from relayops.compile.managed import Entry, Manifest
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import DEPLOY_DIRECTORIES, HostPlan
+from relayops.deploy.operations import directory_command
 from relayops.deploy.manifest import MANIFEST_PATH, ManifestError, dumps, loads
 from relayops.deploy.ordering import positioned
 from relayops.deploy.queue import COMMAND as QUEUE_COMMAND
@@ -78,9 +79,7 @@ def write_manifest(content: bytes) -> Generator[StringCommand | FileUploadComman
     """Replace the manifest atomically (written beside it, then renamed)."""
     d = _STATE_DIR
     temp = shlex.quote(MANIFEST_PATH + ".relayops-new")
-    yield StringCommand(
-        f"install -d -o {d.owner} -g {d.group} -m {d.mode:04o} {shlex.quote(d.path)}"
-    )
+    yield StringCommand(directory_command(d))
     yield StringCommand(f"install -m 0640 /dev/null {temp}")
     yield FileUploadCommand(io.BytesIO(content), MANIFEST_PATH + ".relayops-new")
     yield StringCommand(f"mv -f {temp} {shlex.quote(MANIFEST_PATH)}")
