@@ -27,11 +27,12 @@ Postfix actions used (access(5), SMTPD_POLICY_README):
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -122,6 +123,9 @@ class Rules:
     limit: tuple[string.Template, string.Template]
     antispam: AntiSpamRules = AntiSpamRules()
     service_domain: str = ""
+    # Per customer, the Charge of its current local day (assess()); the one mutable
+    # part, filled by the request path, and new with every load (a reload starts empty).
+    days: dict[str, _Day] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -217,6 +221,48 @@ def warn_threshold(limit: int, ratio: float) -> int:
     The epsilon keeps 0.8 * 5000 at 4000 despite binary floating point.
     """
     return max(1, math.ceil(limit * ratio - 1e-9))
+
+
+@functools.lru_cache(maxsize=8192)
+def resume_at(day: date, tz: ZoneInfo) -> datetime:
+    """When sending resumes after `day`'s limit: the start of the next local day.
+
+    Cached: every 452 and notice of a customer's day asks the same question, and a
+    time-zone conversion per refusal is most of a refusal's cost under a burst.
+    """
+    return day_start(day + timedelta(days=1), tz)
+
+
+class _Day:
+    """One customer's current local day: the Charge assess() hands out for any instant
+    in [start, end) (POSIX seconds), so a request costs a comparison instead of a
+    time-zone conversion, a scan of the warm-up stages and a new Charge.
+
+    The day is always found the uncached way (``astimezone``); [start, end) is that
+    day's first instant to the next day's. Where a clock change moves local time
+    back across midnight the repeated minutes stay on the new day (the uncached
+    way would count them to the old one again): no zone in use today does that.
+    """
+
+    __slots__ = ("charge", "end", "start")
+
+    def __init__(self, charge: Charge, start: float, end: float) -> None:
+        self.charge, self.start, self.end = charge, start, end
+
+
+def _charge_for(customer: Customer, now: datetime, days: dict[str, _Day]) -> Charge:
+    """The Charge of the customer's local day at `now` (cached per customer, see _Day)."""
+    ts = now.timestamp()
+    cached = days.get(customer.id)
+    if cached is not None and cached.start <= ts < cached.end:
+        return cached.charge
+    tz = customer.tz
+    day = now.astimezone(tz).date()
+    limit = customer.limit_on(day)
+    charge = Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+    start = day_start(day, tz).timestamp()
+    days[customer.id] = _Day(charge, start, resume_at(day, tz).timestamp())
+    return charge
 
 
 # --------------------------------------------------------------------------------------
@@ -361,14 +407,12 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
             )
     if state != "RCPT":
         return DUNNO
-    day = now.astimezone(customer.tz).date()
-    limit = customer.limit_on(day)
-    return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
+    return _charge_for(customer, now, rules.days)
 
 
 def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules: Rules) -> Notice:
     customer = charge.customer
-    resume = day_start(charge.day + timedelta(days=1), customer.tz)
+    resume = resume_at(charge.day, customer.tz)
     subject_t, body_t = rules.warning if kind == "warning" else rules.limit
     values = {
         "customer": customer.id,
@@ -416,16 +460,23 @@ def conclude(charge: Charge, outcome: Outcome, rules: Rules, *, fail_open: bool 
         notices.append(_notice("limit", charge, outcome.count, rules))
     if status is ChargeStatus.ACCEPTED:
         return Verdict("DUNNO", None, cid, tuple(notices), outcome.count, charge.limit)
-    resume = day_start(charge.day + timedelta(days=1), customer.tz)
-    what = "daily quota" if charge.limit >= customer.daily_quota else "daily warm-up limit"
     return Verdict(
-        f"452 4.7.1 {what} of {charge.limit} reached for {cid}; "
-        f"sending resumes at {resume:%H:%M} {customer.tz.key}",
+        _quota_reply(cid, charge.day, charge.limit, customer.daily_quota, customer.tz),
         Refusal.QUOTA,
         cid,
         tuple(notices),
         outcome.count,
         charge.limit,
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _quota_reply(cid: str, day: date, limit: int, daily_quota: int, tz: ZoneInfo) -> str:
+    """The 452 of a customer's day: the same text for every refused recipient that day."""
+    resume = resume_at(day, tz)
+    what = "daily quota" if limit >= daily_quota else "daily warm-up limit"
+    return (
+        f"452 4.7.1 {what} of {limit} reached for {cid}; sending resumes at {resume:%H:%M} {tz.key}"
     )
 
 
