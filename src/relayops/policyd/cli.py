@@ -182,6 +182,13 @@ def policyd(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # The format uses none of these; without them a record costs about 4 µs less
+    # (no caller frame walk, thread or process lookups: the logging HOWTO's
+    # "Optimization"), which counts at one refusal line per 452 under a burst.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     try:
         where = Listen.parse(listen)
     except ValueError as exc:

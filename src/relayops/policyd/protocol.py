@@ -114,8 +114,18 @@ class PolicyConnection(asyncio.Protocol):
         self._stats.connections -= 1
 
     def data_received(self, data: bytes) -> None:
-        self._buf += data
         self.last_read = asyncio.get_running_loop().time()
+        if (
+            not self._buf
+            and not self._busy
+            and data[:1] != b"\n"
+            and data.find(b"\n\n") == len(data) - 2
+        ):
+            # The usual read: exactly one whole request (Postfix waits for each answer).
+            # Answered without going through the buffer: the same checks as _drain.
+            self._one(data[:-2])
+            return
+        self._buf += data
         if not self._busy:
             self._drain()
         elif len(self._buf) > 2 * MAX_REQUEST:  # pipelining far ahead of our answers
@@ -153,25 +163,34 @@ class PolicyConnection(asyncio.Protocol):
                 return
             block = bytes(buf[:end])
             del buf[: end + 2]
-            if end > MAX_LINE and max(map(len, block.split(b"\n"))) > MAX_LINE:
-                self._oversize()
+            self._one(block)
+            if self._busy:
                 return
-            request = parse_request(block)
-            if request is None:
-                self._malformed(block)
-                continue
-            self._stats.requests += 1
-            try:
-                answer = self._handler(request)
-            except Exception:  # a bug must cost one tempfail, not the connection
-                log.exception("event=handler_error peer=%s", self.peer)
-                answer = INTERNAL_ERROR_ACTION
-            if isinstance(answer, str):
-                self._write(_answer_bytes(answer))
-            else:
-                self._busy = True
-                answer.add_done_callback(self._answered)
-                return
+
+    def _one(self, block: bytes) -> None:
+        """Answer one request (`block` without its empty line), or start waiting for it."""
+        end = len(block)
+        if end > MAX_REQUEST:
+            self._oversize()
+            return
+        if end > MAX_LINE and max(map(len, block.split(b"\n"))) > MAX_LINE:
+            self._oversize()
+            return
+        request = parse_request(block)
+        if request is None:
+            self._malformed(block)
+            return
+        self._stats.requests += 1
+        try:
+            answer = self._handler(request)
+        except Exception:  # a bug must cost one tempfail, not the connection
+            log.exception("event=handler_error peer=%s", self.peer)
+            answer = INTERNAL_ERROR_ACTION
+        if isinstance(answer, str):
+            self._write(_answer_bytes(answer))
+        else:
+            self._busy = True
+            answer.add_done_callback(self._answered)
 
     def _answered(self, fut: asyncio.Future[str]) -> None:
         self._busy = False
