@@ -55,7 +55,9 @@ TTL_SECONDS = 2 * 86400
 # KEYS: 4 per charge (count, warning claim, limit claim, complaint flag)
 # ARGV: ttl, then 2 per charge (limit, warn_at)
 # Returns 4 integers per charge: status (1 accepted, 0 over limit, 2 flagged),
-# count after the call, warning claimed (0/1), limit notice claimed (0/1).
+# count after the call, warning claimed (0/1), limit notice claimed (0/1), as one
+# space-separated string: one bulk reply the daemon splits in C, instead of an array
+# of 4 per charge parsed reply by reply in Python.
 CHARGE_LUA = """
 local ttl = tonumber(ARGV[1])
 local out = {}
@@ -78,10 +80,27 @@ for i = 0, #KEYS / 4 - 1 do
     out[#out+1] = status; out[#out+1] = count; out[#out+1] = warn; out[#out+1] = lim
   end
 end
-return out
+return table.concat(out, ' ')
 """
 
 _STATUS = {1: ChargeStatus.ACCEPTED, 0: ChargeStatus.OVER_LIMIT, 2: ChargeStatus.FLAGGED}
+
+
+def _bulk(value: str | int) -> bytes:
+    data = str(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def charge_fragments(charge: Charge) -> tuple[bytes, bytes]:
+    """A charge's 4 keys and 2 arguments of CHARGE_LUA, RESP-encoded.
+
+    The same for every recipient of a customer's day, so the store keeps them
+    (encoding 6 arguments per request was a fifth of the Redis path's Python).
+    """
+    cid, day = charge.customer.id, charge.day.isoformat()
+    notice = f"{PREFIX}notice:{cid}:{day}:"
+    keys = (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
+    return b"".join(map(_bulk, keys)), _bulk(charge.limit) + _bulk(charge.warn_at)
 
 
 def count_key(customer: str, day: str) -> str:
@@ -121,6 +140,9 @@ class RedisStore:
         self._backoff = retry_interval
         self._outage = OutageLog(self.description)
         self._sha = hashlib.sha1(CHARGE_LUA.encode()).hexdigest()
+        self._evalsha = b"$7\r\nEVALSHA\r\n" + _bulk(self._sha)
+        # (customer, day, limit, warn_at) -> charge_fragments(); cleared when large
+        self._fragments: dict[tuple[str, object, int, int], tuple[bytes, bytes]] = {}
         self._conn: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._pending: list[tuple[Charge, asyncio.Future[Outcome]]] = []
@@ -175,14 +197,21 @@ class RedisStore:
             return
         batch = self._pending[: self.max_batch]
         del self._pending[: self.max_batch]
-        keys: list[str] = []
-        args: list[int] = [TTL_SECONDS]
+        fragments = self._fragments
+        if len(fragments) > 100_000:  # a day's worth of customers, many times over
+            fragments.clear()
+        keys: list[bytes] = []
+        args: list[bytes] = [_bulk(TTL_SECONDS)]
         for charge, _ in batch:
-            cid, day = charge.customer.id, charge.day.isoformat()
-            notice = f"{PREFIX}notice:{cid}:{day}:"
-            keys += (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
-            args += (charge.limit, charge.warn_at)
-        reply = conn.call(b"EVALSHA", self._sha, len(keys), *keys, *args)
+            key = (charge.customer.id, charge.day, charge.limit, charge.warn_at)
+            encoded = fragments.get(key)
+            if encoded is None:
+                encoded = fragments[key] = charge_fragments(charge)
+            keys.append(encoded[0])
+            args.append(encoded[1])
+        n = len(batch)  # arguments: EVALSHA, sha, numkeys, 4n keys, ttl, 2n
+        head = b"*%d\r\n%s%s" % (4 + 6 * n, self._evalsha, _bulk(4 * n))
+        reply = conn.call_encoded(b"".join([head, *keys, *args]))
         waited = conn.call(b"WAIT", self.url.wait, self.url.wait_ms) if self.url.wait else None
         assert self._loop is not None
         allowed = self.timeout + (self.url.wait_ms / 1000 if waited is not None else 0)
@@ -190,7 +219,7 @@ class RedisStore:
 
         def done(last: asyncio.Future[object]) -> None:
             timer.cancel()
-            problems = (_problem(reply, list), _problem(waited, int) if waited else None)
+            problems = (_problem(reply, bytes), _problem(waited, int) if waited else None)
             why = problems[0] or problems[1]
             acks = waited.result() if waited is not None and why is None else None
             if isinstance(acks, int) and acks < self.url.wait:
@@ -202,12 +231,11 @@ class RedisStore:
             else:
                 self._outage.recovered()
                 result = reply.result()
-                assert isinstance(result, list)
+                assert isinstance(result, bytes)
+                values = list(map(int, result.split()))
                 for i, (_, charge_fut) in enumerate(batch):
-                    status, count, warn, limit = result[4 * i : 4 * i + 4]
-                    charge_fut.set_result(
-                        Outcome(_STATUS[int(status)], int(count), bool(warn), bool(limit))
-                    )
+                    status, count, warn, limit = values[4 * i : 4 * i + 4]
+                    charge_fut.set_result(Outcome(_STATUS[status], count, warn == 1, limit == 1))
             self._send()
 
         (waited or reply).add_done_callback(done)
