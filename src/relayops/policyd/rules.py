@@ -61,6 +61,8 @@ class RulesError(Exception):
 
 def _one_line(text: str) -> str:
     """Operator text made safe to quote in a one-line SMTP reply / policy answer."""
+    if len(text) <= _MAX_QUOTED and text.isprintable() and " ".join(text.split()) == text:
+        return text  # already one clean line (the usual case): no pass per character
     cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return cleaned if len(cleaned) <= _MAX_QUOTED else cleaned[: _MAX_QUOTED - 3] + "..."
 

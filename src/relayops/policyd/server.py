@@ -155,22 +155,17 @@ class PolicyServer:
             return  # the store logs once per outage, not once per request
         if not log.isEnabledFor(logging.INFO):
             return  # counted above; skip building a line nobody will see
-        fields: dict[str, object] = {
-            "event": "refused",
-            "reason": reason.value,
-            "customer": verdict.customer,
-            "login": request.get("sasl_username", ""),
-            "state": request.get("protocol_state", ""),
-            "sender": request.get("sender", ""),
-            "recipient": request.get("recipient", ""),
-            "client": request.get("client_address", ""),
-            "queue_id": request.get("queue_id", ""),
-        }
-        if verdict.limit is not None:
-            fields["count"] = verdict.count
-            fields["limit"] = verdict.limit
-        fields["reply"] = verdict.action
-        log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
+        # One f-string rather than a dict joined field by field: a 452 burst writes
+        # this line for every refused recipient.
+        get, q = request.get, _logfmt_value
+        counted = "" if verdict.limit is None else f" count={verdict.count} limit={verdict.limit}"
+        log.info(
+            f"event=refused reason={reason.value} customer={q(verdict.customer)} "
+            f"login={q(get('sasl_username', ''))} state={q(get('protocol_state', ''))} "
+            f"sender={q(get('sender', ''))} recipient={q(get('recipient', ''))} "
+            f"client={q(get('client_address', ''))} queue_id={q(get('queue_id', ''))}"
+            f"{counted} reply={q(verdict.action)}"
+        )
 
     async def reload(self) -> bool:
         """Load the rules file again; on any error keep the current rules and say why."""
