@@ -19,7 +19,7 @@ from typing import Final
 
 from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import Notifier
-from relayops.policyd.protocol import PolicyConnection, Stats, sweep
+from relayops.policyd.protocol import Deferred, PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
     Charge,
     Outcome,
@@ -86,7 +86,7 @@ class PolicyServer:
         self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
         self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
 
-    def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
+    def handle(self, request: dict[str, str]) -> str | Deferred:
         rules = self.rules  # one reference for the whole request, even across a reload
         step = assess(request, rules, self.clock())
         if isinstance(step, Verdict):
@@ -102,13 +102,11 @@ class PolicyServer:
         outcome = self.store.charge(step)
         if isinstance(outcome, Outcome):
             return self._conclude(request, step, outcome, rules)
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-        def done(fut: asyncio.Future[Outcome]) -> None:
-            answer.set_result(self._conclude(request, step, fut.result(), rules))
+        def then(result: Outcome) -> str:
+            return self._conclude(request, step, result, rules)
 
-        outcome.add_done_callback(done)
-        return answer
+        return Deferred(outcome, then)
 
     def _stamp(self, request: Mapping[str, str], rules: Rules) -> str | None:
         """PREPEND the trace stamp / Feedback-ID at DATA for a customer's message."""

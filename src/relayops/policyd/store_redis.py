@@ -180,7 +180,10 @@ class RedisStore:
         fut: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((charge, fut))
         if not self._in_flight:
-            self._send()
+            # Sent once this pass of the event loop has read every connection that is
+            # ready, so their charges share the call (sent at once: mostly batches of 1).
+            self._in_flight = True
+            loop.call_soon(self._send)
         return fut
 
     def _send(self) -> None:
