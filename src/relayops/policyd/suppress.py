@@ -143,7 +143,10 @@ class Suppressions:
     def check(self, customer: str, recipient: str) -> Hit | None:
         if self.loaded_at is None or time.monotonic() - self.loaded_at > self.max_stale:
             return Hit(None, stale=True)
-        entry = self.snapshot.get((customer, recipient.lower()))
+        snapshot = self.snapshot
+        if not snapshot:  # nothing suppressed (the usual case): no key to build
+            return None
+        entry = snapshot.get((customer, recipient.lower()))
         if entry is None or entry.expires <= self.clock():
             return None
         return Hit(entry)
