@@ -148,7 +148,7 @@ def redis_counts(port: int) -> dict[str, int]:
 class Daemon:
     """One daemon of the comparison; `fresh()` restarts it on empty counters.
 
-    ``relayops-sqlite@REF`` is the SQLite daemon of another commit (`--base`).
+    ``relayops-sqlite@REF`` / ``relayops-redis@REF``: the daemon of another commit (`--base`).
     """
 
     def __init__(
@@ -175,7 +175,7 @@ class Daemon:
             cmd = [PY, str(HERE / "minimal_daemon.py"), f"127.0.0.1:{self.port}"]
         else:
             store = f"sqlite:{self.db}" if self.sqlite else f"redis://127.0.0.1:{self.redis_port}/0"
-            if self.name == "relayops-redis":
+            if self.name.startswith("relayops-redis"):
                 subprocess.run(
                     ["redis-cli", "-p", str(self.redis_port), "FLUSHDB"],
                     check=True,
@@ -317,6 +317,14 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
         "the machine and move the throughput figures.",
     ]
 
+    def med(rs: list[dict[str, object]], key: str) -> float:
+        return statistics.median(float(str(r[key])) for r in rs)
+
+    def paired(rs: list[dict[str, object]], key: str) -> float:
+        return statistics.median(
+            float(str(r[key])) / float(str(r[f"pair_{key}"])) for r in rs if f"pair_{key}" in r
+        )
+
     def tempfails(rs: list[dict[str, object]]) -> int:
         return sum(int(dict(r["kinds"]).get("4.3.0 tempfail", 0)) for r in rs)  # type: ignore[call-overload]
 
@@ -325,21 +333,16 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
             continue
         lines.append("")
         for conns, rs in sorted(per.items()):
-            mine = runs["relayops-sqlite"].get(conns, [])
+            mine = runs[name.partition("@")[0]].get(conns, [])
             lines.append(
-                f"- Before/after at {conns} connections: `{name}` (the store before this "
-                f"change) answered 4.3.0 {tempfails(rs)} times ({sum(bool(r['exact']) for r in rs)}"
-                f"/{len(rs)} runs exact); this tree {tempfails(mine)} times "
+                f"- Before/after at {conns} connections: `{name}` (before this change) "
+                f"{paired(rs, 'rps'):.2f}× the minimal paired, "
+                f"{med(rs, 'cpu_us_per_request'):.1f} CPU µs/req, answered 4.3.0 "
+                f"{tempfails(rs)} times ({sum(bool(r['exact']) for r in rs)}"
+                f"/{len(rs)} runs exact); this tree {paired(mine, 'rps'):.2f}× paired, "
+                f"{med(mine, 'cpu_us_per_request'):.1f} CPU µs/req, {tempfails(mine)} times "
                 f"({sum(bool(r['exact']) for r in mine)}/{len(mine)} runs exact)."
             )
-
-    def med(rs: list[dict[str, object]], key: str) -> float:
-        return statistics.median(float(str(r[key])) for r in rs)
-
-    def paired(rs: list[dict[str, object]], key: str) -> float:
-        return statistics.median(
-            float(str(r[key])) / float(str(r[f"pair_{key}"])) for r in rs if f"pair_{key}" in r
-        )
 
     lines.append("")
     targets = {"relayops-sqlite": ("SQLite", 0.7), "relayops-redis": ("Redis", 0.5)}
@@ -437,6 +440,8 @@ def main() -> None:
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         names.append(f"relayops-sqlite@{args.base}")
+        if not args.no_redis:
+            names.append(f"relayops-redis@{args.base}")
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
         args.out = args.profile / "RESULTS.md"  # a profiled run's figures are not the results
