@@ -11,10 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from relayops.model import Customer, Inventory, Notification, Plan, Status, WarmupSchedule
+from relayops.policyd.notices import TEMPLATE_FIELDS
 
-TEMPLATE_FIELDS = frozenset(
-    {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
-)
 
 
 @dataclass(frozen=True)
@@ -185,15 +183,16 @@ def notification_rules(notifications: dict[str, Notification]) -> Iterator[Viola
         note = notifications[kind]
         for part in ("subject", "body"):
             text = getattr(note, part)
+            known = TEMPLATE_FIELDS.get(kind, frozenset())
             for match in string.Template.pattern.finditer(text):
                 named = match.group("named") or match.group("braced")
                 if match.group("invalid") is not None or (
-                    named is not None and named not in TEMPLATE_FIELDS
+                    named is not None and named not in known
                 ):
                     yield Violation(
                         f"policies/notifications/{kind}.txt",
                         (),
                         f"unknown placeholder in {part}; known: "
-                        + ", ".join("$" + f for f in sorted(TEMPLATE_FIELDS)),
+                        + ", ".join("$" + f for f in sorted(known)),
                         match.group(0),
                     )

@@ -1,27 +1,51 @@
-"""Dovecot: SASL for Postfix, IMAP on 993 only, and the passwd-file of active logins."""
+"""Dovecot: SASL for Postfix, IMAP on 993 only, LMTP for notices, and the passwd-files.
+
+One mailbox per customer (see mailbox.py): every login of a customer has the
+same home, /var/vmail/<customer>, and reads the same Maildir over IMAP; Postfix
+delivers <customer>@MAILBOX_DOMAIN there over LMTP (the userdb has that
+address too).
+"""
 
 from __future__ import annotations
 
 from relayops.compile.files import Directory, ManagedFile, Service
+from relayops.compile.mailbox import LMTP_SOCKET, MAIL_ROOT, mailbox_address
 from relayops.compile.placement import served
 from relayops.compile.postfix import TLS_CERT, TLS_KEY
 from relayops.compile.templates import Templates
-from relayops.model import RelayHost, Repo
+from relayops.model import RelayHost, Repo, Status
 
 PASSWD_FILE = "/etc/dovecot/relayops-users"
 AUTH_SOCKET = "/var/spool/postfix/private/auth"  # Postfix: smtpd_sasl_path = private/auth
-MAIL_ROOT = "/var/vmail"
 MAIL_USER = "vmail"  # system user the deploy creates; owns every mailbox
+USERDB_FILE = "/etc/dovecot/relayops-mailboxes"
 
 
 def passwd_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
-    """(login, hash) of the active customers the host serves: the others cannot log in."""
+    """(login, hash) of the customers the host serves, except terminated ones.
+
+    A suspended customer's logins still authenticate: the policy daemon then
+    refuses each message at MAIL FROM with the suspension's reason (a 535 would
+    say nothing), and the logins can read the suspension notice over IMAP.
+    """
     return sorted(
         (user.login, user.password)
         for customer, _ in served(repo.customers, host)
-        if customer.sends
+        if customer.status is not Status.TERMINATED
         for user in customer.users
     )
+
+
+def userdb_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """(user, home): every login and the customer's mailbox address share one home."""
+    rows: list[tuple[str, str]] = []
+    for customer, _ in served(repo.customers, host):
+        if customer.status is Status.TERMINATED:
+            continue
+        home = f"{MAIL_ROOT}/{customer.id}"
+        rows.append((mailbox_address(customer.id), home))
+        rows.extend((user.login, home) for user in customer.users)
+    return sorted(rows)
 
 
 def dovecot_files(
@@ -34,7 +58,8 @@ def dovecot_files(
         tls_key=TLS_KEY,
         auth_socket=AUTH_SOCKET,
         passwd_file=PASSWD_FILE,
-        mail_root=MAIL_ROOT,
+        userdb_file=USERDB_FILE,
+        lmtp_socket=LMTP_SOCKET,
         mail_user=MAIL_USER,
     )
     files = [
@@ -44,6 +69,14 @@ def dovecot_files(
         ManagedFile(
             PASSWD_FILE,
             templates.render(PASSWD_FILE, rows=passwd_rows(repo, host)),
+            0o640,
+            "root",
+            "dovecot",
+            None,
+        ),
+        ManagedFile(
+            USERDB_FILE,
+            templates.render(USERDB_FILE, rows=userdb_rows(repo, host)),
             0o640,
             "root",
             "dovecot",

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from relayops.compile.files import ManagedFile, Service
+from relayops.compile.mailbox import MAILBOX_DOMAIN
 from relayops.compile.placement import served
 from relayops.compile.templates import Templates
 from relayops.model import Customer, Inventory, RelayHost, Repo
@@ -60,6 +61,7 @@ def policy_rules(repo: Repo, host: RelayHost) -> dict[str, Any]:
             "name": service.name,
             "domain": service.domain,
             "notify_from": service.notify_from,
+            "mailbox_domain": MAILBOX_DOMAIN,
         },
         "customers": {c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)},
         "notifications": {

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayops.compile.files import ManagedFile, MapCommand, Service
+from relayops.compile.mailbox import LMTP_PATH, MAILBOX_DOMAIN, mailbox_address, mailbox_customers
 from relayops.compile.placement import Egress, default_egress, host_egresses, served
 from relayops.compile.templates import Templates
 from relayops.model import IspClass, RelayHost, Repo
@@ -34,6 +35,7 @@ SENDER_LOGINS = "/etc/postfix/sender_logins"
 SENDER_EGRESS = "/etc/postfix/sender_egress"
 TRANSPORT = "/etc/postfix/transport"
 ALIASES = "/etc/postfix/aliases"
+MAILBOXES = "/etc/postfix/mailboxes"  # virtual_mailbox_maps: the customers' notice mailboxes
 # Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
 _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
 
@@ -131,6 +133,11 @@ def alias_rows(repo: Repo) -> list[tuple[str, str]]:
     return [(f"{local}:", "root") for local in sorted(local_parts)]
 
 
+def mailbox_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """`<customer>@mailbox-domain  <customer>/`: the addresses Postfix accepts for LMTP."""
+    return [(mailbox_address(cid), f"{cid}/") for cid in mailbox_customers(repo, host)]
+
+
 def message_size_limit(repo: Repo) -> int:
     """The largest plan's limit; policyd refuses what exceeds the customer's own plan."""
     return max(plan.max_message_bytes for plan in repo.plans.values())
@@ -154,6 +161,11 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         sender_egress=SENDER_EGRESS,
         transport_map=TRANSPORT,
         aliases=ALIASES,
+        mailbox_domain=MAILBOX_DOMAIN,
+        mailboxes=MAILBOXES,
+        lmtp_path=LMTP_PATH,
+        # Only local processes may write into a customer's mailbox (see main.cf).
+        mailbox_guard=f"inline:{{ {MAILBOX_DOMAIN}=relayops_local_only }}",
     )
 
 
@@ -175,4 +187,5 @@ def postfix_files(repo: Repo, host: RelayHost, templates: Templates) -> list[Man
         table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
         table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),
         table(ALIASES, templates.render(ALIASES, rows=alias_rows(repo)), MapCommand.POSTALIAS),
+        table(MAILBOXES, templates.render(MAILBOXES, rows=mailbox_rows(repo, host))),
     ]

@@ -31,7 +31,7 @@ import json
 import math
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -103,11 +103,22 @@ class _Service(_Model):
     name: str
     domain: str
     notify_from: str
+    # The local domain whose addresses (<customer>@mailbox_domain) are the customers'
+    # IMAP mailboxes on the relay; absent in files of older compilers: no mailbox copy.
+    mailbox_domain: str | None = None
 
 
 class _Notifications(_Model):
     warning: _Template
     limit: _Template
+    # Added within schema 1: a file from an older compiler lacks them, and those
+    # notices are then logged, not sent (see notices.py).
+    resumed: _Template | None = None
+    complaint: _Template | None = None
+    disabled: _Template | None = None
+    reenabled: _Template | None = None
+    suspended: _Template | None = None
+    terminated: _Template | None = None
 
 
 class _PolicyFile(_Model):
@@ -176,6 +187,13 @@ class Rules:
     by_login: Mapping[str, Customer]  # lower-case SASL login -> its subscription
     warning: tuple[string.Template, string.Template]
     limit: tuple[string.Template, string.Template]
+    # Every notice kind's (subject, body) templates, warning and limit included.
+    templates: Mapping[str, tuple[string.Template, string.Template]] = field(default_factory=dict)
+    mailbox_domain: str | None = None  # <customer>@mailbox_domain: the IMAP mailbox copy
+
+    def mailbox(self, customer: str) -> str | None:
+        """The customer's local IMAP mailbox address, None without a mailbox domain."""
+        return f"{customer}@{self.mailbox_domain}" if self.mailbox_domain else None
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -229,6 +247,11 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
                 )
             by_login[key] = customer
     n = model.notifications
+    templates = {
+        kind: (string.Template(t.subject), string.Template(t.body))
+        for kind, t in n
+        if isinstance(t, _Template)
+    }
     return Rules(
         service_name=model.service.name,
         notify_from=model.service.notify_from,
@@ -236,6 +259,8 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         by_login=by_login,
         warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
+        templates=templates,
+        mailbox_domain=model.service.mailbox_domain,
     )
 
 
@@ -290,14 +315,21 @@ class Refusal(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A mail to a customer's contact, rendered from the rules' templates."""
+    """A mail to a customer's contact (and IMAP mailbox), rendered from the rules' templates.
 
-    kind: Literal["warning", "limit"]
+    `kind` is one of notices.KINDS; `attachment` is a message attached as
+    message/rfc822 (a complaint's original report); `mailbox` the customer's
+    local mailbox address that gets the same message, when the relay has one.
+    """
+
+    kind: str
     customer: str
     sender: str
     to: str
     subject: str
     body: str
+    attachment: bytes | None = None
+    mailbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,6 +470,7 @@ def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules
         customer.contact,
         _one_line(subject_t.safe_substitute(values)),
         body_t.safe_substitute(values),
+        mailbox=rules.mailbox(customer.id),
     )
 
 
