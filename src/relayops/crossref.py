@@ -14,7 +14,6 @@ from relayops.model import Customer, Inventory, Notification, Plan, Status, Warm
 from relayops.policyd.notices import TEMPLATE_FIELDS
 
 
-
 @dataclass(frozen=True)
 class Violation:
     file: str  # repository-relative path
@@ -186,9 +185,7 @@ def notification_rules(notifications: dict[str, Notification]) -> Iterator[Viola
             known = TEMPLATE_FIELDS.get(kind, frozenset())
             for match in string.Template.pattern.finditer(text):
                 named = match.group("named") or match.group("braced")
-                if match.group("invalid") is not None or (
-                    named is not None and named not in known
-                ):
+                if match.group("invalid") is not None or (named is not None and named not in known):
                     yield Violation(
                         f"policies/notifications/{kind}.txt",
                         (),

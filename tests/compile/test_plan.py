@@ -151,7 +151,9 @@ def test_suspension_and_new_ip(repo: Path) -> None:
     ips = {(r["name"], r["type"], r["value"]) for r in data["ips"]}
     assert ("30.2.0.192.in-addr.arpa", "PTR", "o9.relay.example.net") in ips
     changed = {c["path"] for c in data["hosts"][0]["changes"]}
-    assert {"/etc/postfix/sender_logins", "/etc/dovecot/relayops-users"} <= changed
+    assert {"/etc/postfix/sender_logins", "/etc/relayops/policy.json"} <= changed
+    # A suspended login still authenticates (and is refused at MAIL FROM with the reason).
+    assert "/etc/dovecot/relayops-users" not in changed
 
 
 def test_invalid_working_tree_exits_2(repo: Path) -> None:

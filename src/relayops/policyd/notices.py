@@ -2,12 +2,14 @@
 
 Kinds (templates `policies/notifications/<kind>.txt`, shipped in policy.json):
 
-| kind | due | sent by |
-|---|---|---|
-| warning, limit | the day's count reaches the threshold / the limit | the charge path (rules.py) |
-| resumed | a customer's local day starts and its limit was reached the day before | the daemon's midnight sweep (`days_started`) |
-| suspended, terminated | a reload changes a customer's status to that | the daemon on SIGHUP (`status_notices`) |
-| complaint, disabled, reenabled | feedback-loop tooling asks (`NoticeRequest`) | the store's outbox (outbox.py) |
+- warning, limit: the day's count reaches the threshold / the limit; sent
+  from the charge path (rules.py).
+- resumed: a customer's local day begins after a day that reached its limit;
+  the daemon's day sweep (`days_started`).
+- suspended, terminated: a reload changes a customer's status to that; the
+  daemon on SIGHUP (`status_notices`).
+- complaint, disabled, reenabled: feedback-loop tooling asks with a
+  `NoticeRequest` through the store's outbox (outbox.py).
 
 Every notice is claimed once in the store where it must not repeat (per
 customer, local day and kind), so several daemons sharing a store send one.
@@ -130,9 +132,8 @@ def check_request(request: NoticeRequest, rules: Rules) -> Customer:
     """The request's customer if the request can be sent, else NoticeError saying why."""
     kind = request.kind
     if kind not in REQUESTABLE:
-        raise NoticeError(
-            f"notice kind {kind!r:.40} cannot be requested; one of: {', '.join(sorted(REQUESTABLE))}"
-        )
+        known = ", ".join(sorted(REQUESTABLE))
+        raise NoticeError(f"notice kind {kind!r:.40} cannot be requested; one of: {known}")
     customer = rules.customers.get(request.customer)
     if customer is None:
         raise NoticeError(f"{kind} notice: unknown customer {request.customer!r:.60}")

@@ -1,4 +1,12 @@
-"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps."""
+"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps.
+
+Notices beyond the charge path's warning/limit (notices.py says which is due
+when): a reload that moves a customer to suspended/terminated sends that
+notice; a sweep every ROLL_INTERVAL seconds sends `resumed` to each customer
+whose local day has just begun after a day at its limit; the store's outbox is
+polled every OUTBOX_INTERVAL seconds for requests of other components. Each is
+claimed in the store first, so daemons sharing a store send it once.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +19,27 @@ import re
 import resource
 import signal
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from relayops.policyd.notices import (
+    NoticeError,
+    NoticeRequest,
+    days_started,
+    render,
+    render_request,
+    resumed_values,
+    status_notices,
+    status_values,
+)
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
     Charge,
+    Notice,
     Outcome,
     Refusal,
     Rules,
@@ -35,6 +54,9 @@ from relayops.policyd.store import Store
 log = logging.getLogger("relayops.policyd")
 
 SWEEP_INTERVAL = 5.0
+OUTBOX_INTERVAL = 1.0  # seconds between two looks at the store's outbox
+ROLL_INTERVAL = 30.0  # seconds between two looks for local days that began ("resumed")
+OUTBOX_BATCH = 100
 
 
 def _utcnow() -> datetime:
@@ -76,6 +98,7 @@ class PolicyServer:
         self.refusals: dict[str, int] = {}
         self.reloads = {"ok": 0, "failed": 0}
         self.connections: set[PolicyConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
         rules = self.rules  # one reference for the whole request, even across a reload
@@ -140,13 +163,78 @@ class PolicyServer:
             self.reloads["failed"] += 1
             log.error("event=reload_failed keeping=previous_rules error=%s", _logfmt_value(exc))
             return False
-        self.rules = rules  # atomic: requests hold their own reference
+        old, self.rules = self.rules, rules  # atomic: requests hold their own reference
         freeze_heap()
         self.reloads["ok"] += 1
         log.info(
             "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
         )
+        self._spawn(self.announce_status(old, rules))
         return True
+
+    # ---- notices off the charge path ---------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, notice: Notice | None, kind: str, customer: str) -> None:
+        if notice is None:  # policy.json of an older compiler: no template for this kind
+            log.warning("event=notice_not_sent kind=%s customer=%s why=no_template", kind, customer)
+            return
+        self.notifier.submit(notice)
+
+    async def announce_status(self, old: Rules, new: Rules) -> None:
+        """Suspension/termination notices for the status changes of a reload, once per store."""
+        for customer, kind in status_notices(old, new):
+            now = self.clock()
+            day = now.astimezone(customer.tz).date()
+            if await self.store.claim(customer.id, day, kind):
+                notice = render(kind, customer, new, now, status_values(customer))
+                self._send(notice, kind, customer.id)
+
+    async def roll_days(self, since: datetime, until: datetime) -> None:
+        """`resumed` for each customer whose local day began in (since, until] after a
+        day that reached its limit."""
+        rules = self.rules
+        for customer, day in days_started(rules, since, until):
+            hit = await self.store.claimed(customer.id, day - timedelta(days=1), "limit")
+            if hit and await self.store.claim(customer.id, day, "resumed"):
+                now = self.clock()
+                notice = render("resumed", customer, rules, now, resumed_values(customer, day))
+                self._send(notice, "resumed", customer.id)
+
+    async def drain_outbox(self) -> int:
+        """Send the notice requests queued in the store; returns how many were taken."""
+        taken = await self.store.take_outbox(OUTBOX_BATCH)
+        for text in taken:
+            try:
+                request = NoticeRequest.from_json(text)
+                notice = render_request(request, self.rules, self.clock())
+            except NoticeError as exc:
+                log.error("event=notice_refused error=%s", _logfmt_value(exc))
+                continue
+            self._send(notice, request.kind, request.customer)
+        return len(taken)
+
+    async def notice_loop(self) -> None:
+        """Poll the outbox every OUTBOX_INTERVAL, look for new local days every ROLL_INTERVAL."""
+        loop = asyncio.get_running_loop()
+        last = self.clock()
+        next_roll = loop.time() + ROLL_INTERVAL
+        while True:
+            await self.drain_outbox()
+            if loop.time() >= next_roll:
+                now = self.clock()
+                await self.roll_days(last, now)
+                last, next_roll = now, loop.time() + ROLL_INTERVAL
+            await asyncio.sleep(OUTBOX_INTERVAL)
+
+    async def close_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # ---- listening ---------------------------------------------------------------------------
@@ -256,6 +344,7 @@ async def run(
         sweeper[0] = loop.call_later(SWEEP_INTERVAL, on_sweep)
 
     sweeper = [loop.call_later(SWEEP_INTERVAL, on_sweep)]
+    server._spawn(server.notice_loop())
     log.info(
         "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
         listen,
@@ -275,6 +364,7 @@ async def run(
         for conn in list(server.connections):
             conn.close()
         await listener.wait_closed()
+        await server.close_tasks()
         await server.notifier.close()
         await server.store.close()
         if listen.path is not None:

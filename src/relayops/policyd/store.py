@@ -45,6 +45,17 @@ class Store(Protocol):
     async def close(self) -> None:
         """Write everything still pending and release the store."""
 
+    async def claim(self, customer: str, day: date, kind: str) -> bool:
+        """Claim a notice once per (customer, local day, kind) across all daemons sharing
+        the store: True for the one caller that gets it; False if taken or unreachable."""
+
+    async def claimed(self, customer: str, day: date, kind: str) -> bool:
+        """Whether that notice was claimed (False when the store cannot say)."""
+
+    async def take_outbox(self, limit: int) -> list[str]:
+        """Remove and return up to `limit` queued notice requests (JSON, outbox.py);
+        each is taken by one daemon only. [] when the store cannot answer."""
+
     @property
     def outage(self) -> bool:
         """True while the store is failing (for the metrics gauge)."""
@@ -102,6 +113,13 @@ class MemoryCounters:
         self.flags: dict[str, str] = {}  # customer id -> reason (complaint suspension)
         self.dirty_counts: dict[DayKey, int] = {}
         self.dirty_claims: set[tuple[str, date, str]] = set()
+
+    def claimed(self, cid: str, day: date, kind: str) -> bool:
+        return (cid, day, kind) in self.claims
+
+    def claim(self, cid: str, day: date, kind: str) -> bool:
+        """Claim a notice (see Store.claim); the claim is written with the counters."""
+        return self._claim(cid, day, kind)
 
     def _claim(self, cid: str, day: date, kind: str) -> bool:
         key = (cid, day, kind)

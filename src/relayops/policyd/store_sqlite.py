@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS notices (
     customer TEXT NOT NULL,
     day TEXT NOT NULL,
-    kind TEXT NOT NULL,           -- 'warning' | 'limit': claimed (sent once) that day
+    kind TEXT NOT NULL,           -- a notice kind (notices.KINDS): claimed (sent once) that day
     PRIMARY KEY (customer, day, kind)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flags (
@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS flags (
     expires_at REAL,              -- unix time, NULL = until removed
     PRIMARY KEY (customer, flag)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request TEXT NOT NULL         -- a NoticeRequest as JSON (notices.py), sent by the daemon
+);
 """
 
 KEEP_DAYS = 2  # counters of days older than this (UTC) are deleted
@@ -128,6 +132,15 @@ def clear_flag(path: Path, customer: str) -> None:
     conn = connect(path, busy_timeout=5.0)
     try:
         conn.execute("DELETE FROM flags WHERE customer = ? AND flag = ?", (customer, COMPLAINT))
+    finally:
+        conn.close()
+
+
+def queue_notice(path: Path, request_json: str) -> None:
+    """Queue a notice request in a SQLite store's outbox (outbox.queue_notice calls this)."""
+    conn = connect(path, busy_timeout=5.0)
+    try:
+        conn.execute("INSERT INTO outbox (request) VALUES (?)", (request_json,))
     finally:
         conn.close()
 
@@ -194,6 +207,7 @@ class SqliteStore:
         self._next_flag_poll = 0.0
         self._next_sync = 0.0
         self._next_prune = 0.0
+        self._outbox: sqlite3.Connection | None = None  # its own connection, off the loop
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -273,6 +287,9 @@ class SqliteStore:
                 )
             self._conn.close()
             self._conn = None
+        if self._outbox is not None:
+            self._outbox.close()
+            self._outbox = None
         if self._lockfile is not None:
             os.close(self._lockfile)
             self._lockfile = None
@@ -280,6 +297,41 @@ class SqliteStore:
     @property
     def outage(self) -> bool:
         return self._outage.active
+
+    # ---- notices (off the hot path) --------------------------------------------------
+
+    async def claim(self, customer: str, day: date, kind: str) -> bool:
+        with self._lock:  # the writer commits it with the next batch
+            return self._mem.claim(customer, day, kind)
+
+    async def claimed(self, customer: str, day: date, kind: str) -> bool:
+        with self._lock:
+            return self._mem.claimed(customer, day, kind)
+
+    async def take_outbox(self, limit: int) -> list[str]:
+        try:
+            return await asyncio.to_thread(self._take_outbox, limit)
+        except sqlite3.Error as exc:
+            log.warning("event=outbox_read_failed store=%s error=%r", self.description, str(exc))
+            return []
+
+    def _take_outbox(self, limit: int) -> list[str]:
+        if self._outbox is None:
+            self._outbox = connect(self.path, busy_timeout=self.busy_timeout)
+        conn = self._outbox
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, request FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            if rows:
+                conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return [request for _, request in rows]
 
     # ---- request path (event loop) ---------------------------------------------------
 
