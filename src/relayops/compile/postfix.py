@@ -166,6 +166,10 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         lmtp_path=LMTP_PATH,
         # Only local processes may write into a customer's mailbox (see main.cf).
         mailbox_guard=f"inline:{{ {MAILBOX_DOMAIN}=relayops_local_only }}",
+        mailbox_closed=(
+            f"inline:{{ {{ {MAILBOX_DOMAIN} = REJECT notice mailboxes take mail from the relay "
+            "only } }"
+        ),
     )
 
 
