@@ -40,23 +40,6 @@ ALPHA_CRM = (
     "{SHA512-CRYPT}$6$noED3MTZABg1Kze2$I7qcxbVtAACaYUCEZmw24P9rSQJXLph1mvrzVn47jkQtc3y0M"
     "IEVhjdwkeErYUm76p3ZM/zGkzOLb.S.QydA1."
 )
-TERM = """\
-name: Term Travel
-contact: ops@term.example
-plan: starter
-timezone: UTC
-status: terminated
-status_reason: subscription cancelled by the customer
-status_date: 2026-10-01
-placement:
-  pool: shared
-domains:
-  - name: term.example
-    dkim: {selector: t1}
-users:
-  - login: term-app
-    password: "{SHA512-CRYPT}$6$9ad89f9530baa7ef$.vWbD.T3ZyiWxNDGMvYrXmOzs/kdBvscbYNIos82xKZJ7hRUVi50AIE203BhRIbdp2lF1cphuZWlUc9vEhaKa1"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +48,11 @@ def relay() -> Iterator[Relay]:
     base = GOLDEN / "suspended" / "repo"
     alpha = (base / "customers/alpha.yaml").read_text()
     alpha += f'  - login: alpha-crm\n    password: "{ALPHA_CRM}"\n'
-    overlay = {"customers/alpha.yaml": alpha.encode(), "customers/term.yaml": TERM.encode()}
+    # The terminated customer of the "terminated" case, moved to this repo's shared pool.
+    term = (GOLDEN / "terminated/repo/customers/term.yaml").read_text()
+    term = term.replace("warmup:\n  schedule: standard-5w\n  start: 2026-06-01\n", "")
+    term = term.replace("dedicated_ip: dedi-1", "pool: shared")
+    overlay = {"customers/alpha.yaml": alpha.encode(), "customers/term.yaml": term.encode()}
     loaded = load_repo(base, today=date(2026, 11, 23), overlay=overlay)
     assert loaded.repo is not None, loaded
     repo = loaded.repo
