@@ -312,3 +312,28 @@ def test_outbox_requests_are_sent_once(tmp_path: Path) -> None:
     assert [(n.kind, n.to, n.mailbox) for n in notices] == [
         ("reenabled", "ops@acme.example", "acme@mailbox.relayops.invalid")
     ]
+
+
+def test_the_policy_daemon_imports_nothing_else_of_relayops() -> None:
+    """The relays install only the daemon's wheel: relayops.policyd must stand alone."""
+    import ast
+
+    import relayops.policyd
+
+    package = Path(relayops.policyd.__file__).parent
+    outside = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            outside += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] == "relayops" and not n.startswith("relayops.policyd")
+            ]
+    assert outside == []

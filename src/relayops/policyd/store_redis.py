@@ -139,6 +139,9 @@ class RedisStore:
         """One command, or None when Redis cannot answer (the outage log says why)."""
         conn = self._conn
         if conn is None or conn.closed:
+            log.warning(
+                "event=notice_store_call_failed store=%s error=not_connected", self.description
+            )
             return None
         try:
             reply = await asyncio.wait_for(conn.call(*args), self.timeout)
