@@ -9,7 +9,7 @@ address too).
 from __future__ import annotations
 
 from relayops.compile.files import Directory, ManagedFile, Service
-from relayops.compile.mailbox import LMTP_SOCKET, MAIL_ROOT, mailbox_address
+from relayops.compile.mailbox import LMTP_SOCKET, MAIL_ROOT, mailbox_address, mailbox_customers
 from relayops.compile.placement import served
 from relayops.compile.postfix import TLS_CERT, TLS_KEY
 from relayops.compile.templates import Templates
@@ -38,13 +38,12 @@ def passwd_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
 
 def userdb_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
     """(user, home): every login and the customer's mailbox address share one home."""
+    users = {customer.id: customer.users for customer, _ in served(repo.customers, host)}
     rows: list[tuple[str, str]] = []
-    for customer, _ in served(repo.customers, host):
-        if customer.status is Status.TERMINATED:
-            continue
-        home = f"{MAIL_ROOT}/{customer.id}"
-        rows.append((mailbox_address(customer.id), home))
-        rows.extend((user.login, home) for user in customer.users)
+    for cid in mailbox_customers(repo, host):
+        home = f"{MAIL_ROOT}/{cid}"
+        rows.append((mailbox_address(cid), home))
+        rows.extend((user.login, home) for user in users[cid])
     return sorted(rows)
 
 

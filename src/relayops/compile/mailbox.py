@@ -27,13 +27,15 @@ def mailbox_address(customer_id: str) -> str:
 
 
 def mailbox_customers(repo: Repo, host: RelayHost) -> list[str]:
-    """Customers with a mailbox on the host: all it serves but the terminated ones.
+    """Customers with a mailbox on the host: the ones it serves that have a login to read
+    it, terminated ones excepted.
 
     A suspended customer keeps its mailbox (and its logins): the suspension
-    notice is in it.
+    notice is in it. A notice to a customer without a mailbox reaches its
+    contact address only (Postfix refuses the mailbox recipient alone).
     """
     return sorted(
         customer.id
         for customer, _ in served(repo.customers, host)
-        if customer.status is not Status.TERMINATED
+        if customer.status is not Status.TERMINATED and customer.users
     )
