@@ -51,7 +51,7 @@ def rules(**statuses: str) -> Rules:
     return parse_rules(data(**statuses))
 
 
-# ---- status changes on reload ------------------------------------------------------------
+# ---- status changes (at start and on reload) --------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -64,20 +64,40 @@ def rules(**statuses: str) -> Rules:
         ("suspended", "suspended", []),  # no change (a new reason is not news)
         ("suspended", "active", []),  # lifted: no notice kind for it
         ("active", "active", []),
-        ("absent", "suspended", []),  # new to these rules: not a change
-        ("active", "absent", []),
+        (None, "suspended", []),  # the store never saw it: old news, not a change
     ],
 )
 def test_status_notice_is_due_only_for_a_change_into_suspended_or_terminated(
-    before: str, after: str, due: list[str]
+    before: str | None, after: str, due: list[str]
 ) -> None:
-    changes = status_notices(rules(acme=before), rules(acme=after))
+    changes = status_notices({"acme": before}, rules(acme=after))
     assert [(c.id, kind) for c, kind in changes] == [("acme", kind) for kind in due]
 
 
-def test_unchanged_customers_of_a_reload_get_nothing() -> None:
-    # globex is suspended and initech terminated in both versions.
-    assert status_notices(rules(), rules()) == []
+def test_unchanged_customers_get_nothing() -> None:
+    # globex is suspended and initech terminated, as the store knew them.
+    known = {"acme": "active", "globex": "suspended", "initech": "terminated"}
+    assert status_notices(known, rules()) == []
+
+
+def test_statuses_are_swapped_once_in_the_store(tmp_path: Path) -> None:
+    async def main() -> list[dict[str, str | None]]:
+        store = SqliteStore(tmp_path / "c.sqlite")
+        await store.start()
+        try:
+            return [
+                await store.swap_statuses({"acme": "active", "globex": "suspended"}),
+                await store.swap_statuses({"acme": "suspended", "globex": "suspended"}),
+                await store.swap_statuses({"acme": "suspended"}),
+            ]
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == [
+        {"acme": None, "globex": None},
+        {"acme": "active", "globex": "suspended"},
+        {"acme": "suspended"},
+    ]
 
 
 # ---- the day rolls over ------------------------------------------------------------------

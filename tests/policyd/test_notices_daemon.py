@@ -86,6 +86,30 @@ def test_a_reload_that_suspends_a_customer_sends_one_notice(
     assert daemon.stop(signal.SIGTERM) == 0
 
 
+def test_a_restart_with_a_status_change_sends_one_notice(
+    tmp_path: Path, daemons: list[Daemon], smtp_sink: SmtpSink
+) -> None:
+    """A deploy with new code restarts the daemon instead of reloading it: same notice."""
+    rules = write_rules(tmp_path / "policy.json", rules_with())
+    store = f"sqlite:{tmp_path / 'c.sqlite'}"
+    notify = ("--notify-smtp", f"127.0.0.1:{smtp_sink.port}")
+    first = Daemon(tmp_path, rules, store, *notify, name="first")
+    daemons.append(first.start())
+    wait_log(first, "event=listening")
+    time.sleep(1.0)  # the start-up status swap is done
+    assert first.stop(signal.SIGTERM) == 0
+    write_rules(rules, rules_with(acme=("suspended", "unpaid invoice 2026-201")))
+    second = Daemon(tmp_path, rules, store, *notify, name="second")
+    daemons.append(second.start())
+    received = settle(smtp_sink, 1)
+    assert [m.message["Subject"] for m in received] == ["Acme Corp: subscription suspended"]
+    # Restarted once more with the same rules: nothing new.
+    assert second.stop(signal.SIGTERM) == 0
+    third = Daemon(tmp_path, rules, store, *notify, name="third")
+    daemons.append(third.start())
+    assert len(settle(smtp_sink, 1)) == 1
+
+
 def test_three_daemons_sharing_redis_send_one_notice_per_status_change(
     tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer, smtp_sink: SmtpSink
 ) -> None:

@@ -6,8 +6,9 @@ Kinds (templates `policies/notifications/<kind>.txt`, shipped in policy.json):
   from the charge path (rules.py).
 - resumed: a customer's local day begins after a day that reached its limit;
   the daemon's day sweep (`days_started`).
-- suspended, terminated: a reload changes a customer's status to that; the
-  daemon on SIGHUP (`status_notices`).
+- suspended, terminated: a deploy changes a customer's status to that; the
+  daemon at start and on SIGHUP swaps each customer's status into the store
+  and announces the changes (`status_notices`).
 - complaint, disabled, reenabled: feedback-loop tooling asks with a
   `NoticeRequest` through the store's outbox (outbox.py).
 
@@ -206,17 +207,18 @@ def render_request(request: NoticeRequest, rules: Rules, now: datetime) -> Notic
 # ---- status changes on reload --------------------------------------------------------
 
 
-def status_notices(old: Rules, new: Rules) -> list[tuple[Customer, str]]:
-    """(customer, kind) for each customer a reload moves into `suspended` or `terminated`.
+def status_notices(previous: Mapping[str, str | None], rules: Rules) -> list[tuple[Customer, str]]:
+    """(customer, kind) for each customer whose status changed into `suspended` or
+    `terminated`, given the status the store knew before (`previous`).
 
-    A customer new to the rules is not a change (a daemon started fresh, or a
-    host newly serving it, must not announce old news); neither is a reason
-    edited while the status stays.
+    None (the store has never seen the customer: a first start, a host newly
+    serving it) is not a change, so old news is not announced; neither is a
+    reason edited while the status stays.
     """
     due: list[tuple[Customer, str]] = []
-    for cid in sorted(new.customers):
-        customer, before = new.customers[cid], old.customers.get(cid)
-        if before is None or before.status == customer.status:
+    for cid in sorted(previous):
+        customer, before = rules.customers.get(cid), previous[cid]
+        if customer is None or before is None or before == customer.status:
             continue
         if customer.status in ("suspended", "terminated"):
             due.append((customer, customer.status))

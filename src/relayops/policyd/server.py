@@ -1,11 +1,14 @@
 """Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps.
 
 Notices beyond the charge path's warning/limit (notices.py says which is due
-when): a reload that moves a customer to suspended/terminated sends that
-notice; a sweep every ROLL_INTERVAL seconds sends `resumed` to each customer
-whose local day has just begun after a day at its limit; the store's outbox is
-polled every OUTBOX_INTERVAL seconds for requests of other components. Each is
-claimed in the store first, so daemons sharing a store send it once.
+when): at start and on each reload the daemon swaps every customer's status
+into the store and sends the suspended/terminated notice for a change the
+store had not seen (so a restart for new code announces it too, and of daemons
+sharing Redis only the first to swap does); a sweep every ROLL_INTERVAL
+seconds sends `resumed` to each customer whose local day has just begun after
+a day at its limit (claimed in the store, so sent once); the store's outbox is
+polled every OUTBOX_INTERVAL seconds for requests of other components (each
+taken by one daemon).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from relayops.policyd.rules import (
     conclude,
     load_rules,
 )
-from relayops.policyd.store import Store
+from relayops.policyd.store import Store, StoreError
 
 log = logging.getLogger("relayops.policyd")
 
@@ -163,13 +166,13 @@ class PolicyServer:
             self.reloads["failed"] += 1
             log.error("event=reload_failed keeping=previous_rules error=%s", _logfmt_value(exc))
             return False
-        old, self.rules = self.rules, rules  # atomic: requests hold their own reference
+        self.rules = rules  # atomic: requests hold their own reference
         freeze_heap()
         self.reloads["ok"] += 1
         log.info(
             "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
         )
-        self._spawn(self.announce_status(old, rules))
+        self._spawn(self.announce_status(rules))
         return True
 
     # ---- notices off the charge path ---------------------------------------------------
@@ -185,14 +188,17 @@ class PolicyServer:
             return
         self.notifier.submit(notice)
 
-    async def announce_status(self, old: Rules, new: Rules) -> None:
-        """Suspension/termination notices for the status changes of a reload, once per store."""
-        for customer, kind in status_notices(old, new):
-            now = self.clock()
-            day = now.astimezone(customer.tz).date()
-            if await self.store.claim(customer.id, day, kind):
-                notice = render(kind, customer, new, now, status_values(customer))
-                self._send(notice, kind, customer.id)
+    async def announce_status(self, rules: Rules) -> None:
+        """Suspension/termination notices for the status changes the store had not seen."""
+        statuses = {cid: c.status for cid, c in rules.customers.items()}
+        try:
+            previous = await self.store.swap_statuses(statuses)
+        except StoreError as exc:
+            log.error("event=status_notices_skipped error=%s", _logfmt_value(exc))
+            return
+        for customer, kind in status_notices(previous, rules):
+            notice = render(kind, customer, rules, self.clock(), status_values(customer))
+            self._send(notice, kind, customer.id)
 
     async def roll_days(self, since: datetime, until: datetime) -> None:
         """`resumed` for each customer whose local day began in (since, until] after a
@@ -345,6 +351,7 @@ async def run(
 
     sweeper = [loop.call_later(SWEEP_INTERVAL, on_sweep)]
     server._spawn(server.notice_loop())
+    server._spawn(server.announce_status(server.rules))
     log.info(
         "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
         listen,

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from typing import Protocol
 
@@ -51,6 +52,11 @@ class Store(Protocol):
 
     async def claimed(self, customer: str, day: date, kind: str) -> bool:
         """Whether that notice was claimed (False when the store cannot say)."""
+
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        """Store each customer's account status; return the one stored before (None if
+        none). Atomic per customer across daemons sharing the store, so exactly one
+        daemon sees a given change. Raises StoreError when the store cannot answer."""
 
     async def take_outbox(self, limit: int) -> list[str]:
         """Remove and return up to `limit` queued notice requests (JSON, outbox.py);

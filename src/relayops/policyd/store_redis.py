@@ -6,7 +6,9 @@ longer than the longest local day, so nothing needs cleaning):
     relayops:count:<customer>:<YYYY-MM-DD>           accepted recipients that local day
     relayops:notice:<customer>:<YYYY-MM-DD>:warning  set once that day's warning is claimed
     relayops:notice:<customer>:<YYYY-MM-DD>:limit    set once that day's limit notice is claimed
-    relayops:notice:<customer>:<YYYY-MM-DD>:<kind>   the same for the other notice kinds
+    relayops:notice:<customer>:<YYYY-MM-DD>:resumed  the same for the "sending resumed" notice
+    relayops:status:<customer>                       the account status last announced
+                                                     (no expiry; SET ... GET swaps it)
     relayops:outbox                                  list of queued NoticeRequests (JSON),
                                                      popped by one daemon each (no expiry)
     relayops:flag:complaint:<customer>               set = temporarily disabled pending
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import date
 
 import redis
@@ -156,6 +159,26 @@ class RedisStore:
 
     async def claimed(self, customer: str, day: date, kind: str) -> bool:
         return await self._call(b"EXISTS", notice_key(customer, day.isoformat(), kind)) == 1
+
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise StoreError("not connected")
+        # Pipelined on the shared connection; SET ... GET (Redis >= 6.2) swaps atomically.
+        calls = {
+            cid: conn.call(b"SET", f"{PREFIX}status:{cid}", status, b"GET")
+            for cid, status in sorted(statuses.items())
+        }
+        previous: dict[str, str | None] = {}
+        try:
+            for cid, call in calls.items():
+                reply = await asyncio.wait_for(call, self.timeout)
+                if isinstance(reply, ReplyError):
+                    raise StoreError(f"SET {PREFIX}status:{cid}: {reply.message}")
+                previous[cid] = reply.decode() if isinstance(reply, bytes) else None
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise StoreError(f"cannot record account statuses: {exc!r}") from None
+        return previous
 
     async def take_outbox(self, limit: int) -> list[str]:
         reply = await self._call(b"LPOP", OUTBOX_KEY, limit)  # Redis >= 6.2

@@ -47,7 +47,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS flags (
     reason TEXT NOT NULL DEFAULT '',
     expires_at REAL,              -- unix time, NULL = until removed
     PRIMARY KEY (customer, flag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS statuses (
+    customer TEXT PRIMARY KEY,
+    status TEXT NOT NULL          -- the account status last announced (suspension notices)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -208,6 +212,7 @@ class SqliteStore:
         self._next_sync = 0.0
         self._next_prune = 0.0
         self._outbox: sqlite3.Connection | None = None  # its own connection, off the loop
+        self._side_lock = asyncio.Lock()  # one outbox/statuses transaction at a time
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -310,15 +315,45 @@ class SqliteStore:
 
     async def take_outbox(self, limit: int) -> list[str]:
         try:
-            return await asyncio.to_thread(self._take_outbox, limit)
+            async with self._side_lock:
+                return await asyncio.to_thread(self._take_outbox, limit)
         except sqlite3.Error as exc:
             log.warning("event=outbox_read_failed store=%s error=%r", self.description, str(exc))
             return []
 
-    def _take_outbox(self, limit: int) -> list[str]:
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        try:
+            async with self._side_lock:
+                return await asyncio.to_thread(self._swap_statuses, dict(statuses))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record account statuses: {exc}") from None
+
+    def _swap_statuses(self, statuses: dict[str, str]) -> dict[str, str | None]:
+        conn = self._side_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before: dict[str, str | None] = dict.fromkeys(statuses)
+            before.update(conn.execute("SELECT customer, status FROM statuses").fetchall())
+            conn.executemany(
+                "INSERT INTO statuses (customer, status) VALUES (?, ?) "
+                "ON CONFLICT (customer) DO UPDATE SET status = excluded.status",
+                sorted(statuses.items()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return {cid: before[cid] for cid in statuses}
+
+    def _side_connection(self) -> sqlite3.Connection:
+        """The connection for the outbox and statuses (never the writer thread's)."""
         if self._outbox is None:
             self._outbox = connect(self.path, busy_timeout=self.busy_timeout)
-        conn = self._outbox
+        return self._outbox
+
+    def _take_outbox(self, limit: int) -> list[str]:
+        conn = self._side_connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             rows = conn.execute(
