@@ -162,7 +162,7 @@ REPORT = b"From: fbl@isp.example\r\nSubject: complaint\r\n\r\nreport\r\n"
          "unexpected []"),
         (NoticeRequest("reenabled", "acme", {"reason": "x"}),
          "reenabled notice for acme: context needs exactly []; missing [], unexpected ['reason']"),
-        (NoticeRequest("disabled", "acme", {"reason": "x" * 1001}),
+        (NoticeRequest("disabled", "acme", {"reason": "x" * 201}),
          "disabled notice for acme: context.reason is too long"),
         (NoticeRequest("complaint", "acme", dict.fromkeys(CONTEXT_FIELDS["complaint"], "x")),
          "complaint notice for acme: the original report is missing"),

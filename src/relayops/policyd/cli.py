@@ -53,7 +53,7 @@ def make_store(spec: str) -> Store:
     show_default=True,
     help="sqlite:PATH (one host) or redis://HOST:PORT/N (a fleet)",
 )
-@click.option("--notify-smtp", help="HOST:PORT of the MTA that sends warning/limit mails")
+@click.option("--notify-smtp", help="HOST:PORT of the MTA that sends the notice mails")
 @click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
 @click.option(
     "--on-store-error",

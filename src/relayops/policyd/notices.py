@@ -63,7 +63,7 @@ TEMPLATE_FIELDS: Final[Mapping[str, frozenset[str]]] = {
 # A complaint report with its quoted original; larger ones are refused, not cut
 # (a cut message/rfc822 part is not the original any more).
 MAX_ATTACHMENT: Final = 10 * 1024 * 1024
-_MAX_CONTEXT_VALUE: Final = 1000
+_MAX_CONTEXT_VALUE: Final = 200  # what _one_line keeps of a quoted value
 
 
 class NoticeError(ValueError):
