@@ -24,7 +24,7 @@ from relayops.policyd.notices import (
 )
 from relayops.policyd.notify import Notifier, build_message, recipients
 from relayops.policyd.outbox import check_shape, queue_notice
-from relayops.policyd.rules import Notice, Rules, parse_rules
+from relayops.policyd.rules import Notice, Rules, RulesError, parse_rules
 from relayops.policyd.server import PolicyServer
 from relayops.policyd.store_sqlite import SqliteStore
 from support.policyd import RULES
@@ -200,6 +200,14 @@ def test_a_notice_without_a_mailbox_domain_goes_to_the_contact_only() -> None:
     del old["service"]["mailbox_domain"]
     notice = render_request(NoticeRequest("reenabled", "acme"), parse_rules(old), NOW)
     assert notice is not None and recipients(notice) == ["ops@acme.example"]
+
+
+def test_a_mailbox_domain_must_be_a_dns_name() -> None:
+    bad = data()
+    bad["service"]["mailbox_domain"] = "mailbox.invalid>\r\nRCPT TO:<x@evil.example"
+    with pytest.raises(RulesError) as info:
+        parse_rules(bad)
+    assert "service.mailbox_domain: String should match pattern" in str(info.value)
 
 
 def test_rules_of_an_older_compiler_have_no_template_for_the_new_kinds() -> None:

@@ -105,7 +105,8 @@ class _Service(_Model):
     notify_from: str
     # The local domain whose addresses (<customer>@mailbox_domain) are the customers'
     # IMAP mailboxes on the relay; absent in files of older compilers: no mailbox copy.
-    mailbox_domain: str | None = None
+    # A DNS name only: it becomes part of an SMTP envelope address.
+    mailbox_domain: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] | None = None
 
 
 class _Notifications(_Model):
