@@ -291,7 +291,8 @@ def server(tmp_path: Path, clock: datetime) -> tuple[PolicyServer, Captured]:
 
 def test_resumed_is_sent_once_after_a_day_at_the_limit(tmp_path: Path) -> None:
     async def main() -> list[Notice]:
-        policy, captured = server(tmp_path, utc(2026, 11, 30, 23, 0, 30))
+        # The clock is later than the midnight found: the notice names the day that began.
+        policy, captured = server(tmp_path, utc(2026, 12, 1, 9))
         await policy.store.start()
         try:
             assert await policy.store.claim("acme", date(2026, 11, 30), "limit")

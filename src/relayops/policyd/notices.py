@@ -168,16 +168,19 @@ def render(
     now: datetime,
     values: Mapping[str, str],
     attachment: bytes | None = None,
+    *,
+    day: date | None = None,
 ) -> Notice | None:
     """The notice mail, None when the rules carry no template for `kind` (an older compiler).
 
     `values` add to (and may not override) the common fields. Context values are
-    quoted on one line: they come from outside (complaint reports).
+    quoted on one line: they come from outside (complaint reports). `$day` is
+    `day`, by default the customer's local date at `now`.
     """
     templates = rules.templates.get(kind)
     if templates is None:
         return None
-    day = now.astimezone(customer.tz).date()
+    day = day or now.astimezone(customer.tz).date()
     fields = {k: _one_line(v) for k, v in values.items()}
     fields |= {
         "customer": customer.id,

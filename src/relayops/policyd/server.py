@@ -207,8 +207,8 @@ class PolicyServer:
         for customer, day in days_started(rules, since, until):
             hit = await self.store.claimed(customer.id, day - timedelta(days=1), "limit")
             if hit and await self.store.claim(customer.id, day, "resumed"):
-                now = self.clock()
-                notice = render("resumed", customer, rules, now, resumed_values(customer, day))
+                values = resumed_values(customer, day)
+                notice = render("resumed", customer, rules, self.clock(), values, day=day)
                 self._send(notice, "resumed", customer.id)
 
     async def drain_outbox(self) -> int:
@@ -230,11 +230,14 @@ class PolicyServer:
         last = self.clock()
         next_roll = loop.time() + ROLL_INTERVAL
         while True:
-            await self.drain_outbox()
-            if loop.time() >= next_roll:
-                now = self.clock()
-                await self.roll_days(last, now)
-                last, next_roll = now, loop.time() + ROLL_INTERVAL
+            try:
+                await self.drain_outbox()
+                if loop.time() >= next_roll:
+                    now = self.clock()
+                    await self.roll_days(last, now)
+                    last, next_roll = now, loop.time() + ROLL_INTERVAL
+            except Exception:  # a bug here must not end notices for the daemon's lifetime
+                log.exception("event=notice_loop_error")
             await asyncio.sleep(OUTBOX_INTERVAL)
 
     async def close_tasks(self) -> None:
