@@ -27,6 +27,11 @@ DKIM_MILTER_POSTFIX = f"inet:{DKIM_MILTER_ADDRESS}:{DKIM_MILTER_PORT}"  # smtpd_
 POSTFIX_QUEUE_DIR = "/var/spool/postfix"
 SASL_PATH = "private/auth"  # smtpd_sasl_path, relative to the queue directory
 SASL_SOCKET = f"{POSTFIX_QUEUE_DIR}/{SASL_PATH}"  # dovecot unix_listener
+# Dovecot's LMTP listener, where Postfix delivers the customers' notice mailboxes.
+LMTP_PATH = "private/dovecot-lmtp"  # relative to the queue directory (main.cf)
+LMTP_SOCKET = f"{POSTFIX_QUEUE_DIR}/{LMTP_PATH}"  # dovecot service lmtp
+# The customers' mailboxes: MAIL_ROOT/<customer id>, one per customer (compile/mailbox.py).
+MAIL_ROOT = "/var/vmail"
 
 # relayops' own places.
 CONFIG_DIR = "/etc/relayops"

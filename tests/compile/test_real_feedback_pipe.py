@@ -73,7 +73,7 @@ def _ingest(relay: Relay, message: Path) -> subprocess.CompletedProcess[bytes]:
         [sys.executable, "-m", "relayops", "feedback", "ingest",
          "--store", f"sqlite:{root}/policyd.sqlite", "--rules", f"{root}/etc/relayops/policy.json",
          "--trace-key-file", f"{root}/etc/relayops/trace.key",
-         "--spool", f"{root}/feedback", "--notices", f"{root}/notices"],
+         "--spool", f"{root}/feedback"],
         input=message.read_bytes(), capture_output=True, timeout=60,
         env={"PYTHONPATH": str(SRC)},
     )  # fmt: skip

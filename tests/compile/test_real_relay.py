@@ -80,6 +80,13 @@ def envelope(client: smtplib.SMTP, sender: str, rcpt: str) -> tuple[int, bytes]:
     return client.rcpt(rcpt)
 
 
+def refused_at_mail(client: smtplib.SMTP, sender: str) -> tuple[int, bytes]:
+    """Submission judges the sender at MAIL FROM (smtpd_delay_reject = no)."""
+    code, text = client.mail(sender)
+    assert code != 250, text
+    return code, text
+
+
 def test_auth_is_not_offered_before_starttls(relay: Relay) -> None:
     with smtplib.SMTP("127.0.0.1", relay.submission, timeout=20) as client:
         client.ehlo("client.example")
@@ -100,8 +107,17 @@ def test_port_465_is_implicit_tls_with_auth(relay: Relay) -> None:
 
 def test_unauthenticated_client_cannot_relay_on_submission(relay: Relay) -> None:
     with submission(relay) as client:
-        code, text = envelope(client, "x@alpha.example", "someone@gmail.com")
-        assert code == 554 and b"5.7.1" in text, text
+        code, text = refused_at_mail(client, "x@alpha.example")
+        assert (code, text) == (
+            553,
+            b"5.7.1 <x@alpha.example>: Sender address rejected: not logged in",
+        )
+        client.rset()
+        code, text = refused_at_mail(client, "x@elsewhere.example")  # nobody's domain
+        assert (code, text) == (
+            554,
+            b"5.7.1 <x@elsewhere.example>: Sender address rejected: Access denied",
+        )
 
 
 def test_port_25_takes_mail_for_the_service_domain_only(relay: Relay) -> None:
@@ -125,10 +141,10 @@ def test_wrong_password_is_refused(relay: Relay) -> None:
 
 def test_login_cannot_send_from_another_customers_domain(relay: Relay) -> None:
     with submission(relay, "alpha-app") as client:
-        code, text = envelope(client, "billing@dedi.example", "someone@gmail.com")
-        assert code == 553 and b"not owned by user alpha-app" in text, text
+        code, text = refused_at_mail(client, "billing@dedi.example")
+        assert code == 553 and b"sender domain dedi.example is not registered for alpha" in text
         client.rset()
-        code, text = envelope(client, "x@unknown-domain.example", "someone@gmail.com")
+        code, text = refused_at_mail(client, "x@unknown-domain.example")
         assert code == 553, text
 
 
@@ -143,13 +159,13 @@ def test_login_is_case_insensitive_and_still_bound_to_its_domains(relay: Relay) 
         code, text = envelope(client, "x@alpha.example", "someone@gmail.com")
         assert code == 250, text
         client.rset()
-        code, text = envelope(client, "x@dedi.example", "someone@gmail.com")
+        code, text = refused_at_mail(client, "x@dedi.example")
         assert code == 553, text
 
 
 def test_login_cannot_use_the_null_sender(relay: Relay) -> None:
     with submission(relay, "alpha-app") as client:
-        code, text = envelope(client, "", "someone@gmail.com")
+        code, text = refused_at_mail(client, "")
         assert code == 554 and b"null sender" in text, text
 
 
@@ -230,13 +246,17 @@ def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> 
     assert "content_filter: ip-dedi-1:" in shown, shown
 
 
-def test_suspended_customer_cannot_log_in_or_use_its_domain(relay_with_suspended: Relay) -> None:
+def test_suspended_customer_is_refused_with_its_reason(relay_with_suspended: Relay) -> None:
     relay = relay_with_suspended
-    with submission(relay) as client:
-        code, _ = client.docmd("AUTH", "PLAIN " + _plain("susp-app", "pw-susp-app"))
-        assert code == 535  # right password, but suspended logins are not in Dovecot's file
+    with submission(relay, "susp-app") as client:  # a suspended login authenticates...
+        code, text = client.mail("news@susp.example")  # ...and learns why it cannot send
+        assert (code, text) == (
+            554,
+            b"5.7.1 <news@susp.example>: Sender address rejected: account susp is suspended: "
+            b"complaint rate above 1 per 3000 messages, pending review",
+        )
     with submission(relay, "alpha-app") as client:
-        code, text = envelope(client, "x@susp.example", "someone@gmail.com")
+        code, text = refused_at_mail(client, "x@susp.example")
         assert code == 553, text
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from relayops.feedback import read_report
-from relayops.feedback.consequences import Decision, decide
+from relayops.feedback.consequences import Decision, OperatorNote, decide
 from relayops.policyd.ledger import Tally
 from relayops.policyd.rules import AntiSpamRules
 from support.feedback_mail import KEY, arf, relay_bounce, stamp
@@ -159,20 +159,27 @@ def test_a_complaint_sends_the_report_to_the_customer_and_tells_the_operator() -
     got = decide(
         read_report(data, trace_key=KEY), POLICY, Tally(accepted=1), now=NOW, original=data
     )
+    # The customer's notices are the daemon's kinds (policyd/notices.py), for the outbox.
     assert [(n.kind, n.customer) for n in got.notices] == [
-        ("complaint-copy", "acme"),
-        ("operator-complaint", "acme"),
+        ("complaint", "acme"),
+        ("disabled", "acme"),
     ]
     assert got.notices[0].attachment == data
     assert got.notices[1].attachment is None
     assert got.notices[0].context == {
-        "customer": "acme",
-        "login": "acme-app",
+        "feedback_type": "abuse",
         "recipient": "reader@receiver.example",
-        "date": "2026-12-01",
-        "message_id": "<20261201.1@acme.example>",
-        "queue_id": "4XyZab12",
+        "arrival_date": "2026-12-01",
     }
+    assert got.notices[1].context == {"reason": got.disable}
+    assert got.operator == (
+        OperatorNote(
+            "complaint",
+            "acme",
+            "abuse: message <20261201.1@acme.example> of login acme-app (queue id 4XyZab12) "
+            "to reader@receiver.example",
+        ),
+    )
 
 
 @pytest.mark.parametrize(
@@ -188,9 +195,10 @@ def test_bounce_rate_over_the_ceiling_warns_the_operator(
 ) -> None:
     report = read_report(relay_bounce(GOOD), trace_key=KEY)
     got = decide(report, POLICY, Tally(accepted=accepted, hard=hard_before), now=NOW)
-    kinds = [n.kind for n in got.notices]
-    assert kinds == (["operator-bounce-rate"] if warned else [])
+    kinds = [n.kind for n in got.operator]
+    assert kinds == (["bounce-rate"] if warned else [])
+    assert got.notices == ()
     if warned:
-        assert got.notices[0].context["why"] == (
+        assert got.operator[0].why == (
             f"{hard_before + 1} hard bounces for {accepted} accepted recipients, above 0.05"
         )

@@ -18,7 +18,7 @@ from feedback.corpus import corpus_dir
 from relayops.feedback.ingest import MAX_SPOOL_BYTES, Spool, ingest, receive
 from relayops.policyd.ledger import Suppression, Tally
 from relayops.policyd.ledger_sqlite import SqliteLedger
-from relayops.policyd.notice_spool import read_notice
+from relayops.policyd.notices import NoticeRequest
 from relayops.policyd.rules import AntiSpamRules
 from support.feedback_mail import KEY, arf, relay_bounce, stamp
 from support.policyd import rules_data, write_rules
@@ -30,7 +30,13 @@ SAMPLES = sorted(corpus_dir().glob("*.eml"))
 DEFAULTS = AntiSpamRules()
 
 
-def run(tmp: Path, data: bytes, *, policy: AntiSpamRules = DEFAULTS) -> dict[str, object]:
+def run(
+    tmp: Path,
+    data: bytes,
+    *,
+    policy: AntiSpamRules = DEFAULTS,
+    queued: list[NoticeRequest] | None = None,
+) -> dict[str, object]:
     ledger = SqliteLedger(tmp / "store.sqlite")
     try:
         return ingest(
@@ -38,7 +44,7 @@ def run(tmp: Path, data: bytes, *, policy: AntiSpamRules = DEFAULTS) -> dict[str
             ledger=ledger,
             policy=policy,
             spool=Spool(tmp / "spool"),
-            notices=tmp / "notices",
+            notify=(queued if queued is not None else []).append,
             key=KEY,
             now=NOW,
         )
@@ -60,23 +66,32 @@ def state(tmp: Path) -> tuple[dict[str, str], list[Suppression], Tally]:
 
 def test_a_complaint_disables_queues_the_copy_and_is_applied_once(tmp_path: Path) -> None:
     data = arf(stamp())
-    first = run(tmp_path, data)
+    notices: list[NoticeRequest] = []
+    first = run(tmp_path, data, queued=notices)
     assert (first["applied"], first["customer"], first["disabled"]) == (
         True,
         "acme",
         "spam complaint on 2026-12-01 about a message to reader@receiver.example",
     )
-    assert run(tmp_path, data)["applied"] is False  # Postfix retried the same message
+    assert run(tmp_path, data, queued=notices)["applied"] is False  # Postfix retried it
     flags, suppressed, tally = state(tmp_path)
     assert flags == {"acme": first["disabled"]}
     assert (suppressed, tally) == ([], Tally(accepted=0, complaint=1))
-    queued = sorted((tmp_path / "notices").glob("*.json"))
-    notices = [read_notice(p) for p in queued]
-    assert [(n.kind, n.customer) for n in notices] == [
-        ("complaint-copy", "acme"),
-        ("operator-complaint", "acme"),
+    # One way for notices: the daemon's outbox (the CLI binds outbox.queue_notice).
+    assert [(n.kind, n.customer, dict(n.context)) for n in notices] == [
+        (
+            "complaint",
+            "acme",
+            {
+                "feedback_type": "abuse",
+                "recipient": "reader@receiver.example",
+                "arrival_date": "2026-12-01",
+            },
+        ),
+        ("disabled", "acme", {"reason": first["disabled"]}),
     ]
     assert notices[0].attachment == data
+    assert first["operator"] == ["complaint"]
     digest = first["sha256"]
     assert (tmp_path / "spool" / f"{digest}.eml").read_bytes() == data
     assert json.loads((tmp_path / "spool" / f"{digest}.json").read_text())["applied"] is False
@@ -107,11 +122,12 @@ def test_a_hard_bounce_suppresses_for_the_policy_days(tmp_path: Path) -> None:
     ids=["empty", "garbage", "forged-acme", "forged-globex", "forged-bounce", "bad-mac"],
 )
 def test_bad_input_is_kept_and_does_nothing(tmp_path: Path, data: bytes) -> None:
-    outcome = run(tmp_path, data)
+    notices: list[NoticeRequest] = []
+    outcome = run(tmp_path, data, queued=notices)
     assert outcome["customer"] is None and outcome["counts"] == {}
     assert state(tmp_path)[:2] == ({}, [])
     assert (tmp_path / "spool" / f"{outcome['sha256']}.eml").read_bytes() == data
-    assert not (tmp_path / "notices").exists()
+    assert notices == []
 
 
 def test_a_50_mb_message_is_read_whole_and_kept_cut(tmp_path: Path) -> None:
@@ -172,7 +188,7 @@ def _cli(tmp: Path, store: str, data: bytes) -> subprocess.CompletedProcess[byte
     return subprocess.run(
         [sys.executable, "-m", "relayops", "feedback", "ingest", "--store", store,
          "--rules", str(rules), "--trace-key-file", str(tmp / "key"),
-         "--spool", str(tmp / "spool"), "--notices", str(tmp / "notices")],
+         "--spool", str(tmp / "spool")],
         input=data, capture_output=True, timeout=60,
     )  # fmt: skip
 

@@ -64,7 +64,7 @@ def test_the_command_records_hard_bounces_once(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "policy.json", rules_data())
     store = f"sqlite:{tmp_path / 'policyd.sqlite'}"
     cmd = [sys.executable, "-m", "relayops", "feedback", "maillog", str(log), "--json",
-           "--store", store, "--rules", str(rules), "--notices", str(tmp_path / "n")]  # fmt: skip
+           "--store", store, "--rules", str(rules)]  # fmt: skip
     first = subprocess.run(cmd, capture_output=True, check=True)
     rows = json.loads(first.stdout)["failures"]
     assert [(r["customer"], r["address"], r["hard"], r["applied"]) for r in rows] == [

@@ -14,7 +14,9 @@ from relayops.deploy.counters import redis_placement
 
 pytestmark = pytest.mark.lab
 
-PACKAGES = ("postfix", "opendkim", "opendkim-tools", "dovecot-imapd", "python3-venv")
+PACKAGES = (
+    "postfix", "opendkim", "opendkim-tools", "dovecot-imapd", "dovecot-lmtpd", "python3-venv",
+)  # fmt: skip
 PUBLIC_PORTS = (25, 465, 587, 993)
 
 

@@ -46,7 +46,7 @@ def ingest(tmp: Path, store: str, rules: Path, data: bytes) -> dict[str, object]
     done = relayops(
         "feedback", "ingest", "--json", "--store", store, "--rules", str(rules),
         "--trace-key-file", str(key), "--spool", str(tmp / "spool"),
-        "--notices", str(tmp / "notices"), stdin=data,
+        stdin=data,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
     result: dict[str, object] = json.loads(done.stdout)

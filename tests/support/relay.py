@@ -124,6 +124,9 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
                 "--listen", f"127.0.0.1:{ports.policy}",
                 "--store", f"sqlite:{root}/policyd.sqlite",
                 "--trace-key-file", str(trace_key),
+                # Notices go through this Postfix, as on a host: contact addresses are
+                # queued (deferred), the customer's mailbox copy goes over LMTP to Dovecot.
+                "--notify-smtp", f"127.0.0.1:{ports.smtp}",
             ],
             stdout=(root / "policyd.log").open("wb"),
             stderr=subprocess.STDOUT,

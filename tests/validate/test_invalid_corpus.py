@@ -548,6 +548,26 @@ CASES = [
         [("policies/notifications/limit.txt", 1, 1, "", "unknown placeholder in subject")],
     ),
     Case(
+        # $count belongs to the quota notices, not to a complaint-review one.
+        "notification-placeholder-of-another-kind",
+        {"policies/notifications/disabled.txt": "Subject: disabled\n\n$count sent\n"},
+        [
+            (
+                "policies/notifications/disabled.txt",
+                1,
+                1,
+                "",
+                "unknown placeholder in body; known: $customer, $day, $name, $reason, $timezone",
+            )
+        ],
+    ),
+    Case(
+        "notification-missing-kind",
+        {},
+        [("policies/notifications/resumed.txt", 1, 1, "", "cannot be read as UTF-8 text")],
+        removed=("policies/notifications/resumed.txt",),
+    ),
+    Case(
         "notification-no-subject",
         {"policies/notifications/warning.txt": "Hello\n"},
         [("policies/notifications/warning.txt", 1, 1, "", "must start with one 'Subject: …' line")],

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from relayops.compile.files import Daemon, ManagedFile, SecretFile
+from relayops.compile.mailbox import MAILBOX_DOMAIN
 from relayops.compile.placement import served
 from relayops.compile.redis_secrets import password_source
 from relayops.compile.templates import Templates
@@ -73,12 +74,17 @@ def policy_rules(repo: Repo, host: RelayHost) -> PolicyFile:
     return PolicyFile(
         schema_version=SCHEMA_MAJOR,
         service=ServiceInfo(
-            name=service.name, domain=service.domain, notify_from=service.notify_from
+            name=service.name,
+            domain=service.domain,
+            notify_from=service.notify_from,
+            mailbox_domain=MAILBOX_DOMAIN,
         ),
         customers={c.id: customer_rules(repo, c) for c, _ in served(repo.customers, host)},
         notifications=Notifications(
-            warning=Template(subject=notes["warning"].subject, body=notes["warning"].body),
-            limit=Template(subject=notes["limit"].subject, body=notes["limit"].body),
+            **{
+                kind: Template(subject=note.subject, body=note.body)
+                for kind, note in sorted(notes.items())
+            }
         ),
         antispam=antispam_rules(repo),
     )

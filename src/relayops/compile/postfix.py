@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relayops.compile.files import Daemon, ManagedFile, MapCommand
+from relayops.compile.mailbox import MAILBOX_DOMAIN, mailbox_address, mailbox_customers
 from relayops.compile.placement import Egress, default_egress, host_egresses, served
 from relayops.compile.templates import Templates
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
-from relayops.hostlayout import POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY, VENV
+from relayops.hostlayout import LMTP_PATH, POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY, VENV
 from relayops.model import IspClass, RelayHost, Repo
 
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
@@ -37,6 +38,7 @@ ALIASES = "/etc/postfix/aliases"
 BOUNCES_LOCAL = "bounces"
 FEEDBACK_TRANSPORT = "relayops-feedback"
 RELAYOPS_BIN = f"{VENV}/bin/relayops"  # the relay wheel's entry point (relayops/relay_cli.py)
+MAILBOXES = "/etc/postfix/mailboxes"  # virtual_mailbox_maps: the customers' notice mailboxes
 # Local parts of the service's own domain that always exist (RFC 5321 4.5.1, RFC 2142).
 _ROLE_ACCOUNTS = ("abuse", "mailer-daemon", "postmaster")
 
@@ -154,6 +156,11 @@ def alias_rows(repo: Repo) -> list[tuple[str, str]]:
     return [(f"{local}:", "root") for local in sorted(local_parts)]
 
 
+def mailbox_rows(repo: Repo, host: RelayHost) -> list[tuple[str, str]]:
+    """`<customer>@mailbox-domain  <customer>/`: the addresses Postfix accepts for LMTP."""
+    return [(mailbox_address(cid), f"{cid}/") for cid in mailbox_customers(repo, host)]
+
+
 def message_size_limit(repo: Repo) -> int:
     """The largest plan's limit; policyd refuses what exceeds the customer's own plan."""
     return max(plan.max_message_bytes for plan in repo.plans.values())
@@ -177,6 +184,15 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         sender_egress=SENDER_EGRESS,
         transport_map=TRANSPORT,
         aliases=ALIASES,
+        mailbox_domain=MAILBOX_DOMAIN,
+        mailboxes=MAILBOXES,
+        lmtp_path=LMTP_PATH,
+        # Only local processes may write into a customer's mailbox (see main.cf).
+        mailbox_guard=f"inline:{{ {MAILBOX_DOMAIN}=relayops_local_only }}",
+        mailbox_closed=(
+            f"inline:{{ {{ {MAILBOX_DOMAIN} = REJECT notice mailboxes take mail from the relay "
+            "only } }"
+        ),
     )
 
 
@@ -207,4 +223,5 @@ def postfix_files(
         table(SENDER_EGRESS, templates.render(SENDER_EGRESS, rows=sender_egress_rows(repo, host))),
         table(TRANSPORT, templates.render(TRANSPORT, rows=transport_rows(repo, host))),
         table(ALIASES, templates.render(ALIASES, rows=alias_rows(repo)), MapCommand.POSTALIAS),
+        table(MAILBOXES, templates.render(MAILBOXES, rows=mailbox_rows(repo, host))),
     ]

@@ -35,6 +35,7 @@ SENTINEL_PORT = 26379
 POLICYD_COMMANDS = (
     "ping", "select", "role", "script|load", "evalsha", "wait",
     "exists", "get", "incr", "expire", "set",
+    "lpop",  # the notice outbox (store_redis.take_outbox)
 )  # fmt: skip
 # Tools (set_flag/clear_flag) use the same user for the complaint flags; so do the
 # feedback ledger (policyd/ledger_redis.py: its APPLY/PRUNE scripts, tallies,
@@ -43,6 +44,7 @@ POLICYD_COMMANDS = (
 POLICYD_TOOL_COMMANDS = (
     "del", "eval", "scan", "hget", "hgetall", "hset", "hdel", "hincrby",
     "lpush", "ltrim", "lrange",
+    "rpush",  # outbox.queue_notice
 )  # fmt: skip
 REPLICA_COMMANDS = ("psync", "replconf", "ping")
 SENTINEL_COMMANDS = (

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
+from relayops.feedback.ingest import Notify
 from relayops.feedback.model import Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
@@ -31,6 +32,7 @@ from relayops.feedback.relay_cli import (
     store_options,
 )
 from relayops.policyd.ledger import Ledger, LedgerError, Tally
+from relayops.policyd.notices import NoticeRequest
 from relayops.policyd.rules import AntiSpamRules, RulesError, load_rules
 
 
@@ -120,7 +122,7 @@ feedback.add_command(maillog)
 # ---- the operator's side ------------------------------------------------------------------
 
 
-def _ledger(spec: str, password_file: Path | None) -> Ledger:
+def _ledger(spec: str, password_file: Path | None) -> tuple[Ledger, Notify]:
     try:
         return open_store(spec, password_file)
     except (LedgerError, click.BadParameter) as exc:
@@ -188,7 +190,7 @@ def status(
         policy = load_rules(rules_path).antispam
     except RulesError as exc:
         fail(str(exc))
-    ledger = _ledger(store_spec, store_password_file)
+    ledger, _ = _ledger(store_spec, store_password_file)
     try:
         ids = [cid] if cid else ledger.customers()
         rows = [customer_status(ledger, c, policy, now=datetime.now(UTC)) for c in ids]
@@ -238,7 +240,7 @@ def release(
     cid: str, reason: str, store_spec: str, store_password_file: Path | None, as_json: bool
 ) -> None:
     """Re-enable a customer disabled pending complaint review (recorded: who, when, why)."""
-    ledger = _ledger(store_spec, store_password_file)
+    ledger, notify = _ledger(store_spec, store_password_file)
     try:
         done = ledger.release(cid, who=_who(), why=reason, now=datetime.now(UTC).timestamp())
     except LedgerError as exc:
@@ -247,6 +249,10 @@ def release(
         ledger.close()
     if not done:
         fail(f"customer {cid!r} is not disabled pending complaint review", code=1)
+    try:  # the customer hears it through the daemon's outbox (policyd/outbox.py)
+        notify(NoticeRequest("reenabled", cid, {}))
+    except Exception as exc:  # released all the same; the notice is what is missing
+        click.echo(f"relayops feedback release: reenabled notice not queued: {exc}", err=True)
     if as_json:
         emit_json({"ok": True, "customer": cid, "released": True})
     else:
@@ -268,7 +274,7 @@ def unsuppress(
     as_json: bool,
 ) -> None:
     """Let CUSTOMER send to ADDRESS again before its suppression expires."""
-    ledger = _ledger(store_spec, store_password_file)
+    ledger, _ = _ledger(store_spec, store_password_file)
     try:
         done = ledger.unsuppress(
             cid, address, who=_who(), why=reason, now=datetime.now(UTC).timestamp()
@@ -303,7 +309,7 @@ def propose(
     # commands above never need the compiler.
     from relayops.commands.feedback_propose import proposals
 
-    ledger = _ledger(store_spec, store_password_file)
+    ledger, _ = _ledger(store_spec, store_password_file)
     try:
         found, skipped = proposals(repo, ledger, today=datetime.now(UTC).date())
     except LedgerError as exc:

@@ -3,6 +3,15 @@
 Pure: no clock (``now`` is a parameter), no store. `ingest.py` reads the figures,
 applies the `Decision` to the ledger and queues its notices.
 
+Notices go one way, the daemon's (policyd/notices.py): the customer's `complaint`
+(the report attached) and `disabled` are `NoticeRequest`s for the store's outbox,
+which the policy daemon renders from policy.json's templates and sends to the
+contact address and the customer's IMAP mailbox. What the operator must look at
+(a complaint, a proposed suspension, a bounce rate over the ceiling) is an
+`OperatorNote`: logged by the ingester as ``event=operator_attention`` and visible
+in `relayops feedback status` and the feedback metrics; `feedback propose` turns the
+breaches into suspension patches.
+
 Only a report whose `X-Relayops-Trace` stamp verified is attributed to a customer;
 anything else (garbage, a report about a message we never sent, a stamp that does
 not verify — a forged report for another customer) is recorded for review and does
@@ -16,7 +25,7 @@ from datetime import UTC, datetime
 
 from relayops.feedback.model import Kind, Reason, Report
 from relayops.policyd.ledger import BLOCK, COMPLAINT, HARD, SOFT, Tally
-from relayops.policyd.notice_spool import NoticeRequest
+from relayops.policyd.notices import MAX_ATTACHMENT, NoticeRequest
 from relayops.policyd.rules import AntiSpamRules
 
 # Reasons that are about the sender (IP, domain, content), not the recipient.
@@ -28,13 +37,23 @@ _NOT_FAILED = frozenset({"delivered", "relayed", "expanded", "delayed"})
 
 
 @dataclass(frozen=True)
+class OperatorNote:
+    """Something the operator must look at (logged; no mail)."""
+
+    kind: str  # complaint | suspension-proposed | bounce-rate
+    customer: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Decision:
     customer: str | None  # the verified customer, None when unattributed
     counts: dict[str, int] = field(default_factory=dict)  # complaint/hard/soft/block
     suppress: tuple[str, ...] = ()  # lower-case addresses (hard bounces)
     disable: str | None = None  # complaint flag reason
     suspend: str | None = None  # status_reason of a proposed suspension
-    notices: tuple[NoticeRequest, ...] = ()
+    notices: tuple[NoticeRequest, ...] = ()  # to the customer, through the daemon's outbox
+    operator: tuple[OperatorNote, ...] = ()
     unattributed: str | None = None  # why nothing was done, when nothing was
 
 
@@ -93,19 +112,21 @@ def decide(
     after = before.plus(counts)
     day = now.astimezone(UTC).date().isoformat()
     notices: list[NoticeRequest] = []
+    operator: list[OperatorNote] = []
     disable = suspend = None
     recipient = report.recipients[0].address if report.recipients else "(redacted)"
-    context = {
-        "customer": customer,
-        "login": report.origin.login or "",
-        "recipient": recipient,
-        "date": day,
-        "message_id": report.origin.message_id or "",
-        "queue_id": report.origin.trace_queue_id or "",
-    }
+    about = (
+        f"message {report.origin.message_id or '(no Message-ID)'} of login "
+        f"{report.origin.login or '?'} (queue id {report.origin.trace_queue_id or '?'}) "
+        f"to {recipient}"
+    )
     if counts.get(COMPLAINT):
-        notices.append(NoticeRequest("complaint-copy", customer, context, original or None))
-        notices.append(NoticeRequest("operator-complaint", customer, context))
+        feedback_type = report.feedback_type or "abuse"
+        context = {"feedback_type": feedback_type, "recipient": recipient, "arrival_date": day}
+        # The report goes to the customer as received (the spool keeps at most the
+        # reader's cap of it, well under the notice's attachment limit).
+        notices.append(NoticeRequest("complaint", customer, context, original[:MAX_ATTACHMENT]))
+        operator.append(OperatorNote("complaint", customer, f"{feedback_type}: {about}"))
         if policy.on_complaint == "disable_pending_review":
             disable = f"spam complaint on {day} about a message to {recipient}"
         accepted = after.accepted
@@ -117,12 +138,12 @@ def decide(
                 f"{policy.window_days} day(s), above the ceiling of {policy.complaints} per "
                 f"{policy.per_messages}"
             )
-            notices.append(
-                NoticeRequest("operator-suspension-proposed", customer, {**context, "why": figures})
-            )
+            operator.append(OperatorNote("suspension-proposed", customer, figures))
             if policy.on_breach == "suspend":
                 suspend = f"complaint rate: {figures}"
                 disable = disable or f"complaint rate breach on {day}"
+        if disable is not None:
+            notices.append(NoticeRequest("disabled", customer, {"reason": disable}))
     if (
         counts.get(HARD)
         and after.accepted >= policy.min_volume
@@ -130,5 +151,5 @@ def decide(
     ):
         rate = f"{after.hard} hard bounces for {after.accepted} accepted recipients"
         why = f"{rate}, above {policy.bounce_rate_max:g}"
-        notices.append(NoticeRequest("operator-bounce-rate", customer, {**context, "why": why}))
-    return Decision(customer, counts, hard, disable, suspend, tuple(notices))
+        operator.append(OperatorNote("bounce-rate", customer, why))
+    return Decision(customer, counts, hard, disable, suspend, tuple(notices), tuple(operator))

@@ -7,7 +7,8 @@ Order, so that nothing is lost and nothing is done twice:
 2. read it (`read_report`, total on any input);
 3. decide (`consequences.decide`, pure) from the customer's figures in the ledger;
 4. apply the decision to the ledger in one atomic call keyed by the sha256 (a retried
-   delivery is a no-op), then queue the notices;
+   delivery is a no-op), then queue the customer's notices in the store's outbox (the
+   policy daemon sends them, policyd/outbox.py) and log what the operator must see;
 5. write the outcome beside the spooled message (``<sha256>.json``) for review.
 
 A store that cannot be reached raises `LedgerError` (the CLI exits 75, EX_TEMPFAIL,
@@ -21,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +34,7 @@ from relayops.feedback.model import Kind, Origin, Recipient, Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
 from relayops.policyd.ledger import AuditEntry, Change, Ledger, Suppression, Tally
-from relayops.policyd.notice_spool import queue_notice
+from relayops.policyd.notices import NoticeRequest
 from relayops.policyd.rules import AntiSpamRules, Rules
 
 log = logging.getLogger("relayops.feedback.ingest")
@@ -40,6 +42,28 @@ log = logging.getLogger("relayops.feedback.ingest")
 MAX_SPOOL_BYTES = MAX_PARSE_BYTES + 1  # what the reader can use, plus the "cut" marker byte
 MAX_SPOOL_FILES = 10_000  # the spool keeps the newest; older are deleted
 WHO = "ingest"
+# Where a decision's notices go: outbox.queue_notice into the daemon's store, bound by the
+# CLI to the --store it was given (tests pass a list's append).
+Notify = Callable[[NoticeRequest], None]
+
+
+def _send(decision: Decision, notify: Notify | None) -> None:
+    """Queue the customer's notices; log the operator's notes. The ledger change stands
+    whatever happens here (a notice that cannot be queued is logged)."""
+    for note in decision.operator:
+        log.warning(
+            "event=operator_attention kind=%s customer=%s why=%r",
+            note.kind,
+            note.customer,
+            note.why,
+        )
+    if notify is None:
+        return
+    for notice in decision.notices:
+        try:
+            notify(notice)
+        except Exception as exc:  # the store's own errors (sqlite3, redis) or a NoticeError
+            log.error("event=notice_not_queued kind=%s error=%r", notice.kind, str(exc))
 
 
 @dataclass(frozen=True)
@@ -147,7 +171,7 @@ def ingest(
     ledger: Ledger,
     policy: AntiSpamRules,
     spool: Spool,
-    notices: Path | None,
+    notify: Notify | None,
     key: bytes | None,
     now: datetime,
 ) -> dict[str, Any]:
@@ -184,13 +208,10 @@ def ingest(
         disabled=decision.disable,
         suspension_proposed=decision.suspend,
         notices=[n.kind for n in decision.notices],
+        operator=[n.kind for n in decision.operator],
     )
-    if applied and notices is not None:
-        for notice in decision.notices:
-            try:
-                queue_notice(notices, notice)
-            except OSError as exc:  # the ledger change stands; the operator sees the log
-                log.error("event=notice_not_queued kind=%s error=%r", notice.kind, str(exc))
+    if applied:
+        _send(decision, notify)
     spool.outcome(received.digest, outcome)
     return outcome
 
@@ -211,7 +232,7 @@ def record_failure(
     *,
     rules: Rules,
     ledger: Ledger,
-    notices: Path | None,
+    notify: Notify | None,
     now: datetime,
 ) -> dict[str, Any]:
     """A bounced recipient from the relay's own log, through the same decision as a
@@ -228,12 +249,8 @@ def record_failure(
     before = ledger.tally(cid, days=policy.window_days, today=today) if cid else Tally()
     decision = decide(report, policy, before, now=now)
     applied = ledger.apply(to_change(failure.digest, decision, policy, now=now))
-    if applied and notices is not None:
-        for notice in decision.notices:
-            try:
-                queue_notice(notices, notice)
-            except OSError as exc:
-                log.error("event=notice_not_queued kind=%s error=%r", notice.kind, str(exc))
+    if applied:
+        _send(decision, notify)
     return {
         "queue_id": failure.queue_id,
         "customer": cid,

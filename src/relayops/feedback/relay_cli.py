@@ -9,6 +9,7 @@ these two commands to its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -19,8 +20,10 @@ from typing import Any, NoReturn
 
 import click
 
+from relayops.feedback.ingest import Notify
 from relayops.policyd.cli import read_password_file
 from relayops.policyd.ledger import DEFAULT_STORE, Ledger, LedgerError, open_ledger
+from relayops.policyd.outbox import queue_notice
 from relayops.policyd.rules import RulesError, load_rules
 
 EX_TEMPFAIL = 75  # sysexits.h: Postfix's pipe(8) keeps the message and retries
@@ -29,7 +32,6 @@ DEFAULT_RULES = Path("/etc/relayops/policy.json")
 DEFAULT_KEY = Path("/etc/relayops/trace.key")
 # Under the relayops account's home (deploy/hostplan.py), which the pipe's user can write.
 DEFAULT_SPOOL = Path("/var/lib/relayops/feedback")
-DEFAULT_NOTICES = Path("/var/lib/relayops/notices")
 EXIT_CODES_HELP = (
     "Exit codes: 0 done, 1 the store failed, 2 invalid input; ingest: 75 (EX_TEMPFAIL) "
     "when the store or the configuration cannot be used now (Postfix retries)."
@@ -69,10 +71,12 @@ def _tempfail(message: str) -> None:
     sys.exit(EX_TEMPFAIL)
 
 
-def open_store(spec: str, password_file: Path | None) -> Ledger:
-    """The ledger in the daemon's store; LedgerError or click.BadParameter (password file)."""
+def open_store(spec: str, password_file: Path | None) -> tuple[Ledger, Notify]:
+    """The ledger in the daemon's store and the way to queue notices in its outbox;
+    LedgerError or click.BadParameter (the password file)."""
     password = read_password_file(password_file) if password_file else None
-    return open_ledger(spec, password=password)
+    ledger = open_ledger(spec, password=password)
+    return ledger, functools.partial(queue_notice, spec, password=password)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -112,13 +116,6 @@ json_option = click.option(
     show_default=True,
     help="Where every message received is kept for review (with its outcome).",
 )
-@click.option(
-    "--notices",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_NOTICES,
-    show_default=True,
-    help="The notice spool the policy daemon's notifier sends from.",
-)
 @json_option
 def ingest_command(
     store_spec: str,
@@ -126,7 +123,6 @@ def ingest_command(
     rules_path: Path,
     trace_key_file: Path,
     spool: Path,
-    notices: Path,
     as_json: bool,
 ) -> None:
     """Read one message on stdin (Postfix pipe transport), keep it, record what it reports
@@ -149,7 +145,7 @@ def ingest_command(
     except OSError as exc:
         _tempfail(f"cannot read the trace key file {trace_key_file}: {exc.strerror or exc}")
     try:
-        ledger = open_store(store_spec, store_password_file)
+        ledger, notify = open_store(store_spec, store_password_file)
     except LedgerError as exc:
         _tempfail(str(exc))
     except click.BadParameter as exc:
@@ -160,7 +156,7 @@ def ingest_command(
             ledger=ledger,
             policy=policy,
             spool=Spool(spool),
-            notices=notices,
+            notify=notify,
             key=key,
             now=datetime.now(UTC),
         )
@@ -181,13 +177,6 @@ def ingest_command(
 @click.option("--follow", is_flag=True, help="Keep reading lines as Postfix appends them.")
 @store_options
 @rules_option
-@click.option(
-    "--notices",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_NOTICES,
-    show_default=True,
-    help="The notice spool the policy daemon's notifier sends from.",
-)
 @json_option
 def maillog(
     logfile: Path,
@@ -195,7 +184,6 @@ def maillog(
     store_spec: str,
     store_password_file: Path | None,
     rules_path: Path,
-    notices: Path,
     as_json: bool,
 ) -> None:
     """Record the relay's own delivery failures (`status=bounced` lines of Postfix's log):
@@ -213,7 +201,7 @@ def maillog(
     except OSError as exc:
         _fail(f"cannot read {logfile}: {exc.strerror or exc}")
     try:
-        ledger = open_store(store_spec, store_password_file)
+        ledger, notify = open_store(store_spec, store_password_file)
     except LedgerError as exc:
         _fail(str(exc))
     except click.BadParameter as exc:
@@ -227,7 +215,7 @@ def maillog(
                 if failure is None:
                     continue
                 row = record_failure(
-                    failure, rules=rules, ledger=ledger, notices=notices, now=datetime.now(UTC)
+                    failure, rules=rules, ledger=ledger, notify=notify, now=datetime.now(UTC)
                 )
                 recorded.append(row)
                 if not as_json:

@@ -136,7 +136,7 @@ EXIT_CODES_HELP = (
     type=click.Path(path_type=Path),
     help="file (mode 600) whose first line is the Redis password, kept off the command line",
 )
-@click.option("--notify-smtp", help="HOST:PORT of the MTA that sends warning/limit mails")
+@click.option("--notify-smtp", help="HOST:PORT of the MTA that sends the notice mails")
 @click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
 @click.option(
     "--on-store-error",

@@ -73,11 +73,25 @@ class ServiceInfo(_Model):
     name: str
     domain: str
     notify_from: str
+    # The local domain whose addresses (<customer>@mailbox_domain) are the customers'
+    # IMAP mailboxes on the relay; absent in files of older compilers: no mailbox copy.
+    # A DNS name only: it becomes part of an SMTP envelope address.
+    mailbox_domain: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] | None = None
 
 
 class Notifications(_Model):
+    """One template per notice kind (policyd/notices.py KINDS)."""
+
     warning: Template
     limit: Template
+    # Added within schema 1: a file from an older compiler lacks them, and those
+    # notices are then logged, not sent (see notices.py).
+    resumed: Template | None = None
+    complaint: Template | None = None
+    disabled: Template | None = None
+    reenabled: Template | None = None
+    suspended: Template | None = None
+    terminated: Template | None = None
 
 
 class AntiSpam(_Model):

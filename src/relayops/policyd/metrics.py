@@ -91,9 +91,7 @@ class PolicydCollector(Collector):
         for reason, n in sorted(s.refusals.items()):
             refusals.add_metric([str(reason)], n)
         yield refusals
-        notices = CounterMetricFamily(
-            "relayops_policyd_notices", "Warning and limit mails", labels=["result"]
-        )
+        notices = CounterMetricFamily("relayops_policyd_notices", "Notice mails", labels=["result"])
         ns = s.notifier.stats
         notices.add_metric(["sent"], ns.sent)
         notices.add_metric(["failed"], ns.failed)

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from relayops.policyd.contract import PolicyFile
+from relayops.policyd.contract import PolicyFile, Template
 
 # Reply texts quote operator-written sentences; an SMTP reply line is at most
 # 512 octets including the code (RFC 5321 4.5.3.1.5).
@@ -125,6 +125,14 @@ class Rules:
     limit: tuple[string.Template, string.Template]
     antispam: AntiSpamRules = AntiSpamRules()
     service_domain: str = ""
+    # Every notice kind's (subject, body) templates, warning and limit included.
+    templates: Mapping[str, tuple[string.Template, string.Template]] = field(default_factory=dict)
+    mailbox_domain: str | None = None  # <customer>@mailbox_domain: the IMAP mailbox copy
+
+    def mailbox(self, customer: str) -> str | None:
+        """The customer's local IMAP mailbox address, None without a mailbox domain."""
+        return f"{customer}@{self.mailbox_domain}" if self.mailbox_domain else None
+
     # Per customer, the Charge of its current local day (assess()); the one mutable
     # part, filled by the request path, and new with every load (a reload starts empty).
     days: dict[str, _Day] = field(default_factory=dict, compare=False, repr=False)
@@ -181,6 +189,11 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
                 )
             by_login[key] = customer
     n = model.notifications
+    templates = {
+        kind: (string.Template(t.subject), string.Template(t.body))
+        for kind, t in n
+        if isinstance(t, Template)
+    }
     return Rules(
         service_name=model.service.name,
         notify_from=model.service.notify_from,
@@ -190,6 +203,8 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
         antispam=AntiSpamRules(**model.antispam.model_dump()),
         service_domain=model.service.domain,
+        templates=templates,
+        mailbox_domain=model.service.mailbox_domain,
     )
 
 
@@ -287,14 +302,21 @@ class Refusal(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A mail to a customer's contact, rendered from the rules' templates."""
+    """A mail to a customer's contact (and IMAP mailbox), rendered from the rules' templates.
 
-    kind: Literal["warning", "limit"]
+    `kind` is one of notices.KINDS; `attachment` is a message attached as
+    message/rfc822 (a complaint's original report); `mailbox` the customer's
+    local mailbox address that gets the same message, when the relay has one.
+    """
+
+    kind: str
     customer: str
     sender: str
     to: str
     subject: str
     body: str
+    attachment: bytes | None = None
+    mailbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +455,7 @@ def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules
         customer.contact,
         _one_line(subject_t.safe_substitute(values)),
         body_t.safe_substitute(values),
+        mailbox=rules.mailbox(customer.id),
     )
 
 

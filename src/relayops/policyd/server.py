@@ -1,4 +1,15 @@
-"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps."""
+"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps.
+
+Notices beyond the charge path's warning/limit (notices.py says which is due
+when): at start and on each reload the daemon swaps every customer's status
+into the store and sends the suspended/terminated notice for a change the
+store had not seen (so a restart for new code announces it too, and of daemons
+sharing Redis only the first to swap does); a sweep every ROLL_INTERVAL
+seconds sends `resumed` to each customer whose local day has just begun after
+a day at its limit (claimed in the store, so sent once); the store's outbox is
+polled every OUTBOX_INTERVAL seconds for requests of other components (each
+taken by one daemon).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +22,28 @@ import re
 import resource
 import signal
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from relayops.policyd.feedback_metrics import FeedbackFigures
+from relayops.policyd.notices import (
+    NoticeError,
+    NoticeRequest,
+    days_started,
+    render,
+    render_request,
+    resumed_values,
+    status_notices,
+    status_values,
+)
 from relayops.policyd.notify import Notifier
 from relayops.policyd.protocol import Deferred, PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
     Charge,
+    Notice,
     Outcome,
     Refusal,
     Rules,
@@ -32,12 +54,15 @@ from relayops.policyd.rules import (
     load_rules,
 )
 from relayops.policyd.stamp import stamp_action
-from relayops.policyd.store import UNAVAILABLE, Store
+from relayops.policyd.store import UNAVAILABLE, Store, StoreError
 from relayops.policyd.suppress import Suppressions, reply
 
 log = logging.getLogger("relayops.policyd")
 
 SWEEP_INTERVAL = 5.0
+OUTBOX_INTERVAL = 1.0  # seconds between two looks at the store's outbox
+ROLL_INTERVAL = 30.0  # seconds between two looks for local days that began ("resumed")
+OUTBOX_BATCH = 100
 
 
 def _utcnow() -> datetime:
@@ -85,6 +110,7 @@ class PolicyServer:
         self.suppressions = suppressions
         self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
         self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def handle(self, request: dict[str, str]) -> str | Deferred:
         rules = self.rules  # one reference for the whole request, even across a reload
@@ -181,7 +207,78 @@ class PolicyServer:
         log.info(
             "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
         )
+        self._spawn(self.announce_status(rules))
         return True
+
+    # ---- notices off the charge path ---------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, notice: Notice | None, kind: str, customer: str) -> None:
+        if notice is None:  # policy.json of an older compiler: no template for this kind
+            log.warning("event=notice_not_sent kind=%s customer=%s why=no_template", kind, customer)
+            return
+        self.notifier.submit(notice)
+
+    async def announce_status(self, rules: Rules) -> None:
+        """Suspension/termination notices for the status changes the store had not seen."""
+        statuses = {cid: c.status for cid, c in rules.customers.items()}
+        try:
+            previous = await self.store.swap_statuses(statuses)
+        except StoreError as exc:
+            log.error("event=status_notices_skipped error=%s", _logfmt_value(exc))
+            return
+        for customer, kind in status_notices(previous, rules):
+            notice = render(kind, customer, rules, self.clock(), status_values(customer))
+            self._send(notice, kind, customer.id)
+
+    async def roll_days(self, since: datetime, until: datetime) -> None:
+        """`resumed` for each customer whose local day began in (since, until] after a
+        day that reached its limit."""
+        rules = self.rules
+        for customer, day in days_started(rules, since, until):
+            hit = await self.store.claimed(customer.id, day - timedelta(days=1), "limit")
+            if hit and await self.store.claim(customer.id, day, "resumed"):
+                values = resumed_values(customer, day)
+                notice = render("resumed", customer, rules, self.clock(), values, day=day)
+                self._send(notice, "resumed", customer.id)
+
+    async def drain_outbox(self) -> int:
+        """Send the notice requests queued in the store; returns how many were taken."""
+        taken = await self.store.take_outbox(OUTBOX_BATCH)
+        for text in taken:
+            try:
+                request = NoticeRequest.from_json(text)
+                notice = render_request(request, self.rules, self.clock())
+            except NoticeError as exc:
+                log.error("event=notice_refused error=%s", _logfmt_value(exc))
+                continue
+            self._send(notice, request.kind, request.customer)
+        return len(taken)
+
+    async def notice_loop(self) -> None:
+        """Poll the outbox every OUTBOX_INTERVAL, look for new local days every ROLL_INTERVAL."""
+        loop = asyncio.get_running_loop()
+        last = self.clock()
+        next_roll = loop.time() + ROLL_INTERVAL
+        while True:
+            try:
+                await self.drain_outbox()
+                if loop.time() >= next_roll:
+                    now = self.clock()
+                    await self.roll_days(last, now)
+                    last, next_roll = now, loop.time() + ROLL_INTERVAL
+            except Exception:  # a bug here must not end notices for the daemon's lifetime
+                log.exception("event=notice_loop_error")
+            await asyncio.sleep(OUTBOX_INTERVAL)
+
+    async def close_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # ---- listening ---------------------------------------------------------------------------
@@ -294,6 +391,8 @@ async def run(
         sweeper[0] = loop.call_later(SWEEP_INTERVAL, on_sweep)
 
     sweeper = [loop.call_later(SWEEP_INTERVAL, on_sweep)]
+    server._spawn(server.notice_loop())
+    server._spawn(server.announce_status(server.rules))
     log.info(
         "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
         listen,
@@ -313,6 +412,7 @@ async def run(
         for conn in list(server.connections):
             conn.close()
         await listener.wait_closed()
+        await server.close_tasks()
         await server.notifier.close()
         await server.store.close()
         if server.suppressions is not None:

@@ -6,6 +6,11 @@ longer than the longest local day, so nothing needs cleaning):
     relayops:count:<customer>:<YYYY-MM-DD>           accepted recipients that local day
     relayops:notice:<customer>:<YYYY-MM-DD>:warning  set once that day's warning is claimed
     relayops:notice:<customer>:<YYYY-MM-DD>:limit    set once that day's limit notice is claimed
+    relayops:notice:<customer>:<YYYY-MM-DD>:resumed  the same for the "sending resumed" notice
+    relayops:status:<customer>                       the account status last announced
+                                                     (no expiry; SET ... GET swaps it)
+    relayops:outbox                                  list of queued NoticeRequests (JSON),
+                                                     popped by one daemon each (no expiry)
     relayops:flag:complaint:<customer>               set = temporarily disabled pending
                                                      complaint review (set by feedback tooling,
                                                      value = reason, optional TTL)
@@ -38,6 +43,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
+from datetime import date
 
 import redis
 import redis.sentinel
@@ -98,9 +105,20 @@ def charge_fragments(charge: Charge) -> tuple[bytes, bytes]:
     (encoding 6 arguments per request was a fifth of the Redis path's Python).
     """
     cid, day = charge.customer.id, charge.day.isoformat()
-    notice = f"{PREFIX}notice:{cid}:{day}:"
-    keys = (count_key(cid, day), notice + "warning", notice + "limit", flag_key(cid))
+    keys = (
+        count_key(cid, day),
+        notice_key(cid, day, "warning"),
+        notice_key(cid, day, "limit"),
+        flag_key(cid),
+    )
     return b"".join(map(_bulk, keys)), _bulk(charge.limit) + _bulk(charge.warn_at)
+
+
+OUTBOX_KEY = f"{PREFIX}outbox"
+
+
+def notice_key(customer: str, day: str, kind: str) -> str:
+    return f"{PREFIX}notice:{customer}:{day}:{kind}"
 
 
 def count_key(customer: str, day: str) -> str:
@@ -168,6 +186,56 @@ class RedisStore:
     @property
     def outage(self) -> bool:
         return self._outage.active
+
+    # ---- notices (off the hot path; the same pipelined connection) -------------------
+
+    async def _call(self, *args: bytes | str | int) -> object:
+        """One command, or None when Redis cannot answer (the outage log says why)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            log.warning(
+                "event=notice_store_call_failed store=%s error=not_connected", self.description
+            )
+            return None
+        try:
+            reply = await asyncio.wait_for(conn.call(*args), self.timeout)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            log.warning("event=notice_store_call_failed store=%s error=%r", self.description, exc)
+            return None
+        return None if isinstance(reply, ReplyError) else reply
+
+    async def claim(self, customer: str, day: date, kind: str) -> bool:
+        key = notice_key(customer, day.isoformat(), kind)
+        return await self._call(b"SET", key, b"1", b"NX", b"EX", TTL_SECONDS) == b"OK"
+
+    async def claimed(self, customer: str, day: date, kind: str) -> bool:
+        return await self._call(b"EXISTS", notice_key(customer, day.isoformat(), kind)) == 1
+
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise StoreError("not connected")
+        # Pipelined on the shared connection; SET ... GET (Redis >= 6.2) swaps atomically.
+        calls = {
+            cid: conn.call(b"SET", f"{PREFIX}status:{cid}", status, b"GET")
+            for cid, status in sorted(statuses.items())
+        }
+        previous: dict[str, str | None] = {}
+        try:
+            for cid, call in calls.items():
+                reply = await asyncio.wait_for(call, self.timeout)
+                if isinstance(reply, ReplyError):
+                    raise StoreError(f"SET {PREFIX}status:{cid}: {reply.message}")
+                previous[cid] = reply.decode() if isinstance(reply, bytes) else None
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise StoreError(f"cannot record account statuses: {exc!r}") from None
+        return previous
+
+    async def take_outbox(self, limit: int) -> list[str]:
+        reply = await self._call(b"LPOP", OUTBOX_KEY, limit)  # Redis >= 6.2
+        if not isinstance(reply, list):
+            return []  # None: the list is empty (or Redis is out)
+        return [item.decode("utf-8", "replace") for item in reply if isinstance(item, bytes)]
 
     # ---- request path ------------------------------------------------------------------
 
@@ -406,6 +474,12 @@ def set_flag(
     """Set a customer's complaint flag in a Redis store (for feedback-loop tooling)."""
     with sync_client(url, password=password) as client:
         client.set(flag_key(customer), reason or "1", ex=ttl)
+
+
+def queue_notice(url: str, request_json: str, *, password: str | None = None) -> None:
+    """Queue a notice request in a Redis store's outbox (outbox.queue_notice calls this)."""
+    with sync_client(url, password=password) as client:
+        client.rpush(OUTBOX_KEY, request_json)
 
 
 def clear_flag(url: str, customer: str, *, password: str | None = None) -> None:

@@ -19,6 +19,7 @@ PACKAGES: tuple[str, ...] = (
     "opendkim",
     "opendkim-tools",
     "dovecot-imapd",
+    "dovecot-lmtpd",  # notices into the customers' mailboxes (LMTP from Postfix)
     "python3",
     "python3-venv",
     "ca-certificates",
