@@ -486,7 +486,7 @@ def main() -> None:
             _terminate(d.proc)
         _terminate(redis)
     meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    raw = (args.profile or HERE) / "burst.json"
+    raw = (args.profile or args.out.parent) / "burst.json"  # next to the RESULTS.md written
     raw.write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     replace_section(args.out, "burst", report(runs, meta))
     print(f"wrote the burst section of {args.out}")
