@@ -15,10 +15,11 @@ longer than the longest local day, so nothing needs cleaning):
                                                      complaint review (set by feedback tooling,
                                                      value = reason, optional TTL)
 
-Requests that arrive while a call is in flight are batched into the next call
-(one EVALSHA for up to `max_batch` charges), so the round trip is shared by
-all connections. Redis runs a script atomically, so however many daemons
-share one Redis, a customer's day never goes past its limit.
+Requests that arrive while a call is in flight, or in the same pass of the
+event loop, are batched into one call (one EVALSHA for up to `max_batch`
+charges), so the round trip is shared by all connections. Redis runs a script
+atomically, so however many daemons share one Redis, a customer's day never
+goes past its limit.
 
 On an error or timeout every charge of the batch is UNAVAILABLE and the
 connection is dropped; during an outage reconnect attempts back off from
