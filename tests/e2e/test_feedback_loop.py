@@ -245,7 +245,10 @@ def test_hard_bounce_is_ingested_for_its_customer(hard_bounce: dict[str, Any]) -
 def test_next_message_to_the_bounced_recipient_is_refused_at_rcpt(
     loop: Deployed, hard_bounce: dict[str, Any]
 ) -> None:
-    want = (550, f"5.1.1 <{GONE}> suppressed since {_today()} after a hard bounce")
+    # The daemon's answer (`550 5.1.1 <addr> suppressed since DATE after a hard bounce`)
+    # as Postfix's smtpd words a policy refusal on the wire.
+    daemon = f"<{GONE}> suppressed since {_today()} after a hard bounce"
+    want = (550, f"5.1.1 <{GONE}>: Recipient address rejected: {daemon}")
     assert _wait("the 550", lambda: (r := _rcpt_reply(loop, BOUNCER, GONE))[0] != 250 and r) == want
     # Only for that customer: another customer may still write to the address.
     assert _rcpt_reply(loop, BYSTANDER, GONE) == (250, "")
@@ -324,9 +327,11 @@ def complaint(loop: Deployed, sink: Sink) -> dict[str, Any]:
 
 
 def test_complaint_disables_the_customer_within_60_s(complaint: dict[str, Any]) -> None:
+    probe = f"probe-{complaint['probes']}-{RUN}@isp.lab"
     assert complaint["reply"] == (
         450,
-        "4.7.1 account stark is temporarily disabled pending complaint review",
+        f"4.7.1 <{probe}>: Recipient address rejected: "
+        "account stark is temporarily disabled pending complaint review",
     )
     assert complaint["delay"] < COMPLAINT_LIMIT, complaint
 

@@ -14,6 +14,7 @@ step fails, so a second run starts from the same state.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from collections.abc import Callable
@@ -64,6 +65,14 @@ def rcpt_answer(submission: Submission, rcpt: str) -> str:
     return "250"
 
 
+def diagnostic(raw: bytes) -> str:
+    """The DSN's Diagnostic-Code (RFC 3464) without its type, unfolded."""
+    found = re.search(rb"(?mi)^Diagnostic-Code:\s*[^;]*;\s*(.*(?:\r?\n[ \t].*)*)", raw)
+    if found is None:
+        return "(no Diagnostic-Code)"
+    return " ".join(found.group(1).decode("utf-8", "replace").split())
+
+
 def _until(what: str, probe: Callable[[], str], done: Callable[[str], bool]) -> str:
     deadline = time.monotonic() + WAIT
     while True:
@@ -100,8 +109,7 @@ def show_feedback(
         lambda a: a.recipient == submission.sender and bounced.encode() in a.path.read_bytes(),
         timeout=WAIT,
     )
-    diagnostic = " ".join(str(dsn.message.get_body() or "").split())
-    said = diagnostic.partition("said: ")[2].partition(" (in reply")[0] or "550 5.1.1 …"
+    said = diagnostic(dsn.path.read_bytes())
     # The customer's mail server forwards the relay's DSN to the service's bounce address.
     sink.send(dsn.path.read_bytes(), to=f"bounces@{service.domain}", sender=submission.sender)
     suppressed = _until(
