@@ -2,7 +2,9 @@
 
 lab up -> publish the repository's DNS records in the lab DNS -> deploy -> send one
 message as a customer through relay 1 (587, STARTTLS, AUTH) -> show it arrived at
-the destination host with a DKIM signature that verifies against the lab DNS.
+the destination host with a DKIM signature that verifies against the lab DNS -> the
+feedback loop (demo_feedback.py): a bounce suppresses its recipient, a complaint gets
+the customer a 450 until the operator's release.
 Idempotent: a second run reuses the lab, changes nothing and sends one more message.
 The lab stays up (`relayops lab down` removes it).
 """
