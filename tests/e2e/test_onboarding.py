@@ -31,10 +31,12 @@ pytestmark = pytest.mark.lab
 
 CUSTOMER, DOMAIN, SELECTOR, LOGIN = "newco", "newco.example", "n1", "newco-app"
 HOST_FILES = [
+    "/etc/dovecot/relayops-mailboxes",  # the customer's notice mailbox, read by its logins
     "/etc/dovecot/relayops-users",
     "/etc/opendkim/KeyTable",
     "/etc/opendkim/SigningTable",
     f"/etc/opendkim/keys/{DOMAIN}/{SELECTOR}.private",
+    "/etc/postfix/mailboxes",  # where its notices are delivered (LMTP)
     "/etc/postfix/sender_logins",
     "/etc/relayops/policy.json",
 ]
