@@ -28,8 +28,8 @@ from pyinfra.context import host
 from relayops.compile.managed import Entry, Manifest
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import DEPLOY_DIRECTORIES, HostPlan
-from relayops.deploy.operations import directory_command
 from relayops.deploy.manifest import MANIFEST_PATH, ManifestError, dumps, loads
+from relayops.deploy.operations import directory_command
 from relayops.deploy.ordering import positioned
 from relayops.deploy.queue import COMMAND as QUEUE_COMMAND
 from relayops.deploy.queue import QueueError, parse_queue
