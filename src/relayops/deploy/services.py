@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from relayops.compile.files import Daemon
-from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE
+from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
 
 def service_actions(
@@ -53,8 +53,11 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
 
 
 def control_verb(service: str, verb: str) -> str:
-    """Redis has no reload (users, TLS and ports are read at start): it restarts.
+    """Redis and Sentinel have no reload (users, TLS and ports are read at start): they
+    restart.
 
-    A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back.
+    A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back;
+    Sentinel keeps what it learnt in its configuration file.
     """
-    return "restart" if service == REDIS_SERVICE and verb == "reload" else verb
+    restarts = (REDIS_SERVICE, SENTINEL_SERVICE)
+    return "restart" if service in restarts and verb == "reload" else verb

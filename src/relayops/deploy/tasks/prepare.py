@@ -15,7 +15,16 @@ from relayops.deploy import target as targets
 from relayops.deploy.counters import read_passwords, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
-from relayops.deploy.hostplan import INIT_SCRIPT, SYSTEMD_UNIT, HostPlan, host_plan
+from relayops.deploy.hostplan import (
+    INIT_SCRIPT,
+    SENTINEL_INIT_SCRIPT,
+    SENTINEL_SERVICE,
+    SENTINEL_SYSTEMD_UNIT,
+    SYSTEMD_UNIT,
+    HostPlan,
+    host_plan,
+)
+from relayops.deploy.sentinel import SENTINEL_PATHS, sentinel_files, sentinel_placement
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
 from relayops.deploy.wheels import WheelSet, ensure_wheels
 from relayops.hostlayout import MARKER
@@ -41,19 +50,17 @@ class HostRun:
         return {c.wanted.path for c in self.changes if c.content}
 
 
-def _service_files(systemd: bool) -> list[Wanted]:
-    files = [
-        Wanted(
-            INIT_SCRIPT,
-            (SERVICE_FILES / "relayops-policyd.init").read_bytes(),
-            0o755,
-            "root",
-            "root",
-        )
-    ]
-    if systemd:
-        unit = (SERVICE_FILES / "relayops-policyd.service").read_bytes()
-        files.append(Wanted(SYSTEMD_UNIT, unit, 0o644, "root", "root"))
+def _service_files(systemd: bool, *, sentinel: bool) -> list[Wanted]:
+    services = [("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT)]
+    if sentinel:
+        services.append((SENTINEL_SERVICE, SENTINEL_INIT_SCRIPT, SENTINEL_SYSTEMD_UNIT))
+    files = []
+    for name, init, unit in services:
+        files.append(Wanted(init, (SERVICE_FILES / f"{name}.init").read_bytes(), 0o755, "root",
+                            "root"))  # fmt: skip
+        if systemd:
+            content = (SERVICE_FILES / f"{name}.service").read_bytes()
+            files.append(Wanted(unit, content, 0o644, "root", "root"))
     return files
 
 
@@ -93,17 +100,26 @@ def host_run() -> HostRun:
         certificate = LabCA().host(relay.fqdn, names, addresses, now)
         ca = LabCA().ca(now).cert
     placement = redis_placement(target.inventory)
+    group = sentinel_placement(target.inventory)
+    member = group.member(host.name) if group is not None else None
     redis = None
+    sentinel: list[Wanted] = []
     if placement is not None and placement.host.name == host.name:
         passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
         redis = redis_files(placement, passwords, certificate=certificate, ca=ca)
+    elif group is not None and member is not None:
+        passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
+        files = sentinel_files(group, member, passwords, certificate=certificate, ca=ca)
+        redis = [w for w in files if w.path not in SENTINEL_PATHS]
+        sentinel = [w for w in files if w.path in SENTINEL_PATHS]
     plan = host_plan(
         config,
         secrets=secrets,
         certificate=certificate,
-        service_files=_service_files(facts.systemd),
+        service_files=_service_files(facts.systemd, sentinel=bool(sentinel)),
         redis_files=redis,
         ca=ca,
+        sentinel_files=sentinel,
     )
     states = host.get_fact(PathStates, paths=plan.state_paths())
     running = host.get_fact(ServicesRunning, services=plan.services, systemd=facts.systemd)

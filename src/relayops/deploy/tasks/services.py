@@ -12,7 +12,13 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
-from relayops.deploy.hostplan import REDIS_SERVICE, START_ORDER, SYSTEMD_UNIT
+from relayops.deploy.hostplan import (
+    REDIS_SERVICE,
+    SENTINEL_SERVICE,
+    SENTINEL_SYSTEMD_UNIT,
+    START_ORDER,
+    SYSTEMD_UNIT,
+)
 from relayops.deploy.ordering import positioned
 from relayops.deploy.services import control_command, control_verb, service_actions
 from relayops.deploy.state import reloads
@@ -35,10 +41,12 @@ def actions(run: HostRun) -> list[tuple[str, str]]:
 
 @deploy("Services")
 def converge(run: HostRun) -> None:
-    if run.facts.systemd and SYSTEMD_UNIT in run.changed:
+    units = {SYSTEMD_UNIT: "relayops-policyd", SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE}
+    changed_units = [name for path, name in units.items() if path in run.changed]
+    if run.facts.systemd and changed_units:
         server.shell(
             name="systemd daemon-reload",
-            commands=["systemctl daemon-reload", "systemctl enable relayops-policyd"],
+            commands=["systemctl daemon-reload", *(f"systemctl enable {n}" for n in changed_units)],
         )
     # Positions by start order across hosts: Redis starts before any host's policy daemon.
     for service, verb in positioned(host, actions(run), lambda item: START_ORDER.index(item[0])):
