@@ -78,7 +78,7 @@ def test_primary_first_quorum_a_majority_tls_data_port() -> None:
     placement = sentinel_placement(_inventory())
     assert placement is not None
     assert [m.address for m in placement.members] == ["198.18.1.11", "198.18.1.12", "198.18.1.13"]
-    assert (placement.primary.address, placement.quorum, placement.data_port) == (
+    assert (placement.primary, placement.quorum, placement.data_port) == (
         "198.18.1.11", 2, 6380,
     )  # fmt: skip
     assert placement.member("relay9.relay.example.net") is None
@@ -153,13 +153,24 @@ def test_other_forms_run_no_sentinel() -> None:
     assert sentinel_placement(_inventory(elsewhere)) is None
 
 
-def test_a_sentinel_off_the_relays_or_the_wrong_user_is_refused() -> None:
-    half = "redis+sentinel://relayops-policyd@198.18.1.11,10.9.0.2/relayops/0"
-    with pytest.raises(DeployError, match=r"10\.9\.0\.2:26379 is no relay's address"):
-        sentinel_placement(_inventory(half))
+def test_the_relays_of_this_inventory_run_their_part_of_a_larger_group() -> None:
+    """Relays 1-2 here, relay 3 in another inventory: the same files on relays 1-2."""
+    two = sentinel_placement(_inventory(relays=2))
+    assert two is not None
+    assert (two.addresses[2], two.quorum, [m.address for m in two.members]) == (
+        "198.18.1.13", 2, ["198.18.1.11", "198.18.1.12"],
+    )  # fmt: skip
+    for k in (1, 2):
+        member = two.member(f"relay{k}.relay.example.net")
+        assert member is not None
+        files = sentinel_files(two, member, PASSWORDS, certificate=CERT, ca=b"-----CA-----\n")
+        assert {w.path: w.content for w in files} == _files(k)
+
+
+def test_the_wrong_user_or_a_host_named_twice_is_refused() -> None:
     anonymous = "redis+sentinel://198.18.1.11,198.18.1.12,198.18.1.13/relayops/0"
     with pytest.raises(DeployError, match="name the daemon's ACL user"):
         sentinel_placement(_inventory(anonymous))
     twice = "redis+sentinel://relayops-policyd@198.18.1.11:26379,198.18.1.11:26380/relayops/0"
-    with pytest.raises(DeployError, match="one relay named twice"):
+    with pytest.raises(DeployError, match="one host named twice"):
         sentinel_placement(_inventory(twice))

@@ -1,9 +1,10 @@
 """Shared counters behind Redis Sentinel, run on relays: which relay runs what, and its files.
 
 When the inventory's `relayops_shared_counters` is ``redis+sentinel://`` (or
-``rediss+sentinel://``) and every sentinel it names is a relay's address, each of
-those relays runs a Redis data node and a Sentinel. The first named is the initial
-primary, the others start as its replicas; the sentinels (quorum: a majority) then
+``rediss+sentinel://``) and sentinels it names are relays' addresses, each of those
+relays runs a Redis data node and a Sentinel; the others named are run by someone
+else (another inventory's relays sharing the counters, say). The first named is the
+initial primary, the others start as its replicas; the sentinels (quorum: a majority) then
 move the primary on a failure, and the daemons follow through them
 (relayops.policyd.store_redis). Data nodes listen on `DATA_PORT` (`DATA_TLS_PORT`
 and no plaintext port when the URL says TLS): the URL names only the sentinels.
@@ -50,8 +51,10 @@ class SentinelMember:
 
 @dataclass(frozen=True)
 class SentinelPlacement:
-    """The relays that run the counters' data nodes and sentinels, primary first."""
+    """The counters' group (every address the URL names, the initial primary first) and
+    the relays of this inventory among them, which the deploy runs."""
 
+    addresses: tuple[str, ...]
     members: tuple[SentinelMember, ...]
     master: str
     tls: bool
@@ -61,12 +64,12 @@ class SentinelPlacement:
         return DATA_TLS_PORT if self.tls else DATA_PORT
 
     @property
-    def primary(self) -> SentinelMember:
-        return self.members[0]
+    def primary(self) -> str:
+        return self.addresses[0]
 
     @property
     def quorum(self) -> int:
-        return len(self.members) // 2 + 1
+        return len(self.addresses) // 2 + 1
 
     def member(self, host_name: str) -> SentinelMember | None:
         return next((m for m in self.members if m.host.name == host_name), None)
@@ -81,7 +84,7 @@ def _relay_of(inventory: Inventory, address: str) -> RelayHost | None:
 
 def sentinel_placement(inventory: Inventory) -> SentinelPlacement | None:
     """The relays of a ``redis+sentinel://`` counters URL; None for any other form, or when
-    its sentinels are not relays (a Redis group run by someone else)."""
+    none of its sentinels is a relay of this inventory (a Redis group run elsewhere)."""
     if not inventory.shared_counters:
         return None
     try:
@@ -93,12 +96,6 @@ def sentinel_placement(inventory: Inventory) -> SentinelPlacement | None:
     relays = [_relay_of(inventory, e.host) for e in url.endpoints]
     if all(r is None for r in relays):
         return None
-    missing = [str(e) for e, r in zip(url.endpoints, relays, strict=True) if r is None]
-    if missing:
-        raise DeployError(
-            f"relayops_shared_counters {url.redacted()}: {', '.join(missing)} is no relay's "
-            "address; the deploy runs every sentinel the URL names, or none"
-        )
     if url.username != rc.POLICYD_USER:
         raise DeployError(
             f"relayops_shared_counters {url.redacted()}: name the daemon's ACL user, "
@@ -111,12 +108,13 @@ def sentinel_placement(inventory: Inventory) -> SentinelPlacement | None:
         if r is not None
     )
     names = [m.host.name for m in members]
-    if len(set(names)) != len(names):
+    addresses = tuple(e.host for e in url.endpoints)
+    if len(set(names)) != len(names) or len(set(addresses)) != len(addresses):
         raise DeployError(
-            f"relayops_shared_counters {url.redacted()}: one relay named twice; each "
-            "sentinel must run on a relay of its own"
+            f"relayops_shared_counters {url.redacted()}: one host named twice; each "
+            "sentinel and its data node run on a host of their own"
         )
-    return SentinelPlacement(members, url.master, url.tls)
+    return SentinelPlacement(addresses, members, url.master, url.tls)
 
 
 def sentinel_conf(
@@ -131,7 +129,7 @@ def sentinel_conf(
         port=0 if placement.tls else member.sentinel_port,
         tls_port=member.sentinel_port if placement.tls else 0,
         tls=REDIS_TLS if placement.tls else None,
-        primary=(placement.primary.address, placement.data_port),
+        primary=(placement.primary, placement.data_port),
         quorum=placement.quorum,
         announce=member.address,
         down_after_ms=DOWN_AFTER_MS,
@@ -150,7 +148,7 @@ def data_node(placement: SentinelPlacement, member: SentinelMember) -> rc.DataNo
         port=0 if placement.tls else placement.data_port,
         tls_port=placement.data_port if placement.tls else 0,
         tls=REDIS_TLS if placement.tls else None,
-        replica_of=None if member == primary else (primary.address, placement.data_port),
+        replica_of=None if member.address == primary else (primary, placement.data_port),
         announce=member.address,
     )
 
