@@ -113,3 +113,89 @@ class ServicesRunning(FactBase[dict[str, bool]]):
 
     def process(self, output: list[str]) -> dict[str, bool]:
         return parse_statuses(output)
+
+
+def services_probe(services: Sequence[str]) -> str:
+    """ServicesRunning's probe, choosing systemctl or the init scripts on the host itself."""
+    probe = ServicesRunning()
+    # With no services the probe is "; true": no command may start with ";".
+    systemd = probe.command(services, True).removeprefix("; ")
+    scripts = probe.command(services, False).removeprefix("; ")
+    return f"if [ -d /run/systemd/system ]; then {systemd}; else {scripts}; fi"
+
+
+def packages_probe(packages: Sequence[str]) -> str:
+    """`installed NAME` for each of `packages` dpkg has installed (missing ones: nothing)."""
+    names = " ".join(shlex.quote(p) for p in packages)
+    return f"dpkg-query -W -f='${{db:Status-Status}} ${{Package}}\\n' {names} 2>/dev/null; true"
+
+
+def parse_packages(output: Sequence[str]) -> frozenset[str]:
+    """`installed postfix` lines -> {"postfix"}; any other status is not installed."""
+    return frozenset(
+        name for status, _, name in (line.partition(" ") for line in output)
+        if status == "installed" and name
+    )  # fmt: skip
+
+
+SECTION = "relayops-snapshot-section"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """All the deploy reads from one host, read by one command (one SSH round trip)."""
+
+    facts: HostFacts
+    states: dict[str, PathState]
+    running: dict[str, bool]
+    installed: frozenset[str]
+    manifest: list[str]  # the manifest fact's lines (relayops.deploy.removal_steps)
+
+
+def split_sections(output: Sequence[str], count: int) -> list[list[str]]:
+    """The output of `count` commands joined by `echo SECTION`, one list of lines each."""
+    sections: list[list[str]] = [[]]
+    for line in output:
+        if line == SECTION:
+            sections.append([])
+        else:
+            sections[-1].append(line)
+    if len(sections) != count:
+        raise ValueError(f"expected {count} sections of host facts, got {len(sections)}")
+    return sections
+
+
+class HostSnapshot(FactBase[Snapshot]):
+    """HostBasics, PathStates, ServicesRunning, installed packages and the manifest at once.
+
+    A fact costs an SSH channel, a remote shell and pyinfra's own work per host; on a
+    fleet those add up on the controller's one gevent thread (bench/deploy/RESULTS.md):
+    one command instead of five per host.
+    """
+
+    def command(
+        self,
+        marker_path: str,
+        paths: Sequence[str],
+        services: Sequence[str],
+        packages: Sequence[str],
+        manifest: str,
+    ) -> str:
+        parts = [
+            HostBasics().command(marker_path),
+            PathStates().command(paths),
+            services_probe(services),
+            packages_probe(packages),
+            manifest,
+        ]
+        return f"; echo {SECTION}; ".join(parts)
+
+    def process(self, output: list[str]) -> Snapshot:
+        basics, states, running, packages, manifest = split_sections(output, 5)
+        return Snapshot(
+            facts=parse_host_facts(basics),
+            states=parse_states(states),
+            running=parse_statuses(running),
+            installed=parse_packages(packages),
+            manifest=manifest,
+        )

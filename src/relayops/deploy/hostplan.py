@@ -40,6 +40,16 @@ DEPLOY_DIRECTORIES: tuple[Directory, ...] = (
     Directory(STATE_DIR, 0o750, "relayops", "relayops"),
     Directory("/var/log/relayops", 0o750, "relayops", "relayops"),
 )
+# Debian packages every relay needs; Redis's when it runs one (wanted_packages).
+PACKAGES: tuple[str, ...] = (
+    "postfix",
+    "opendkim",
+    "opendkim-tools",
+    "dovecot-imapd",
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+)
 # Start order: what Postfix calls (milter, SASL, policy) runs before Postfix itself.
 START_ORDER: tuple[str, ...] = (
     REDIS_SERVICE,
@@ -55,6 +65,11 @@ CHECKS: Mapping[str, str] = {
     Daemon.OPENDKIM.value: "opendkim -n",
     Daemon.DOVECOT.value: "doveconf -n >/dev/null",
 }
+
+
+def wanted_packages(services: Sequence[str]) -> list[str]:
+    """The packages a host with these services needs (Sentinel runs from redis-server's)."""
+    return [*PACKAGES, "redis-server"] if REDIS_SERVICE in services else list(PACKAGES)
 
 
 @dataclass(frozen=True)
