@@ -59,6 +59,16 @@ START_ORDER: tuple[str, ...] = (
     Daemon.POLICYD.value,
     Daemon.POSTFIX.value,
 )
+# Where each service's init script keeps its main PID (Debian's and ours): without
+# systemd, "running" is `kill -0` of that PID, as the scripts' own `status` decides it.
+PIDFILES: Mapping[str, str] = {
+    REDIS_SERVICE: "/run/redis/redis-server.pid",
+    SENTINEL_SERVICE: "/run/relayops-sentinel/sentinel.pid",
+    Daemon.OPENDKIM.value: "/run/opendkim/opendkim.pid",
+    Daemon.DOVECOT.value: "/run/dovecot/master.pid",
+    Daemon.POLICYD.value: "/run/relayops/policyd.pid",
+    Daemon.POSTFIX.value: "/var/spool/postfix/pid/master.pid",
+}
 # Configuration checks run before a service (re)starts or reloads; a failure stops the host.
 CHECKS: Mapping[str, str] = {
     Daemon.POSTFIX.value: "postfix check",
