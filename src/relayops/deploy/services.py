@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from relayops.compile.files import Daemon
+from relayops.deploy import tls
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
 
@@ -34,6 +35,19 @@ def service_actions(
         elif service in wanted:
             actions.append((service, "reload"))
     return actions
+
+
+def policyd_restarts(changed: Iterable[str], *, new_code: bool) -> bool:
+    """New code, or a new CA for its rediss:// store: the daemon builds its TLS context once,
+    at start (a reload rereads policy.json only), so with a new lab CA it would refuse the
+    counters' new certificates until restarted.
+
+    >>> policyd_restarts(["/etc/relayops/tls/ca.pem"], new_code=False)
+    True
+    >>> policyd_restarts(["/etc/relayops/policy.json"], new_code=False)
+    False
+    """
+    return new_code or tls.CA_PATH in set(changed)
 
 
 def control_command(service: str, verb: str, *, systemd: bool) -> str:

@@ -20,7 +20,12 @@ from relayops.deploy.hostplan import (
     SYSTEMD_UNIT,
 )
 from relayops.deploy.ordering import positioned
-from relayops.deploy.services import control_command, control_verb, service_actions
+from relayops.deploy.services import (
+    control_command,
+    control_verb,
+    policyd_restarts,
+    service_actions,
+)
 from relayops.deploy.state import reloads
 from relayops.deploy.tasks.policyd import needs_install
 from relayops.deploy.tasks.prepare import HostRun
@@ -34,9 +39,8 @@ def changed_services(run: HostRun) -> set[str]:
 
 
 def actions(run: HostRun) -> list[tuple[str, str]]:
-    return service_actions(
-        run.plan.services, run.running, changed_services(run), new_code=needs_install(run)
-    )
+    restart = policyd_restarts(run.changed, new_code=needs_install(run))
+    return service_actions(run.plan.services, run.running, changed_services(run), new_code=restart)
 
 
 @deploy("Services")
