@@ -164,6 +164,7 @@ class SentinelNode:
     down_after_ms: int = 5000
     failover_timeout_ms: int = 60000
     aclfile: str = SENTINEL_ACL_FILE
+    master: str = MASTER_NAME  # the name daemons ask the sentinels for (the URL's /MASTER)
 
 
 def sentinel_values(node: SentinelNode, passwords: RedisPasswords) -> dict[str, object]:
@@ -174,7 +175,7 @@ def sentinel_values(node: SentinelNode, passwords: RedisPasswords) -> dict[str, 
         "tls_port": node.tls_port,
         "tls": node.tls,
         "aclfile": node.aclfile,
-        "master": MASTER_NAME,
+        "master": node.master,
         "primary": f"{node.primary[0]} {node.primary[1]}",
         "quorum": node.quorum,
         "sentinel_user": SENTINEL_USER,

@@ -1,6 +1,6 @@
 """The deploy's removal steps: facts, operations and the two calls deploys/relay.py makes.
 
-    managed = record(run.plan)   # before any file is written
+    managed = record(run.plan, run.manifest)   # before any file is written
     ...                          # files, maps, checks, reloads
     remove(managed)              # after the services run on the new files
 
@@ -98,9 +98,15 @@ class HostManifest:
     on_host: Manifest | None  # as it will be once `record`'s operation ran
 
 
-def record(plan: HostPlan) -> HostManifest:
-    """Read the host's manifest; list what this deploy writes before it writes it."""
-    text = host.get_fact(ManagedManifest, path=MANIFEST_PATH)
+def manifest_command() -> str:
+    """What reads the host's manifest (part of the deploy's one read of the host)."""
+    return ManagedManifest().command(MANIFEST_PATH)
+
+
+def record(plan: HostPlan, manifest: list[str]) -> HostManifest:
+    """List what this deploy writes before it writes it; `manifest`: `manifest_command()`'s
+    output lines."""
+    text = ManagedManifest().process(manifest)
     try:
         previous = None if text is None else loads(text)
     except ManifestError as exc:
