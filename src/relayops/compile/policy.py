@@ -15,6 +15,9 @@ RULES_PATH = "/etc/relayops/policy.json"
 DEFAULTS_PATH = "/etc/default/relayops-policyd"
 SCHEMA_VERSION = 1
 LISTEN = "127.0.0.1:10040"  # Postfix: check_policy_service inet:127.0.0.1:10040
+# The daemon's message-checking milter (docs/milter.md); postfix.py derives
+# smtpd_milters from it, so the address is written here only.
+MILTER_LISTEN = "127.0.0.1:10041"
 SQLITE_STORE = "sqlite:/var/lib/relayops/policyd.sqlite"
 NOTIFY_SMTP = "127.0.0.1:25"  # loopback is in mynetworks: notices may relay from there
 
@@ -49,6 +52,11 @@ def customer_rules(repo: Repo, customer: Customer) -> dict[str, Any]:
         "logins": sorted(u.login for u in customer.users),
         "domains": sorted(d.name for d in customer.domains),
         "warmup": warmup_stages(repo, customer),
+        # Read by the milter on submission (docs/milter.md).
+        "plan": customer.plan,
+        "from_subdomains": plan.from_subdomains,
+        "campaigns": plan.campaigns,
+        "campaign_recipients": plan.campaign_recipients,
     }
 
 
@@ -74,6 +82,7 @@ def daemon_arguments(inventory: Inventory) -> list[str]:
     return [
         "--rules", RULES_PATH,
         "--listen", LISTEN,
+        "--milter", MILTER_LISTEN,
         "--store", inventory.shared_counters or SQLITE_STORE,
         "--notify-smtp", NOTIFY_SMTP,
     ]  # fmt: skip

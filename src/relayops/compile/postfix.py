@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 from relayops.compile.files import ManagedFile, MapCommand, Service
 from relayops.compile.placement import Egress, default_egress, host_egresses, served
+from relayops.compile.policy import MILTER_LISTEN
 from relayops.compile.templates import Templates
 from relayops.model import IspClass, RelayHost, Repo
 
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
 POLICY_SERVICE = "inet:127.0.0.1:10040"  # relayops policyd --listen 127.0.0.1:10040
 DKIM_MILTER = "inet:127.0.0.1:8891"  # opendkim.conf Socket
+MESSAGE_MILTER = f"inet:{MILTER_LISTEN}"  # relayops policyd --milter: From:, campaigns
 SASL_PATH = "private/auth"  # relative to queue_directory: /var/spool/postfix/private/auth
 TLS_CERT = "/etc/relayops/tls/fullchain.pem"
 TLS_KEY = "/etc/relayops/tls/privkey.pem"
@@ -147,6 +149,7 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         map_type=MAP_TYPE,
         policy_service=POLICY_SERVICE,
         dkim_milter=DKIM_MILTER,
+        message_milter=MESSAGE_MILTER,
         sasl_path=SASL_PATH,
         tls_cert=TLS_CERT,
         tls_key=TLS_KEY,

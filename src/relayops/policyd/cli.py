@@ -53,6 +53,12 @@ def make_store(spec: str) -> Store:
     show_default=True,
     help="sqlite:PATH (one host) or redis://HOST:PORT/N (a fleet)",
 )
+@click.option(
+    "--milter",
+    "milter_spec",
+    help="unix:PATH or HOST:PORT: also serve the message checks (From:, campaigns) "
+    "as a Postfix milter (docs/milter.md)",
+)
 @click.option("--notify-smtp", help="HOST:PORT of the MTA that sends warning/limit mails")
 @click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
 @click.option(
@@ -79,6 +85,7 @@ def policyd(
     rules_path: Path,
     listen: str,
     store_spec: str,
+    milter_spec: str | None,
     notify_smtp: str | None,
     metrics_spec: str | None,
     on_store_error: str,
@@ -95,6 +102,10 @@ def policyd(
         where = Listen.parse(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    try:
+        milter = Listen.parse(milter_spec) if milter_spec else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--milter") from None
     try:
         mode = int(socket_mode, 8)
     except ValueError:
@@ -121,7 +132,7 @@ def policyd(
             notifier=Notifier(smtp),
             fail_open=on_store_error == "dunno",
         )
-        await run(server, where, socket_mode=mode, metrics=metrics)
+        await run(server, where, socket_mode=mode, metrics=metrics, milter=milter)
 
     try:
         asyncio.run(main())
@@ -129,5 +140,6 @@ def policyd(
         click.echo(f"relayops policyd: store {store_spec}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
-        click.echo(f"relayops policyd: cannot listen on {listen}: {exc.strerror}", err=True)
+        where_text = listen if milter_spec is None else f"{listen} / {milter_spec}"
+        click.echo(f"relayops policyd: cannot listen on {where_text}: {exc.strerror}", err=True)
         sys.exit(1)
