@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relayops.compile import HostConfig
-from relayops.compile.postfix import POLICY_SERVICE, transports
+from relayops.compile.postfix import DKIM_MILTER, MESSAGE_MILTER, POLICY_SERVICE, transports
 from relayops.compile.toolcheck import stage
 from relayops.model import RelayHost, Repo
 from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
@@ -29,7 +29,8 @@ class Relay:
     submissions: int
     imaps: int
     policy: int
-    milter: int
+    milter: int  # OpenDKIM
+    message_milter: int  # relayops policyd --milter
 
 
 def _edit(path: Path, pattern: str, replacement: str, *, count: int = 1) -> None:
@@ -45,10 +46,13 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     """Stage `config` in `root` and run Postfix + Dovecot + relayops policyd on loopback."""
     root.chmod(0o755)  # postfix and dovecot users traverse it
     stage(config, root)
-    ports = Relay(root, *(free_port() for _ in range(6)))
+    ports = Relay(root, *(free_port() for _ in range(7)))
     postfix_dir = root / "etc/postfix"
     main_cf = postfix_dir / "main.cf"
     _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=2)
+    # The compiled relayops_milters, order kept: the message checks, then OpenDKIM.
+    _edit(main_cf, re.escape(MESSAGE_MILTER), f"inet:127.0.0.1:{ports.message_milter}")
+    _edit(main_cf, re.escape(DKIM_MILTER), f"inet:127.0.0.1:{ports.milter}")
     deferred = ",".join(["smtp", "relay", *(t.name for t in transports(host, repo.throttling))])
     run(
         "postconf", "-c", str(postfix_dir), "-e",
@@ -58,7 +62,6 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         "smtp_dns_support_level=disabled",
         # Queue, never deliver: no test traffic leaves loopback.
         f"defer_transports={deferred}",
-        f"relayops_milters=inet:127.0.0.1:{ports.milter}",
         # Tests provoke refusals on purpose; production keeps the punitive delays.
         "smtpd_error_sleep_time=0s",
     )  # fmt: skip
@@ -113,6 +116,7 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
                 str(Path(sys.executable).parent / "relayops"), "policyd",
                 "--rules", str(root / "etc/relayops/policy.json"),
                 "--listen", f"127.0.0.1:{ports.policy}",
+                "--milter", f"127.0.0.1:{ports.message_milter}",
                 "--store", f"sqlite:{root}/policyd.sqlite",
             ],
             stdout=(root / "policyd.log").open("wb"),
@@ -120,6 +124,7 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         )  # fmt: skip
         processes.append(policyd)
         wait_port(ports.policy, what="relayops policyd")
+        wait_port(ports.message_milter, what="relayops policyd --milter")
         yield ports
     finally:
         for proc in processes:
