@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import re
 import shutil
 import smtplib
 import ssl
@@ -189,9 +190,10 @@ def test_from_header_of_another_domain_is_refused_before_signing(relay: Relay) -
         "5.7.1 From: domain dedi.example is not one of alpha's domains; "
         "use an address at alpha-news.example, alpha.example",
     )
-    assert "event=refused reason=from_domain login=alpha-app" in (
-        relay.root / "policyd.log"
-    ).read_text()
+    assert (
+        "event=refused reason=from_domain login=alpha-app"
+        in (relay.root / "policyd.log").read_text()
+    )
 
 
 def test_starter_plan_refuses_a_newsletter(relay: Relay) -> None:
@@ -224,6 +226,11 @@ def test_pro_plan_signs_a_one_click_newsletter_from_a_subdomain(relay: Relay) ->
         assert code == 250, text
     shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
     assert "d=dedi.example;" in shown
+    # RFC 8058 4: both one-click headers are covered by the signature.
+    tag = re.search(r"[;\s]h=([^;]+);", shown)
+    assert tag is not None, shown
+    signed = [name.strip() for name in tag.group(1).split(":")]
+    assert {"List-Unsubscribe", "List-Unsubscribe-Post"} <= set(signed), signed
 
 
 def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> None:
