@@ -120,6 +120,8 @@ def parse_from(values: Sequence[str]) -> FromAddress | Refusal:
             f"550 5.6.0 the message has {len(values)} From: headers; RFC 5322 allows exactly one",
         )
     raw = _unfold(values[0])
+    if not raw.strip():
+        return _no_address()
     try:
         header = _registry("from", raw)
         assert isinstance(header, AddressHeader)  # the registry's class for "from"
@@ -130,10 +132,7 @@ def parse_from(values: Sequence[str]) -> FromAddress | Refusal:
     if defects:
         return _malformed(raw)
     if not addresses:
-        return Refusal(
-            Problem.FROM_MISSING,
-            "550 5.6.0 the From: header has no address; put one address at your domain in it",
-        )
+        return _no_address()
     if len(addresses) > 1:
         return Refusal(
             Problem.FROM_MULTIPLE,
@@ -147,6 +146,13 @@ def parse_from(values: Sequence[str]) -> FromAddress | Refusal:
     if "@" + addresses[0].domain.lower() not in raw.lower():
         return _malformed(raw)
     return FromAddress(domain)
+
+
+def _no_address() -> Refusal:
+    return Refusal(
+        Problem.FROM_MISSING,
+        "550 5.6.0 the From: header has no address; put one address at your domain in it",
+    )
 
 
 def _malformed(raw: str) -> Refusal:
