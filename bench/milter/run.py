@@ -2,11 +2,13 @@
 """Messages per second through a loopback Postfix with the message-checking milter vs without.
 
     PYTHONPATH=src .venv/bin/python bench/milter/run.py [--messages 600] [--connections 6]
-                                                        [--rounds 6] [--json FILE]
+                                        [--rounds 8] [--no-dkim] [--json FILE]
 
-One Dovecot (SASL) and one `relayops policyd --milter` serve two private Postfix
-instances that differ only in `smtpd_milters` (the milter, or none): the reference is
-today's relay without it, measured in the same run. Each round sends `--messages`
+One Dovecot (SASL), one `relayops policyd --milter` and one OpenDKIM serve two private
+Postfix instances that differ only in `smtpd_milters`: the message checks then OpenDKIM
+(the relay with the milter), or OpenDKIM alone (today's relay, the reference measured in
+the same run). `--no-dkim` leaves the signer out of both: the milter against a bare
+Postfix, its cost at its most visible. Each round sends `--messages`
 authenticated submissions over `--connections` persistent SMTP sessions to one instance,
 then the same to the other, the order alternating between rounds; accepted mail is
 discarded (`default_transport = discard:`), so the figure is the submission path: SASL,
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=60, help="messages per instance first")
+    parser.add_argument("--dkim", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args()
 
@@ -106,13 +109,14 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     try:
         with ExitStack() as stack:
-            shared = stack.enter_context(services(root, RULES, PASSWORDS))
+            dkim_domain = "acme.example" if args.dkim else None
+            shared = stack.enter_context(services(root, RULES, PASSWORDS, dkim_domain=dkim_domain))
             relays = {
                 "with_milter": stack.enter_context(
-                    postfix(root / "with", shared, milter=True, relay_port=None)
+                    postfix(root / "with", shared, milter=True, dkim=args.dkim, relay_port=None)
                 ),
                 "without_milter": stack.enter_context(
-                    postfix(root / "without", shared, milter=False, relay_port=None)
+                    postfix(root / "without", shared, milter=False, dkim=args.dkim, relay_port=None)
                 ),
             }
             for relay in relays.values():
@@ -136,6 +140,7 @@ def main() -> None:
     ratios = [r["ratio"] for r in rounds]
     summary = {
         "machine": f"{platform.node()} {os.cpu_count()} cpus, {platform.platform()}",
+        "opendkim_in_both": args.dkim,
         "messages_per_round": args.messages,
         "connections": args.connections,
         "rounds": rounds,

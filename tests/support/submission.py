@@ -24,6 +24,7 @@ from support.processes import (
     free_port,
     require,
     run,
+    stop_pid,
     stop_postfix,
     wait_port,
 )
@@ -53,7 +54,10 @@ service auth {{
 """
 
 
-def _main_cf(root: Path, services: Services, *, milter: bool, relay_port: int | None) -> str:
+def _main_cf(
+    root: Path, services: Services, *, milter: bool, dkim: bool, relay_port: int | None
+) -> str:
+    assert not dkim or services.opendkim is not None, "start services() with dkim_domain"
     settings = {
         "compatibility_level": "3.6",
         "queue_directory": f"{root}/queue",
@@ -91,7 +95,11 @@ def _main_cf(root: Path, services: Services, *, milter: bool, relay_port: int | 
         ),
         # As relayops' main.cf: no milter answer, no mail (it waits at the client).
         "milter_default_action": "tempfail",
-        "smtpd_milters": f"inet:127.0.0.1:{services.milter}" if milter else "",
+        # The relay's order: the message checks, then the signer (compile/postfix.py).
+        "smtpd_milters": ", ".join(
+            [f"inet:127.0.0.1:{services.milter}"] * milter
+            + [f"inet:127.0.0.1:{services.opendkim}"] * dkim
+        ),
     }
     if relay_port is None:
         settings["default_transport"] = "discard:bench"
@@ -107,6 +115,7 @@ class Services:
     root: Path
     daemon: Daemon
     passwords: dict[str, str]
+    opendkim: int | None = None  # OpenDKIM's port when started with dkim_domain
 
     @property
     def policy(self) -> int:
@@ -138,9 +147,45 @@ class Submission:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+_OPENDKIM_CONF = """\
+Syslog			no
+Mode			s
+Canonicalization	relaxed/simple
+SignatureAlgorithm	rsa-sha256
+OversignHeaders		From
+SignHeaders		*,+List-Unsubscribe-Post
+Socket			inet:{port}@127.0.0.1
+PidFile			{root}/opendkim.pid
+UserID			opendkim
+KeyTable		file:{root}/KeyTable
+SigningTable		refile:{root}/SigningTable
+RequireSafeKeys		false
+"""
+
+
+def _start_opendkim(root: Path, domain: str) -> int:
+    """OpenDKIM signing `domain` with a fresh 2048-bit key (as the relays run it)."""
+    require("opendkim", "opendkim")
+    run(require("opendkim-genkey", "opendkim-tools"), "-D", str(root), "-d", domain, "-s", "k")
+    shutil.chown(root / "k.private", "opendkim", "opendkim")
+    (root / "KeyTable").write_text(f"k._domainkey.{domain} {domain}:k:{root}/k.private\n")
+    (root / "SigningTable").write_text(f"*@{domain} k._domainkey.{domain}\n")
+    port = free_port()
+    (root / "opendkim.conf").write_text(_OPENDKIM_CONF.format(port=port, root=root))
+    run("opendkim", "-x", str(root / "opendkim.conf"))
+    wait_port(port, what="opendkim")
+    return port
+
+
 @contextlib.contextmanager
-def services(root: Path, rules: dict[str, Any], passwords: dict[str, str]) -> Iterator[Services]:
-    """Start Dovecot and `relayops policyd --milter` under `root` (world-traversable)."""
+def services(
+    root: Path,
+    rules: dict[str, Any],
+    passwords: dict[str, str],
+    *,
+    dkim_domain: str | None = None,
+) -> Iterator[Services]:
+    """Start Dovecot and `relayops policyd --milter` (and OpenDKIM) under `root`."""
     require("dovecot", "dovecot-core")
     (root / "passwd").write_text(
         "".join(f"{user}:{{PLAIN}}{pw}::::::\n" for user, pw in passwords.items())
@@ -151,6 +196,7 @@ def services(root: Path, rules: dict[str, Any], passwords: dict[str, str]) -> It
         root, rules_path, f"sqlite:{root / 'counters.sqlite'}", name="milter", milter=True
     )
     started_dovecot = False
+    dkim_dir = root / "opendkim"
     try:
         run("dovecot", "-c", str(root / "dovecot.conf"))
         started_dovecot = True
@@ -159,8 +205,14 @@ def services(root: Path, rules: dict[str, Any], passwords: dict[str, str]) -> It
         while not (root / "dovecot-auth").exists():
             assert time.monotonic() < deadline, (root / "dovecot.log").read_text()
             time.sleep(0.05)
-        yield Services(root, daemon, passwords)
+        opendkim = None
+        if dkim_domain is not None:
+            dkim_dir.mkdir(mode=0o755)
+            shutil.chown(dkim_dir, "opendkim", "opendkim")
+            opendkim = _start_opendkim(dkim_dir, dkim_domain)
+        yield Services(root, daemon, passwords, opendkim)
     finally:
+        stop_pid(dkim_dir / "opendkim.pid")
         if daemon.proc is not None:
             daemon.stop()
         if started_dovecot:
@@ -170,7 +222,7 @@ def services(root: Path, rules: dict[str, Any], passwords: dict[str, str]) -> It
 
 @contextlib.contextmanager
 def postfix(
-    root: Path, shared: Services, *, milter: bool, relay_port: int | None
+    root: Path, shared: Services, *, milter: bool, relay_port: int | None, dkim: bool = False
 ) -> Iterator[Submission]:
     """A private Postfix under `root` whose port-N smtpd submits through `shared`."""
     postfix_bin = require("postfix", "postfix")
@@ -181,7 +233,9 @@ def postfix(
     (root / "data").mkdir()
     shutil.chown(root / "data", "postfix", "postfix")
     port = free_port()
-    (conf / "main.cf").write_text(_main_cf(root, shared, milter=milter, relay_port=relay_port))
+    (conf / "main.cf").write_text(
+        _main_cf(root, shared, milter=milter, dkim=dkim, relay_port=relay_port)
+    )
     (conf / "master.cf").write_text(
         f"127.0.0.1:{port} inet n - n - - smtpd\n" + POSTFIX_INTERNAL_SERVICES
     )
