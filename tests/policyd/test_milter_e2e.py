@@ -7,13 +7,15 @@ replies are asserted exactly, as the customer's client receives them.
 
 from __future__ import annotations
 
+import re
 import shutil
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from support.policyd import rules_data
-from support.processes import world_readable_tmpdir
+from support.processes import free_port, world_readable_tmpdir
 from support.smtp_sink import SmtpSink
 from support.submission import Submission, postfix, services
 
@@ -45,13 +47,17 @@ ONE_CLICK = (
 )
 
 
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def relay() -> Iterator[tuple[Submission, SmtpSink]]:
     root = world_readable_tmpdir("relayops-milter-e2e-")
     sink = SmtpSink().start()
+    metrics = ("--metrics", f"127.0.0.1:{METRICS_PORT}")
     try:
         with (
-            services(root, RULES, PASSWORDS) as shared,
+            services(root, RULES, PASSWORDS, daemon_args=metrics) as shared,
             postfix(root / "postfix-1", shared, milter=True, relay_port=sink.port) as submission,
         ):
             yield submission, sink
@@ -218,3 +224,22 @@ def test_several_messages_on_one_session_are_judged_each(
             if code != 250:
                 client.rset()
     assert results == [250, 550, 250, 550]
+
+
+def refusals_metric(reason: str) -> float:
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    line = f'relayops_policyd_message_refusals_total{{reason="{reason}"}} '
+    found = re.search(re.escape(line) + r"(\S+)", text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_refusals_are_counted_by_reason(relay: tuple[Submission, SmtpSink]) -> None:
+    submission, _ = relay
+    before = refusals_metric("from_domain"), refusals_metric("unsubscribe")
+    assert send(submission, "acme-app", "x@acme.example", "From: a@bank.example\r\n")[0] == 550
+    assert accepted(*send(submission, "acme-app", "x@acme.example", "From: a@acme.example\r\n"))
+    assert (refusals_metric("from_domain"), refusals_metric("unsubscribe")) == (
+        before[0] + 1,
+        before[1],
+    )

@@ -184,6 +184,7 @@ def services(
     passwords: dict[str, str],
     *,
     dkim_domain: str | None = None,
+    daemon_args: tuple[str, ...] = (),
 ) -> Iterator[Services]:
     """Start Dovecot and `relayops policyd --milter` (and OpenDKIM) under `root`."""
     require("dovecot", "dovecot-core")
@@ -193,7 +194,12 @@ def services(
     (root / "dovecot.conf").write_text(_DOVECOT_CONF.format(root=root))
     rules_path = write_rules(root / "policy.json", rules)
     daemon = Daemon(
-        root, rules_path, f"sqlite:{root / 'counters.sqlite'}", name="milter", milter=True
+        root,
+        rules_path,
+        f"sqlite:{root / 'counters.sqlite'}",
+        *daemon_args,
+        name="milter",
+        milter=True,
     )
     started_dovecot = False
     dkim_dir = root / "opendkim"

@@ -51,6 +51,19 @@ class PolicydCollector(Collector):
         for reason, n in sorted(s.refusals.items()):
             refusals.add_metric([str(reason)], n)
         yield refusals
+        messages = CounterMetricFamily(
+            "relayops_policyd_message_refusals",
+            "Messages the milter refused (docs/milter.md), by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.message_refusals.items()):
+            messages.add_metric([reason], n)
+        yield messages
+        yield GaugeMetricFamily(
+            "relayops_policyd_milter_connections",
+            "Open milter connections (one per Postfix smtpd session)",
+            value=len(s.milter_connections),
+        )
         notices = CounterMetricFamily(
             "relayops_policyd_notices", "Warning and limit mails", labels=["result"]
         )
