@@ -44,6 +44,10 @@ ONE_CLICK: Final = "List-Unsubscribe=One-Click"  # RFC 8058 3.1, the only value 
 _BULK_PRECEDENCE: Final = frozenset({"bulk", "list"})
 
 _registry = HeaderRegistry()
+# The only headers judge() reads (lower-case): the milter keeps these and drops the rest.
+READ_HEADERS: Final = frozenset(
+    {"from", "list-id", "precedence", "list-unsubscribe", "list-unsubscribe-post"}
+)
 
 
 class Problem(enum.StrEnum):
@@ -61,7 +65,8 @@ class Problem(enum.StrEnum):
 class Message:
     """What the milter saw of one message up to the end of its headers."""
 
-    headers: Sequence[tuple[str, str]]  # (name, unfolded-or-folded value), in order
+    # (name, value as sent, folding kept), in order; the milter keeps READ_HEADERS only
+    headers: Sequence[tuple[str, str]]
     recipients: int  # RCPT TO accepted by Postfix (it hides the refused ones from milters)
 
     def values(self, name: str) -> list[str]:
@@ -77,7 +82,7 @@ class Refusal:
     reply: str
 
 
-def _shown(text: str) -> str:
+def shown(text: str) -> str:
     """Outside text made safe to quote in a one-line reply."""
     cleaned = " ".join("".join(c if c.isprintable() else "?" for c in text).split())
     return cleaned if len(cleaned) <= _MAX_QUOTED else cleaned[: _MAX_QUOTED - 3] + "..."
@@ -166,7 +171,7 @@ def _no_address() -> Refusal:
 def _malformed(raw: str) -> Refusal:
     return Refusal(
         Problem.FROM_MALFORMED,
-        f"550 5.6.0 the From: header {_shown(raw)!r} is not one valid address (RFC 5322); "
+        f"550 5.6.0 the From: header {shown(raw)!r} is not one valid address (RFC 5322); "
         "write it as Name <user@your-domain>",
     )
 
@@ -233,7 +238,7 @@ def judge(message: Message, customer: Customer) -> Refusal | None:
     if not owns(customer, found.domain):
         return Refusal(
             Problem.FROM_DOMAIN,
-            f"550 5.7.1 From: domain {_shown(found.domain)} is not one of {customer.id}'s "
+            f"550 5.7.1 From: domain {shown(found.domain)} is not one of {customer.id}'s "
             f"domains; use an address at {allowed_text(customer)}",
         )
     marker = campaign_marker(message, customer)

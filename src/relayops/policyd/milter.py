@@ -53,7 +53,7 @@ from kilter.protocol import (
 from kilter.protocol.buffer import SimpleBuffer
 from kilter.protocol.exceptions import InsufficientSpace, UnexpectedMessage
 
-from relayops.policyd.message_checks import Message, Refusal, judge
+from relayops.policyd.message_checks import READ_HEADERS, Message, Refusal, judge, shown
 from relayops.policyd.rules import Rules
 
 log = logging.getLogger("relayops.policyd.milter")
@@ -153,8 +153,9 @@ class MilterConnection(asyncio.Protocol):
             self.macros.update(cast(Macro, message).macros)
         elif kind is Header:
             header = cast(Header, message)
-            value = bytes(header.value).decode("utf-8", errors="replace")
-            self.headers.append((header.name, value))
+            if header.name.lower() in READ_HEADERS:  # the rest is never read: not kept
+                value = bytes(header.value).decode("utf-8", errors="replace")
+                self.headers.append((header.name, value))
             if Header.ident not in self.protocol.nr:
                 self.send(Continue())
         elif kind is EnvelopeRecipient:
@@ -216,7 +217,8 @@ class MilterConnection(asyncio.Protocol):
         customer = self.rules().by_login.get(login.lower())
         if customer is None:
             # Authenticated but unknown to this host's rules: a deploy is in progress.
-            self.send(ReplyCode(tempfail_reply(f"rules for login {login} are not loaded yet")))
+            text = f"rules for login {shown(login)} are not loaded yet"
+            self.send(ReplyCode(tempfail_reply(text)))
             return
         refusal = judge(Message(self.headers, self.recipients), customer)
         if refusal is None:
