@@ -14,6 +14,9 @@ POLICY_ADDRESS = "127.0.0.1"
 POLICY_PORT = 10040
 POLICY_LISTEN = f"{POLICY_ADDRESS}:{POLICY_PORT}"  # relayops policyd --listen
 POLICY_SERVICE = f"inet:{POLICY_LISTEN}"  # Postfix check_policy_service
+# The daemon's message checks (From:, campaigns) as a milter, before OpenDKIM (docs/milter.md).
+MESSAGE_MILTER_LISTEN = f"{POLICY_ADDRESS}:10041"  # relayops policyd --milter
+MESSAGE_MILTER_POSTFIX = f"inet:{MESSAGE_MILTER_LISTEN}"  # smtpd_milters, first
 # Notices leave through the local Postfix: loopback is in mynetworks.
 NOTIFY_SMTP = "127.0.0.1:25"
 

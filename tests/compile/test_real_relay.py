@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import email
 import imaplib
+import re
 import shutil
 import smtplib
 import ssl
@@ -175,7 +176,8 @@ def test_login_sends_from_any_address_of_its_own_domains(relay: Relay) -> None:
             client.rset()
             code, text = envelope(client, sender, "reader@gmail.com")
             assert code == 250, text  # the policy daemon (real) said DUNNO
-            code, text = client.data(b"Subject: hello\r\n\r\nbody\r\n")
+            header = f"From: {sender}\r\nSubject: hello\r\n\r\nbody\r\n"
+            code, text = client.data(header.encode())
             assert code == 250, text
 
 
@@ -197,16 +199,58 @@ def test_submitted_mail_is_dkim_signed_for_its_domain(relay: Relay) -> None:
     assert "s=a1;" in shown
 
 
-def test_from_header_of_another_domain_is_not_signed_with_its_key(relay: Relay) -> None:
-    """OpenDKIM picks the key by envelope sender (bound to the login), not by From:."""
+def test_from_header_of_another_domain_is_refused_before_signing(relay: Relay) -> None:
+    """The From: header is bound to the login too (the milter before OpenDKIM)."""
     with submission(relay, "alpha-app") as client:
         code, text = envelope(client, "x@alpha.example", "reader@example.org")
         assert code == 250, text
         code, text = client.data(b"From: ceo@dedi.example\r\nSubject: hi\r\n\r\nbody\r\n")
+    assert (code, text.decode()) == (
+        550,
+        "5.7.1 From: domain dedi.example is not one of alpha's domains; "
+        "use an address at alpha-news.example, alpha.example",
+    )
+    assert (
+        "event=refused reason=from_domain login=alpha-app"
+        in (relay.root / "policyd.log").read_text()
+    )
+
+
+def test_starter_plan_refuses_a_newsletter(relay: Relay) -> None:
+    """The golden repo's starter plan says `campaigns: forbidden` (alpha is on it)."""
+    with submission(relay, "alpha-app") as client:
+        code, text = envelope(client, "news@alpha.example", "reader@example.org")
+        assert code == 250, text
+        code, text = client.data(
+            b"From: news@alpha.example\r\nList-Id: <news.alpha.example>\r\n\r\nbody\r\n"
+        )
+    assert (code, text.decode()) == (
+        550,
+        "5.7.1 plan starter of alpha does not allow bulk mail and this message is bulk "
+        "(it has a List-Id header); send one message per person, "
+        "or ask for a plan that allows campaigns",
+    )
+
+
+def test_pro_plan_signs_a_one_click_newsletter_from_a_subdomain(relay: Relay) -> None:
+    """dedi's pro plan: campaigns allowed with RFC 8058 headers, From: on a subdomain."""
+    message = (
+        b"From: News <news@mail.dedi.example>\r\nList-Id: <news.dedi.example>\r\n"
+        b"List-Unsubscribe: <https://dedi.example/u/1>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nSubject: hi\r\n\r\nbody\r\n"
+    )
+    with submission(relay, "dedi-app") as client:
+        code, text = envelope(client, "news@dedi.example", "reader@example.org")
+        assert code == 250, text
+        code, text = client.data(message)
         assert code == 250, text
     shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
-    assert "d=alpha.example;" in shown
-    assert "d=dedi.example" not in shown
+    assert "d=dedi.example;" in shown
+    # RFC 8058 4: both one-click headers are covered by the signature.
+    tag = re.search(r"[;\s]h=([^;]+);", shown)
+    assert tag is not None, shown
+    signed = [name.strip() for name in tag.group(1).split(":")]
+    assert {"List-Unsubscribe", "List-Unsubscribe-Post"} <= set(signed), signed
 
 
 def test_notice_on_port_25_from_localhost_is_signed_with_the_service_key(relay: Relay) -> None:
@@ -240,7 +284,7 @@ def test_dedicated_customer_mail_is_routed_to_its_ip_transport(relay: Relay) -> 
     with submission(relay, "dedi-app") as client:
         code, text = envelope(client, "shop@dedi.example", "buyer@example.org")
         assert code == 250, text
-        code, text = client.data(b"Subject: order\r\n\r\nthanks\r\n")
+        code, text = client.data(b"From: shop@dedi.example\r\nSubject: order\r\n\r\nthanks\r\n")
         assert code == 250, text
     shown = queued(relay, text.decode().rsplit(" ", 1)[-1])
     assert "content_filter: ip-dedi-1:" in shown, shown

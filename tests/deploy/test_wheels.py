@@ -51,6 +51,7 @@ def test_the_daemon_tree_is_policyd_the_feedback_reader_and_its_own_dependencies
     assert "src/relayops/feedback/relay_cli.py" in files
     assert [r.split(">")[0] for r in daemon_requirements(ROOT)] == [
         "click",
+        "kilter.protocol",
         "prometheus-client",
         "pydantic",
         "redis",

@@ -108,6 +108,7 @@ def test_read_tree_maps_host_paths(tmp_path: Path) -> None:
 CONTRACT_CUSTOMER_FIELDS = {
     "name", "status", "status_reason", "timezone", "daily_quota", "warn_ratio",
     "max_message_bytes", "contact", "logins", "domains", "warmup",
+    "plan", "from_subdomains", "campaigns", "campaign_recipients",
 }  # fmt: skip
 
 

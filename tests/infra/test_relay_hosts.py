@@ -63,6 +63,7 @@ def _listening(relay: Relay, port: int) -> set[str]:
 
 def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
     assert _listening(relay, 10040) == {"127.0.0.1"}  # policy daemon
+    assert _listening(relay, 10041) == {"127.0.0.1"}  # its milter (docs/milter.md)
     assert _listening(relay, 8891) == {"127.0.0.1"}  # OpenDKIM milter
 
 
@@ -185,7 +186,7 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
 # What may listen on a relay, and where (deploy/hostplan and the compiled configs decide):
 # the public mail ports on every address, sshd for the deploy, and the internal
 # endpoints on loopback only (Redis also on its relay's address: test above).
-EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040}
+EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040, 10041}
 
 
 def test_nothing_else_listens(relay: Relay) -> None:

@@ -407,6 +407,40 @@ CASES = [
         edits={"policies/plans.yaml": ("warn_ratio: 0.8", "warn_ratio: 1.5")},
     ),
     Case(
+        "plan-campaigns-value",
+        {},
+        [("policies/plans.yaml", 13, 5, "plans.starter.campaigns", "'allowed' or 'forbidden'")],
+        edits={"policies/plans.yaml": ("campaigns: forbidden", "campaigns: sometimes")},
+    ),
+    Case(
+        "plan-campaign-recipients-zero",
+        {},
+        [
+            (
+                "policies/plans.yaml",
+                14,
+                5,
+                "plans.starter.campaign_recipients",
+                "greater than or equal to 1",
+            )
+        ],
+        edits={"policies/plans.yaml": ("campaign_recipients: 20", "campaign_recipients: 0")},
+    ),
+    Case(
+        "plan-campaign-recipients-over-postfix-limit",
+        {},
+        [
+            (
+                "policies/plans.yaml",
+                14,
+                5,
+                "plans.starter.campaign_recipients",
+                "less than or equal to 1000",
+            )
+        ],
+        edits={"policies/plans.yaml": ("campaign_recipients: 20", "campaign_recipients: 1001")},
+    ),
+    Case(
         "warmup-too-short",
         {
             "policies/warmup.yaml": (

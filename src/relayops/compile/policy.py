@@ -11,6 +11,7 @@ from relayops.compile.placement import served
 from relayops.compile.redis_secrets import password_source
 from relayops.compile.templates import Templates
 from relayops.hostlayout import (
+    MESSAGE_MILTER_LISTEN,
     NOTIFY_SMTP,
     RULES_PATH,
     SQLITE_STORE,
@@ -64,6 +65,11 @@ def customer_rules(repo: Repo, customer: Customer) -> CustomerRules:
         logins=sorted(u.login for u in customer.users),
         domains=sorted(d.name for d in customer.domains),
         warmup=warmup_stages(repo, customer),
+        # Read by the milter on submission (docs/milter.md).
+        plan=customer.plan,
+        from_subdomains=plan.from_subdomains,
+        campaigns=plan.campaigns,
+        campaign_recipients=plan.campaign_recipients,
     )
 
 
@@ -137,6 +143,7 @@ def daemon_arguments(inventory: Inventory) -> list[str]:
     return [
         "--rules", RULES_PATH,
         "--listen", LISTEN,
+        "--milter", MESSAGE_MILTER_LISTEN,
         *store_arguments(inventory),
         "--notify-smtp", NOTIFY_SMTP,
         "--trace-key-file", TRACE_KEY,

@@ -25,6 +25,7 @@ from relayops.compile.placement import Egress, default_egress, host_egresses, se
 from relayops.compile.templates import Templates
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
 from relayops.hostlayout import LMTP_PATH, POLICY_SERVICE, SASL_PATH, TLS_CERT, TLS_KEY, VENV
+from relayops.hostlayout import MESSAGE_MILTER_POSTFIX as MESSAGE_MILTER
 from relayops.model import IspClass, RelayHost, Repo
 
 MAP_TYPE = "hash"  # built into Debian 12's Postfix (lmdb needs the postfix-lmdb package)
@@ -177,6 +178,7 @@ def main_cf(repo: Repo, host: RelayHost, templates: Templates) -> bytes:
         map_type=MAP_TYPE,
         policy_service=POLICY_SERVICE,
         dkim_milter=DKIM_MILTER,
+        message_milter=MESSAGE_MILTER,
         sasl_path=SASL_PATH,
         tls_cert=TLS_CERT,
         tls_key=TLS_KEY,

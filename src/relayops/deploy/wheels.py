@@ -47,7 +47,7 @@ RELAY_PACKAGES = ("policyd", "feedback")
 RELAY_MODULES = ("relay.py",)
 OPERATOR_ONLY = frozenset({"feedback/cli.py"})  # the operator's `relayops feedback` group
 # The distributions relayops.policyd imports (import-linter: nothing else of relayops).
-DAEMON_REQUIRES = ("click", "pydantic", "prometheus-client", "redis")
+DAEMON_REQUIRES = ("click", "kilter.protocol", "pydantic", "prometheus-client", "redis")
 REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
 
 

@@ -23,6 +23,24 @@ class Plan(Strict):
     dedicated_ip: bool = Field(
         default=False, description="whether the plan may have a dedicated IP"
     )
+    from_subdomains: bool = Field(
+        default=False,
+        description="whether the From: header may name a subdomain of the customer's domains "
+        "(news.acme.example for acme.example); otherwise exactly one of them",
+    )
+    campaigns: Literal["allowed", "forbidden"] = Field(
+        default="allowed",
+        description="whether bulk mail may be sent: a message with List-Id, Precedence: "
+        "bulk|list or more than campaign_recipients recipients",
+    )
+    # Postfix refuses recipients past smtpd_recipient_limit (1000 by default), so a
+    # higher threshold could never be reached.
+    campaign_recipients: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="a message to more recipients than this is a campaign (1 to 1000)",
+    )
 
     @model_validator(mode="after")
     def _ceiling(self) -> Self:

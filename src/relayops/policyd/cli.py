@@ -136,6 +136,12 @@ EXIT_CODES_HELP = (
     type=click.Path(path_type=Path),
     help="file (mode 600) whose first line is the Redis password, kept off the command line",
 )
+@click.option(
+    "--milter",
+    "milter_spec",
+    help="unix:PATH or HOST:PORT: also serve the message checks (From:, campaigns) "
+    "as a Postfix milter (docs/milter.md)",
+)
 @click.option("--notify-smtp", help="HOST:PORT of the MTA that sends the notice mails")
 @click.option("--metrics", "metrics_spec", help="HOST:PORT to serve Prometheus metrics on")
 @click.option(
@@ -169,6 +175,7 @@ def policyd(
     listen: str,
     store_spec: str,
     store_password_file: Path | None,
+    milter_spec: str | None,
     notify_smtp: str | None,
     metrics_spec: str | None,
     on_store_error: str,
@@ -193,6 +200,10 @@ def policyd(
         where = Listen.parse(listen)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--listen") from None
+    try:
+        milter = Listen.parse(milter_spec) if milter_spec else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--milter") from None
     try:
         mode = int(socket_mode, 8)
     except ValueError:
@@ -236,7 +247,7 @@ def policyd(
             def listening() -> None:
                 serve_metrics(server, host, port)
 
-        await run(server, where, socket_mode=mode, listening=listening)
+        await run(server, where, socket_mode=mode, listening=listening, milter=milter)
 
     try:
         asyncio.run(main())
@@ -244,5 +255,6 @@ def policyd(
         click.echo(f"relayops policyd: store {store.description}: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
-        click.echo(f"relayops policyd: cannot listen on {listen}: {exc.strerror}", err=True)
+        where_text = listen if milter_spec is None else f"{listen} / {milter_spec}"
+        click.echo(f"relayops policyd: cannot listen on {where_text}: {exc.strerror}", err=True)
         sys.exit(1)

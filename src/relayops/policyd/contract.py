@@ -44,6 +44,12 @@ class CustomerRules(_Model):
     logins: list[str]
     domains: list[str]
     warmup: list[Stage] = []
+    # The milter's fields (docs/milter.md). The compiler always writes them; the
+    # defaults only keep a file from before them readable.
+    plan: str = ""
+    from_subdomains: bool = False
+    campaigns: Literal["allowed", "forbidden"] = "allowed"
+    campaign_recipients: Annotated[int, Field(ge=1)] = 50
 
     @field_validator("timezone")
     @classmethod

@@ -7,7 +7,7 @@ request never pays for prometheus-client's locks and label look-ups.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from typing import Protocol
 
 from prometheus_client import start_http_server
@@ -57,6 +57,12 @@ class MetricsSource(Protocol):
     @property
     def feedback(self) -> FeedbackFigures | None: ...
 
+    @property
+    def message_refusals(self) -> Mapping[str, int]: ...
+
+    @property
+    def milter_connections(self) -> Sized: ...
+
 
 class PolicydCollector(Collector):
     def __init__(self, server: MetricsSource) -> None:
@@ -91,6 +97,19 @@ class PolicydCollector(Collector):
         for reason, n in sorted(s.refusals.items()):
             refusals.add_metric([str(reason)], n)
         yield refusals
+        messages = CounterMetricFamily(
+            "relayops_policyd_message_refusals",
+            "Messages the milter refused (docs/milter.md), by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.message_refusals.items()):
+            messages.add_metric([reason], n)
+        yield messages
+        yield GaugeMetricFamily(
+            "relayops_policyd_milter_connections",
+            "Open milter connections (one per Postfix smtpd session)",
+            value=len(s.milter_connections),
+        )
         notices = CounterMetricFamily("relayops_policyd_notices", "Notice mails", labels=["result"])
         ns = s.notifier.stats
         notices.add_metric(["sent"], ns.sent)

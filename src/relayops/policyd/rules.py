@@ -92,6 +92,11 @@ class Customer:
     # Precomputed at load time, not per request:
     status_reply: str  # the 554 reply when status is not "active", else ""
     owned_domains_text: str  # the sender-domain refusal's list of the owned domains
+    # The milter's (docs/milter.md):
+    plan: str = ""
+    from_subdomains: bool = False
+    campaigns_allowed: bool = True
+    campaign_recipients: int = 50
 
     def limit_on(self, day: date) -> int:
         """The day's limit: min(quota, warm-up cap) on a day a stage covers, else the quota."""
@@ -178,6 +183,10 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
             warmup=tuple(Stage(s.first_day, s.last_day, s.daily_cap) for s in raw.warmup),
             status_reply=status_reply,
             owned_domains_text=_one_line(", ".join(sorted(domains))) or "one of its domains",
+            plan=_one_line(raw.plan),
+            from_subdomains=raw.from_subdomains,
+            campaigns_allowed=raw.campaigns == "allowed",
+            campaign_recipients=raw.campaign_recipients,
         )
         customers[cid] = customer
         for login in raw.logins:

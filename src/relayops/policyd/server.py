@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Final
 
 from relayops.policyd.feedback_metrics import FeedbackFigures
+from relayops.policyd.message_checks import Refusal as MessageRefusal
+from relayops.policyd.milter import MilterConnection
 from relayops.policyd.notices import (
     NoticeError,
     NoticeRequest,
@@ -111,6 +113,19 @@ class PolicyServer:
         self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
         self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.milter_connections: set[MilterConnection] = set()
+        self.message_refusals: dict[str, int] = {}
+
+    def milter_connection(self) -> MilterConnection:
+        """A milter session that reads the current rules per message (reloads apply)."""
+        return MilterConnection(lambda: self.rules, self._message_refused, self.milter_connections)
+
+    def _message_refused(self, login: str, refusal: MessageRefusal) -> None:
+        reason = refusal.problem.value
+        self.message_refusals[reason] = self.message_refusals.get(reason, 0) + 1
+        if log.isEnabledFor(logging.INFO):
+            fields = {"event": "refused", "reason": reason, "login": login, "reply": refusal.reply}
+            log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
 
     def handle(self, request: dict[str, str]) -> str | Deferred:
         rules = self.rules  # one reference for the whole request, even across a reload
@@ -314,7 +329,7 @@ class Listen:
 
 
 async def start_listener(
-    listen: Listen, factory: Callable[[], PolicyConnection], *, socket_mode: int
+    listen: Listen, factory: Callable[[], asyncio.Protocol], *, socket_mode: int
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     if listen.path is not None:
@@ -354,12 +369,17 @@ async def run(
     *,
     socket_mode: int = 0o660,
     listening: Callable[[], object] | None = None,
+    milter: Listen | None = None,
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; the store and notifier are started here and closed after.
 
     `listening()` runs once the policy socket listens (the CLI starts the metrics server
-    there: metrics.py reads the server, so the server does not import it)."""
+    there: metrics.py reads the server, so the server does not import it).
+
+    With `milter`, the message checks (docs/milter.md) listen there too, in this process:
+    they read the same rules and follow the same SIGHUP reloads.
+    """
     loop = asyncio.get_running_loop()
     raise_fd_limit()
     await server.store.start()
@@ -372,6 +392,11 @@ async def run(
         lambda: PolicyConnection(server.handle, server.stats, server.connections),
         socket_mode=socket_mode,
     )
+    milter_listener = None
+    if milter is not None:
+        milter_listener = await start_listener(
+            milter, server.milter_connection, socket_mode=socket_mode
+        )
     if listening is not None:
         listening()
     stop = asyncio.Event()
@@ -394,8 +419,9 @@ async def run(
     server._spawn(server.notice_loop())
     server._spawn(server.announce_status(server.rules))
     log.info(
-        "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
+        "event=listening listen=%s milter=%s store=%s customers=%d logins=%d on_store_error=%s",
         listen,
+        milter or "-",
         server.store.description,
         len(server.rules.customers),
         len(server.rules.by_login),
@@ -409,15 +435,22 @@ async def run(
         log.info("event=stopping connections=%d", len(server.connections))
         sweeper[0].cancel()
         listener.close()
+        if milter_listener is not None:
+            milter_listener.close()
         for conn in list(server.connections):
             conn.close()
+        for milter_conn in list(server.milter_connections):
+            milter_conn.close()
         await listener.wait_closed()
+        if milter_listener is not None:
+            await milter_listener.wait_closed()
         await server.close_tasks()
         await server.notifier.close()
         await server.store.close()
         if server.suppressions is not None:
             await server.suppressions.close()
-        if listen.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(listen.path)
+        for where in (listen, milter):
+            if where is not None and where.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(where.path)
         log.info("event=stopped")
