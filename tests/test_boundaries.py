@@ -38,3 +38,23 @@ def test_the_daemon_contract_forbids_every_other_module() -> None:
         and p.stem not in ("__init__", "__main__", "policyd")
     }
     assert others - set(contract["forbidden_modules"]) == set()
+
+
+def test_the_relay_wheel_contract_forbids_every_module_the_wheel_lacks() -> None:
+    """The feedback reader and relay.py run on relays: only policyd beside them."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    contract = next(
+        c
+        for c in config["tool"]["importlinter"]["contracts"]
+        if c["source_modules"] == ["relayops.feedback", "relayops.relay"]
+    )
+    package = ROOT / "src" / "relayops"
+    others = {
+        f"relayops.{p.stem if p.is_file() else p.name}"
+        for p in package.iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").is_file())
+        and p.stem not in ("__init__", "__main__", "policyd", "feedback", "relay")
+    }
+    assert others - set(contract["forbidden_modules"]) == set()
+    ignored = {line.split(" -> ")[0] for line in contract["ignore_imports"]}
+    assert ignored == {"relayops.feedback.cli"}  # the operator's group, not in the wheel

@@ -1,19 +1,25 @@
-"""The fleet at 2, 5, 10 and 20 relays: deploy times and one quota shared by every daemon.
+"""The fleet at 2, 5, 10 and 20 relays: deploy times, pair by pair, and one quota shared by
+every daemon through Sentinel.
 
-    .venv/bin/python bench/deploy/fleet.py [--sizes 2,5,10,20] [--out FILE.json]
+    relayops lab up --index 1 --relays 20          # under the lab session lock
+    flock /tmp/relayops-lab-session.lock .venv/bin/python bench/deploy/fleet.py \
+        [--sizes 2,5,10,20] [--rounds 5] [--out FILE.json]
 
-One throwaway lab (index 1, 198.18.1.0/24) with the largest size is brought up once;
-for each size N an inventory naming relays 1..N (pool IPs alternating shared-eu /
-shared-us, the example's dedicated IPs on relays 1 and 2, counters in the Redis on
-relay 1) is written into a copy of the example repository. Per size:
+The fleet lab (index 1, 198.18.1.0/24; fleet_lab.py) holds one copy of the example
+repository per size N, its inventory naming relays 1..N, all with the counters behind
+Sentinel on relays 1-3 (a relay's compiled files are the same whatever N: the copies
+differ only in which relays they deploy). Each time is the whole command,
+`python -m relayops deploy --repo repo-N --inventory repo-N/inventory/lab.py`, from its
+start to its exit (validation and compilation included), on a monotonic clock.
 
-1. deploy: canary (relay 1 alone) then the other N-1 relays in parallel (pyinfra);
-2. no-change redeploy, three times;
-3. a one-customer change (acme's quota_override), deployed to all N relays.
-
-Then, at the largest size, one customer's daily quota is spent through all N policy
-daemons at once (each daemon asked over SSH-less `ip netns exec` from its own relay's
-namespace) and the accepted count must equal the quota exactly.
+1. first deploy of the largest size: canary (relay 1 alone), then the others;
+2. no-change redeploy: `--rounds` rounds, each deploying every size once, the order
+   rotating from round to round; a size's ratio is taken against the 2-relay deploy of
+   the same round, and the median of those per-round ratios is reported;
+3. a one-customer change (acme's quota_override, a new value each deploy, so every
+   relay of the inventory gets one changed policy.json): the same rounds and ratios;
+4. umbrella's daily quota (700) spent through 3 and then through 20 daemons at once,
+   counted in the Redis primary the daemons find through Sentinel: exactly 700 accepted.
 Prints one JSON object; the shared lab (index 0) is not touched.
 """
 
@@ -21,99 +27,96 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from relayops.deploy.runner import ENGINE_ROOT, run_deploy
-from relayops.deploy.target import load_target
-from relayops.lab import lifecycle
-from relayops.lab.dns import LabDNS, reverse_zone
-from relayops.lab.host import host_command
-from relayops.lab.publish import publishable
-from relayops.lab.runner import Runner
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from failover import DATA_PORT, count_keys, primary, wait_ready
+from fleet_lab import INDEX, WORK, fresh_repo, publish, redis_cli, write_inventory
+from fleet_quota import spend
+
+from relayops.deploy.runner import ENGINE_ROOT
+from relayops.lab import state as lab_state
 from relayops.lab.topology import Topology
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_quota import spend  # the client script beside this one
-
-INDEX = 1
-REPO_PARTS = ("customers", "policies", "inventory", "schemas", "secrets", "lab")
-QUOTA = 700  # umbrella's daily quota during the shared-quota run
-EACH = 60  # RCPT questions per daemon: 20 daemons ask 1,200 for a quota of 700
-WORK = Path(__file__).resolve().parents[1] / "work" / "fleet-bench"
+QUOTA = 700  # umbrella's daily quota during the shared-quota runs
+ASK = 1200  # questions in all, spread over the daemons: more than the quota
 
 
-def inventory_text(topo: Topology, size: int) -> str:
-    """An inventory naming the first `size` relays of `topo`.
-
-    Every relay's main address is in shared-eu, so that pool (acme, stark, umbrella)
-    leaves from all `size` relays and its quotas are counted by all their daemons; even
-    relays also carry a shared-us address; relays 1 and 2 the example's dedicated IPs.
-    """
-    hosts = []
-    for k, relay in enumerate(topo.relays[:size], start=1):
-        ips = [
-            f'{{"name": "eu-{k}", "address": "{relay.address}", "pool": "shared-eu", '
-            f'"ptr": "{relay.fqdn}"}}'
-        ]
-        dedicated = {1: ("dedicated-1", "dedicated-2"), 2: ("dedicated-3",)}.get(k, ())
-        for j, name in enumerate(dedicated):
-            ips.append(
-                f'{{"name": "{name}", "address": "{relay.extra_addresses[j]}", '
-                f'"dedicated": True, "ptr": "o{k}{j}.relay.example.net"}}'
-            )
-        if k % 2 == 0:
-            ips.append(
-                f'{{"name": "us-{k}", "address": "{relay.extra_addresses[-1]}", '
-                f'"pool": "shared-us", "ptr": "u{k}.relay.example.net"}}'
-            )
-        hosts.append(
-            f'("{relay.fqdn}", {{"ssh_hostname": "{relay.address}", "ssh_user": "root", '
-            f'"ssh_key": "{topo.ssh_key}", "relayops_ips": [{", ".join(ips)}]}})'
-        )
-    counters = f"redis://{topo.relays[0].address}:6379/0"
-    body = ",\n        ".join(hosts)
-    return (
-        f'"""Fleet benchmark lab (index 1): {size} relays."""\n\n'
-        f"relays = (\n    [\n        {body},\n    ],\n"
-        f'    {{"relayops_shared_counters": "{counters}"}},\n)\n'
-    )
-
-
-def deploy(inventory: Path, *, limit: tuple[str, ...] = ()) -> dict[str, Any]:
-    result = run_deploy(inventory, capture=True, limit=limit)
-    if result.returncode != 0:
-        raise SystemExit(f"deploy failed:\n{result.output[-6000:]}")
-    operations = sum("--> Starting operation:" in line for line in result.output.splitlines())
-    return {"seconds": round(result.seconds, 2), "operations": operations}
-
-
-def canary_deploy(inventory: Path, topo: Topology, size: int) -> dict[str, Any]:
-    names = [r.fqdn for r in topo.relays[:size]]
-    canary = deploy(inventory, limit=(names[0],))
-    rest = deploy(inventory, limit=tuple(names[1:])) if size > 1 else {"seconds": 0.0}
-    return {"canary": canary, "rest": rest}
-
-
-def shared_quota(topo: Topology, size: int, root: Path, inventory: Path) -> dict[str, Any]:
-    """umbrella's quota spent through all `size` daemons at once, counted in relay 1's Redis."""
-    path = root / "customers" / "umbrella.yaml"
-    path.write_text(path.read_text().replace("quota_override: 15000", f"quota_override: {QUOTA}"))
-    deploy(inventory)
-    clear = "redis-cli --scan --pattern 'relayops:*:umbrella:*' | xargs -r redis-cli del"
-    Runner().run(host_command(topo, topo.relays[0], ["/bin/sh", "-c", clear]))
-    namespaces = [topo.netns(r) for r in topo.relays[:size]]
+def deploy(root: Path, *, limit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole `relayops deploy` command for `root`, timed from outside."""
+    argv = [sys.executable, "-m", "relayops", "deploy", "--repo", str(root)]
+    argv += ["--inventory", str(root / "inventory" / "lab.py")]
+    for host in limit:
+        argv += ["--limit", host]
     started = time.monotonic()
-    answers = spend(namespaces, "umbrella", EACH)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ENGINE_ROOT)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"deploy of {root} failed:\n{(done.stdout + done.stderr)[-6000:]}")
+    operations = (done.stdout + done.stderr).count("--> Starting operation:")
+    return {"seconds": round(seconds, 3), "operations": operations}
+
+
+def set_acme_quota(root: Path, value: int | None) -> None:
+    path = root / "customers" / "acme.yaml"
+    lines = [x for x in path.read_text().splitlines(keepends=True) if "quota_override" not in x]
+    text = "".join(lines)
+    if value is not None:
+        text = text.replace("plan: business\n", f"plan: business\nquota_override: {value}\n")
+    path.write_text(text)
+
+
+def rounds(
+    repos: dict[int, Path], count: int, before: Any = None
+) -> dict[int, list[dict[str, Any]]]:
+    """`count` rounds over every size, order rotating; `before(size, n)` prepares a deploy."""
+    sizes = sorted(repos)
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+    for r in range(count):
+        order = sizes[r % len(sizes) :] + sizes[: r % len(sizes)]
+        for n in order:
+            if before is not None:
+                before(n)
+            runs[n].append(deploy(repos[n]))
+    return runs
+
+
+def summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    base = min(runs)
+    out: dict[str, Any] = {}
+    for n, rows in runs.items():
+        seconds = [row["seconds"] for row in rows]
+        ratios = [a["seconds"] / b["seconds"] for a, b in zip(rows, runs[base], strict=True)]
+        out[str(n)] = {
+            "seconds": seconds,
+            "median_s": round(statistics.median(seconds), 3),
+            "operations": sorted({row["operations"] for row in rows}),
+            f"paired_ratio_vs_{base}": round(statistics.median(ratios), 2),
+            "ratios": [round(x, 2) for x in ratios],
+        }
+    return out
+
+
+def shared_quota(topo: Topology, root: Path, daemons: int) -> dict[str, Any]:
+    """umbrella's quota spent through `daemons` daemons at once (ASK questions in all)."""
+    address = primary(topo, 1)
+    redis_cli(topo, 1, address, DATA_PORT, ["DEL", *count_keys("umbrella")])
+    each = ASK // daemons
+    started = time.monotonic()
+    answers = spend([topo.netns(r) for r in topo.relays[:daemons]], "umbrella", each)
+    asked = each * daemons
     return {
-        "daemons": size,
+        "daemons": daemons,
+        "through": f"Sentinel (primary {address})",
         "quota": QUOTA,
-        "asked": EACH * size,
+        "asked": asked,
         "answers": dict(answers),
-        "exact": answers == {"dunno": QUOTA, "quota_452": EACH * size - QUOTA},
+        "exact": answers == {"dunno": QUOTA, "quota_452": asked - QUOTA},
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -121,41 +124,40 @@ def shared_quota(topo: Topology, size: int, root: Path, inventory: Path) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="2,5,10,20")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--keep", action="store_true", help="leave the fleet lab up")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    out: dict[str, Any] = {"sizes": {}}
-    lifecycle.down(index=INDEX)
-    started = time.monotonic()
-    topo = lifecycle.up(relays=max(sizes), index=INDEX).topology
-    out["lab_up_seconds"] = round(time.monotonic() - started, 2)
-    root = WORK / "repo"
-    shutil.rmtree(root, ignore_errors=True)
-    for part in REPO_PARTS:
-        shutil.copytree(ENGINE_ROOT / part, root / part)
-    inventory = root / "inventory" / "lab.py"
-    acme = root / "customers" / "acme.yaml"
-    original = acme.read_text()
-    try:
-        for size in sizes:
-            inventory.write_text(inventory_text(topo, size))
-            acme.write_text(original)
-            target = load_target(root, "lab")
-            LabDNS(topo).publish(
-                publishable(target.repo, target.inventory, root, reverse_zone(topo))
-            )
-            row: dict[str, Any] = {"first_deploy": canary_deploy(inventory, topo, size)}
-            row["no_change"] = [deploy(inventory) for _ in range(3)]
-            changed = original.replace("plan: business\n", "plan: business\nquota_override: 9000\n")
-            acme.write_text(changed)
-            row["one_customer_change"] = deploy(inventory)
-            out["sizes"][str(size)] = row
-            print(json.dumps({str(size): row}), flush=True)
-        out["shared_quota"] = shared_quota(topo, max(sizes), root, inventory)
-    finally:
-        if not args.keep:
-            lifecycle.down(index=INDEX)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    state = lab_state.load(INDEX)
+    if state is None or state.relays < max(sizes):
+        raise SystemExit(f"relayops lab up --index {INDEX} --relays {max(sizes)} first")
+    topo = Topology(index=INDEX, relay_count=state.relays)
+    repos = {n: fresh_repo(WORK / f"repo-{n}") for n in sizes}
+    for n, root in repos.items():
+        write_inventory(root, topo, n)
+    largest = repos[max(sizes)]
+    publish(largest, topo)  # the DNS of every relay (each write_inventory published its own)
+    out: dict[str, Any] = {"sizes": sizes, "rounds": args.rounds}
+    names = [r.fqdn for r in topo.relays[: max(sizes)]]
+    out["first_deploy"] = {
+        "canary": deploy(largest, limit=(names[0],)),
+        "rest": deploy(largest, limit=tuple(names[1:])),
+    }
+    out["sentinels_ready_s"] = wait_ready(topo)
+    out["settle"] = {n: deploy(root) for n, root in repos.items()}  # every copy converged
+    out["no_change"] = summary(rounds(repos, args.rounds))
+    print(json.dumps({"no_change": out["no_change"]}), flush=True)
+    value = iter(range(9000, 10000))
+    out["one_customer_change"] = summary(
+        rounds(repos, args.rounds, lambda n: set_acme_quota(repos[n], next(value)))
+    )
+    print(json.dumps({"one_customer_change": out["one_customer_change"]}), flush=True)
+    umbrella = largest / "customers" / "umbrella.yaml"
+    umbrella.write_text(
+        umbrella.read_text().replace("quota_override: 15000", f"quota_override: {QUOTA}")
+    )
+    deploy(largest)
+    out["shared_quota"] = [shared_quota(topo, largest, d) for d in (3, max(sizes))]
     text = json.dumps(out, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

@@ -21,12 +21,10 @@ from relayops.model import (
     WarmupSchedule,
 )
 from relayops.model.secrets import encrypted_key_source, public_key_source
+from relayops.policyd.notices import TEMPLATE_FIELDS
 from relayops.policyd.store_url import parse_shared_counters
 
 REDIS_DEFAULT_DATABASES = 16  # redis.conf `databases`, which the deploy leaves as it is
-TEMPLATE_FIELDS = frozenset(
-    {"customer", "name", "limit", "count", "percent", "day", "resume_at", "timezone"}
-)
 
 
 @dataclass(frozen=True)
@@ -231,16 +229,15 @@ def notification_rules(notifications: dict[str, Notification]) -> Iterator[Viola
         note = notifications[kind]
         for part in ("subject", "body"):
             text = getattr(note, part)
+            known = TEMPLATE_FIELDS.get(kind, frozenset())
             for match in string.Template.pattern.finditer(text):
                 named = match.group("named") or match.group("braced")
-                if match.group("invalid") is not None or (
-                    named is not None and named not in TEMPLATE_FIELDS
-                ):
+                if match.group("invalid") is not None or (named is not None and named not in known):
                     yield Violation(
                         f"policies/notifications/{kind}.txt",
                         (),
                         f"unknown placeholder in {part}; known: "
-                        + ", ".join("$" + f for f in sorted(TEMPLATE_FIELDS)),
+                        + ", ".join("$" + f for f in sorted(known)),
                         match.group(0),
                     )
 

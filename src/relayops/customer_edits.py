@@ -7,6 +7,7 @@ where the example files keep them (`FIELD_ORDER`), so a new key reads in place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -92,6 +93,32 @@ def add_domain(text: str, name: str, *, domain: str, selector: str) -> str:
     entry = CommentedMap({"name": scalar(domain), "dkim": flow_map(selector=scalar(selector))})
     block_seq(doc, "domains").append(entry)
     return dump(doc)
+
+
+def set_dkim(text: str, name: str, *, domain: str, dkim: Mapping[str, Any]) -> str:
+    """`domain`'s `dkim` mapping made `dkim` (a rotation step), edited in place: a block
+    stays a block and a one-line mapping one line, comments stay; the nested selectors
+    (`next`, `previous`) are written on one line each."""
+    doc = _edit(text, name)
+    for entry in doc.get("domains") or []:
+        if normalize_domain(str(entry["name"])) == domain:
+            current = entry.get("dkim")
+            if not isinstance(current, CommentedMap):
+                entry["dkim"] = current = flow_map()
+            for key in [k for k in current if k not in dkim]:
+                del current[key]
+            for key, value in dkim.items():
+                current[key] = _dkim_value(value)
+            return dump(doc)
+    raise RoundTripError(f"{name} has no sender domain {domain!r}")
+
+
+def _dkim_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return flow_map(**{k: _dkim_value(v) for k, v in value.items()})
+    if isinstance(value, str):
+        return scalar(value)  # a digits-only selector stays a string
+    return value  # retire_after: a date
 
 
 def remove_domain(text: str, name: str, *, domain: str) -> str:

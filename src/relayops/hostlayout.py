@@ -14,6 +14,9 @@ POLICY_ADDRESS = "127.0.0.1"
 POLICY_PORT = 10040
 POLICY_LISTEN = f"{POLICY_ADDRESS}:{POLICY_PORT}"  # relayops policyd --listen
 POLICY_SERVICE = f"inet:{POLICY_LISTEN}"  # Postfix check_policy_service
+# The daemon's message checks (From:, campaigns) as a milter, before OpenDKIM (docs/milter.md).
+MESSAGE_MILTER_LISTEN = f"{POLICY_ADDRESS}:10041"  # relayops policyd --milter
+MESSAGE_MILTER_POSTFIX = f"inet:{MESSAGE_MILTER_LISTEN}"  # smtpd_milters, first
 # Notices leave through the local Postfix: loopback is in mynetworks.
 NOTIFY_SMTP = "127.0.0.1:25"
 
@@ -27,10 +30,17 @@ DKIM_MILTER_POSTFIX = f"inet:{DKIM_MILTER_ADDRESS}:{DKIM_MILTER_PORT}"  # smtpd_
 POSTFIX_QUEUE_DIR = "/var/spool/postfix"
 SASL_PATH = "private/auth"  # smtpd_sasl_path, relative to the queue directory
 SASL_SOCKET = f"{POSTFIX_QUEUE_DIR}/{SASL_PATH}"  # dovecot unix_listener
+# Dovecot's LMTP listener, where Postfix delivers the customers' notice mailboxes.
+LMTP_PATH = "private/dovecot-lmtp"  # relative to the queue directory (main.cf)
+LMTP_SOCKET = f"{POSTFIX_QUEUE_DIR}/{LMTP_PATH}"  # dovecot service lmtp
+# The customers' mailboxes: MAIL_ROOT/<customer id>, one per customer (compile/mailbox.py).
+MAIL_ROOT = "/var/vmail"
 
 # relayops' own places.
 CONFIG_DIR = "/etc/relayops"
 RULES_PATH = f"{CONFIG_DIR}/policy.json"  # relayops policyd --rules
+# The X-Relayops-Trace stamp key: the daemon signs with it, the feedback ingester verifies.
+TRACE_KEY = f"{CONFIG_DIR}/trace.key"
 TLS_DIR = f"{CONFIG_DIR}/tls"
 TLS_CERT = f"{TLS_DIR}/fullchain.pem"  # ACME's (production) or the lab CA's
 TLS_KEY = f"{TLS_DIR}/privkey.pem"

@@ -32,6 +32,7 @@ from relayops.model.policies import (
     WarmupFile,
 )
 from relayops.model.released import ReleasedIp, ReleasedIpsFile
+from relayops.policyd.notices import KINDS as NOTICE_KINDS
 from relayops.yamlfile import Document, YamlError, parse
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,7 +44,8 @@ POLICY_FILES: dict[str, type[BaseModel]] = {
     "policies/throttling.yaml": ThrottlingFile,
     "policies/service.yaml": Service,
 }
-NOTIFICATIONS = ("warning", "limit")
+NOTIFICATIONS = NOTICE_KINDS  # one template file per notice kind the daemon sends
+INVENTORIES = ("production", "lab")
 SCANNED_DIRS = ("customers", "policies", "inventory")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _PY_PASSWORD = re.compile(r"""["'](?:ssh_)?password["']\s*:""")

@@ -39,6 +39,23 @@ def test_relay_refused_deferred_and_untestable() -> None:
     assert judge_relay(S, G, RCPT, no_mail).status is Status.WARNING
 
 
+def test_a_submission_port_may_refuse_unauthenticated_mail_at_mail_from() -> None:
+    null = (554, "5.7.1 <>: Sender address rejected: a null sender is for bounces")
+    on_587 = judge_relay(
+        "relay1.relay.test:587", G, RCPT, RelayObservation(null, None), submission=True
+    )
+    assert (on_587.status, on_587.message) == (
+        Status.OK,
+        "relay1.relay.test:587 refuses unauthenticated clients already at MAIL FROM "
+        "(554 5.7.1 <>: Sender address rejected: a null sender is for bounces).",
+    )
+    # Port 25 must take bounces: the same refusal there leaves relaying unprobed.
+    assert judge_relay(S, G, RCPT, RelayObservation(null, None)).status is Status.WARNING
+    # A temporary refusal proves nothing, on any port.
+    busy = RelayObservation((451, "4.3.0 try later"), None)
+    assert judge_relay(S, G, RCPT, busy, submission=True).status is Status.WARNING
+
+
 def test_auth_before_starttls_and_size() -> None:
     obs = SubmissionObservation(
         {"auth": "PLAIN LOGIN", "size": "31457280", "starttls": ""},

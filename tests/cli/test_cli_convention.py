@@ -32,7 +32,8 @@ CUSTOMER_EDITS = {
 REPO_COMMANDS = {
     "validate", "schemas", "summary", "render", "plan", "deploy", "demo", "check",
     "dkim generate", "dkim record", "dkim decrypt", "dkim rotate", "audit", "drift",
-    "redis-passwords", "warmup status", "warmup advance", *CUSTOMER_EDITS,
+    "redis-passwords", "warmup status", "warmup advance", "feedback propose", "feedback keygen",
+    *CUSTOMER_EDITS,
 }  # fmt: skip
 # add-domain and swap-ip print the DNS records to publish for an inventory's IPs.
 HOST_COMMANDS = {

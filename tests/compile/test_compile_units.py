@@ -238,8 +238,9 @@ def test_render_unknown_host_and_invalid_repo_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(render, ["--repo", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "│ customers/:1:1 " in result.output and "│ folder is missing " in result.output
+    # 15: among them each of the eight notice kinds' missing template (policyd/notices.py)
     assert result.output.endswith(
-        f"relayops render: {tmp_path}: invalid repository (9 error(s) above); fix them first\n"
+        f"relayops render: {tmp_path}: invalid repository (15 error(s) above); fix them first\n"
     )
 
 

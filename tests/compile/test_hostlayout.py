@@ -25,7 +25,10 @@ def test_every_side_of_each_socket_names_the_same_place() -> None:
     files = rendered()
     main_cf = files["/etc/postfix/main.cf"]
     assert f"check_policy_service {hostlayout.POLICY_SERVICE}" in main_cf
-    assert f"relayops_milters = {hostlayout.DKIM_MILTER_POSTFIX}" in main_cf
+    assert (
+        f"relayops_milters = {hostlayout.MESSAGE_MILTER_POSTFIX}, {hostlayout.DKIM_MILTER_POSTFIX}"
+        in main_cf
+    )
     assert f"smtpd_sasl_path = {hostlayout.SASL_PATH}" in main_cf
     assert f"smtpd_tls_cert_file = {hostlayout.TLS_CERT}" in main_cf
     assert f"smtpd_tls_key_file = {hostlayout.TLS_KEY}" in main_cf

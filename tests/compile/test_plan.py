@@ -151,7 +151,9 @@ def test_suspension_and_new_ip(repo: Path) -> None:
     ips = {(r["name"], r["type"], r["value"]) for r in data["ips"]}
     assert ("30.2.0.192.in-addr.arpa", "PTR", "o9.relay.example.net") in ips
     changed = {c["path"] for c in data["hosts"][0]["changes"]}
-    assert {"/etc/postfix/sender_logins", "/etc/dovecot/relayops-users"} <= changed
+    assert {"/etc/postfix/sender_logins", "/etc/relayops/policy.json"} <= changed
+    # A suspended login still authenticates (and is refused at MAIL FROM with the reason).
+    assert "/etc/dovecot/relayops-users" not in changed
 
 
 def test_invalid_working_tree_exits_2(repo: Path) -> None:
@@ -230,8 +232,8 @@ def test_termination_lists_keys_key_directories_and_mailboxes_removed(repo: Path
             "secret (was secrets/dkim/alpha.example.a1.key.age)" + wait,
         "/etc/opendkim/keys/alpha-news.example": "directory, removed when empty" + wait,
         "/etc/opendkim/keys/alpha.example": "directory, removed when empty" + wait,
-        "/var/vmail/alpha-app": "mailbox of alpha, deleted with all its mail" + wait,
+        "/var/vmail/alpha": "mailbox of alpha, deleted with all its mail" + wait,
     }  # fmt: skip
     code, markdown = run_plan(repo, "--base", "HEAD~1")
     assert code == 0
-    assert "<details><summary>removed <code>/var/vmail/alpha-app</code></summary>" in markdown
+    assert "<details><summary>removed <code>/var/vmail/alpha</code></summary>" in markdown

@@ -60,13 +60,13 @@ def _with(entry: dict[str, object]) -> str:
          "normalised path other than / (1 problem(s))"),
         (_with({"path": "/etc", "kind": "mailbox"}),
          "/var/lib/relayops/managed.json: entries.0: Value error, a mailbox must be "
-         "/var/vmail/<login>, not /etc (1 problem(s))"),
+         "/var/vmail/<customer>, not /etc (1 problem(s))"),
         (_with({"path": "/var/vmail", "kind": "mailbox"}),
          "/var/lib/relayops/managed.json: entries.0: Value error, a mailbox must be "
-         "/var/vmail/<login>, not /var/vmail (1 problem(s))"),
+         "/var/vmail/<customer>, not /var/vmail (1 problem(s))"),
         (_with({"path": "/var/vmail/a/b", "kind": "mailbox"}),
          "/var/lib/relayops/managed.json: entries.0: Value error, a mailbox must be "
-         "/var/vmail/<login>, not /var/vmail/a/b (1 problem(s))"),
+         "/var/vmail/<customer>, not /var/vmail/a/b (1 problem(s))"),
         (_with({"path": "/etc/x", "kind": "tree"}),
          "/var/lib/relayops/managed.json: entries.0.kind: Input should be 'file', 'directory' "
          "or 'mailbox' (1 problem(s))"),

@@ -59,7 +59,7 @@ def pyinfra_state() -> Iterator[None]:
 
 def test_every_operation_has_cases() -> None:
     assert {p.name for p in CASES_DIR.iterdir()} == set(OPERATIONS)
-    assert [len(_cases(op)) for op in OPERATIONS] == [7, 5, 9]
+    assert [len(_cases(op)) for op in OPERATIONS] == [7, 6, 9]
 
 
 @pytest.mark.parametrize("case", _cases("managed_file"), ids=lambda p: p.stem)

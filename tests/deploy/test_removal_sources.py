@@ -22,8 +22,7 @@ RELAY2 = "relay2.relay.example.net"
 STARK_DOMAINS = ("stark-shipping.example", "stark.example", "starkfreight.example")
 STARK_DATA = [
     *(f"/etc/opendkim/keys/{d}/s1.private" for d in STARK_DOMAINS),
-    "/var/vmail/stark",
-    "/var/vmail/stark-ci",
+    "/var/vmail/stark",  # one mailbox per customer, shared by its logins (compile/mailbox.py)
     *(f"/etc/opendkim/keys/{d}" for d in STARK_DOMAINS),
 ]
 
@@ -56,7 +55,7 @@ def test_the_compiled_manifest_names_each_customer_s_data() -> None:
     assert relay1["/etc/opendkim/keys/stark.example/s1.private"].customer == "stark"
     assert relay1["/etc/opendkim/keys/stark.example"].customer == "stark"
     assert relay1["/etc/opendkim/keys"].customer is None
-    assert relay1["/var/vmail/stark-ci"].kind is EntryKind.MAILBOX
+    assert relay1["/var/vmail/stark"].kind is EntryKind.MAILBOX
     assert relay1["/etc/postfix/sender_logins"].customer is None
     # vandelay is terminated: neither keys nor a mailbox on the host it was on.
     assert not [p for p in relay1 if "vandelay" in p]
@@ -119,8 +118,10 @@ def test_the_deploy_records_what_only_it_writes_but_not_redis_s_drop_in() -> Non
         KEY_PATH,
         INIT_SCRIPT,
         "/etc/postfix/aliases.db",
+        "/etc/postfix/mailboxes.db",
         "/etc/postfix/sender_egress.db",
         "/etc/postfix/sender_logins.db",
+        "/etc/postfix/transport.db",
         "/etc/postfix-ip-dedicated-1/transport.db",
         "/etc/postfix-ip-dedicated-2/transport.db",
         "/etc/postfix-pool-shared-eu/transport.db",

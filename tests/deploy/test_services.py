@@ -43,3 +43,12 @@ def test_redis_restarts_where_others_reload() -> None:
     assert control_verb("redis-server", "reload") == "restart"
     assert control_verb("redis-server", "start") == "start"
     assert control_verb("postfix", "reload") == "reload"
+
+
+def test_the_policy_daemon_restarts_for_new_code_or_a_new_ca_only() -> None:
+    from relayops.deploy.services import policyd_restarts
+
+    assert policyd_restarts(["/etc/relayops/tls/ca.pem"], new_code=False) is True
+    assert policyd_restarts(["/etc/relayops/tls/fullchain.pem"], new_code=False) is False
+    assert policyd_restarts([], new_code=True) is True
+    assert policyd_restarts([], new_code=False) is False

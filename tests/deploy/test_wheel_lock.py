@@ -78,7 +78,10 @@ def test_a_lock_change_makes_a_new_wheel_set(tmp_path: Path) -> None:
     policyd.mkdir(parents=True)
     (tmp_path / "src" / "relayops" / "__init__.py").write_text("")
     (policyd / "__init__.py").write_text("x = 1\n")
-    deps = ", ".join(f'"{name}>=1"' for name in ("click", "pydantic", "prometheus-client", "redis"))
+    deps = ", ".join(
+        f'"{name}>=1"'
+        for name in ("click", "kilter.protocol", "pydantic", "prometheus-client", "redis")
+    )
     (tmp_path / "pyproject.toml").write_text(f"[project]\ndependencies = [{deps}]\n")
     (tmp_path / "requirements").mkdir()
     lock = tmp_path / "requirements" / "relay.txt"

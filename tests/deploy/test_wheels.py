@@ -38,14 +38,33 @@ def test_a_daemon_edit_changes_the_daemon_digest(tmp_path: Path) -> None:
     assert source_digest(root) != before
 
 
-def test_the_daemon_tree_is_policyd_and_its_own_dependencies() -> None:
+def test_the_daemon_tree_is_policyd_the_feedback_reader_and_its_own_dependencies() -> None:
     files = daemon_files(ROOT)
-    outside = [n for n in files if n.startswith("src/") and "/policyd/" not in n]
-    assert outside == ["src/relayops/__init__.py"]
+    outside = [
+        n for n in files if n.startswith("src/") and not n.startswith(("src/relayops/policyd/",))
+    ]
+    feedback = sorted(p.name for p in (ROOT / "src/relayops/feedback").glob("*.py"))
+    assert sorted(outside) == sorted(
+        ["src/relayops/__init__.py", "src/relayops/relay.py"]
+        + [f"src/relayops/feedback/{name}" for name in feedback if name != "cli.py"]
+    )
+    assert "src/relayops/feedback/relay_cli.py" in files
     assert [r.split(">")[0] for r in daemon_requirements(ROOT)] == [
         "click",
+        "kilter.protocol",
         "prometheus-client",
         "pydantic",
         "redis",
     ]
-    assert 'relayops = "relayops.policyd.main:main"' in files["pyproject.toml"].decode()
+    assert 'relayops = "relayops.relay:main"' in files["pyproject.toml"].decode()
+
+
+def test_a_feedback_reader_edit_changes_the_digest_the_operator_commands_do_not(
+    tmp_path: Path,
+) -> None:
+    root = checkout(tmp_path)
+    before = source_digest(root)
+    touch(root / "src/relayops/feedback/cli.py")
+    assert source_digest(root) == before
+    touch(root / "src/relayops/feedback/reader.py")
+    assert source_digest(root) != before

@@ -1,4 +1,9 @@
-"""A failing `postfix check` stops that host's deploy before any reload; the others go on."""
+"""A failing `postfix check` stops that host's deploy before any reload; the others go on.
+
+Operation names are pyinfra's: the step's group (`@deploy` name), ` | `, the operation.
+The removals (docs/deploy.md, "Removals": a suspended customer's DKIM keys leave the
+hosts) come last, after the reloads, so the failed host keeps them too.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ pytestmark = pytest.mark.lab
 BROKEN = "relay2"
 PIDS = "cat /var/spool/postfix/pid/master.pid /run/opendkim/opendkim.pid /run/relayops/policyd.pid"
 RELOADS = "grep -c event=rules_reloaded /var/log/relayops/policyd.log || true"
+CHECK = "Configuration checks | Check postfix configuration: postfix check"
+STARK_KEY_DIRS = [
+    f"/etc/opendkim/keys/{d}"
+    for d in ("stark.example", "stark-shipping.example", "starkfreight.example")
+]  # in the deploy's removal order (relayops.deploy.removal.removal_position)
 
 
 @pytest.fixture
@@ -51,10 +61,6 @@ def _state(lab: Lab, relay: str) -> tuple[str, int]:
     return pids, int(reloads.strip() or 0)
 
 
-@pytest.mark.xfail(
-    reason="known failure on the merged tree: closing note 2026-12-01",
-    strict=False,
-)
 def test_failed_check_stops_only_that_host_before_any_reload(
     broken_postfix_check: Lab, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -73,21 +79,31 @@ def test_failed_check_stops_only_that_host_before_any_reload(
     ran = operations(result.output)
     relay1, relay2 = (f"[{r}.relay.example.net]" for r in ("relay1", BROKEN))
     # The check ran on both: relay1 passed, relay2 failed with postfix check's own error.
-    assert sorted(ran["Check postfix configuration: postfix check"]) == [
+    assert sorted(ran[CHECK]) == [
         f"{relay1} Success",
         f"{relay2} /usr/lib/postfix/sbin/postfix-script: 1: /usr/sbin/postconf: Permission denied",
         f"{relay2} Error: executed 0 commands",
     ]
-    # Nothing after it ran on relay2; relay1 went on to its checks and reloads.
-    after = list(ran)[list(ran).index("Check postfix configuration: postfix check") + 1 :]
+    # No service was started or reloaded before the check, on either host.
+    checked_at = list(ran).index(CHECK)
+    assert not [n for n in list(ran)[:checked_at] if n.startswith("Services | ")]
+    # Nothing after it ran on relay2; relay1 went on to its checks, reloads and removals.
+    after = list(ran)[checked_at + 1 :]
     assert after == [
-        "Check opendkim configuration: opendkim -n",
-        "Reload opendkim",
-        "Reload relayops-policyd",
-        "Reload postfix",
+        "Configuration checks | Check opendkim configuration: opendkim -n",
+        "Services | Reload opendkim",
+        "Services | Reload relayops-policyd",
+        "Services | Reload postfix",
+        *(f"Remove file of stark {d}/s1.private" for d in STARK_KEY_DIRS),
+        *(f"Remove directory of stark {d}" for d in STARK_KEY_DIRS),
+        "Update managed paths in /var/lib/relayops/managed.json",
     ]
     assert all(ran[name] == [f"{relay1} Success"] for name in after)
     pids, reloads = _state(lab, BROKEN)
     assert (pids, reloads) == before[BROKEN], "nothing on the failed host was reloaded"
     pids1, reloads1 = _state(lab, "relay1")
     assert pids1 == before["relay1"][0] and reloads1 == before["relay1"][1] + 1
+    # The failed host removed nothing: stark's keys are still there, only there.
+    keys = " ".join(f"{d}/s1.private" for d in STARK_KEY_DIRS)
+    assert lab.run(BROKEN, f"ls {keys}")[0] == 0
+    assert lab.run("relay1", f"ls {keys}")[0] == 2

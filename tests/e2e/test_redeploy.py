@@ -37,10 +37,6 @@ def _pids(lab: Lab) -> dict[tuple[str, str], int]:
     return pids
 
 
-@pytest.mark.xfail(
-    reason="known failure on the merged tree: closing note 2026-12-01",
-    strict=False,
-)
 def test_second_deploy_without_change_changes_nothing(deployed: Deployed) -> None:
     publish_and_deploy(deployed.lab, EXAMPLE)  # in step with the engine as it is now
     before = _pids(deployed.lab)

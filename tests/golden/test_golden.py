@@ -20,6 +20,7 @@ from relayops.compile import HostConfig, compile_inventory
 from relayops.compile.render import MANIFEST_SUFFIX, read_tree, write_hosts
 from relayops.compile.toolcheck import check_host
 from relayops.loader import load_repo
+from relayops.policyd.notices import KINDS as NOTICE_KINDS
 from relayops.policyd.rules import load_rules
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +108,7 @@ def test_read_tree_maps_host_paths(tmp_path: Path) -> None:
 CONTRACT_CUSTOMER_FIELDS = {
     "name", "status", "status_reason", "timezone", "daily_quota", "warn_ratio",
     "max_message_bytes", "contact", "logins", "domains", "warmup",
+    "plan", "from_subdomains", "campaigns", "campaign_recipients",
 }  # fmt: skip
 
 
@@ -121,9 +123,10 @@ def test_policy_json_is_read_by_the_policy_daemon(case: str) -> None:
             "service",
             "customers",
             "notifications",
+            "antispam",
         }
-        assert set(data["service"]) == {"name", "domain", "notify_from"}
-        assert set(data["notifications"]) == {"warning", "limit"}
+        assert set(data["service"]) == {"name", "domain", "notify_from", "mailbox_domain"}
+        assert set(data["notifications"]) == set(NOTICE_KINDS)
         for customer in data["customers"].values():
             assert set(customer) == CONTRACT_CUSTOMER_FIELDS
         assert policy.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -16,7 +16,9 @@ from relayops.deploy.counters import redis_placement
 
 pytestmark = pytest.mark.lab
 
-PACKAGES = ("postfix", "opendkim", "opendkim-tools", "dovecot-imapd", "python3-venv")
+PACKAGES = (
+    "postfix", "opendkim", "opendkim-tools", "dovecot-imapd", "dovecot-lmtpd", "python3-venv",
+)  # fmt: skip
 PUBLIC_PORTS = (25, 465, 587, 993)
 
 
@@ -63,6 +65,7 @@ def _listening(relay: Relay, port: int) -> set[str]:
 
 def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
     assert _listening(relay, 10040) == {"127.0.0.1"}  # policy daemon
+    assert _listening(relay, 10041) == {"127.0.0.1"}  # its milter (docs/milter.md)
     assert _listening(relay, 8891) == {"127.0.0.1"}  # OpenDKIM milter
 
 
@@ -87,14 +90,23 @@ def test_redis_listens_on_loopback_and_the_lab_address_of_its_relay_only(relay: 
     assert _listening(relay, 6379) == set()  # TLS only: no plaintext port
 
 
+# What redis-cli says when a TLS-only port drops its plaintext hello (which one: timing).
+PLAINTEXT_REFUSED = {"Error: Connection reset by peer", "Error: Server closed the connection"}
+
+
 def test_redis_refuses_clients_without_tls_or_without_the_password(relay: Relay) -> None:
     placement = redis_placement(relay.deployed.target.inventory)
     if placement is None or not _runs_redis(relay):
         pytest.skip("Redis runs on the counters host only")
     target = f"{placement.address} -p {placement.port}"
     ca = "--tls --cacert /etc/relayops/tls/ca.pem"
-    plain = relay.host.run(f"redis-cli -h {target} PING")
-    assert "PONG" not in plain.stdout
+    password = '--pass "$(cat /etc/relayops/redis-password)"'
+    # Without TLS the TLS-only port drops the connection, even with the right password.
+    # (With a password redis-cli first prints "I/O error" for its AUTH; the last line counts.)
+    for extra in ("", f"--no-auth-warning --user relayops-policyd {password}"):
+        plain = relay.host.run(f"redis-cli -h {target} {extra} PING")
+        assert (plain.rc, plain.stdout) == (1, ""), plain
+        assert plain.stderr.strip().splitlines()[-1] in PLAINTEXT_REFUSED, plain.stderr
     anonymous = relay.host.run(f"redis-cli -h {target} {ca} GET relayops:x")
     assert anonymous.stdout.strip() == "NOAUTH Authentication required."
     wrong = relay.host.run(f"redis-cli -h {target} {ca} --user relayops-policyd --pass guess PING")
@@ -188,7 +200,7 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
 # the public mail ports on every address, sshd for the deploy, and the internal
 # endpoints on loopback only (Redis also on its relay's address: test above; the
 # output instances' handoff ports, one per sending IP: test above).
-EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040}
+EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040, 10041}
 
 
 def test_nothing_else_listens(relay: Relay) -> None:

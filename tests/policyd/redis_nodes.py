@@ -18,6 +18,7 @@ import redis
 
 from relayops.compile.templates import Templates
 from relayops.deploy import redis_conf as rc
+from relayops.deploy.sentinel import SENTINEL_CONF
 from relayops.labca import issue, new_ca
 from support.policyd import free_port, wait_port
 
@@ -126,7 +127,7 @@ def sentinel_node(
         failover_timeout_ms=5000,
         aclfile=str(directory / "users.acl"),
     )
-    text = Templates().render("/etc/redis/sentinel.conf", **rc.sentinel_values(spec, PASSWORDS))
+    text = Templates().render(SENTINEL_CONF, **rc.sentinel_values(spec, PASSWORDS))
     (directory / "users.acl").write_text(rc.acl_file(rc.sentinel_users(PASSWORDS)))
     node.config.write_bytes(
         text + f"dir {directory}\nlogfile {directory / 'node.log'}\ndaemonize no\n".encode()

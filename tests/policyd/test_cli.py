@@ -1,4 +1,4 @@
-"""Command-line parsing of --store, --listen, --notify-smtp and --metrics."""
+"""Command-line parsing of --store, --listen, --milter, --notify-smtp and --metrics."""
 
 from __future__ import annotations
 
@@ -87,3 +87,19 @@ def test_host_port_is_parsed_the_same_for_every_option(
 
 def test_listen_unix_path() -> None:
     assert Listen.parse("unix:/run/policyd.sock") == Listen(path=Path("/run/policyd.sock"))
+
+
+def test_milter_address_is_checked_like_listen(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from relayops.policyd.cli import policyd
+
+    rules = tmp_path / "policy.json"
+    rules.write_text("{}")
+    result = CliRunner().invoke(
+        policyd, ["--rules", str(rules), "--listen", "127.0.0.1:1", "--milter", "10041"]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for --milter: expected unix:PATH or HOST:PORT, got '10041'" in (
+        result.output
+    )

@@ -4,6 +4,8 @@ daemon on SQLite and Redis (tests marked real)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,39 @@ def test_redis_daemon_counts_per_class(tmp_path: Path) -> None:
         assert 0 < client.ttl(f"relayops:count:acme:{day}:gmail") <= 2 * 86400
     finally:
         server.stop()
+
+
+@pytest.mark.real
+def test_three_daemons_share_one_class_cap_exactly(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    """The class count rides in the batched Lua call: 12 connections over 3 daemons never
+    take a class past its cap, and the day's count holds every accepted recipient."""
+    today = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date()
+    rules = write_rules(
+        tmp_path / "policy.json", capped(daily_cap=1000, isp_caps={"gmail": 50}, today=today)
+    )
+    trio = [Daemon(tmp_path, rules, redis_server.url, name=f"d{i}").start() for i in range(3)]
+    daemons.extend(trio)
+    answers: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def hammer(daemon: Daemon) -> None:
+        client = daemon.client()
+        domains = ("gmail.lab", "example.org")
+        local = Counter(client.ask(request(recipient=f"r{i}@{domains[i % 2]}")) for i in range(60))
+        client.close()
+        with lock:
+            answers.update(local)
+
+    threads = [threading.Thread(target=hammer, args=(d,)) for d in trio for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    full = GMAIL_FULL.replace("limit of 3 ", "limit of 50 ")
+    assert answers == {"DUNNO": 360 + 50, full: 360 - 50}
+    client = redis_server.client()
+    day = today.isoformat()
+    assert int(client.get(f"relayops:count:acme:{day}:gmail")) == 50
+    assert int(client.get(f"relayops:count:acme:{day}")) == 410

@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from relayops.cli import cli
+from relayops.customer_edits import set_dkim
 from relayops.loader import load_repo
 from relayops.model import Dkim
 from relayops.rotation import RotationError, Step, default_selector, rotate
+from relayops.roundtrip import RoundTripError
 
 TODAY = date(2026, 12, 1)
 
@@ -163,3 +165,80 @@ def test_plan_lists_the_new_selector_record(example_repo: Path) -> None:
             "DKIM public key (rotation: publish before the switch; not signing yet)"
         ),
     }
+
+
+BLOCK = """\
+name: Globex  # the customer
+domains:
+  - name: globex.example  # main
+    dkim:
+      selector: g1  # signing since 2025
+  - name: Globex-Mail.example
+    dkim: {selector: "0755"}
+"""
+
+
+def test_set_dkim_keeps_each_mappings_style_quoting_and_comments() -> None:
+    """The customer commands' editor: a block stays a block, one line stays one line, a
+    selector YAML 1.1 would read as a number is quoted, nothing else moves."""
+    publish = {"selector": "g1", "next": {"selector": "2027"}}
+    after = set_dkim(BLOCK, "customers/globex.yaml", domain="globex.example", dkim=publish)
+    assert after == BLOCK.replace(
+        "      selector: g1  # signing since 2025\n",
+        '      selector: g1  # signing since 2025\n      next: {selector: "2027"}\n',
+    )
+    switch = {"selector": "m2", "previous": {"selector": "0755", "retire_after": TODAY}}
+    after = set_dkim(BLOCK, "customers/globex.yaml", domain="globex-mail.example", dkim=switch)
+    # The field keeps its quotes (ruamel.yaml gives a new value the old one's style).
+    assert after == BLOCK.replace(
+        '{selector: "0755"}',
+        '{selector: "m2", previous: {selector: "0755", retire_after: 2026-12-01}}',
+    )
+    with pytest.raises(RoundTripError) as refused:
+        set_dkim(BLOCK, "customers/globex.yaml", domain="x.example", dkim=publish)
+    assert str(refused.value) == "customers/globex.yaml has no sender domain 'x.example'"
+
+
+def test_rotate_to_a_digits_only_selector_writes_it_as_a_string(example_repo: Path) -> None:
+    rel = "customers/globex.yaml"
+    before = (example_repo / rel).read_text()
+    args = ["dkim", "rotate", "globex.example", "--selector", "2027", "--repo", str(example_repo)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert _git_diff(example_repo, rel, before) == [
+        "-    dkim: {selector: g1}",
+        '+    dkim: {selector: g1, next: {selector: "2027"}}',
+    ]
+    repo = load_repo(example_repo).repo
+    assert repo is not None
+    assert repo.customers["globex"].domains[0].dkim.published == ("g1", "2027")
+
+
+@pytest.mark.parametrize(
+    ("selector", "prepare", "message"),
+    [
+        (
+            "../g2",
+            None,
+            "relayops dkim rotate: bad selector '../g2': must be a DKIM selector: one DNS "
+            "label, lower-case letters, digits, '-'\n",
+        ),
+        (
+            "g2",
+            "secrets/dkim/globex.example.g2.pub.pem",
+            "relayops dkim rotate: {root}/secrets/dkim/globex.example.g2.pub.pem exists "
+            "without globex.example.g2.key.age: restore the pair or use another selector\n",
+        ),
+    ],
+)
+def test_a_refused_rotation_writes_nothing(
+    example_repo: Path, selector: str, prepare: str | None, message: str
+) -> None:
+    if prepare is not None:
+        (example_repo / prepare).write_text("left over\n")
+    before = {p: p.read_bytes() for p in sorted(example_repo.rglob("*")) if p.is_file()}
+    args = ["dkim", "rotate", "globex.example", "--selector", selector]
+    result = CliRunner().invoke(cli, [*args, "--repo", str(example_repo)])
+    assert (result.exit_code, result.output) == (2, message.format(root=example_repo))
+    after = {p: p.read_bytes() for p in sorted(example_repo.rglob("*")) if p.is_file()}
+    assert after == before

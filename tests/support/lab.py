@@ -22,6 +22,7 @@ from relayops.lab import lifecycle
 from relayops.lab import state as lab_state
 from relayops.lab.dns import LabDNS
 from relayops.lab.host import host_command
+from relayops.lab.image import image_key
 from relayops.lab.sink import Sink
 from relayops.lab.topology import Host, Topology
 from relayops.lab.users import hold, in_use_by_tests, users_path
@@ -98,6 +99,8 @@ def ensure_lab(*, relays: int = DEFAULT_RELAYS, index: int = 0) -> tuple[Lab, bo
     if (
         current
         and current.relays >= relays
+        # A lab built from another tree's image (other packages) is rebuilt, not reused.
+        and current.image_key == image_key()
         and lifecycle.healthy(lifecycle.probe(current.topology))
     ):
         return Lab(current.topology), False

@@ -180,18 +180,32 @@ def policyd_command(rules: Path, listen: str, store: str, *extra: str) -> list[s
 class Daemon:
     """`relayops policyd` as a real process on a loopback TCP port."""
 
-    def __init__(self, tmp: Path, rules: Path, store: str, *extra: str, name: str = "d") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        rules: Path,
+        store: str,
+        *extra: str,
+        name: str = "d",
+        milter: bool = False,
+    ) -> None:
         self.tmp, self.rules, self.store, self.extra = tmp, rules, store, extra
         self.port = free_port()
+        self.milter_port = free_port() if milter else None
         self.log_path = tmp / f"policyd-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        cmd = policyd_command(self.rules, f"127.0.0.1:{self.port}", self.store, *self.extra)
+        extra = list(self.extra)
+        if self.milter_port is not None:
+            extra += ["--milter", f"127.0.0.1:{self.milter_port}"]
+        cmd = policyd_command(self.rules, f"127.0.0.1:{self.port}", self.store, *extra)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         log.close()
         wait_port(self.port, proc=self.proc)
+        if self.milter_port is not None:
+            wait_port(self.milter_port, proc=self.proc)
         return self
 
     def client(self) -> PolicyClient:

@@ -18,6 +18,7 @@ from relayops.compile import HostConfig
 from relayops.compile.postfix import transports
 from relayops.compile.toolcheck import stage
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
+from relayops.hostlayout import MESSAGE_MILTER_POSTFIX as MESSAGE_MILTER
 from relayops.hostlayout import POLICY_SERVICE
 from relayops.model import RelayHost, Repo
 from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
@@ -31,7 +32,11 @@ class Relay:
     submissions: int
     imaps: int
     policy: int
-    milter: int
+    milter: int  # OpenDKIM
+    message_milter: int  # relayops policyd --milter
+
+
+TRACE_KEY = b"relay-test-trace-key"  # the service key the instance's policyd stamps with
 
 
 def _edit(path: Path, pattern: str, replacement: str, *, count: int = 1) -> None:
@@ -47,11 +52,13 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
     """Stage `config` in `root` and run Postfix + Dovecot + relayops policyd on loopback."""
     root.chmod(0o755)  # postfix and dovecot users traverse it
     stage(config, root)
-    ports = Relay(root, *(free_port() for _ in range(6)))
+    ports = Relay(root, *(free_port() for _ in range(7)))
     postfix_dir = root / "etc/postfix"
     main_cf = postfix_dir / "main.cf"
-    _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=2)
-    # submission, port 25 from 127.0.0.1 (smtpd_milter_maps) and non-SMTP mail
+    _edit(main_cf, re.escape(POLICY_SERVICE), f"inet:127.0.0.1:{ports.policy}", count=4)
+    # The compiled relayops_milters, order kept: the message checks, then OpenDKIM;
+    # OpenDKIM also on port 25 from 127.0.0.1 (smtpd_milter_maps) and non-SMTP mail.
+    _edit(main_cf, re.escape(MESSAGE_MILTER), f"inet:127.0.0.1:{ports.message_milter}")
     _edit(main_cf, re.escape(DKIM_MILTER), f"inet:127.0.0.1:{ports.milter}", count=3)
     deferred = ",".join(["smtp", "relay", *(t.name for t in transports(host, repo.throttling))])
     run(
@@ -62,7 +69,6 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         "smtp_dns_support_level=disabled",
         # Queue, never deliver: no test traffic leaves loopback.
         f"defer_transports={deferred}",
-        f"relayops_milters=inet:127.0.0.1:{ports.milter}",
         # Tests provoke refusals on purpose; production keeps the punitive delays.
         "smtpd_error_sleep_time=0s",
     )  # fmt: skip
@@ -112,18 +118,26 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
         run("dovecot", "-c", str(dovecot_conf))
         started_dovecot = True
         wait_port(ports.imaps, what="dovecot")
+        trace_key = root / "etc/relayops/trace.key"
+        trace_key.write_bytes(TRACE_KEY + b"\n")
         policyd = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "relayops"), "policyd",
                 "--rules", str(root / "etc/relayops/policy.json"),
                 "--listen", f"127.0.0.1:{ports.policy}",
+                "--milter", f"127.0.0.1:{ports.message_milter}",
                 "--store", f"sqlite:{root}/policyd.sqlite",
+                "--trace-key-file", str(trace_key),
+                # Notices go through this Postfix, as on a host: contact addresses are
+                # queued (deferred), the customer's mailbox copy goes over LMTP to Dovecot.
+                "--notify-smtp", f"127.0.0.1:{ports.smtp}",
             ],
             stdout=(root / "policyd.log").open("wb"),
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         processes.append(policyd)
         wait_port(ports.policy, what="relayops policyd")
+        wait_port(ports.message_milter, what="relayops policyd --milter")
         yield ports
     finally:
         for proc in processes:

@@ -407,6 +407,40 @@ CASES = [
         edits={"policies/plans.yaml": ("warn_ratio: 0.8", "warn_ratio: 1.5")},
     ),
     Case(
+        "plan-campaigns-value",
+        {},
+        [("policies/plans.yaml", 13, 5, "plans.starter.campaigns", "'allowed' or 'forbidden'")],
+        edits={"policies/plans.yaml": ("campaigns: forbidden", "campaigns: sometimes")},
+    ),
+    Case(
+        "plan-campaign-recipients-zero",
+        {},
+        [
+            (
+                "policies/plans.yaml",
+                14,
+                5,
+                "plans.starter.campaign_recipients",
+                "greater than or equal to 1",
+            )
+        ],
+        edits={"policies/plans.yaml": ("campaign_recipients: 20", "campaign_recipients: 0")},
+    ),
+    Case(
+        "plan-campaign-recipients-over-postfix-limit",
+        {},
+        [
+            (
+                "policies/plans.yaml",
+                14,
+                5,
+                "plans.starter.campaign_recipients",
+                "less than or equal to 1000",
+            )
+        ],
+        edits={"policies/plans.yaml": ("campaign_recipients: 20", "campaign_recipients: 1001")},
+    ),
+    Case(
         "warmup-too-short",
         {
             "policies/warmup.yaml": (
@@ -640,6 +674,26 @@ CASES = [
         "notification-placeholder",
         {"policies/notifications/limit.txt": "Subject: limit for $who\n\nbody\n"},
         [("policies/notifications/limit.txt", 1, 1, "", "unknown placeholder in subject")],
+    ),
+    Case(
+        # $count belongs to the quota notices, not to a complaint-review one.
+        "notification-placeholder-of-another-kind",
+        {"policies/notifications/disabled.txt": "Subject: disabled\n\n$count sent\n"},
+        [
+            (
+                "policies/notifications/disabled.txt",
+                1,
+                1,
+                "",
+                "unknown placeholder in body; known: $customer, $day, $name, $reason, $timezone",
+            )
+        ],
+    ),
+    Case(
+        "notification-missing-kind",
+        {},
+        [("policies/notifications/resumed.txt", 1, 1, "", "cannot be read as UTF-8 text")],
+        removed=("policies/notifications/resumed.txt",),
     ),
     Case(
         "notification-no-subject",

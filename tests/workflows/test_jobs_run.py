@@ -44,13 +44,7 @@ from workflows.jobsteps import load_jobs, production_mentions, retarget
 # The lab fixture comes from the tests/support plugin.
 LAB_IDENTITY = "lab/age-identity.lab-only.txt"  # inventory/lab.py names it too
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.xfail(
-        reason="known failure on the merged tree: closing note 2026-12-01",
-        strict=False,
-    ),
-]
+pytestmark = pytest.mark.lab
 
 # The checkout this test runs from is the repository under test (a worktree, or CI's).
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,9 +237,9 @@ def test_nightly_names_the_drifted_host_and_opens_an_issue(
         # policy daemon wheels, built again in this job's fresh checkout, are identical).
         assert drift.output == (
             f"{CANARY}: drift\n"
-            "  - File /etc/postfix/main.cf (content)\n"
-            "  - Check postfix configuration: postfix check\n"
-            "  - Reload postfix\n"
+            "  - Directories, files and maps | File /etc/postfix/main.cf (content)\n"
+            "  - Configuration checks | Check postfix configuration: postfix check\n"
+            "  - Services | Reload postfix\n"
         ), nightly.log()
         assert nightly.step("remove the secrets").returncode == 0
         assert not container.inside("/github/home/.ssh/id_ed25519").exists()

@@ -164,10 +164,27 @@ def probe_relay(
         close_smtp(smtp)
 
 
-def judge_relay(subject: str, group: str, recipient: str, obs: RelayObservation) -> CheckResult:
+def judge_relay(
+    subject: str,
+    group: str,
+    recipient: str,
+    obs: RelayObservation,
+    *,
+    submission: bool = False,
+) -> CheckResult:
+    """`submission`: a 587/465 port, where refusing an unauthenticated MAIL FROM outright
+    (RFC 6409 lets an MSA require AUTH first) proves more than a refused RCPT; port 25
+    must take the null sender (bounces), so there a refusal leaves relaying unprobed."""
     sub = f"{subject} open relay"
     if obs.rcpt is None:
         code, text = obs.mail
+        if submission and code // 100 == 5:
+            return ok(
+                RELAY,
+                group,
+                sub,
+                f"{subject} refuses unauthenticated clients already at MAIL FROM ({code} {text}).",
+            )
         return warning(
             RELAY,
             group,
@@ -351,7 +368,11 @@ def check_host_behaviour(
                 implicit_tls=implicit,
                 timeout=timeout,
             )
-            results.append(judge_relay(subject, group, target.probe_recipient, relay))
+            results.append(
+                judge_relay(
+                    subject, group, target.probe_recipient, relay, submission=port != p.smtp
+                )
+            )
         except ProbeError as exc:
             results.append(_probe_error(RELAY, group, f"{subject} open relay", exc))
     for login in target.logins:

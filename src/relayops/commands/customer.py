@@ -9,13 +9,10 @@ it is valid. Refusals: `relayops customer <sub>: …`, exit 2, nothing written.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import click
-from pydantic import TypeAdapter, ValidationError
 
 from relayops import customer_edits as edits
 from relayops.commands.options import (
@@ -28,18 +25,13 @@ from relayops.commands.options import (
     repo_option,
 )
 from relayops.commands.repo import print_findings
-from relayops.compile.dkim import (
-    DkimKeyError,
-    generate_key,
-    key_files,
-    public_key_der,
-)
+from relayops.commands.staged import checked, commit, dkim_key_changes, edited
+from relayops.compile.dkim import key_files, public_key_der
 from relayops.compile.dns_records import domain_records, spf_record
 from relayops.crossref import customer_file
 from relayops.loader import load_repo
 from relayops.model import Customer, Repo, Status
 from relayops.model.fields import DomainName, Email, Login, Selector, Slug, TimeZone
-from relayops.model.secrets import RECIPIENTS_FILE
 from relayops.passwords import SCHEME, dovecot_hash, new_password
 from relayops.quarantine import (
     IP_QUARANTINE,
@@ -48,8 +40,7 @@ from relayops.quarantine import (
     ledger_lines,
     unavailable_reason,
 )
-from relayops.roundtrip import RoundTripError
-from relayops.staging import Changes, apply, created_files, scratch
+from relayops.staging import Changes
 
 _TODAY = "relayops.customer.today"
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -73,16 +64,6 @@ def customer(ctx: click.Context, today: datetime | None) -> None:
 def _today() -> date:
     day: date = click.get_current_context().meta[_TODAY]
     return day
-
-
-def _checked(kind: Any, value: str, what: str) -> str:
-    """`value` validated as a model field type (a str); a refusal names what was wrong."""
-    try:
-        result: str = TypeAdapter(kind).validate_python(value)
-    except ValidationError as exc:
-        reason = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-        fail(f"bad {what} {value!r}: {reason}")
-    return result
 
 
 def _one_line(value: str, what: str) -> str:
@@ -139,24 +120,8 @@ def _text(root: Path, rel: str) -> str:
     return (root / rel).read_text(encoding="utf-8")
 
 
-def _edit(make: Callable[[], str]) -> bytes:
-    try:
-        return make().encode("utf-8")
-    except RoundTripError as exc:
-        fail(str(exc))
-
-
 def _commit(root: Path, changes: Changes) -> Repo:
-    """Validate the repository as `changes` make it; write them only if it is valid."""
-    result = load_repo(root, today=_today(), overlay=changes)
-    if result.repo is None:
-        print_findings(result.findings)
-        fail(
-            f"the change would leave the repository invalid ({len(result.findings)} "
-            "error(s) above); nothing written"
-        )
-    apply(root, changes)
-    return result.repo
+    return commit(root, changes, today=_today())
 
 
 def _written(changes: Changes) -> None:
@@ -189,7 +154,7 @@ def new(
     repo: Path,
 ) -> None:
     """Create customers/ID.yaml, without domains or logins yet (add-domain, add-login)."""
-    _checked(Slug, cid, "customer id")
+    checked(Slug, cid, "customer id")
     rel = customer_file(cid)
     if (repo / rel).exists():
         fail(f"customer '{cid}' exists already ({rel})")
@@ -202,8 +167,8 @@ def new(
     if not name.strip():
         fail("bad name '': give the customer's name")
     _one_line(name, "name")
-    contact = _checked(Email, contact, "contact address")
-    _checked(TimeZone, timezone, "time zone")
+    contact = checked(Email, contact, "contact address")
+    checked(TimeZone, timezone, "time zone")
     current = _load(repo)
     if plan not in current.plans:
         fail(f"unknown plan '{plan}'; plans: {', '.join(sorted(current.plans))}")
@@ -255,7 +220,7 @@ def add_domain(cid: str, domain: str, selector: str | None, inventory: str, repo
     current = _load(repo)
     found = _existing(current, cid)
     _not_terminated(found)
-    name = _checked(DomainName, domain, "domain")
+    name = checked(DomainName, domain, "domain")
     written_as = domain.strip().rstrip(".").lower()
     if any(d.name == name for d in found.domains):
         fail(f"customer '{cid}' has the domain '{name}' already")
@@ -264,14 +229,14 @@ def add_domain(cid: str, domain: str, selector: str | None, inventory: str, repo
             fail(f"domain '{name}' belongs to customer '{other}' ({customer_file(other)})")
     if selector is None:
         selector = found.domains[0].dkim.selector if found.domains else f"rly{_today().year}"
-    selector = _checked(Selector, selector, "selector")
+    selector = checked(Selector, selector, "selector")
     wanted = inventory_name(inventory)
     _known_inventory(current, inventory)
     rel = customer_file(cid)
-    text = _edit(
+    text = edited(
         lambda: edits.add_domain(_text(repo, rel), rel, domain=written_as, selector=selector)
     )
-    changes: dict[str, bytes | None] = {**_dkim_key(repo, name, selector), rel: text}
+    changes: dict[str, bytes | None] = {**dkim_key_changes(repo, name, selector), rel: text}
     after = _commit(repo, changes)
     _written({k: v for k, v in changes.items() if k == rel})
     files = key_files(repo, name, selector)
@@ -294,29 +259,6 @@ def add_domain(cid: str, domain: str, selector: str | None, inventory: str, repo
         click.echo(record.zone_line())
 
 
-def _dkim_key(repo: Path, domain: str, selector: str) -> Changes:
-    """The key pair's files, made as `relayops dkim generate` makes them; none if it exists.
-
-    A domain removed and added again with its selector keeps its published key.
-    """
-    files = key_files(repo, domain, selector)
-    if files.private_age.exists() and files.public_pem.exists():
-        return {}
-    for one, other in (
-        (files.private_age, files.public_pem),
-        (files.public_pem, files.private_age),
-    ):
-        if one.exists():
-            fail(f"{one} exists without {other.name}: restore the pair or use another selector")
-    inputs = [RECIPIENTS_FILE]
-    with scratch(repo, inputs) as base:
-        try:
-            generate_key(base, domain, selector)
-        except DkimKeyError as exc:
-            fail(str(exc).replace(str(base), str(repo)))
-        return created_files(base, inputs)
-
-
 @customer.command("remove-domain", epilog=EXIT_CODES_HELP)
 @click.argument("cid", metavar="ID")
 @click.argument("domain")
@@ -325,12 +267,12 @@ def remove_domain(cid: str, domain: str, repo: Path) -> None:
     """Remove a sender domain (its DKIM key stays under secrets/ until deleted by hand)."""
     current = _load(repo)
     found = _existing(current, cid)
-    name = _checked(DomainName, domain, "domain")
+    name = checked(DomainName, domain, "domain")
     if not any(d.name == name for d in found.domains):
         owned = ", ".join(d.name for d in found.domains) or "none"
         fail(f"customer '{cid}' has no domain '{name}'; its domains: {owned}")
     rel = customer_file(cid)
-    changes = {rel: _edit(lambda: edits.remove_domain(_text(repo, rel), rel, domain=name))}
+    changes = {rel: edited(lambda: edits.remove_domain(_text(repo, rel), rel, domain=name))}
     _commit(repo, changes)
     _written(changes)
 
@@ -346,7 +288,7 @@ def add_login(cid: str, login: str, repo: Path, as_json: bool) -> None:
     current = _load(repo)
     found = _existing(current, cid)
     _not_terminated(found)
-    login = _checked(Login, login, "login")
+    login = checked(Login, login, "login")
     for other in sorted(current.customers):
         if any(u.login == login for u in current.customers[other].users):
             owner = "this customer" if other == cid else f"customer '{other}'"
@@ -355,7 +297,7 @@ def add_login(cid: str, login: str, repo: Path, as_json: bool) -> None:
     hashed = dovecot_hash(password)
     rel = customer_file(cid)
     changes = {
-        rel: _edit(
+        rel: edited(
             lambda: edits.add_login(_text(repo, rel), rel, login=login, password_hash=hashed)
         )
     }
@@ -382,7 +324,7 @@ def remove_login(cid: str, login: str, repo: Path) -> None:
         logins = ", ".join(u.login for u in found.users) or "none"
         fail(f"customer '{cid}' has no login '{login}'; its logins: {logins}")
     rel = customer_file(cid)
-    changes = {rel: _edit(lambda: edits.remove_login(_text(repo, rel), rel, login=login))}
+    changes = {rel: edited(lambda: edits.remove_login(_text(repo, rel), rel, login=login))}
     _commit(repo, changes)
     _written(changes)
 
@@ -397,14 +339,14 @@ def set_quota(cid: str, quota: int, repo: Path) -> None:
     current = _load(repo)
     _not_terminated(_existing(current, cid))
     rel = customer_file(cid)
-    changes = {rel: _edit(lambda: edits.set_quota(_text(repo, rel), rel, quota=quota))}
+    changes = {rel: edited(lambda: edits.set_quota(_text(repo, rel), rel, quota=quota))}
     _commit(repo, changes)
     _written(changes)
 
 
 def _set_status(repo: Path, cid: str, status: Status, reason: str) -> Changes:
     rel = customer_file(cid)
-    text = _edit(
+    text = edited(
         lambda: edits.set_status(_text(repo, rel), rel, status=status, reason=reason, day=_today())
     )
     return {rel: text}
@@ -443,7 +385,7 @@ def reinstate(cid: str, repo: Path) -> None:
             "subscription is not reinstated: onboard it again with `relayops customer new`"
         )
     rel = customer_file(cid)
-    changes = {rel: _edit(lambda: edits.clear_status(_text(repo, rel), rel))}
+    changes = {rel: edited(lambda: edits.clear_status(_text(repo, rel), rel))}
     _commit(repo, changes)
     _written(changes)
 
@@ -452,7 +394,7 @@ def _release(repo: Path, *, ip: str, cid: str, reason: str) -> Changes:
     """The ledger with this release appended: the IP's year of quarantine starts today."""
     path = repo / LEDGER_FILE
     current = path.read_text(encoding="utf-8") if path.exists() else None
-    text = _edit(
+    text = edited(
         lambda: edits.ledger_with(current, ip=ip, released=_today(), customer=cid, reason=reason)
     )
     return {LEDGER_FILE: text}
@@ -524,7 +466,7 @@ def swap_ip(
     rel = customer_file(cid)
     changes = {
         **_release(repo, ip=old, cid=cid, reason=reason),
-        rel: _edit(
+        rel: edited(
             lambda: edits.move_dedicated_ip(_text(repo, rel), rel, ip=wanted, warmup_start=start)
         ),
     }

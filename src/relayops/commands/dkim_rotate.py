@@ -1,32 +1,34 @@
 """`relayops dkim rotate DOMAIN`: the next step of a DKIM key rotation (see relayops.rotation).
 
-Each run edits the owning customer's file round-trip (ruamel.yaml: comments, order and
-quoting kept), validates the whole repository and writes nothing if it is invalid.
+Each run edits the owning customer's file with the customer commands' round-trip editor
+(`customer_edits.set_dkim`: comments, order and quoting kept), has the whole repository
+validated with the edit and any new key pair laid over it, and writes only then
+(`commands.staged`, as `relayops customer …` does).
 The switch step first looks the new selector up in DNS: signing with a key receivers
 cannot find yet would fail every message, so it refuses until the record is live.
 """
 
 from __future__ import annotations
 
-import io
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import click
 import dns.resolver
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
 
 from relayops.checks import resolver as q
 from relayops.checks.dns import expected_key_bytes, judge_dkim
 from relayops.checks.result import Status
 from relayops.commands.options import EXIT_CODES_HELP, EXIT_FAILED, fail, repo_option
 from relayops.commands.repo import print_findings
-from relayops.compile.dkim import DkimKeyError, generate_key, key_files, public_key_der
+from relayops.commands.staged import checked, commit, dkim_key_changes, edited
+from relayops.compile.dkim import key_files, public_key_der
 from relayops.compile.dns_records import dkim_txt
+from relayops.crossref import customer_file
+from relayops.customer_edits import set_dkim
 from relayops.loader import load_repo
 from relayops.model import Customer, Domain
+from relayops.model.fields import Selector
 from relayops.rotation import DEFAULT_KEEP_DAYS, Rotation, RotationError, Step, rotate
 
 
@@ -58,33 +60,6 @@ def _live(domain: str, selector: str, root: Path, nameserver: str | None) -> str
     return None if result.status is Status.OK else f"{name}: {result.message}"
 
 
-def _edit(path: Path, domain: str, new_dkim: dict[str, Any]) -> str:
-    """The file's text with `domain`'s dkim mapping replaced; everything else as it was."""
-    yaml = YAML()  # round-trip mode
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)  # the style of the example files
-    data = yaml.load(path.read_text(encoding="utf-8"))
-    for entry in data["domains"]:
-        if str(entry["name"]).lower() == domain.lower():
-            old = entry["dkim"]
-            entry["dkim"] = _mapping(new_dkim, flow=getattr(old, "fa", None) is not None
-                                     and old.fa.flow_style())  # fmt: skip
-            break
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
-
-
-def _mapping(values: dict[str, Any], *, flow: bool) -> CommentedMap:
-    node = CommentedMap()
-    for key, value in values.items():
-        node[key] = _mapping(value, flow=True) if isinstance(value, dict) else value
-    if flow:
-        node.fa.set_flow_style()
-    return node
-
-
 @click.command("rotate", epilog=EXIT_CODES_HELP)
 @click.argument("domain")
 @click.option("--selector", help="The new selector (publish step; default: letters + date).")
@@ -110,9 +85,12 @@ def rotate_command(
 
     Exit codes: 0 done, 1 the new key is not live in DNS yet, 2 invalid input.
     """
+    if selector is not None:
+        selector = checked(Selector, selector, "selector")
     customer, d = _owner(repo, domain)
+    today = date.today()
     try:
-        step = rotate(d.dkim, today=date.today(), selector=selector, keep_days=keep_days,
+        step = rotate(d.dkim, today=today, selector=selector, keep_days=keep_days,
                       force=force)  # fmt: skip
     except RotationError as exc:
         fail(str(exc))
@@ -121,24 +99,13 @@ def rotate_command(
         problem = _live(d.name, d.dkim.next.selector, repo, nameserver)
         if problem is not None:
             fail(f"the new key is not live yet ({problem}); publish it first", code=EXIT_FAILED)
-    path = repo / "customers" / f"{customer.id}.yaml"
-    before = path.read_text(encoding="utf-8")
-    created: list[Path] = []
-    new = step.new_selector
-    if new is not None and not key_files(repo, d.name, new).private_age.exists():
-        try:
-            files = generate_key(repo, d.name, new)
-        except DkimKeyError as exc:
-            fail(str(exc))
-        created = [files.private_age, files.public_pem]
-    path.write_text(_edit(path, d.name, step.new_dkim), encoding="utf-8")
-    result = load_repo(repo)
-    if not result.ok:
-        path.write_text(before, encoding="utf-8")
-        for made in created:
-            made.unlink(missing_ok=True)
-        print_findings(result.findings)
-        fail(f"the rotation would make the repository invalid; {path} left as it was")
+    rel = customer_file(customer.id)
+    text = (repo / rel).read_text(encoding="utf-8")
+    changes: dict[str, bytes | None] = {}
+    if step.new_selector is not None:
+        changes |= dkim_key_changes(repo, d.name, step.new_selector)
+    changes[rel] = edited(lambda: set_dkim(text, rel, domain=d.name, dkim=step.new_dkim))
+    commit(repo, changes, today=today)
     _report(step.step, d.name, step, repo)
 
 

@@ -7,6 +7,8 @@ beside it is the public key the DNS record is made from.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,17 @@ def new_identity() -> tuple[str, str]:
     """A fresh age X25519 identity: (secret line, public recipient)."""
     identity = pyrage.x25519.Identity.generate()
     return str(identity), str(identity.to_public())
+
+
+def generate_trace_key(repo_root: Path, source: str, *, overwrite: bool = False) -> Path:
+    """A random 256-bit service key for the X-Relayops-Trace stamp, age-encrypted like
+    the DKIM keys (base64url text: the daemon strips whitespace and uses the bytes)."""
+    path = repo_root / source
+    if path.exists() and not overwrite:
+        raise DkimKeyError(
+            f"{path} exists; replacing it makes every stamp already sent unverifiable"
+        )
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=") + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pyrage.encrypt(key, read_recipients(repo_root)))
+    return path

@@ -91,11 +91,12 @@ class Directory:
 
 @dataclass(frozen=True)
 class Mailbox:
-    """A login's IMAP mailbox. Dovecot makes it at first use; the deploy removes it once the
-    login is no longer served (its customer terminated or gone), see compile/managed.py."""
+    """A customer's IMAP mailbox, shared by its logins and its notice address (mailbox.py).
+    Dovecot makes it at first use; the deploy removes it once the customer is no longer
+    served (terminated or gone), see compile/managed.py."""
 
     path: str
-    login: str
+    address: str  # <customer>@MAILBOX_DOMAIN, where notices are delivered over LMTP
     customer: str
 
 

@@ -7,7 +7,7 @@ from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFil
 from relayops.compile.instances import instance_files
 from relayops.compile.opendkim import opendkim_files
 from relayops.compile.placement import served
-from relayops.compile.policy import policy_files, policy_secrets
+from relayops.compile.policy import policy_files, policy_secrets, store_arguments, trace_key_secret
 from relayops.compile.postfix import message_size_limit, postfix_files
 from relayops.compile.templates import Templates
 from relayops.model import Inventory, RelayHost, Repo
@@ -23,7 +23,11 @@ def compile_host(
     files: list[ManagedFile] = []
     secrets: list[SecretFile] = []
     directories: list[Directory] = []
-    files += postfix_files(repo, host, templates)
+    try:
+        store = store_arguments(inventory)
+    except ValueError as exc:
+        raise CompileError(f"{inventory.path}: {exc}") from None
+    files += postfix_files(repo, host, templates, store=store)
     out_files, out_dirs = instance_files(
         repo, host, templates, submission_size_limit=message_size_limit(repo)
     )
@@ -41,6 +45,7 @@ def compile_host(
         secrets += policy_secrets(inventory)
     except ValueError as exc:
         raise CompileError(f"{inventory.path}: {exc}") from None
+    secrets.append(trace_key_secret())
     paths = [f.path for f in files] + [s.path for s in secrets]
     if len(paths) != len(set(paths)):
         raise CompileError(f"{host.name}: two entries for one path; this is a compiler bug")

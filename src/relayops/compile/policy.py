@@ -6,14 +6,24 @@ import json
 from typing import Any
 
 from relayops.compile.files import Daemon, ManagedFile, SecretFile
+from relayops.compile.mailbox import MAILBOX_DOMAIN
 from relayops.compile.placement import served
 from relayops.compile.redis_secrets import password_source
 from relayops.compile.templates import Templates
-from relayops.hostlayout import NOTIFY_SMTP, RULES_PATH, SQLITE_STORE, STORE_PASSWORD_FILE
+from relayops.hostlayout import (
+    MESSAGE_MILTER_LISTEN,
+    NOTIFY_SMTP,
+    RULES_PATH,
+    SQLITE_STORE,
+    STORE_PASSWORD_FILE,
+    TRACE_KEY,
+)
 from relayops.hostlayout import POLICY_LISTEN as LISTEN
 from relayops.model import Customer, Inventory, RelayHost, Repo
+from relayops.model.secrets import TRACE_KEY_SOURCE
 from relayops.policyd.contract import (
     SCHEMA_MAJOR,
+    AntiSpam,
     CustomerRules,
     Notifications,
     PolicyFile,
@@ -61,6 +71,11 @@ def customer_rules(repo: Repo, customer: Customer) -> CustomerRules:
         logins=sorted(u.login for u in customer.users),
         domains=sorted(d.name for d in customer.domains),
         warmup=warmup_stages(repo, customer),
+        # Read by the milter on submission (docs/milter.md).
+        plan=customer.plan,
+        from_subdomains=plan.from_subdomains,
+        campaigns=plan.campaigns,
+        campaign_recipients=plan.campaign_recipients,
     )
 
 
@@ -73,13 +88,19 @@ def policy_rules(repo: Repo, host: RelayHost) -> PolicyFile:
     return PolicyFile(
         schema_version=SCHEMA_MAJOR,
         service=ServiceInfo(
-            name=service.name, domain=service.domain, notify_from=service.notify_from
+            name=service.name,
+            domain=service.domain,
+            notify_from=service.notify_from,
+            mailbox_domain=MAILBOX_DOMAIN,
         ),
         customers=customers,
         notifications=Notifications(
-            warning=Template(subject=notes["warning"].subject, body=notes["warning"].body),
-            limit=Template(subject=notes["limit"].subject, body=notes["limit"].body),
+            **{
+                kind: Template(subject=note.subject, body=note.body)
+                for kind, note in sorted(notes.items())
+            }
         ),
+        antispam=antispam_rules(repo),
         # Only hosts with a per-class cap to apply carry the domain table.
         recipient_classes=recipient_classes(repo) if capped else {},
     )
@@ -115,17 +136,40 @@ def redis_user(inventory: Inventory) -> str | None:
     return url.username
 
 
-def daemon_arguments(inventory: Inventory) -> list[str]:
-    """`relayops policyd` arguments: a fleet shares Redis counters, one host keeps SQLite."""
-    arguments = [
-        "--rules", RULES_PATH,
-        "--listen", LISTEN,
-        "--store", inventory.shared_counters or SQLITE_STORE,
-        "--notify-smtp", NOTIFY_SMTP,
-    ]  # fmt: skip
+def antispam_rules(repo: Repo) -> AntiSpam:
+    """policies/antispam.yaml, flattened for the relay's feedback ingester."""
+    a = repo.antispam
+    return AntiSpam(
+        complaints=a.complaint_rate.complaints,
+        per_messages=a.complaint_rate.per_messages,
+        min_volume=a.min_volume,
+        bounce_rate_max=a.bounce_rate_max,
+        on_complaint=a.on_complaint,
+        on_breach=a.on_breach,
+        window_days=a.window_days,
+        suppress_days=a.suppress_days,
+    )
+
+
+def store_arguments(inventory: Inventory) -> list[str]:
+    """`--store` (and the password file) of the daemon and of the feedback ingester, which
+    writes to the same store: a fleet shares Redis counters, one host keeps SQLite."""
+    arguments = ["--store", inventory.shared_counters or SQLITE_STORE]
     if redis_user(inventory):
         arguments += ["--store-password-file", STORE_PASSWORD_FILE]
     return arguments
+
+
+def daemon_arguments(inventory: Inventory) -> list[str]:
+    """`relayops policyd` arguments."""
+    return [
+        "--rules", RULES_PATH,
+        "--listen", LISTEN,
+        "--milter", MESSAGE_MILTER_LISTEN,
+        *store_arguments(inventory),
+        "--notify-smtp", NOTIFY_SMTP,
+        "--trace-key-file", TRACE_KEY,
+    ]  # fmt: skip
 
 
 def policy_secrets(inventory: Inventory) -> list[SecretFile]:
@@ -158,3 +202,8 @@ def policy_files(
         ),
         ManagedFile(DEFAULTS_PATH, defaults, 0o644, "root", "root", Daemon.POLICYD),
     ]
+
+
+def trace_key_secret() -> SecretFile:
+    """The stamp key: read by the daemon and by the pipe's ingester, both user relayops."""
+    return SecretFile(TRACE_KEY, TRACE_KEY_SOURCE, 0o600, "relayops", "relayops", Daemon.POLICYD)

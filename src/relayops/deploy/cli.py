@@ -60,9 +60,9 @@ def deploy(
     results: list[tuple[tuple[str, ...], DeployResult]] = []
     plan: list[tuple[str, ...]] = [limit]
     try:
+        target = validate(inventory_file, repo)  # compiled once; every stage deploys it
         if canary is not None:
-            hosts = [h.name for h in validate(inventory_file, repo).inventory.hosts]
-            plan = stages(hosts, canary=canary, limit=limit)
+            plan = stages([h.name for h in target.inventory.hosts], canary=canary, limit=limit)
         with steps("deploy", None, enabled=progress) as step:
             on_line = None
             if progress:
@@ -80,6 +80,7 @@ def deploy(
                     limit=hosts_of_stage,
                     capture=as_json or progress,
                     on_line=on_line,
+                    target=target,
                 )
                 results.append((hosts_of_stage, result))
                 if result.returncode != 0:

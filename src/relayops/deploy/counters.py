@@ -91,13 +91,23 @@ def redis_dropin(
     placement: RedisPlacement, passwords: rc.RedisPasswords, templates: Templates | None = None
 ) -> str:
     """Appended to Debian's redis.conf by an include: later directives win."""
-    node = rc.DataNode(
+    return render_dropin(single_node(placement), passwords, templates)
+
+
+def single_node(placement: RedisPlacement) -> rc.DataNode:
+    """The one Redis of a ``redis://`` or ``rediss://`` counters URL: no replica."""
+    return rc.DataNode(
         bind=redis_bind(placement),
         port=0 if placement.tls else placement.port,  # TLS: no plaintext port at all
         tls_port=placement.port if placement.tls else 0,
         tls=REDIS_TLS if placement.tls else None,
         replica_of=None,
     )
+
+
+def render_dropin(
+    node: rc.DataNode, passwords: rc.RedisPasswords, templates: Templates | None = None
+) -> str:
     values = rc.data_node_values(node, passwords)
     return (templates or Templates()).render(REDIS_DROPIN, **values).decode()
 
@@ -110,13 +120,27 @@ def redis_files(
     ca: bytes | None,
 ) -> list[Wanted]:
     """Everything the counters host's Redis reads, with modes: secrets 600, hashes 640."""
+    return redis_node_files(
+        single_node(placement), passwords, tls=placement.tls, certificate=certificate, ca=ca
+    )
+
+
+def redis_node_files(
+    node: rc.DataNode,
+    passwords: rc.RedisPasswords,
+    *,
+    tls: bool,
+    certificate: Pem | None,
+    ca: bytes | None,
+) -> list[Wanted]:
+    """One data node's drop-in, ACL file and (TLS) certificate, key and CA."""
     files = [
-        Wanted(REDIS_DROPIN, redis_dropin(placement, passwords).encode(), 0o600, "redis", "redis",
+        Wanted(REDIS_DROPIN, render_dropin(node, passwords).encode(), 0o600, "redis", "redis",
                secret=True),
         Wanted(rc.ACL_FILE, rc.acl_file(rc.data_node_users(passwords)).encode(), 0o640, "root",
                "redis"),
     ]  # fmt: skip
-    if placement.tls:
+    if tls:
         if certificate is None or ca is None:
             raise DeployError(
                 "relayops_shared_counters is rediss://: Redis needs the relay's certificate "

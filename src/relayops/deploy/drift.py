@@ -9,6 +9,8 @@ files, so it is never drift.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from relayops.commands.options import (
@@ -24,33 +26,30 @@ from relayops.commands.options import (
 )
 from relayops.deploy.errors import DeployError
 from relayops.deploy.report import detected_changes
-from relayops.deploy.runner import run_deploy, validate
+from relayops.deploy.runner import run_deploy
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @repo_option
 @inventory_option
 @json_option
-def drift(repo: click.Path, inventory: str, as_json: bool) -> None:
+def drift(repo: Path, inventory: str, as_json: bool) -> None:
     """Compare every host with the repository; change nothing.
 
     Exit codes: 0 no drift, 1 drift found (hosts and what differs are named),
     2 invalid repository or usage.
     """
-    from pathlib import Path
-
-    inventory_file = inventory_path(Path(str(repo)), inventory)
+    inventory_file = inventory_path(repo, inventory)
     if not inventory_file.is_file():
         fail(f"no inventory {inventory_file}")
     try:
-        target = validate(inventory_file)
-        result = run_deploy(inventory_file, dry=True, capture=True)
+        result = run_deploy(inventory_file, repo=repo, dry=True, capture=True)
     except DeployError as exc:
         fail(str(exc))
     if result.returncode != 0:
         fail(f"the dry run failed (pyinfra exit {result.returncode}):\n{result.output[-3000:]}",
              code=EXIT_FAILED)  # fmt: skip
-    changes = detected_changes(result.output, [h.name for h in target.inventory.hosts])
+    changes = detected_changes(result.output, [h.name for h in result.target.inventory.hosts])
     if as_json:
         emit_json({"ok": not changes, "inventory": str(inventory_file), "drift": changes})
     elif changes:

@@ -28,6 +28,9 @@ from relayops.labca import Pem
 INIT_SCRIPT = "/etc/init.d/relayops-policyd"
 SYSTEMD_UNIT = "/etc/systemd/system/relayops-policyd.service"
 REDIS_SERVICE = "redis-server"
+SENTINEL_SERVICE = "relayops-sentinel"  # relayops.deploy.sentinel: why not Debian's
+SENTINEL_INIT_SCRIPT = "/etc/init.d/relayops-sentinel"
+SENTINEL_SYSTEMD_UNIT = "/etc/systemd/system/relayops-sentinel.service"
 REDIS_TLS_DIR = REDIS_TLS.cert.rsplit("/", 1)[0]
 LOG_DIR = "/var/log/relayops"
 # Accounts the packages do not create; (name, home).
@@ -39,14 +42,36 @@ DEPLOY_DIRECTORIES: tuple[Directory, ...] = (
     Directory(STATE_DIR, 0o750, "relayops", "relayops"),
     Directory("/var/log/relayops", 0o750, "relayops", "relayops"),
 )
+# Debian packages every relay needs; Redis's when it runs one (wanted_packages).
+PACKAGES: tuple[str, ...] = (
+    "postfix",
+    "opendkim",
+    "opendkim-tools",
+    "dovecot-imapd",
+    "dovecot-lmtpd",  # notices into the customers' mailboxes (LMTP from Postfix)
+    "python3",
+    "python3-venv",
+    "ca-certificates",
+)
 # Start order: what Postfix calls (milter, SASL, policy) runs before Postfix itself.
 START_ORDER: tuple[str, ...] = (
     REDIS_SERVICE,
+    SENTINEL_SERVICE,
     Daemon.OPENDKIM.value,
     Daemon.DOVECOT.value,
     Daemon.POLICYD.value,
     Daemon.POSTFIX.value,
 )
+# Where each service's init script keeps its main PID (Debian's and ours): without
+# systemd, "running" is `kill -0` of that PID, as the scripts' own `status` decides it.
+PIDFILES: Mapping[str, str] = {
+    REDIS_SERVICE: "/run/redis/redis-server.pid",
+    SENTINEL_SERVICE: "/run/relayops-sentinel/sentinel.pid",
+    Daemon.OPENDKIM.value: "/run/opendkim/opendkim.pid",
+    Daemon.DOVECOT.value: "/run/dovecot/master.pid",
+    Daemon.POLICYD.value: "/run/relayops/policyd.pid",
+    Daemon.POSTFIX.value: "/var/spool/postfix/pid/master.pid",
+}
 
 
 def start_position(service: str) -> int:
@@ -63,6 +88,11 @@ CHECKS: Mapping[str, str] = {
     Daemon.OPENDKIM.value: "opendkim -n",
     Daemon.DOVECOT.value: "doveconf -n >/dev/null",
 }
+
+
+def wanted_packages(services: Sequence[str]) -> list[str]:
+    """The packages a host with these services needs (Sentinel runs from redis-server's)."""
+    return [*PACKAGES, "redis-server"] if REDIS_SERVICE in services else list(PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -89,8 +119,13 @@ def host_plan(
     service_files: Sequence[Wanted],
     redis_files: Sequence[Wanted] | None,
     ca: bytes | None = None,
+    sentinel_files: Sequence[Wanted] = (),
 ) -> HostPlan:
-    """Assemble the host's wanted state; `secrets` maps SecretFile.source to plaintext."""
+    """Assemble the host's wanted state; `secrets` maps SecretFile.source to plaintext.
+
+    `redis_files`: the host's Redis data node, if it runs one; `sentinel_files`: its
+    sentinel's, if it runs one too (the TLS files then serve both).
+    """
     wanted = wanted_files(config) + wanted_secrets(config, secrets) + list(service_files)
     reload_extra: dict[str, tuple[str, ...]] = {}
     if certificate is not None:
@@ -100,7 +135,7 @@ def host_plan(
         ]
         both = (Daemon.POSTFIX.value, Daemon.DOVECOT.value)
         reload_extra = {tls.CERT_PATH: both, tls.KEY_PATH: both}
-    services = [s for s in START_ORDER if s != REDIS_SERVICE]
+    services = [s for s in START_ORDER if s not in (REDIS_SERVICE, SENTINEL_SERVICE)]
     output_instances = sorted(
         {str(f.reload) for f in config.files if str(f.reload).startswith(INSTANCE_SERVICE_PREFIX)}
     )
@@ -110,8 +145,14 @@ def host_plan(
     if redis_files is not None:
         wanted += redis_files
         reload_extra |= {w.path: (REDIS_SERVICE,) for w in redis_files}
-        services = list(START_ORDER)
+        services = [s for s in START_ORDER if s != SENTINEL_SERVICE]
         if any(w.path.startswith(REDIS_TLS_DIR + "/") for w in redis_files):
             directories.append(Directory(REDIS_TLS_DIR, 0o750, "redis", "redis"))
+    if sentinel_files:
+        wanted += sentinel_files
+        reload_extra |= {w.path: (SENTINEL_SERVICE,) for w in sentinel_files}
+        tls_files = [w.path for w in wanted if w.path.startswith(REDIS_TLS_DIR + "/")]
+        reload_extra |= {path: (REDIS_SERVICE, SENTINEL_SERVICE) for path in tls_files}
+        services = list(START_ORDER)
     services += output_instances
     return HostPlan(config, wanted, directories, services, reload_extra)

@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from relayops.compile.dovecot import MAIL_ROOT
 from relayops.compile.managed import Entry, EntryKind, Manifest, manifest
+from relayops.hostlayout import MAIL_ROOT
 
 MANIFEST_PATH = "/var/lib/relayops/managed.json"
 VERSION = 1
@@ -58,7 +58,7 @@ class _Entry(BaseModel):
         if self.kind == "mailbox":
             parent, name = posixpath.split(self.path)
             if parent != MAIL_ROOT or not _MAILBOX_NAME.match(name):
-                raise ValueError(f"a mailbox must be {MAIL_ROOT}/<login>, not {self.path}")
+                raise ValueError(f"a mailbox must be {MAIL_ROOT}/<customer>, not {self.path}")
         return self
 
 

@@ -69,8 +69,16 @@ def managed_file(change: Change) -> Generator[StringCommand | FileUploadCommand,
 @operation()
 def managed_directory(directory: Directory) -> Generator[StringCommand, None, None]:
     """Create a directory (and parents) or fix its owner and mode."""
-    yield StringCommand(
-        f"install -d -o {directory.owner} -g {directory.group} -m {directory.mode:04o} "
+    yield StringCommand(directory_command(directory))
+
+
+def directory_command(directory: Directory) -> str:
+    """`install -d` with the exact mode: five octal digits, so the set-group-ID bit a
+    directory inherits from its parent (Debian's /etc/redis is 2770) is cleared too. GNU
+    install and chmod keep that bit on directories for a shorter numeric mode, and the
+    next deploy would see 2750 where it wants 750 and apply the directory again."""
+    return (
+        f"install -d -o {directory.owner} -g {directory.group} -m {directory.mode:05o} "
         f"{shlex.quote(directory.path)}"
     )
 

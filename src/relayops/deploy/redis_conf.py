@@ -35,9 +35,17 @@ SENTINEL_PORT = 26379
 POLICYD_COMMANDS = (
     "ping", "select", "role", "script|load", "evalsha", "wait",
     "exists", "get", "incr", "expire", "set",
+    "lpop",  # the notice outbox (store_redis.take_outbox)
 )  # fmt: skip
-# Tools (set_flag/clear_flag) use the same user for the complaint flags.
-POLICYD_TOOL_COMMANDS = ("del",)
+# Tools (set_flag/clear_flag) use the same user for the complaint flags; so do the
+# feedback ledger (policyd/ledger_redis.py: its APPLY/PRUNE scripts, tallies,
+# suppressions, audit list), the daemon's suppression poller and feedback metrics, and
+# the relay's `relayops feedback ingest`.
+POLICYD_TOOL_COMMANDS = (
+    "del", "eval", "scan", "hget", "hgetall", "hset", "hdel", "hincrby",
+    "lpush", "ltrim", "lrange",
+    "rpush",  # outbox.queue_notice
+)  # fmt: skip
 REPLICA_COMMANDS = ("psync", "replconf", "ping")
 SENTINEL_COMMANDS = (
     "multi", "exec", "slaveof", "replicaof", "ping", "subscribe", "publish", "info", "role",
@@ -156,6 +164,7 @@ class SentinelNode:
     down_after_ms: int = 5000
     failover_timeout_ms: int = 60000
     aclfile: str = SENTINEL_ACL_FILE
+    master: str = MASTER_NAME  # the name daemons ask the sentinels for (the URL's /MASTER)
 
 
 def sentinel_values(node: SentinelNode, passwords: RedisPasswords) -> dict[str, object]:
@@ -166,7 +175,7 @@ def sentinel_values(node: SentinelNode, passwords: RedisPasswords) -> dict[str, 
         "tls_port": node.tls_port,
         "tls": node.tls,
         "aclfile": node.aclfile,
-        "master": MASTER_NAME,
+        "master": node.master,
         "primary": f"{node.primary[0]} {node.primary[1]}",
         "quorum": node.quorum,
         "sentinel_user": SENTINEL_USER,

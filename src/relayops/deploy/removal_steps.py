@@ -1,6 +1,6 @@
 """The deploy's removal steps: facts, operations and the two calls deploys/relay.py makes.
 
-    managed = record(run.plan)   # before any file is written
+    managed = record(run.plan, run.manifest)   # before any file is written
     ...                          # files, maps, checks, reloads
     remove(managed)              # after the services run on the new files
 
@@ -32,6 +32,7 @@ from relayops.deploy import instance_removal
 from relayops.deploy.errors import DeployError
 from relayops.deploy.hostplan import DEPLOY_DIRECTORIES, HostPlan
 from relayops.deploy.manifest import MANIFEST_PATH, ManifestError, dumps, loads
+from relayops.deploy.operations import directory_command
 from relayops.deploy.ordering import positioned
 from relayops.deploy.queue import COMMAND as QUEUE_COMMAND
 from relayops.deploy.queue import QueueError, parse_queue
@@ -95,9 +96,7 @@ def write_manifest(content: bytes) -> Generator[StringCommand | FileUploadComman
     """Replace the manifest atomically (written beside it, then renamed)."""
     d = _STATE_DIR
     temp = shlex.quote(MANIFEST_PATH + ".relayops-new")
-    yield StringCommand(
-        f"install -d -o {d.owner} -g {d.group} -m {d.mode:04o} {shlex.quote(d.path)}"
-    )
+    yield StringCommand(directory_command(d))
     yield StringCommand(f"install -m 0640 /dev/null {temp}")
     yield FileUploadCommand(io.BytesIO(content), MANIFEST_PATH + ".relayops-new")
     yield StringCommand(f"mv -f {temp} {shlex.quote(MANIFEST_PATH)}")
@@ -116,9 +115,15 @@ class HostManifest:
     on_host: Manifest | None  # as it will be once `record`'s operation ran
 
 
-def record(plan: HostPlan) -> HostManifest:
-    """Read the host's manifest; list what this deploy writes before it writes it."""
-    text = host.get_fact(ManagedManifest, path=MANIFEST_PATH)
+def manifest_command() -> str:
+    """What reads the host's manifest (part of the deploy's one read of the host)."""
+    return ManagedManifest().command(MANIFEST_PATH)
+
+
+def record(plan: HostPlan, manifest: list[str]) -> HostManifest:
+    """List what this deploy writes before it writes it; `manifest`: `manifest_command()`'s
+    output lines."""
+    text = ManagedManifest().process(manifest)
     try:
         previous = None if text is None else loads(text)
     except ManifestError as exc:

@@ -31,6 +31,7 @@ class DeployResult:
     returncode: int
     seconds: float
     output: str  # empty when streamed to the terminal
+    target: Target  # the repository as this run compiled (or was given) it
 
 
 def pyinfra_argv(
@@ -95,14 +96,18 @@ def run_deploy(
     env: dict[str, str] | None = None,
     repo: Path | None = None,
     on_line: Callable[[str], None] | None = None,
+    target: Target | None = None,
 ) -> DeployResult:
     """Validate, then run pyinfra with RELAYOPS_REPO set to the inventory's repository.
 
-    `on_line` receives each line of pyinfra's output as it comes (progress), which
-    implies capturing it."""
+    `target`: the inventory as the caller already compiled it with `validate` (a canary
+    deploy's stages share one); None compiles it here. Either way the result carries it,
+    so a caller needs no second compile for the host names. `on_line` receives each line
+    of pyinfra's output as it comes (progress), which implies capturing it."""
     if not DEPLOY_FILE.is_file():
         raise DeployError(f"{DEPLOY_FILE} is missing: run from a relayops checkout")
-    target = validate(inventory_file, repo)
+    if target is None:
+        target = validate(inventory_file, repo)
     known_hosts, strict = host_keys(inventory_file, target)
     started = time.monotonic()
     argv = pyinfra_argv(
@@ -118,7 +123,7 @@ def run_deploy(
         }
         if on_line is not None:
             code, output = _streamed(argv, environment, on_line)
-            return DeployResult(code, round(time.monotonic() - started, 2), output)
+            return DeployResult(code, round(time.monotonic() - started, 2), output, target)
         done = subprocess.run(
             argv,
             cwd=ENGINE_ROOT,
@@ -128,7 +133,7 @@ def run_deploy(
             check=False,
         )
     output = (done.stdout or "") + (done.stderr or "") if capture else ""
-    return DeployResult(done.returncode, round(time.monotonic() - started, 2), output)
+    return DeployResult(done.returncode, round(time.monotonic() - started, 2), output, target)
 
 
 def _streamed(

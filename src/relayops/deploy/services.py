@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from relayops.compile.files import Daemon
-from relayops.deploy import instances
-from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE
+from relayops.deploy import instances, tls
+from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
 
 def service_actions(
@@ -37,6 +37,19 @@ def service_actions(
     return actions
 
 
+def policyd_restarts(changed: Iterable[str], *, new_code: bool) -> bool:
+    """New code, or a new CA for its rediss:// store: the daemon builds its TLS context once,
+    at start (a reload rereads policy.json only), so with a new lab CA it would refuse the
+    counters' new certificates until restarted.
+
+    >>> policyd_restarts(["/etc/relayops/tls/ca.pem"], new_code=False)
+    True
+    >>> policyd_restarts(["/etc/relayops/policy.json"], new_code=False)
+    False
+    """
+    return new_code or tls.CA_PATH in set(changed)
+
+
 def control_command(service: str, verb: str, *, systemd: bool) -> str:
     """systemctl where systemd runs; else the init script, its output kept in a log file.
 
@@ -57,8 +70,11 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
 
 
 def control_verb(service: str, verb: str) -> str:
-    """Redis has no reload (users, TLS and ports are read at start): it restarts.
+    """Redis and Sentinel have no reload (users, TLS and ports are read at start): they
+    restart.
 
-    A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back.
+    A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back;
+    Sentinel keeps what it learnt in its configuration file.
     """
-    return "restart" if service == REDIS_SERVICE and verb == "reload" else verb
+    restarts = (REDIS_SERVICE, SENTINEL_SERVICE)
+    return "restart" if service in restarts and verb == "reload" else verb

@@ -41,6 +41,8 @@ class Wanted:
     user: str
     group: str
     secret: bool = False
+    # Written only when missing: the daemon rewrites it (Sentinel records its state there).
+    seed: bool = False
 
     @property
     def sha1(self) -> str:
@@ -82,7 +84,10 @@ def parse_states(output: Iterable[str]) -> dict[str, PathState]:
 
 
 def file_changes(wanted: Iterable[Wanted], states: Mapping[str, PathState]) -> list[Change]:
-    """The wanted files whose content, owner or mode differ on the host (missing: all three)."""
+    """The wanted files whose content, owner or mode differ on the host (missing: all three).
+
+    A seed file's content is compared only to its absence: once there, it is its daemon's.
+    """
     changes = []
     for item in wanted:
         now = states.get(item.path)
@@ -91,7 +96,7 @@ def file_changes(wanted: Iterable[Wanted], states: Mapping[str, PathState]) -> l
             continue
         change = Change(
             item,
-            content=now.sha1 != item.sha1,
+            content=now.sha1 != item.sha1 and not item.seed,
             owner=(now.user, now.group) != (item.user, item.group),
             mode=now.mode != item.mode,
         )

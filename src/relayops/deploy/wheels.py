@@ -1,9 +1,12 @@
 """Wheels of the policy daemon, built on the controller (relay hosts reach no index).
 
-The relays get `relayops-policyd`: a distribution staged from `src/relayops/policyd/`
-(plus the package's `__init__.py`) with the daemon's own dependencies only, taken with
-their bounds from pyproject.toml. import-linter keeps policyd from importing anything
-else of relayops, so that tree is all it needs. Its dependencies are exactly the
+The relays get `relayops-policyd`: a distribution staged from `src/relayops/policyd/`,
+the feedback reader and ingester `src/relayops/feedback/` without its operator commands
+(cli.py), the relay's entry point `src/relayops/relay.py` and the package's
+`__init__.py`, with the daemon's own dependencies only, taken with their bounds from
+pyproject.toml. import-linter keeps policyd from importing anything else of relayops,
+and the feedback package and relay.py from importing anything but themselves and
+policyd, so that tree is all they need. Its dependencies are exactly the
 versions `requirements/relay.txt` pins (`make lock`), each archive checked against its
 locked hash; the set goes into a cache directory keyed by a digest of the staged tree
 and the lock: an edit anywhere outside the daemon (lab/, compile/, a typo in a doc
@@ -39,8 +42,12 @@ RELAY_LOCK = Path("requirements/relay.txt")  # relative to the project root
 CACHE_ENV = "RELAYOPS_WHEEL_CACHE"
 DAEMON_DIST = "relayops-policyd"
 DAEMON_VERSION = "0.1.0"
+# What of relayops the relay wheel carries (import-linter: these import nothing else).
+RELAY_PACKAGES = ("policyd", "feedback")
+RELAY_MODULES = ("relay.py",)
+OPERATOR_ONLY = frozenset({"feedback/cli.py"})  # the operator's `relayops feedback` group
 # The distributions relayops.policyd imports (import-linter: nothing else of relayops).
-DAEMON_REQUIRES = ("click", "pydantic", "prometheus-client", "redis")
+DAEMON_REQUIRES = ("click", "kilter.protocol", "pydantic", "prometheus-client", "redis")
 REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
 
 
@@ -92,8 +99,8 @@ def daemon_pyproject(root: Path) -> str:
         f'[project]\nname = "{DAEMON_DIST}"\nversion = "{DAEMON_VERSION}"\n'
         'description = "The relayops policy daemon, as installed on relay hosts"\n'
         f'requires-python = ">=3.11"\ndependencies = [\n{requires}]\n\n'
-        '[project.scripts]\nrelayops = "relayops.policyd.main:main"\n\n'
-        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd"]\n'
+        '[project.scripts]\nrelayops = "relayops.relay:main"\n\n'
+        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd", "relayops.feedback"]\n'
         'package-dir = {"" = "src"}\n'
     )
 
@@ -102,8 +109,16 @@ def daemon_files(root: Path) -> dict[str, bytes]:
     """The staged daemon tree: relative path -> bytes (caches and bytecode aside)."""
     package = root / "src" / "relayops"
     files = {"pyproject.toml": daemon_pyproject(root).encode()}
-    for path in [package / "__init__.py", *sorted((package / "policyd").rglob("*"))]:
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+    paths = [package / name for name in ("__init__.py", *RELAY_MODULES)]
+    for tree in RELAY_PACKAGES:
+        paths += sorted((package / tree).rglob("*"))
+    for path in paths:
+        if (
+            path.is_file()
+            and "__pycache__" not in path.parts
+            and path.suffix != ".pyc"
+            and path.relative_to(package).as_posix() not in OPERATOR_ONLY
+        ):
             files[str(path.relative_to(root))] = path.read_bytes()
     return files
 

@@ -1,22 +1,39 @@
-"""`relayops feedback read FILE... [--json] [--trace-key-file F]`.
+"""`relayops feedback read|ingest|maillog|status|release|unsuppress|propose`.
 
-Reads each file (at most the parse cap of it), prints the reading; never acts on it.
-Exit 0 when every file was read (whatever it contains), 2 when a file or the key file
-cannot be read — checked for all files before anything is printed.
+`read` prints readings and never acts. `ingest` and `maillog` run on a relay (Postfix
+pipe / log reader) and act through the ledger as policies/antispam.yaml says;
+`status`, `release`, `unsuppress` are the operator's view and hands (docs/feedback.md).
+`read`: exit 0 when every file was read (whatever it contains), 2 when a file or the
+key file cannot be read — checked for all files before anything is printed.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option
+from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
+from relayops.feedback.ingest import Notify
 from relayops.feedback.model import Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
+from relayops.feedback.relay_cli import (
+    ingest_command,
+    maillog,
+    open_store,
+    rules_option,
+    store_options,
+)
+from relayops.policyd.ledger import Ledger, LedgerError, Tally
+from relayops.policyd.notices import NoticeRequest
+from relayops.policyd.rules import AntiSpamRules, RulesError, load_rules
 
 
 def _read_head(path: Path) -> bytes:
@@ -72,7 +89,8 @@ def _table(readings: list[tuple[Path, Report]]) -> Table:
 
 @click.group(epilog=EXIT_CODES_HELP)
 def feedback() -> None:
-    """Read bounces and complaint reports (a pure reader: nothing is suppressed)."""
+    """Bounces and complaint reports: read them, ingest them, and act as
+    policies/antispam.yaml says (status, release, unsuppress, propose)."""
 
 
 @feedback.command("read", epilog=EXIT_CODES_HELP)
@@ -94,3 +112,241 @@ def read(files: tuple[Path, ...], trace_key_file: Path | None, as_json: bool) ->
         emit_json({"ok": True, "reports": [{"file": str(p), **r.to_json()} for p, r in readings]})
         return
     Console().print(_table(readings))
+
+
+# The relay side (`ingest`, `maillog`) lives in relay_cli.py, which the relay wheel carries.
+feedback.add_command(ingest_command)
+feedback.add_command(maillog)
+
+
+# ---- the operator's side ------------------------------------------------------------------
+
+
+def _ledger(spec: str, password_file: Path | None) -> tuple[Ledger, Notify]:
+    try:
+        return open_store(spec, password_file)
+    except (LedgerError, click.BadParameter) as exc:
+        fail(str(exc.message if isinstance(exc, click.BadParameter) else exc))
+
+
+def _who() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def customer_status(
+    ledger: Ledger, cid: str, policy: AntiSpamRules, *, now: datetime
+) -> dict[str, Any]:
+    """One customer's figures over the window against the ceilings (the `status` row)."""
+    t: Tally = ledger.tally(cid, days=policy.window_days, today=now.astimezone(UTC).date())
+    ceiling = policy.complaints / policy.per_messages
+    complaint_rate = t.complaint / t.accepted if t.accepted else 0.0
+    bounce_rate = t.hard / t.accepted if t.accepted else 0.0
+    counted = t.accepted >= policy.min_volume
+    flags = ledger.flags()
+    return {
+        "customer": cid,
+        "window_days": policy.window_days,
+        "accepted": t.accepted,
+        "complaints": t.complaint,
+        "hard_bounces": t.hard,
+        "soft_bounces": t.soft,
+        "blocks": t.block,
+        "complaint_rate": round(complaint_rate, 6),
+        "complaint_ceiling": round(ceiling, 6),
+        "complaint_breach": counted
+        and t.complaint * policy.per_messages > policy.complaints * t.accepted,
+        "bounce_rate": round(bounce_rate, 6),
+        "bounce_ceiling": policy.bounce_rate_max,
+        "bounce_breach": counted and t.hard > policy.bounce_rate_max * t.accepted,
+        "rates_counted": counted,
+        "suppressed": len(ledger.suppressions(cid, now=now.timestamp())),
+        "disabled": flags.get(cid),
+        "audit": [
+            {"at": _day(e.at), "action": e.action, "who": e.who, "why": e.why}
+            for e in ledger.audit(cid, limit=10)
+        ],
+    }
+
+
+@feedback.command("status", epilog=EXIT_CODES_HELP)
+@store_options
+@rules_option
+@click.option("--customer", "cid", help="Only this customer.")
+@json_option
+def status(
+    store_spec: str,
+    store_password_file: Path | None,
+    rules_path: Path,
+    cid: str | None,
+    as_json: bool,
+) -> None:
+    """Per customer: accepted recipients, complaints, bounces and blocks over the window,
+    the rates against policies/antispam.yaml's ceilings, suppressions, flags, audit."""
+    try:
+        policy = load_rules(rules_path).antispam
+    except RulesError as exc:
+        fail(str(exc))
+    ledger, _ = _ledger(store_spec, store_password_file)
+    try:
+        ids = [cid] if cid else ledger.customers()
+        rows = [customer_status(ledger, c, policy, now=datetime.now(UTC)) for c in ids]
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if as_json:
+        emit_json({"ok": True, "customers": rows})
+        return
+    table = Table(title=f"feedback over {policy.window_days} day(s)", title_justify="left")
+    for col in ("customer", "accepted", "complaints", "hard", "soft", "blocks", "rates",
+                "suppressed", "flags"):  # fmt: skip
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        rates = (
+            f"complaints {r['complaint_rate']:.4%} (max {r['complaint_ceiling']:.4%})"
+            + (" BREACH" if r["complaint_breach"] else "")
+            + f"; bounces {r['bounce_rate']:.2%} (max {r['bounce_ceiling']:.2%})"
+            + (" BREACH" if r["bounce_breach"] else "")
+            + ("" if r["rates_counted"] else f"; below min_volume {policy.min_volume}")
+        )
+        table.add_row(
+            r["customer"],
+            str(r["accepted"]),
+            str(r["complaints"]),
+            str(r["hard_bounces"]),
+            str(r["soft_bounces"]),
+            str(r["blocks"]),
+            rates,
+            str(r["suppressed"]),
+            f"disabled: {r['disabled']}" if r["disabled"] else "",
+        )
+    console = Console()
+    console.print(table)
+    for r in rows:
+        for e in r["audit"]:
+            console.print(f"{r['customer']}: {e['at']} {e['action']} by {e['who']}: {e['why']}")
+
+
+@feedback.command("release", epilog=EXIT_CODES_HELP)
+@click.argument("cid", metavar="CUSTOMER")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@store_options
+@json_option
+def release(
+    cid: str, reason: str, store_spec: str, store_password_file: Path | None, as_json: bool
+) -> None:
+    """Re-enable a customer disabled pending complaint review (recorded: who, when, why)."""
+    ledger, notify = _ledger(store_spec, store_password_file)
+    try:
+        done = ledger.release(cid, who=_who(), why=reason, now=datetime.now(UTC).timestamp())
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if not done:
+        fail(f"customer {cid!r} is not disabled pending complaint review", code=1)
+    try:  # the customer hears it through the daemon's outbox (policyd/outbox.py)
+        notify(NoticeRequest("reenabled", cid, {}))
+    except Exception as exc:  # released all the same; the notice is what is missing
+        click.echo(f"relayops feedback release: reenabled notice not queued: {exc}", err=True)
+    if as_json:
+        emit_json({"ok": True, "customer": cid, "released": True})
+    else:
+        click.echo(f"{cid}: released ({reason})")
+
+
+@feedback.command("unsuppress", epilog=EXIT_CODES_HELP)
+@click.argument("cid", metavar="CUSTOMER")
+@click.argument("address")
+@click.option("--reason", default="lifted by the operator", show_default=True)
+@store_options
+@json_option
+def unsuppress(
+    cid: str,
+    address: str,
+    reason: str,
+    store_spec: str,
+    store_password_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Let CUSTOMER send to ADDRESS again before its suppression expires."""
+    ledger, _ = _ledger(store_spec, store_password_file)
+    try:
+        done = ledger.unsuppress(
+            cid, address, who=_who(), why=reason, now=datetime.now(UTC).timestamp()
+        )
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    if not done:
+        fail(f"{address} is not suppressed for {cid!r}", code=1)
+    if as_json:
+        emit_json({"ok": True, "customer": cid, "address": address.lower(), "unsuppressed": True})
+    else:
+        click.echo(f"{cid}: {address.lower()} unsuppressed")
+
+
+@feedback.command("propose", epilog=EXIT_CODES_HELP)
+@repo_option
+@store_options
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write <id>-suspend.patch files [default: REPO/proposals].",
+)
+@json_option
+def propose(
+    repo: Path, store_spec: str, store_password_file: Path | None, out: Path | None, as_json: bool
+) -> None:
+    """Turn complaint-rate breaches the ingester recorded into proposed suspensions:
+    one patch of customers/<id>.yaml per customer still active (review, then git apply)."""
+    # The operator's side only (it reads the repository): imported here so the relay's
+    # commands above never need the compiler.
+    from relayops.commands.feedback_propose import proposals
+
+    ledger, _ = _ledger(store_spec, store_password_file)
+    try:
+        found, skipped = proposals(repo, ledger, today=datetime.now(UTC).date())
+    except LedgerError as exc:
+        fail(str(exc), code=1)
+    finally:
+        ledger.close()
+    target = out or repo / "proposals"
+    written = []
+    for p in found:
+        target.mkdir(parents=True, exist_ok=True)
+        path = target / f"{p.customer}-suspend.patch"
+        path.write_text(p.patch, encoding="utf-8")
+        written.append({"customer": p.customer, "reason": p.reason, "patch": str(path)})
+    if as_json:
+        emit_json({"ok": True, "proposed": written, "skipped": skipped})
+        return
+    for w in written:
+        click.echo(f"{w['customer']}: {w['patch']} ({w['reason']})")
+    for line in skipped:
+        click.echo(f"skipped {line}")
+
+
+@feedback.command("keygen", epilog=EXIT_CODES_HELP)
+@repo_option
+@click.option("--force", is_flag=True, help="Replace an existing key (old stamps stop verifying).")
+@json_option
+def keygen(repo: Path, force: bool, as_json: bool) -> None:
+    """Make the service key that signs X-Relayops-Trace stamps: secrets/trace.key.age,
+    encrypted to secrets/recipients.txt; deploy puts it at /etc/relayops/trace.key."""
+    from relayops.compile.dkim import DkimKeyError, generate_trace_key
+    from relayops.model.secrets import TRACE_KEY_SOURCE
+
+    try:
+        path = generate_trace_key(repo, TRACE_KEY_SOURCE, overwrite=force)
+    except DkimKeyError as exc:
+        fail(str(exc), code=1)
+    if as_json:
+        emit_json({"ok": True, "written": str(path)})
+    else:
+        click.echo(f"wrote {path}")

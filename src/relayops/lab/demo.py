@@ -2,7 +2,9 @@
 
 lab up -> publish the repository's DNS records in the lab DNS -> deploy -> send one
 message as a customer through relay 1 (587, STARTTLS, AUTH) -> show it arrived at
-the destination host with a DKIM signature that verifies against the lab DNS.
+the destination host with a DKIM signature that verifies against the lab DNS -> the
+feedback loop (demo_feedback.py): a bounce suppresses its recipient, a complaint gets
+the customer a 450 until the operator's release.
 Idempotent: a second run reuses the lab, changes nothing and sends one more message.
 The lab stays up (`relayops lab down` removes it).
 """
@@ -33,6 +35,7 @@ from relayops.deploy.errors import DeployError
 from relayops.deploy.runner import DeployResult, run_deploy
 from relayops.deploy.target import LAB_INVENTORY, Target, load_target
 from relayops.lab import lifecycle
+from relayops.lab.demo_feedback import FeedbackShown, show_feedback
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.errors import LabError
 from relayops.lab.mail import DkimResult, Submission, message, submit, token, verify_dkim
@@ -145,6 +148,8 @@ def _demo(root: Path, *, quiet: bool) -> Report:
     with steps.step("verify its DKIM signature against the lab DNS"):
         raw = arrived.path.read_bytes()
         checked = verify_dkim(raw, topo.dns.address)
+    with steps.step("feedback loop: bounce -> suppressed; complaint -> 450 -> release"):
+        shown = show_feedback(target, sink, submission, arrived, tag)
     report = Report(
         target=target,
         reused=up.reused,
@@ -155,6 +160,7 @@ def _demo(root: Path, *, quiet: bool) -> Report:
         timings=steps.timings,
         total=round(time.monotonic() - started, 1),
         dns_address=topo.dns.address,
+        feedback=shown,
     )
     return report
 
@@ -170,6 +176,7 @@ class Report:
     timings: dict[str, float]
     total: float
     dns_address: str
+    feedback: FeedbackShown
 
     def data(self) -> dict[str, object]:
         return {
@@ -183,6 +190,14 @@ class Report:
                 "valid": self.dkim.valid,
                 "domain": self.dkim.domain,
                 "selector": self.dkim.selector,
+            },
+            "feedback": {
+                "bounced": self.feedback.bounced,
+                "bounce_reply": self.feedback.bounce_reply,
+                "suppressed_reply": self.feedback.suppressed_reply,
+                "complaint_reply": self.feedback.complaint_reply,
+                "complaint_seconds": round(self.feedback.complaint_delay, 1),
+                "released_reply": self.feedback.released_reply,
             },
             "timings": self.timings,
             "seconds": self.total,
@@ -210,6 +225,7 @@ class Report:
             f"  arrived        {self.path}",
             f"  DKIM           {signature}: d={self.dkim.domain} s={self.dkim.selector} "
             f"(key {key} TXT from {self.dns_address})",
+            *self.feedback.lines(),
             "  timings (s)    "
             + ", ".join(f"{name}: {sec}" for name, sec in self.timings.items())
             + f"; total {self.total}",

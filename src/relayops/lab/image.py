@@ -33,6 +33,7 @@ PACKAGES: tuple[str, ...] = (
     "opendkim",
     "opendkim-tools",
     "dovecot-imapd",
+    "dovecot-lmtpd",  # notices into the customers' mailboxes (LMTP from Postfix)
     "redis-server",
     "python3",
     "python3-venv",

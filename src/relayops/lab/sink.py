@@ -251,21 +251,27 @@ class Sink:
         report = arf.complaint(
             facts, style=style, reporter=REPORTER, to=to, date=when, message_id=message_id
         )
+        return self.send(report, to=to, sender=REPORT_SENDER)
+
+    def send(self, data: bytes, *, to: str, sender: str) -> SmtpReplies:
+        """One SMTP transaction from the sink's namespace to the most preferred MX of
+        `to`'s domain (for the service domain: a relay's port 25), as a receiving ISP or
+        a customer's own mail server sends: the relay's replies come back."""
         host, address = mx_address(to.rpartition("@")[2], self.topo.dns.address)
         argv = host_command(
             self.topo,
             self.topo.sink,
-            ["python3", "-c", _SEND, address, self.topo.sink.fqdn, REPORT_SENDER, to],
+            ["python3", "-c", _SEND, address, self.topo.sink.fqdn, sender, to],
         )
-        out = self.runner.run(argv, input_text=base64.b64encode(report).decode("ascii"))
+        out = self.runner.run(argv, input_text=base64.b64encode(data).decode("ascii"))
         replies = json.loads(out.stdout)
-        data = replies.get("data")
+        answered = replies.get("data")
         return SmtpReplies(
             host=host,
             address=address,
             mail=(int(replies["mail"][0]), str(replies["mail"][1])),
             rcpt=(int(replies["rcpt"][0]), str(replies["rcpt"][1])),
-            data=(int(data[0]), str(data[1])) if data else None,
+            data=(int(answered[0]), str(answered[1])) if answered else None,
         )
 
     def messages(self, domain: str | None = None) -> list[Arrived]:

@@ -23,6 +23,24 @@ class Plan(Strict):
     dedicated_ip: bool = Field(
         default=False, description="whether the plan may have a dedicated IP"
     )
+    from_subdomains: bool = Field(
+        default=False,
+        description="whether the From: header may name a subdomain of the customer's domains "
+        "(news.acme.example for acme.example); otherwise exactly one of them",
+    )
+    campaigns: Literal["allowed", "forbidden"] = Field(
+        default="allowed",
+        description="whether bulk mail may be sent: a message with List-Id, Precedence: "
+        "bulk|list or more than campaign_recipients recipients",
+    )
+    # Postfix refuses recipients past smtpd_recipient_limit (1000 by default), so a
+    # higher threshold could never be reached.
+    campaign_recipients: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="a message to more recipients than this is a campaign (1 to 1000)",
+    )
 
     @model_validator(mode="after")
     def _ceiling(self) -> Self:
@@ -52,6 +70,16 @@ class AntiSpam(Strict):
     bounce_rate_max: Ratio = 0.05
     on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
     on_breach: Literal["suspend", "notify_only"] = "suspend"
+    window_days: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description="UTC days the complaint and bounce rates are counted over; at most 2, "
+        "the days the policy daemon keeps its accepted-recipient counters",
+    )
+    suppress_days: PositiveInt = Field(
+        default=30, description="days a hard-bounced recipient stays suppressed for its customer"
+    )
 
 
 class WarmupStage(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 DKIM_DIR = "secrets/dkim"
 RECIPIENTS_FILE = "secrets/recipients.txt"
+TRACE_KEY_SOURCE = "secrets/trace.key.age"  # the stamp key (`relayops feedback keygen`)
 
 
 def encrypted_key_source(domain: str, selector: str) -> str:

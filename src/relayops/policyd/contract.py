@@ -47,6 +47,12 @@ class CustomerRules(_Model):
     logins: list[str]
     domains: list[str]
     warmup: list[Stage] = []
+    # The milter's fields (docs/milter.md). The compiler always writes them; the
+    # defaults only keep a file from before them readable.
+    plan: str = ""
+    from_subdomains: bool = False
+    campaigns: Literal["allowed", "forbidden"] = "allowed"
+    campaign_recipients: Annotated[int, Field(ge=1)] = 50
 
     @field_validator("timezone")
     @classmethod
@@ -76,11 +82,39 @@ class ServiceInfo(_Model):
     name: str
     domain: str
     notify_from: str
+    # The local domain whose addresses (<customer>@mailbox_domain) are the customers'
+    # IMAP mailboxes on the relay; absent in files of older compilers: no mailbox copy.
+    # A DNS name only: it becomes part of an SMTP envelope address.
+    mailbox_domain: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] | None = None
 
 
 class Notifications(_Model):
+    """One template per notice kind (policyd/notices.py KINDS)."""
+
     warning: Template
     limit: Template
+    # Added within schema 1: a file from an older compiler lacks them, and those
+    # notices are then logged, not sent (see notices.py).
+    resumed: Template | None = None
+    complaint: Template | None = None
+    disabled: Template | None = None
+    reenabled: Template | None = None
+    suspended: Template | None = None
+    terminated: Template | None = None
+
+
+class AntiSpam(_Model):
+    """policies/antispam.yaml as the relay's feedback ingester applies it (defaults: the
+    model's, for a policy.json written before the section existed)."""
+
+    complaints: Annotated[int, Field(gt=0)] = 1
+    per_messages: Annotated[int, Field(gt=0)] = 3000
+    min_volume: Annotated[int, Field(gt=0)] = 3000
+    bounce_rate_max: Annotated[float, Field(ge=0, le=1)] = 0.05
+    on_complaint: Literal["disable_pending_review", "notify_only"] = "disable_pending_review"
+    on_breach: Literal["suspend", "notify_only"] = "suspend"
+    window_days: Annotated[int, Field(ge=1, le=2)] = 2
+    suppress_days: Annotated[int, Field(gt=0)] = 30
 
 
 class PolicyFile(_Model):
@@ -90,6 +124,7 @@ class PolicyFile(_Model):
     service: ServiceInfo
     customers: dict[str, CustomerRules]
     notifications: Notifications
+    antispam: AntiSpam = AntiSpam()
     recipient_classes: dict[str, str] = Field(
         default={},
         description="recipient domain (exact, lower-case ASCII) -> its ISP class, for the "

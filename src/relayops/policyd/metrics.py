@@ -7,13 +7,14 @@ request never pays for prometheus-client's locks and label look-ups.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from typing import Protocol
 
 from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.notify import NotifyStats
 from relayops.policyd.protocol import Stats
 from relayops.policyd.rules import Rules
@@ -53,6 +54,15 @@ class MetricsSource(Protocol):
     @property
     def store(self) -> _Store: ...
 
+    @property
+    def feedback(self) -> FeedbackFigures | None: ...
+
+    @property
+    def message_refusals(self) -> Mapping[str, int]: ...
+
+    @property
+    def milter_connections(self) -> Sized: ...
+
 
 class PolicydCollector(Collector):
     def __init__(self, server: MetricsSource) -> None:
@@ -87,9 +97,20 @@ class PolicydCollector(Collector):
         for reason, n in sorted(s.refusals.items()):
             refusals.add_metric([str(reason)], n)
         yield refusals
-        notices = CounterMetricFamily(
-            "relayops_policyd_notices", "Warning and limit mails", labels=["result"]
+        messages = CounterMetricFamily(
+            "relayops_policyd_message_refusals",
+            "Messages the milter refused (docs/milter.md), by reason",
+            labels=["reason"],
         )
+        for reason, n in sorted(s.message_refusals.items()):
+            messages.add_metric([reason], n)
+        yield messages
+        yield GaugeMetricFamily(
+            "relayops_policyd_milter_connections",
+            "Open milter connections (one per Postfix smtpd session)",
+            value=len(s.milter_connections),
+        )
+        notices = CounterMetricFamily("relayops_policyd_notices", "Notice mails", labels=["result"])
         ns = s.notifier.stats
         notices.add_metric(["sent"], ns.sent)
         notices.add_metric(["failed"], ns.failed)
@@ -111,6 +132,9 @@ class PolicydCollector(Collector):
             "1 while the counter store is failing",
             value=1 if s.store.outage else 0,
         )
+        if s.feedback is not None:
+            rules = s.rules
+            yield from s.feedback.families(sorted(rules.customers), rules.antispam)
 
 
 def serve_metrics(server: MetricsSource, host: str, port: int) -> CollectorRegistry:

@@ -1,7 +1,10 @@
-"""Warning and limit mails, sent in the background so no decision waits for SMTP.
+"""Notice mails, sent in the background so no decision waits for SMTP.
 
 Notices go into a bounded asyncio queue; one worker sends them with smtplib
 in a thread (`--notify-smtp HOST:PORT`, plain SMTP to a local MTA or sink).
+One message, two envelope recipients: the customer's contact address and,
+when the rules name a mailbox domain, the customer's IMAP mailbox on the relay
+(the local MTA delivers that one over LMTP to Dovecot).
 A full queue drops the notice with a log line rather than grow without bound.
 Whether a notice is due was decided by the store (claimed once per customer,
 day and kind across all daemons), so a notice that fails after its retries is
@@ -14,7 +17,11 @@ import asyncio
 import contextlib
 import logging
 import smtplib
-from email.message import EmailMessage
+from email import message_from_bytes
+from email.message import EmailMessage, Message
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
 from relayops.policyd.rules import Notice
@@ -29,8 +36,23 @@ class NotifyStats:
         self.dropped = 0
 
 
-def build_message(notice: Notice) -> EmailMessage:
-    msg = EmailMessage()
+def build_message(notice: Notice) -> Message:
+    """The notice as a message; with an attachment, multipart/mixed with a message/rfc822 part.
+
+    The attached report is parsed with the lenient compat32 policy and written
+    back by the same generator, so its headers go out as they came in (the
+    modern policy would refold and could refuse malformed ones).
+    """
+    msg: Message
+    if notice.attachment is None:
+        msg = EmailMessage()
+        msg.set_content(notice.body)
+    else:
+        msg = MIMEMultipart("mixed")
+        msg.attach(MIMEText(notice.body, "plain", "utf-8"))
+        original = MIMEMessage(message_from_bytes(notice.attachment))
+        original.add_header("Content-Disposition", "attachment", filename="complaint.eml")
+        msg.attach(original)
     msg["From"] = notice.sender
     msg["To"] = notice.to
     msg["Subject"] = notice.subject
@@ -38,8 +60,12 @@ def build_message(notice: Notice) -> EmailMessage:
     domain = notice.sender.rpartition("@")[2] or None
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    msg.set_content(notice.body)
     return msg
+
+
+def recipients(notice: Notice) -> list[str]:
+    """The contact address, then the customer's mailbox on the relay (if any)."""
+    return [notice.to] + ([notice.mailbox] if notice.mailbox else [])
 
 
 class Notifier:
@@ -131,4 +157,5 @@ class Notifier:
         assert self.smtp is not None
         host, port = self.smtp
         with smtplib.SMTP(host, port, timeout=self.timeout) as smtp:
-            smtp.send_message(build_message(notice))
+            # as_bytes(): an attached report may carry raw 8-bit header bytes.
+            smtp.sendmail(notice.sender, recipients(notice), build_message(notice).as_bytes())

@@ -150,12 +150,17 @@ class RespConnection(asyncio.Protocol):
         del self._buf[:pos]
 
     def call(self, *args: bytes | str | int) -> asyncio.Future[object]:
+        return self.call_encoded(encode_command(*args))
+
+    def call_encoded(self, command: bytes) -> asyncio.Future[object]:
+        """`call` for a command the caller has RESP-encoded itself (the hot path's EVALSHA,
+        built from per-day fragments)."""
         fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         if self.closed or self._transport is None:
             fut.set_exception(ConnectionError("connection to Redis is closed"))
             return fut
         self._waiting.append(fut)
-        self._transport.write(encode_command(*args))
+        self._transport.write(command)
         return fut
 
     def close(self) -> None:

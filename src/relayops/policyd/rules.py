@@ -27,6 +27,7 @@ Postfix actions used (access(5), SMTPD_POLICY_README):
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import string
@@ -39,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from relayops.policyd.contract import PolicyFile
+from relayops.policyd.contract import PolicyFile, Template
 
 # Reply texts quote operator-written sentences; an SMTP reply line is at most
 # 512 octets including the code (RFC 5321 4.5.3.1.5).
@@ -60,6 +61,8 @@ class RulesError(Exception):
 
 def _one_line(text: str) -> str:
     """Operator text made safe to quote in a one-line SMTP reply / policy answer."""
+    if len(text) <= _MAX_QUOTED and text.isprintable() and " ".join(text.split()) == text:
+        return text  # already one clean line (the usual case): no pass per character
     cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return cleaned if len(cleaned) <= _MAX_QUOTED else cleaned[: _MAX_QUOTED - 3] + "..."
 
@@ -90,6 +93,11 @@ class Customer:
     # Precomputed at load time, not per request:
     status_reply: str  # the 554 reply when status is not "active", else ""
     owned_domains_text: str  # the sender-domain refusal's list of the owned domains
+    # The milter's (docs/milter.md):
+    plan: str = ""
+    from_subdomains: bool = False
+    campaigns_allowed: bool = True
+    campaign_recipients: int = 50
 
     def stage_on(self, day: date) -> Stage | None:
         for stage in self.warmup:
@@ -104,6 +112,20 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class AntiSpamRules:
+    """The ceilings and consequences of policies/antispam.yaml (docs/feedback.md)."""
+
+    complaints: int = 1
+    per_messages: int = 3000
+    min_volume: int = 3000
+    bounce_rate_max: float = 0.05
+    on_complaint: str = "disable_pending_review"
+    on_breach: str = "suspend"
+    window_days: int = 2
+    suppress_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     service_name: str
     notify_from: str
@@ -112,6 +134,19 @@ class Rules:
     warning: tuple[string.Template, string.Template]
     limit: tuple[string.Template, string.Template]
     recipient_classes: Mapping[str, str] = field(default_factory=dict)  # domain -> ISP class
+    antispam: AntiSpamRules = AntiSpamRules()
+    service_domain: str = ""
+    # Every notice kind's (subject, body) templates, warning and limit included.
+    templates: Mapping[str, tuple[string.Template, string.Template]] = field(default_factory=dict)
+    mailbox_domain: str | None = None  # <customer>@mailbox_domain: the IMAP mailbox copy
+
+    def mailbox(self, customer: str) -> str | None:
+        """The customer's local IMAP mailbox address, None without a mailbox domain."""
+        return f"{customer}@{self.mailbox_domain}" if self.mailbox_domain else None
+
+    # Per customer, the Charge of its current local day (assess()); the one mutable
+    # part, filled by the request path, and new with every load (a reload starts empty).
+    days: dict[str, _Day] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -156,6 +191,10 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
             ),
             status_reply=status_reply,
             owned_domains_text=_one_line(", ".join(sorted(domains))) or "one of its domains",
+            plan=_one_line(raw.plan),
+            from_subdomains=raw.from_subdomains,
+            campaigns_allowed=raw.campaigns == "allowed",
+            campaign_recipients=raw.campaign_recipients,
         )
         customers[cid] = customer
         for login in raw.logins:
@@ -167,6 +206,11 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
                 )
             by_login[key] = customer
     n = model.notifications
+    templates = {
+        kind: (string.Template(t.subject), string.Template(t.body))
+        for kind, t in n
+        if isinstance(t, Template)
+    }
     return Rules(
         service_name=model.service.name,
         notify_from=model.service.notify_from,
@@ -175,6 +219,10 @@ def parse_rules(data: Any, *, source: str = "policy.json") -> Rules:
         warning=(string.Template(n.warning.subject), string.Template(n.warning.body)),
         limit=(string.Template(n.limit.subject), string.Template(n.limit.body)),
         recipient_classes={d.lower().rstrip("."): c for d, c in model.recipient_classes.items()},
+        antispam=AntiSpamRules(**model.antispam.model_dump()),
+        service_domain=model.service.domain,
+        templates=templates,
+        mailbox_domain=model.service.mailbox_domain,
     )
 
 
@@ -210,6 +258,57 @@ def warn_threshold(limit: int, ratio: float) -> int:
     return max(1, math.ceil(limit * ratio - 1e-9))
 
 
+@functools.lru_cache(maxsize=8192)
+def resume_at(day: date, tz: ZoneInfo) -> datetime:
+    """When sending resumes after `day`'s limit: the start of the next local day.
+
+    Cached: every 452 and notice of a customer's day asks the same question, and a
+    time-zone conversion per refusal is most of a refusal's cost under a burst.
+    """
+    return day_start(day + timedelta(days=1), tz)
+
+
+class _Day:
+    """One customer's current local day: the Charge assess() hands out for any instant
+    in [start, end) (POSIX seconds), so a request costs a comparison instead of a
+    time-zone conversion, a scan of the warm-up stages and a new Charge.
+
+    The day is always found the uncached way (``astimezone``); [start, end) is that
+    day's first instant to the next day's. Where a clock change moves local time
+    back across midnight the repeated minutes stay on the new day (the uncached
+    way would count them to the old one again): no zone in use today does that.
+    """
+
+    __slots__ = ("charge", "classes", "end", "start")
+
+    def __init__(
+        self, charge: Charge, classes: Mapping[str, Charge], start: float, end: float
+    ) -> None:
+        self.charge, self.classes, self.start, self.end = charge, classes, start, end
+
+
+def _day_for(customer: Customer, now: datetime, days: dict[str, _Day]) -> _Day:
+    """The customer's local day at `now` (cached per customer, see _Day): its Charge and,
+    on a warm-up stage with per-class caps, one Charge per capped ISP class."""
+    ts = now.timestamp()
+    cached = days.get(customer.id)
+    if cached is not None and cached.start <= ts < cached.end:
+        return cached
+    tz = customer.tz
+    day = now.astimezone(tz).date()
+    stage = customer.stage_on(day)
+    limit = customer.daily_quota if stage is None else min(customer.daily_quota, stage.daily_cap)
+    warn_at = warn_threshold(limit, customer.warn_ratio)
+    caps = stage.isp_caps if stage is not None else {}
+    classes = {isp: Charge(customer, day, limit, warn_at, isp, cap) for isp, cap in caps.items()}
+    start = day_start(day, tz).timestamp()
+    today = _Day(
+        Charge(customer, day, limit, warn_at), classes, start, resume_at(day, tz).timestamp()
+    )
+    days[customer.id] = today
+    return today
+
+
 # --------------------------------------------------------------------------------------
 # Decisions
 
@@ -221,6 +320,7 @@ class Refusal(enum.StrEnum):
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
     COMPLAINT = "complaint"
+    SUPPRESSED = "suppressed"  # the recipient hard-bounced (feedback ledger, suppress.py)
     SENDER_DOMAIN = "sender_domain"
     SIZE = "size"
     ISP_CAP = "isp_cap"
@@ -230,14 +330,21 @@ class Refusal(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """A mail to a customer's contact, rendered from the rules' templates."""
+    """A mail to a customer's contact (and IMAP mailbox), rendered from the rules' templates.
 
-    kind: Literal["warning", "limit"]
+    `kind` is one of notices.KINDS; `attachment` is a message attached as
+    message/rfc822 (a complaint's original report); `mailbox` the customer's
+    local mailbox address that gets the same message, when the relay has one.
+    """
+
+    kind: str
     customer: str
     sender: str
     to: str
     subject: str
     body: str
+    attachment: bytes | None = None
+    mailbox: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,26 +469,19 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
             )
     if state != "RCPT":
         return DUNNO
-    day = now.astimezone(customer.tz).date()
-    if not customer.warmup:
-        limit = customer.daily_quota
-        return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
-    stage = customer.stage_on(day)
-    if stage is None:
-        limit = customer.daily_quota
-        return Charge(customer, day, limit, warn_threshold(limit, customer.warn_ratio))
-    limit = min(customer.daily_quota, stage.daily_cap)
-    warn_at = warn_threshold(limit, customer.warn_ratio)
-    if stage.isp_caps:
+    today = _day_for(customer, now, rules.days)
+    if today.classes:  # a warm-up stage with per-class caps: count against the class too
         isp = rules.recipient_classes.get(_recipient_domain(request.get("recipient", "")))
-        if isp is not None and isp in stage.isp_caps:
-            return Charge(customer, day, limit, warn_at, isp, stage.isp_caps[isp])
-    return Charge(customer, day, limit, warn_at)
+        if isp is not None:
+            classed = today.classes.get(isp)
+            if classed is not None:
+                return classed
+    return today.charge
 
 
 def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules: Rules) -> Notice:
     customer = charge.customer
-    resume = day_start(charge.day + timedelta(days=1), customer.tz)
+    resume = resume_at(charge.day, customer.tz)
     subject_t, body_t = rules.warning if kind == "warning" else rules.limit
     values = {
         "customer": customer.id,
@@ -400,6 +500,7 @@ def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules
         customer.contact,
         _one_line(subject_t.safe_substitute(values)),
         body_t.safe_substitute(values),
+        mailbox=rules.mailbox(customer.id),
     )
 
 
@@ -429,27 +530,42 @@ def conclude(charge: Charge, outcome: Outcome, rules: Rules, *, fail_open: bool 
         notices.append(_notice("limit", charge, outcome.count, rules))
     if status is ChargeStatus.ACCEPTED:
         return Verdict("DUNNO", None, cid, tuple(notices), outcome.count, charge.limit)
-    resume = day_start(charge.day + timedelta(days=1), customer.tz)
     if status is ChargeStatus.OVER_CLASS_LIMIT:
         return Verdict(
-            f"452 4.7.1 warm-up limit of {charge.class_limit} recipients at ISP class "
-            f"{charge.isp_class} reached today for {cid}; sending to it resumes at "
-            f"{resume:%H:%M} {customer.tz.key}",
+            _class_reply(cid, charge.day, charge.class_limit, str(charge.isp_class), customer.tz),
             Refusal.ISP_CAP,
             cid,
             tuple(notices),
             outcome.count,
             charge.class_limit,
         )
-    what = "daily quota" if charge.limit >= customer.daily_quota else "daily warm-up limit"
     return Verdict(
-        f"452 4.7.1 {what} of {charge.limit} reached for {cid}; "
-        f"sending resumes at {resume:%H:%M} {customer.tz.key}",
+        _quota_reply(cid, charge.day, charge.limit, customer.daily_quota, customer.tz),
         Refusal.QUOTA,
         cid,
         tuple(notices),
         outcome.count,
         charge.limit,
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _quota_reply(cid: str, day: date, limit: int, daily_quota: int, tz: ZoneInfo) -> str:
+    """The 452 of a customer's day: the same text for every refused recipient that day."""
+    resume = resume_at(day, tz)
+    what = "daily quota" if limit >= daily_quota else "daily warm-up limit"
+    return (
+        f"452 4.7.1 {what} of {limit} reached for {cid}; sending resumes at {resume:%H:%M} {tz.key}"
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _class_reply(cid: str, day: date, class_limit: int, isp_class: str, tz: ZoneInfo) -> str:
+    """The 452 of a customer's ISP class reaching its warm-up cap for the day."""
+    resume = resume_at(day, tz)
+    return (
+        f"452 4.7.1 warm-up limit of {class_limit} recipients at ISP class {isp_class} "
+        f"reached today for {cid}; sending to it resumes at {resume:%H:%M} {tz.key}"
     )
 
 

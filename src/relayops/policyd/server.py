@@ -1,4 +1,15 @@
-"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps."""
+"""Lifecycle: rules, store, notifier and listener wired together; SIGHUP, SIGTERM, sweeps.
+
+Notices beyond the charge path's warning/limit (notices.py says which is due
+when): at start and on each reload the daemon swaps every customer's status
+into the store and sends the suspended/terminated notice for a change the
+store had not seen (so a restart for new code announces it too, and of daemons
+sharing Redis only the first to swap does); a sweep every ROLL_INTERVAL
+seconds sends `resumed` to each customer whose local day has just begun after
+a day at its limit (claimed in the store, so sent once); the store's outbox is
+polled every OUTBOX_INTERVAL seconds for requests of other components (each
+taken by one daemon).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +22,30 @@ import re
 import resource
 import signal
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from relayops.policyd.feedback_metrics import FeedbackFigures
+from relayops.policyd.message_checks import Refusal as MessageRefusal
+from relayops.policyd.milter import MilterConnection
+from relayops.policyd.notices import (
+    NoticeError,
+    NoticeRequest,
+    days_started,
+    render,
+    render_request,
+    resumed_values,
+    status_notices,
+    status_values,
+)
 from relayops.policyd.notify import Notifier
-from relayops.policyd.protocol import PolicyConnection, Stats, sweep
+from relayops.policyd.protocol import Deferred, PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
     Charge,
+    Notice,
     Outcome,
     Refusal,
     Rules,
@@ -30,11 +55,16 @@ from relayops.policyd.rules import (
     conclude,
     load_rules,
 )
-from relayops.policyd.store import Store
+from relayops.policyd.stamp import stamp_action
+from relayops.policyd.store import UNAVAILABLE, Store, StoreError
+from relayops.policyd.suppress import Suppressions, reply
 
 log = logging.getLogger("relayops.policyd")
 
 SWEEP_INTERVAL = 5.0
+OUTBOX_INTERVAL = 1.0  # seconds between two looks at the store's outbox
+ROLL_INTERVAL = 30.0  # seconds between two looks for local days that began ("resumed")
+OUTBOX_BATCH = 100
 
 
 def _utcnow() -> datetime:
@@ -65,6 +95,9 @@ class PolicyServer:
         notifier: Notifier,
         fail_open: bool,
         clock: Callable[[], datetime] = _utcnow,
+        suppressions: Suppressions | None = None,
+        feedback: FeedbackFigures | None = None,
+        trace_key: bytes | None = None,
     ) -> None:
         self.rules = rules
         self.rules_path = rules_path
@@ -76,24 +109,72 @@ class PolicyServer:
         self.refusals: dict[str, int] = {}
         self.reloads = {"ok": 0, "failed": 0}
         self.connections: set[PolicyConnection] = set()
+        self.suppressions = suppressions
+        self.feedback = feedback  # per-customer feedback metrics (read at scrape time)
+        self.trace_key = trace_key  # signs X-Relayops-Trace (stamp.py)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.milter_connections: set[MilterConnection] = set()
+        self.message_refusals: dict[str, int] = {}
 
-    def handle(self, request: dict[str, str]) -> str | asyncio.Future[str]:
+    def milter_connection(self) -> MilterConnection:
+        """A milter session that reads the current rules per message (reloads apply)."""
+        return MilterConnection(lambda: self.rules, self._message_refused, self.milter_connections)
+
+    def _message_refused(self, login: str, refusal: MessageRefusal) -> None:
+        reason = refusal.problem.value
+        self.message_refusals[reason] = self.message_refusals.get(reason, 0) + 1
+        if log.isEnabledFor(logging.INFO):
+            fields = {"event": "refused", "reason": reason, "login": login, "reply": refusal.reply}
+            log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
+
+    def handle(self, request: dict[str, str]) -> str | Deferred:
         rules = self.rules  # one reference for the whole request, even across a reload
         step = assess(request, rules, self.clock())
         if isinstance(step, Verdict):
             if step.refusal is not None:
                 self._refused(request, step)
+            elif "policy_context" in request:
+                return self._stamp(request, rules) or step.action
             return step.action
+        if self.suppressions is not None:
+            suppressed = self._suppressed(request, step)
+            if suppressed is not None:
+                return suppressed
         outcome = self.store.charge(step)
         if isinstance(outcome, Outcome):
             return self._conclude(request, step, outcome, rules)
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-        def done(fut: asyncio.Future[Outcome]) -> None:
-            answer.set_result(self._conclude(request, step, fut.result(), rules))
+        def then(result: Outcome) -> str:
+            return self._conclude(request, step, result, rules)
 
-        outcome.add_done_callback(done)
-        return answer
+        return Deferred(outcome, then)
+
+    def _stamp(self, request: Mapping[str, str], rules: Rules) -> str | None:
+        """PREPEND the trace stamp / Feedback-ID at DATA for a customer's message."""
+        if request.get("protocol_state", "").upper() != "DATA":
+            return None
+        customer = rules.by_login.get(request.get("sasl_username", "").lower())
+        if customer is None:
+            return None
+        now = int(self.clock().timestamp())
+        return stamp_action(request, customer.id, key=self.trace_key, now=now)
+
+    def _suppressed(self, request: Mapping[str, str], charge: Charge) -> str | None:
+        """The 550 for a suppressed recipient (not counted), or the store-error answer."""
+        assert self.suppressions is not None
+        cid = charge.customer.id
+        recipient = request.get("recipient", "")
+        hit = self.suppressions.check(cid, recipient)
+        if hit is None:
+            return None
+        if hit.entry is None:  # stale snapshot: the ledger has not answered for a while
+            if self.fail_open:
+                return None
+            verdict = conclude(charge, UNAVAILABLE, self.rules)
+        else:
+            verdict = Verdict(reply(hit.entry, recipient), Refusal.SUPPRESSED, cid)
+        self._refused(request, verdict)
+        return verdict.action
 
     def _conclude(
         self, request: Mapping[str, str], charge: Charge, outcome: Outcome, rules: Rules
@@ -113,22 +194,17 @@ class PolicyServer:
             return  # the store logs once per outage, not once per request
         if not log.isEnabledFor(logging.INFO):
             return  # counted above; skip building a line nobody will see
-        fields: dict[str, object] = {
-            "event": "refused",
-            "reason": reason.value,
-            "customer": verdict.customer,
-            "login": request.get("sasl_username", ""),
-            "state": request.get("protocol_state", ""),
-            "sender": request.get("sender", ""),
-            "recipient": request.get("recipient", ""),
-            "client": request.get("client_address", ""),
-            "queue_id": request.get("queue_id", ""),
-        }
-        if verdict.limit is not None:
-            fields["count"] = verdict.count
-            fields["limit"] = verdict.limit
-        fields["reply"] = verdict.action
-        log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
+        # One f-string rather than a dict joined field by field: a 452 burst writes
+        # this line for every refused recipient.
+        get, q = request.get, _logfmt_value
+        counted = "" if verdict.limit is None else f" count={verdict.count} limit={verdict.limit}"
+        log.info(
+            f"event=refused reason={reason.value} customer={q(verdict.customer)} "
+            f"login={q(get('sasl_username', ''))} state={q(get('protocol_state', ''))} "
+            f"sender={q(get('sender', ''))} recipient={q(get('recipient', ''))} "
+            f"client={q(get('client_address', ''))} queue_id={q(get('queue_id', ''))}"
+            f"{counted} reply={q(verdict.action)}"
+        )
 
     async def reload(self) -> bool:
         """Load the rules file again; on any error keep the current rules and say why."""
@@ -146,7 +222,78 @@ class PolicyServer:
         log.info(
             "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
         )
+        self._spawn(self.announce_status(rules))
         return True
+
+    # ---- notices off the charge path ---------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, notice: Notice | None, kind: str, customer: str) -> None:
+        if notice is None:  # policy.json of an older compiler: no template for this kind
+            log.warning("event=notice_not_sent kind=%s customer=%s why=no_template", kind, customer)
+            return
+        self.notifier.submit(notice)
+
+    async def announce_status(self, rules: Rules) -> None:
+        """Suspension/termination notices for the status changes the store had not seen."""
+        statuses = {cid: c.status for cid, c in rules.customers.items()}
+        try:
+            previous = await self.store.swap_statuses(statuses)
+        except StoreError as exc:
+            log.error("event=status_notices_skipped error=%s", _logfmt_value(exc))
+            return
+        for customer, kind in status_notices(previous, rules):
+            notice = render(kind, customer, rules, self.clock(), status_values(customer))
+            self._send(notice, kind, customer.id)
+
+    async def roll_days(self, since: datetime, until: datetime) -> None:
+        """`resumed` for each customer whose local day began in (since, until] after a
+        day that reached its limit."""
+        rules = self.rules
+        for customer, day in days_started(rules, since, until):
+            hit = await self.store.claimed(customer.id, day - timedelta(days=1), "limit")
+            if hit and await self.store.claim(customer.id, day, "resumed"):
+                values = resumed_values(customer, day)
+                notice = render("resumed", customer, rules, self.clock(), values, day=day)
+                self._send(notice, "resumed", customer.id)
+
+    async def drain_outbox(self) -> int:
+        """Send the notice requests queued in the store; returns how many were taken."""
+        taken = await self.store.take_outbox(OUTBOX_BATCH)
+        for text in taken:
+            try:
+                request = NoticeRequest.from_json(text)
+                notice = render_request(request, self.rules, self.clock())
+            except NoticeError as exc:
+                log.error("event=notice_refused error=%s", _logfmt_value(exc))
+                continue
+            self._send(notice, request.kind, request.customer)
+        return len(taken)
+
+    async def notice_loop(self) -> None:
+        """Poll the outbox every OUTBOX_INTERVAL, look for new local days every ROLL_INTERVAL."""
+        loop = asyncio.get_running_loop()
+        last = self.clock()
+        next_roll = loop.time() + ROLL_INTERVAL
+        while True:
+            try:
+                await self.drain_outbox()
+                if loop.time() >= next_roll:
+                    now = self.clock()
+                    await self.roll_days(last, now)
+                    last, next_roll = now, loop.time() + ROLL_INTERVAL
+            except Exception:  # a bug here must not end notices for the daemon's lifetime
+                log.exception("event=notice_loop_error")
+            await asyncio.sleep(OUTBOX_INTERVAL)
+
+    async def close_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # ---- listening ---------------------------------------------------------------------------
@@ -182,7 +329,7 @@ class Listen:
 
 
 async def start_listener(
-    listen: Listen, factory: Callable[[], PolicyConnection], *, socket_mode: int
+    listen: Listen, factory: Callable[[], asyncio.Protocol], *, socket_mode: int
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     if listen.path is not None:
@@ -222,15 +369,22 @@ async def run(
     *,
     socket_mode: int = 0o660,
     listening: Callable[[], object] | None = None,
+    milter: Listen | None = None,
     ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; the store and notifier are started here and closed after.
 
     `listening()` runs once the policy socket listens (the CLI starts the metrics server
-    there: metrics.py reads the server, so the server does not import it)."""
+    there: metrics.py reads the server, so the server does not import it).
+
+    With `milter`, the message checks (docs/milter.md) listen there too, in this process:
+    they read the same rules and follow the same SIGHUP reloads.
+    """
     loop = asyncio.get_running_loop()
     raise_fd_limit()
     await server.store.start()
+    if server.suppressions is not None:
+        await server.suppressions.start()
     server.notifier.start()
     freeze_heap()
     listener = await start_listener(
@@ -238,6 +392,11 @@ async def run(
         lambda: PolicyConnection(server.handle, server.stats, server.connections),
         socket_mode=socket_mode,
     )
+    milter_listener = None
+    if milter is not None:
+        milter_listener = await start_listener(
+            milter, server.milter_connection, socket_mode=socket_mode
+        )
     if listening is not None:
         listening()
     stop = asyncio.Event()
@@ -257,9 +416,12 @@ async def run(
         sweeper[0] = loop.call_later(SWEEP_INTERVAL, on_sweep)
 
     sweeper = [loop.call_later(SWEEP_INTERVAL, on_sweep)]
+    server._spawn(server.notice_loop())
+    server._spawn(server.announce_status(server.rules))
     log.info(
-        "event=listening listen=%s store=%s customers=%d logins=%d on_store_error=%s",
+        "event=listening listen=%s milter=%s store=%s customers=%d logins=%d on_store_error=%s",
         listen,
+        milter or "-",
         server.store.description,
         len(server.rules.customers),
         len(server.rules.by_login),
@@ -273,12 +435,22 @@ async def run(
         log.info("event=stopping connections=%d", len(server.connections))
         sweeper[0].cancel()
         listener.close()
+        if milter_listener is not None:
+            milter_listener.close()
         for conn in list(server.connections):
             conn.close()
+        for milter_conn in list(server.milter_connections):
+            milter_conn.close()
         await listener.wait_closed()
+        if milter_listener is not None:
+            await milter_listener.wait_closed()
+        await server.close_tasks()
         await server.notifier.close()
         await server.store.close()
-        if listen.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(listen.path)
+        if server.suppressions is not None:
+            await server.suppressions.close()
+        for where in (listen, milter):
+            if where is not None and where.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(where.path)
         log.info("event=stopped")

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import date
 from typing import Protocol
 
@@ -44,6 +45,22 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Write everything still pending and release the store."""
+
+    async def claim(self, customer: str, day: date, kind: str) -> bool:
+        """Claim a notice once per (customer, local day, kind) across all daemons sharing
+        the store: True for the one caller that gets it; False if taken or unreachable."""
+
+    async def claimed(self, customer: str, day: date, kind: str) -> bool:
+        """Whether that notice was claimed (False when the store cannot say)."""
+
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        """Store each customer's account status; return the one stored before (None if
+        none). Atomic per customer across daemons sharing the store, so exactly one
+        daemon sees a given change. Raises StoreError when the store cannot answer."""
+
+    async def take_outbox(self, limit: int) -> list[str]:
+        """Remove and return up to `limit` queued notice requests (JSON, outbox.py);
+        each is taken by one daemon only. [] when the store cannot answer."""
 
     @property
     def outage(self) -> bool:
@@ -106,6 +123,13 @@ class MemoryCounters:
         # Warm-up counts per ISP class (only for charges that carry a class).
         self.class_counts: dict[ClassKey, int] = {}
         self.dirty_class_counts: dict[ClassKey, int] = {}
+
+    def claimed(self, cid: str, day: date, kind: str) -> bool:
+        return (cid, day, kind) in self.claims
+
+    def claim(self, cid: str, day: date, kind: str) -> bool:
+        """Claim a notice (see Store.claim); the claim is written with the counters."""
+        return self._claim(cid, day, kind)
 
     def _claim(self, cid: str, day: date, kind: str) -> bool:
         key = (cid, day, kind)

@@ -47,7 +47,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS class_counters (
 CREATE TABLE IF NOT EXISTS notices (
     customer TEXT NOT NULL,
     day TEXT NOT NULL,
-    kind TEXT NOT NULL,           -- 'warning' | 'limit': claimed (sent once) that day
+    kind TEXT NOT NULL,           -- a notice kind (notices.KINDS): claimed (sent once) that day
     PRIMARY KEY (customer, day, kind)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS flags (
@@ -89,6 +89,14 @@ CREATE TABLE IF NOT EXISTS flags (
     expires_at REAL,              -- unix time, NULL = until removed
     PRIMARY KEY (customer, flag)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS statuses (
+    customer TEXT PRIMARY KEY,
+    status TEXT NOT NULL          -- the account status last announced (suspension notices)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request TEXT NOT NULL         -- a NoticeRequest as JSON (notices.py), sent by the daemon
+);
 """
 
 KEEP_DAYS = 2  # counters of days older than this (UTC) are deleted
@@ -135,6 +143,15 @@ def clear_flag(path: Path, customer: str) -> None:
     conn = connect(path, busy_timeout=5.0)
     try:
         conn.execute("DELETE FROM flags WHERE customer = ? AND flag = ?", (customer, COMPLAINT))
+    finally:
+        conn.close()
+
+
+def queue_notice(path: Path, request_json: str) -> None:
+    """Queue a notice request in a SQLite store's outbox (outbox.queue_notice calls this)."""
+    conn = connect(path, busy_timeout=5.0)
+    try:
+        conn.execute("INSERT INTO outbox (request) VALUES (?)", (request_json,))
     finally:
         conn.close()
 
@@ -208,6 +225,8 @@ class SqliteStore:
         self._next_flag_poll = 0.0
         self._next_sync = 0.0
         self._next_prune = 0.0
+        self._outbox: sqlite3.Connection | None = None  # its own connection, off the loop
+        self._side_lock = asyncio.Lock()  # one outbox/statuses transaction at a time
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -291,6 +310,9 @@ class SqliteStore:
                 )
             self._conn.close()
             self._conn = None
+        if self._outbox is not None:
+            self._outbox.close()
+            self._outbox = None
         if self._lockfile is not None:
             os.close(self._lockfile)
             self._lockfile = None
@@ -298,6 +320,71 @@ class SqliteStore:
     @property
     def outage(self) -> bool:
         return self._outage.active
+
+    # ---- notices (off the hot path) --------------------------------------------------
+
+    async def claim(self, customer: str, day: date, kind: str) -> bool:
+        with self._lock:  # the writer commits it with the next batch
+            return self._mem.claim(customer, day, kind)
+
+    async def claimed(self, customer: str, day: date, kind: str) -> bool:
+        with self._lock:
+            return self._mem.claimed(customer, day, kind)
+
+    async def take_outbox(self, limit: int) -> list[str]:
+        try:
+            async with self._side_lock:
+                return await asyncio.to_thread(self._take_outbox, limit)
+        except sqlite3.Error as exc:
+            log.warning("event=outbox_read_failed store=%s error=%r", self.description, str(exc))
+            return []
+
+    async def swap_statuses(self, statuses: Mapping[str, str]) -> dict[str, str | None]:
+        try:
+            async with self._side_lock:
+                return await asyncio.to_thread(self._swap_statuses, dict(statuses))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot record account statuses: {exc}") from None
+
+    def _swap_statuses(self, statuses: dict[str, str]) -> dict[str, str | None]:
+        conn = self._side_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before: dict[str, str | None] = dict.fromkeys(statuses)
+            before.update(conn.execute("SELECT customer, status FROM statuses").fetchall())
+            conn.executemany(
+                "INSERT INTO statuses (customer, status) VALUES (?, ?) "
+                "ON CONFLICT (customer) DO UPDATE SET status = excluded.status",
+                sorted(statuses.items()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return {cid: before[cid] for cid in statuses}
+
+    def _side_connection(self) -> sqlite3.Connection:
+        """The connection for the outbox and statuses (never the writer thread's)."""
+        if self._outbox is None:
+            self._outbox = connect(self.path, busy_timeout=self.busy_timeout)
+        return self._outbox
+
+    def _take_outbox(self, limit: int) -> list[str]:
+        conn = self._side_connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT id, request FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            if rows:
+                conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return [request for _, request in rows]
 
     # ---- request path (event loop) ---------------------------------------------------
 

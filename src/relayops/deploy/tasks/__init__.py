@@ -17,7 +17,7 @@ def relay() -> None:
     """Deploy the host pyinfra is running for (decided once, then the steps in order)."""
     run = prepare.host_run()
     packages.ensure(run=run)
-    managed = removal_steps.record(run.plan)
+    managed = removal_steps.record(run.plan, run.manifest)
     content.apply(run=run)
     policyd.install(run=run)
     redis.configure(run=run)

@@ -1,28 +1,18 @@
 """Debian packages and the service accounts the packages do not create.
 
-The lab image has every package already, so there this is a single `dpkg-query`;
+The lab image has every package already, so there this is the `dpkg-query` of the
+deploy's one read of the host (relayops.deploy.facts.HostSnapshot);
 production installs what is missing (with `apt-get update` only then).
 """
 
 from __future__ import annotations
 
 from pyinfra.api.deploy import deploy
-from pyinfra.context import host
-from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, server
 
-from relayops.deploy.hostplan import ACCOUNTS, REDIS_SERVICE
+from relayops.deploy.hostplan import ACCOUNTS, wanted_packages
 from relayops.deploy.tasks.prepare import HostRun
 
-PACKAGES: tuple[str, ...] = (
-    "postfix",
-    "opendkim",
-    "opendkim-tools",
-    "dovecot-imapd",
-    "python3",
-    "python3-venv",
-    "ca-certificates",
-)
 # Debian's postfix asks these on install; the deploy rewrites main.cf right after.
 POSTFIX_DEBCONF = (
     "postfix postfix/main_mailer_type select No configuration\n"
@@ -32,11 +22,7 @@ POSTFIX_DEBCONF = (
 
 @deploy("Packages and accounts")
 def ensure(run: HostRun) -> None:
-    wanted = list(PACKAGES)
-    if REDIS_SERVICE in run.plan.services:
-        wanted.append("redis-server")
-    installed = host.get_fact(DebPackages)
-    missing = [name for name in wanted if name not in installed]
+    missing = [name for name in wanted_packages(run.plan.services) if name not in run.installed]
     if missing:
         if "postfix" in missing:
             server.shell(

@@ -39,9 +39,12 @@ def install(run: HostRun) -> None:
             f"[ -x {VENV}/bin/python ] || python3 -m venv {VENV}",
             # Earlier deploys installed the whole engine; the daemon's build replaces it.
             f"{pip} uninstall --quiet --yes relayops >/dev/null 2>&1 || true",
-            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager {DAEMON_DIST}",
-            # One version number for every build: reinstall the daemon itself.
+            # One version number for every build: reinstall the daemon itself first, so
+            # the next line reads the new build's dependencies (with the old build's
+            # metadata installed, pip sees "0.1.0 already satisfied" and never installs a
+            # dependency the daemon gained, such as kilter.protocol for the milter).
             f"{pip} install --quiet {offline} --force-reinstall --no-deps {DAEMON_DIST}",
+            f"{pip} install --quiet {offline} --upgrade --upgrade-strategy eager {DAEMON_DIST}",
             f"echo {shlex.quote(run.wheels.digest)} > {MARKER}",
         ],
     )

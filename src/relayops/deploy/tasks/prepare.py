@@ -14,8 +14,19 @@ from relayops.compile.files import Directory
 from relayops.deploy import target as targets
 from relayops.deploy.counters import read_passwords, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
-from relayops.deploy.facts import HostBasics, HostFacts, PathStates, ServicesRunning
-from relayops.deploy.hostplan import INIT_SCRIPT, SYSTEMD_UNIT, HostPlan, host_plan
+from relayops.deploy.facts import HostFacts, HostSnapshot, Snapshot
+from relayops.deploy.hostplan import (
+    INIT_SCRIPT,
+    SENTINEL_INIT_SCRIPT,
+    SENTINEL_SERVICE,
+    SENTINEL_SYSTEMD_UNIT,
+    SYSTEMD_UNIT,
+    HostPlan,
+    host_plan,
+    wanted_packages,
+)
+from relayops.deploy.removal_steps import manifest_command
+from relayops.deploy.sentinel import SENTINEL_PATHS, sentinel_files, sentinel_placement
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
 from relayops.deploy.wheels import WheelSet, ensure_wheels
 from relayops.hostlayout import MARKER
@@ -35,25 +46,25 @@ class HostRun:
     wheels: WheelSet
     changes: list[Change]
     directories: list[Directory]
+    installed: frozenset[str]  # of wanted_packages(): the Debian packages dpkg has
+    manifest: list[str]  # the manifest as read (relayops.deploy.removal_steps.record)
 
     @property
     def changed(self) -> set[str]:
         return {c.wanted.path for c in self.changes if c.content}
 
 
-def _service_files(systemd: bool) -> list[Wanted]:
-    files = [
-        Wanted(
-            INIT_SCRIPT,
-            (SERVICE_FILES / "relayops-policyd.init").read_bytes(),
-            0o755,
-            "root",
-            "root",
-        )
-    ]
-    if systemd:
-        unit = (SERVICE_FILES / "relayops-policyd.service").read_bytes()
-        files.append(Wanted(SYSTEMD_UNIT, unit, 0o644, "root", "root"))
+def _service_files(systemd: bool, *, sentinel: bool) -> list[Wanted]:
+    services = [("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT)]
+    if sentinel:
+        services.append((SENTINEL_SERVICE, SENTINEL_INIT_SCRIPT, SENTINEL_SYSTEMD_UNIT))
+    files = []
+    for name, init, unit in services:
+        files.append(Wanted(init, (SERVICE_FILES / f"{name}.init").read_bytes(), 0o755, "root",
+                            "root"))  # fmt: skip
+        if systemd:
+            content = (SERVICE_FILES / f"{name}.service").read_bytes()
+            files.append(Wanted(unit, content, 0o644, "root", "root"))
     return files
 
 
@@ -82,10 +93,9 @@ def host_run() -> HostRun:
             "set RELAYOPS_REPO to the repository this inventory belongs to"
         )
     relay = next(h for h in target.inventory.hosts if h.name == host.name)
-    facts = host.get_fact(HostBasics, marker_path=MARKER)
     identity = targets.identity_path(root, target.inventory, targets.environ())
     secrets = {s.source: targets.decrypted(root, s.source, identity) for s in config.secrets}
-    certificate = None
+    certificate = ca = None
     if relay.tls == "lab-ca":
         names = [relay.fqdn, *(ip.ptr for ip in relay.ips)]
         addresses = [str(ip.address) for ip in relay.ips]
@@ -93,28 +103,54 @@ def host_run() -> HostRun:
         certificate = LabCA().host(relay.fqdn, names, addresses, now)
         ca = LabCA().ca(now).cert
     placement = redis_placement(target.inventory)
+    group = sentinel_placement(target.inventory)
+    member = group.member(host.name) if group is not None else None
     redis = None
+    sentinel: list[Wanted] = []
     if placement is not None and placement.host.name == host.name:
         passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
         redis = redis_files(placement, passwords, certificate=certificate, ca=ca)
-    plan = host_plan(
-        config,
-        secrets=secrets,
-        certificate=certificate,
-        service_files=_service_files(facts.systemd),
-        redis_files=redis,
-        ca=ca,
+    elif group is not None and member is not None:
+        passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
+        files = sentinel_files(group, member, passwords, certificate=certificate, ca=ca)
+        redis = [w for w in files if w.path not in SENTINEL_PATHS]
+        sentinel = [w for w in files if w.path in SENTINEL_PATHS]
+
+    def plan_for(systemd: bool) -> HostPlan:
+        return host_plan(
+            config,
+            secrets=secrets,
+            certificate=certificate,
+            service_files=_service_files(systemd, sentinel=bool(sentinel)),
+            redis_files=redis,
+            ca=ca,
+            sentinel_files=sentinel,
+        )
+
+    # One read of the host before anything is decided: the paths of both service-file
+    # sets (systemd or not is one of the things read), the packages the plan needs.
+    both = plan_for(systemd=True)
+    paths = sorted({*both.state_paths(), *(w.path for w in _service_files(False, sentinel=True))})
+    snapshot: Snapshot = host.get_fact(
+        HostSnapshot,
+        marker_path=MARKER,
+        paths=paths,
+        services=both.services,
+        packages=wanted_packages(both.services),
+        manifest=manifest_command(),
     )
-    states = host.get_fact(PathStates, paths=plan.state_paths())
-    running = host.get_fact(ServicesRunning, services=plan.services, systemd=facts.systemd)
+    facts = snapshot.facts
+    plan = both if facts.systemd else plan_for(systemd=False)
     return HostRun(
         inventory_name=inventory_name,
         target=target,
         plan=plan,
         facts=facts,
-        states=states,
-        running=running,
+        states=snapshot.states,
+        running=snapshot.running,
         wheels=_wheels(facts),
-        changes=file_changes(plan.wanted, states),
-        directories=directory_changes(plan.directories, states),
+        changes=file_changes(plan.wanted, snapshot.states),
+        directories=directory_changes(plan.directories, snapshot.states),
+        installed=snapshot.installed,
+        manifest=snapshot.manifest,
     )

@@ -12,9 +12,20 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
-from relayops.deploy.hostplan import REDIS_SERVICE, SYSTEMD_UNIT, start_position
+from relayops.deploy.hostplan import (
+    REDIS_SERVICE,
+    SENTINEL_SERVICE,
+    SENTINEL_SYSTEMD_UNIT,
+    SYSTEMD_UNIT,
+    start_position,
+)
 from relayops.deploy.ordering import positioned
-from relayops.deploy.services import control_command, control_verb, service_actions
+from relayops.deploy.services import (
+    control_command,
+    control_verb,
+    policyd_restarts,
+    service_actions,
+)
 from relayops.deploy.state import reloads
 from relayops.deploy.tasks.policyd import needs_install
 from relayops.deploy.tasks.prepare import HostRun
@@ -28,17 +39,18 @@ def changed_services(run: HostRun) -> set[str]:
 
 
 def actions(run: HostRun) -> list[tuple[str, str]]:
-    return service_actions(
-        run.plan.services, run.running, changed_services(run), new_code=needs_install(run)
-    )
+    restart = policyd_restarts(run.changed, new_code=needs_install(run))
+    return service_actions(run.plan.services, run.running, changed_services(run), new_code=restart)
 
 
 @deploy("Services")
 def converge(run: HostRun) -> None:
-    if run.facts.systemd and SYSTEMD_UNIT in run.changed:
+    units = {SYSTEMD_UNIT: "relayops-policyd", SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE}
+    changed_units = [name for path, name in units.items() if path in run.changed]
+    if run.facts.systemd and changed_units:
         server.shell(
             name="systemd daemon-reload",
-            commands=["systemctl daemon-reload", "systemctl enable relayops-policyd"],
+            commands=["systemctl daemon-reload", *(f"systemctl enable {n}" for n in changed_units)],
         )
     # Positions by start order across hosts: Redis starts before any host's policy daemon.
     for service, verb in positioned(host, actions(run), lambda item: start_position(item[0])):
