@@ -48,6 +48,7 @@ NAME = {"globex": "Globex Inc.", "stark": "Stark Logistics", "initech": "Initech
         "soylent": "Soylent Foods"}  # fmt: skip
 SUSPENDED_WHY = f"invoice unpaid ({RUN})"
 TERMINATED_WHY = f"contract ended ({RUN})"
+REASON = {"suspended": SUSPENDED_WHY, "terminated": TERMINATED_WHY}
 # The subjects of policies/notifications/<kind>.txt, $name substituted: the kind's mark.
 SUBJECT = {
     "warning": ("globex", "[Example Relay] 80 % of today's sending quota used (Globex Inc.)"),
@@ -152,7 +153,7 @@ def _notice(sink: Sink, kind: str) -> Arrived:
 
 @pytest.mark.parametrize("kind", list(SUBJECT))
 def test_notice_reaches_the_contact_authenticated(
-    request: pytest.FixtureRequest, sink: Sink, lab_dns: None, kind: str
+    request: pytest.FixtureRequest, loop: Deployed, sink: Sink, lab_dns: None, kind: str
 ) -> None:
     request.getfixturevalue(TRIGGER[kind])
     arrived = _notice(sink, kind)
@@ -164,7 +165,13 @@ def test_notice_reaches_the_contact_authenticated(
     )
     assert arrived.message["Return-Path"] == f"<noreply@{SERVICE}>"
     assert arrived.message["Auto-Submitted"] == "auto-generated"
-    assert assert_service_authenticated(arrived) in ("198.18.0.11", "198.18.0.12")
+    # Sent from one of the relays' addresses (the pool address of whichever daemon sent it).
+    relays = {a for host in loop.lab.topology.relays for a in host.addresses}
+    assert assert_service_authenticated(arrived) in relays
+    if kind in REASON:  # the customer file's status_reason, as $reason
+        body = arrived.message.get_body(("plain",))
+        assert body is not None
+        assert f"\nReason: {REASON[kind]}\n" in body.get_content(), body.get_content()
     # Exactly one of this kind reached the contact (one daemon of the fleet sent it).
     same = [
         a
@@ -175,7 +182,10 @@ def test_notice_reaches_the_contact_authenticated(
 
 
 def _attached_report(message: Message) -> Message:
-    parts = [p for p in message.walk() if p.get_content_type() == "message/rfc822"]
+    # Top-level parts only: the ARF report itself carries the original as message/rfc822.
+    top = message.get_payload()
+    assert isinstance(top, list), message.get_content_type()
+    parts = [p for p in top if p.get_content_type() == "message/rfc822"]
     assert len(parts) == 1, [p.get_content_type() for p in message.walk()]
     assert parts[0]["Content-Disposition"] == 'attachment; filename="complaint.eml"'
     inner = parts[0].get_payload()
@@ -194,7 +204,7 @@ def _check_complaint_copy(message: Message, rcpt: str) -> None:
     assert len(fields) == 1
     text = fields[0].as_string()
     assert "Feedback-Type: abuse" in text, text
-    assert f"Original-Rcpt-To: {rcpt}" in text, text
+    assert f"Original-Rcpt-To: <{rcpt}>" in text, text
 
 
 def _imap_copies(loop: Deployed, login: str) -> list[Message]:
