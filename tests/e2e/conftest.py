@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.resolver
 import pytest
 
 from support.deployed import Deployed, restore_example
@@ -22,3 +23,16 @@ def example_afterwards(lab: Lab) -> Iterator[None]:
 def variant_root(tmp_path: Path, deployed: Deployed) -> Path:
     """Where a test writes a changed copy of the example repository."""
     return tmp_path / "repo"
+
+
+@pytest.fixture(scope="module")
+def lab_dns(deployed: Deployed) -> Iterator[None]:
+    """dkimpy, pyspf and authheaders resolve through dnspython's default resolver: the lab's."""
+    saved = dns.resolver.default_resolver
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [deployed.lab.topology.dns.address]
+    dns.resolver.default_resolver = resolver
+    try:
+        yield
+    finally:
+        dns.resolver.default_resolver = saved

@@ -387,8 +387,7 @@ def test_original_complaint_reaches_the_contacts_inbox(
 
 
 # The complaint copy in the customer's IMAP mailbox (imaplib over 993 with the lab CA) and
-# the DKIM/SPF/DMARC verification of every notice come after h/notices is merged (the
-# per-customer mailbox via LMTP): a separate test function then, not here.
+# the DKIM/SPF/DMARC verification of every notice kind: test_notices_delivered.py.
 
 
 # ---- 4. complaints past the minimum volume: the suspension proposal ----------------------

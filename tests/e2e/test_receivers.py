@@ -12,20 +12,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from email.message import Message
 
-import authheaders
 import dkim
-import dns.resolver
 import pytest
-import spf
 
 from e2e.mailflow import send, write_yaml_change
+from e2e.service_auth import assert_service_authenticated
 from e2e.test_quota import clear_counters
 from relayops.feedback import Kind, Reason, read_report
 from relayops.lab import receivers
-from relayops.lab.arf import reported
 from relayops.lab.mail import token
 from relayops.lab.sink import Arrived, Sink
 from support.deployed import Deployed, copy_example, publish_and_deploy
@@ -44,19 +40,6 @@ SINK = "isp.lab[198.18.0.3]"
 # globex gets a quota of 5 and a contact on its own domain: 4 recipients send the warning.
 CONTACT = f"ops-{RUN}@globex.example"
 QUOTA = 5
-
-
-@pytest.fixture(scope="module")
-def lab_dns(deployed: Deployed) -> Iterator[None]:
-    """dkimpy, pyspf and authheaders resolve through dnspython's default resolver: the lab's."""
-    saved = dns.resolver.default_resolver
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [deployed.lab.topology.dns.address]
-    dns.resolver.default_resolver = resolver
-    try:
-        yield
-    finally:
-        dns.resolver.default_resolver = saved
 
 
 @pytest.fixture(scope="module")
@@ -139,27 +122,7 @@ def test_warning_reaches_the_contacts_own_mail_server(warned: Arrived) -> None:
 
 
 def test_warning_passes_dkim_spf_and_dmarc(warned: Arrived, lab_dns: None) -> None:
-    raw = warned.path.read_bytes()
-    facts = reported(raw)
-    helo = re.match(r"from (\S+) ", str(warned.message.get_all("Received", [])[0]))
-    assert helo is not None
-    # DKIM (dkimpy): signed by the service domain with its own key, verified against lab DNS.
-    assert dkim.verify(raw), "dkimpy: the DKIM signature does not verify"
-    signature = str(warned.message["DKIM-Signature"])
-    assert f"d={SERVICE};" in "".join(signature.split()), signature
-    # SPF (pyspf): the relay address that delivered it is authorised for noreply@.
-    result, _ = spf.check2(i=facts.source_ip, s=facts.mail_from, h=helo.group(1))
-    assert (result, facts.source_ip) == ("pass", ACME_IP)
-    # DMARC (authheaders): aligned on both.
-    header = authheaders.authenticate_message(
-        raw, "isp.lab", spf=True, dkim=True, dmarc=True,
-        ip=facts.source_ip, mail_from=facts.mail_from, helo=helo.group(1),
-    )  # fmt: skip
-    assert 'spf=pass reason="sender SPF authorized"' in header, header
-    assert f"smtp.mailfrom={SERVICE}" in header, header
-    assert f"dkim=pass header.d={SERVICE}" in header, header
-    assert f"dmarc=pass (Used From Domain Record) header.from={SERVICE}" in header, header
-    assert "policy.dmarc=reject" in header, header
+    assert assert_service_authenticated(warned) == ACME_IP
 
 
 # ---- receivers talking back --------------------------------------------------------------
