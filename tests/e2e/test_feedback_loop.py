@@ -32,9 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from e2e.mailflow import send, write_yaml_change
-from e2e.test_quota import clear_counters
-from relayops.deploy.counters import redis_placement
-from relayops.deploy.tls import CA_PATH
+from e2e.test_quota import clear_counters, delete_keys
 from relayops.hostlayout import STORE_PASSWORD_FILE
 from relayops.lab import arf, receivers
 from relayops.lab.mail import token
@@ -68,21 +66,13 @@ def _today() -> str:
 def _clear_ledger(deployed: Deployed, customers: tuple[str, ...]) -> None:
     """Yesterday's and today's feedback tallies of the test customers (a second run on the
     same day starts from zero), as the daemon's ACL user, like `clear_counters`."""
-    placement = redis_placement(deployed.target.inventory)
-    assert placement is not None
     today = dt.datetime.now(dt.UTC).date()
     keys = [
         f"relayops:fb:tally:{c}:{today + dt.timedelta(days=d)}"
         for c in customers
         for d in (-1, 0, 1)
     ]
-    script = (
-        f'REDISCLI_AUTH="$(cat {STORE_PASSWORD_FILE})" redis-cli --no-auth-warning '
-        f"-h {placement.address} -p {placement.port} --tls --cacert {CA_PATH} "
-        f"--user {placement.user} DEL {' '.join(keys)}"
-    )
-    status, out, err = deployed.lab.run("relay1", script)
-    assert status == 0 and out.strip().isdigit(), (out, err)
+    delete_keys(deployed, keys)
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,18 @@ def clear_counters(deployed: Deployed, customer: str = CUSTOMER) -> None:
     As the daemon's ACL user over TLS (the deployed Redis has no default user); it may
     DEL its keys but not SCAN, so the keys of the days around today are named.
     """
-    placement = redis_placement(deployed.target.inventory)
-    assert placement is not None
     today = dt.datetime.now(dt.UTC).date()
     keys = [f"relayops:flag:complaint:{customer}"]
     for day in (today + dt.timedelta(days=d) for d in (-1, 0, 1)):
         keys.append(f"relayops:count:{customer}:{day}")
         keys += [f"relayops:notice:{customer}:{day}:{kind}" for kind in ("warning", "limit")]
+    delete_keys(deployed, keys)
+
+
+def delete_keys(deployed: Deployed, keys: list[str]) -> None:
+    """DEL `keys` on the deployed Redis, as the daemon's ACL user over TLS."""
+    placement = redis_placement(deployed.target.inventory)
+    assert placement is not None
     script = (
         f'REDISCLI_AUTH="$(cat {STORE_PASSWORD_FILE})" redis-cli --no-auth-warning '
         f"-h {placement.address} -p {placement.port} --tls --cacert {CA_PATH} "
