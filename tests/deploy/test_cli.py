@@ -44,7 +44,7 @@ PYINFRA_OUTPUT = """\
     [relay2.relay.example.net] Success
     [relay1.relay.example.net] Success
 
---> Starting operation: Check postfix configuration: postfix check
+--> Starting operation: Check postfix configuration: postfix -c /etc/postfix check
     [relay2.relay.example.net] Error
     [relay1.relay.example.net] Skipped
 
@@ -63,7 +63,7 @@ def test_summary_reads_changed_and_failed_hosts_from_pyinfra_output() -> None:
         ],
     }
     assert got["failed"] == {
-        "relay2.relay.example.net": ["Check postfix configuration: postfix check"]
+        "relay2.relay.example.net": ["Check postfix configuration: postfix -c /etc/postfix check"]
     }
     assert summary("--> Results:\n")["operations"] == []
 

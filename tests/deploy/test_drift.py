@@ -25,7 +25,7 @@ def test_a_hand_edited_main_cf_is_drift_on_that_host_only() -> None:
     assert detected_changes(output) == {
         "relay1.relay.example.net": [
             "Directories, files and maps | File /etc/postfix/main.cf (content)",
-            "Configuration checks | Check postfix configuration: postfix check",
+            "Configuration checks | Check postfix configuration: postfix -c /etc/postfix check",
             "Services | Reload postfix",
         ]
     }
@@ -84,7 +84,7 @@ def test_drift_names_the_host_exits_1_and_compiles_once(
     assert result.output == (
         "relay1.relay.example.net: drift\n"
         "  - Directories, files and maps | File /etc/postfix/main.cf (content)\n"
-        "  - Configuration checks | Check postfix configuration: postfix check\n"
+        "  - Configuration checks | Check postfix configuration: postfix -c /etc/postfix check\n"
         "  - Services | Reload postfix\n"
     )
     as_json = CliRunner().invoke(cli, ["drift", "--repo", str(example_repo), "--json"])
@@ -95,7 +95,7 @@ def test_drift_names_the_host_exits_1_and_compiles_once(
         "drift": {
             "relay1.relay.example.net": [
                 "Directories, files and maps | File /etc/postfix/main.cf (content)",
-                "Configuration checks | Check postfix configuration: postfix check",
+                "Configuration checks | Check postfix configuration: postfix -c /etc/postfix check",
                 "Services | Reload postfix",
             ]
         },

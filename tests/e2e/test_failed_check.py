@@ -21,7 +21,7 @@ pytestmark = pytest.mark.lab
 BROKEN = "relay2"
 PIDS = "cat /var/spool/postfix/pid/master.pid /run/opendkim/opendkim.pid /run/relayops/policyd.pid"
 RELOADS = "grep -c event=rules_reloaded /var/log/relayops/policyd.log || true"
-CHECK = "Configuration checks | Check postfix configuration: postfix check"
+CHECK = "Configuration checks | Check postfix configuration: postfix -c /etc/postfix check"
 STARK_KEY_DIRS = [
     f"/etc/opendkim/keys/{d}"
     for d in ("stark.example", "stark-shipping.example", "starkfreight.example")
@@ -42,7 +42,11 @@ def broken_postfix_check(deployed: Deployed) -> Iterator[Lab]:
 
 
 def operations(output: str) -> dict[str, list[str]]:
-    """pyinfra's run log as {operation name: the host lines under it}, in run order."""
+    """pyinfra's run log as {operation name: the host lines under it}, in run order.
+
+    A host line `Skipped` is an operation whose condition was false on that host (an
+    output instance whose files did not change is neither checked nor restarted): it did
+    not run, and an operation that ran nowhere is left out."""
     ran: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in output.splitlines():
@@ -50,9 +54,9 @@ def operations(output: str) -> dict[str, list[str]]:
             current = ran.setdefault(line.removeprefix("--> Starting operation: ").strip(), [])
         elif line.startswith("-->"):
             current = None
-        elif current is not None and line.strip():
+        elif current is not None and line.strip() and not line.strip().endswith("] Skipped"):
             current.append(line.strip())
-    return ran
+    return {name: lines for name, lines in ran.items() if lines}
 
 
 def _state(lab: Lab, relay: str) -> tuple[str, int]:

@@ -59,23 +59,29 @@ def make_mailbox(deployed: Deployed, relay: str, login: str) -> None:
         assert status == "OK"
 
 
-def queue_held(lab: Lab, relay: str, sender: str) -> str:
-    """Queue one message from `sender` on the relay and hold it there; its queue id."""
+def queue_held(lab: Lab, relay: str, sender: str) -> tuple[str, str]:
+    """Queue one message from `sender` on the relay and hold it there, in whichever Postfix
+    instance has it by then (the submission instance hands it to the sender's output
+    instance at once): (instance, queue id)."""
     status, _, err = lab.run(
         relay, f"printf 'Subject: held\\n\\nx\\n' | sendmail -f {sender} {NOWHERE}"
     )
     assert status == 0, err
+    _, listed, _ = lab.run(relay, "postmulti -l")
+    instances = [line.split()[0] for line in listed.splitlines() if line.strip()]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        _, out, _ = lab.run(relay, "postqueue -j")
-        for line in out.splitlines():
-            message = json.loads(line)
-            if message["sender"] == sender:
-                status, _, err = lab.run(relay, f"postsuper -h {message['queue_id']}")
-                assert status == 0, err
-                return str(message["queue_id"])
+        for instance in instances:
+            _, out, _ = lab.run(relay, f"postmulti -i {instance} -x postqueue -j")
+            for line in out.splitlines():
+                message = json.loads(line)
+                if message["sender"] == sender:
+                    held = f"postmulti -i {instance} -x postsuper -h {message['queue_id']}"
+                    status, _, err = lab.run(relay, held)
+                    assert status == 0, err
+                    return instance, str(message["queue_id"])
         time.sleep(0.5)
-    raise AssertionError(f"no message from {sender} appeared in {relay}'s queue")
+    raise AssertionError(f"no message from {sender} appeared in {relay}'s queues")
 
 
 def postmap_finds(lab: Lab, relay: str, key: str, table: str) -> bool:
@@ -97,18 +103,22 @@ def terminated_stark(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def held(deployed: Deployed) -> Iterator[list[str]]:
+def held(deployed: Deployed) -> Iterator[list[tuple[str, str]]]:
     """Queue ids held on relay1 by the test; deleted afterwards whatever happened, with the
     mailbox the test gave acme-app (the lab is left as the example deploy leaves it)."""
-    ids: list[str] = []
+    ids: list[tuple[str, str]] = []
     yield ids
-    for queue_id in ids:
-        deployed.lab.run("relay1", f"postsuper -d {queue_id} 2>/dev/null; true")
+    for instance, queue_id in ids:
+        gone = f"postmulti -i {instance} -x postsuper -d {queue_id} 2>/dev/null; true"
+        deployed.lab.run("relay1", gone)
     deployed.lab.run("relay1", "rm -rf /var/vmail/acme")
 
 
 def test_termination_waits_for_queued_mail_then_removes_keys_and_mailboxes(
-    deployed: Deployed, terminated_stark: Path, held: list[str], example_afterwards: None
+    deployed: Deployed,
+    terminated_stark: Path,
+    held: list[tuple[str, str]],
+    example_afterwards: None,
 ) -> None:
     lab = deployed.lab
     publish_and_deploy(lab, EXAMPLE)  # the example, deployed by this engine: its manifest
@@ -172,7 +182,8 @@ def test_termination_waits_for_queued_mail_then_removes_keys_and_mailboxes(
     assert "--> Starting operation" not in again, again[-3000:]
 
     # 3. The queue is empty: the next deploy removes stark's data from relay1 too.
-    status, _, err = lab.run("relay1", f"postsuper -d {held.pop()} hold")
+    instance, queue_id = held.pop()
+    status, _, err = lab.run("relay1", f"postmulti -i {instance} -x postsuper -d {queue_id} hold")
     assert status == 0, err
     last = publish_and_deploy(lab, terminated_stark).result.output
     assert "removal deferred" not in last

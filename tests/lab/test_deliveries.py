@@ -17,6 +17,8 @@ Dec 01 10:15:55 isp postfix/smtpd[274]: connect from relay1.relay.example.net[19
 Dec 01 10:15:56 isp postfix/smtpd[256]: BCD9B16E9D1: client=o1.relay.example.net[198.18.0.111]
 Dec 01 10:15:56 isp postfix/smtpd[258]: BCD6C16E9C4: client=o1.relay.example.net[198.18.0.111]
 Dec 01 10:15:56 isp postfix/smtpd[274]: C9DD316E9D1: client=relay1.relay.example.net[198.18.0.11]
+Dec 01 10:15:56 isp postfix/cleanup[270]: BCD9B16E9D1: message-id=<1@globex.example>
+Dec 01 10:15:56 isp postfix/cleanup[271]: C9DD316E9D1: message-id=<2@acme.example>
 Dec 01 10:15:56 isp postfix/qmgr[169]: BCD9B16E9D1: from=<a@globex.example>, size=1852, \
 nrcpt=1 (queue active)
 Dec 01 10:15:56 isp postfix/qmgr[169]: C9DD316E9D1: from=<a@acme.example>, size=1852, \
@@ -29,7 +31,9 @@ Dec 01 10:15:56 isp postfix/virtual[263]: BCD6C16E9C4: to=<t-4@Outlook.com>, rel
 delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
 Dec 01 10:15:56 isp postfix/virtual[266]: C9DD316E9D1: to=<t-2@outlook.com>, relay=virtual, \
 delay=0, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)
+Dec 01 10:15:56 isp postfix/cleanup[272]: BCD6C16E9C4: message-id=<3@globex.example>
 Dec 01 10:15:57 isp postfix/smtpd[256]: C0FFEE16E9D: client=o1.relay.example.net[198.18.0.111]
+Dec 01 10:15:57 isp postfix/cleanup[270]: C0FFEE16E9D: message-id=<4@globex.example>
 Dec 01 10:15:57 isp postfix/qmgr[169]: C0FFEE16E9D: from=<a@globex.example>, size=1852, \
 nrcpt=1 (queue active)
 Dec 01 10:15:57 isp postfix/virtual[265]: C0FFEE16E9D: to=<t-7@outlook.com>, relay=virtual, \
@@ -68,6 +72,24 @@ def test_simultaneous_sessions_are_counted_per_ip_and_domain() -> None:
     assert deliveries.max_simultaneous([]) == 0
     # Every session of the log: three open at once before the first disconnect.
     assert deliveries.max_simultaneous(conns) == 3
+
+
+def test_deliveries_at_once_are_transactions_from_client_to_header_read() -> None:
+    conns = deliveries.connections(LOG)
+    assert [c.transactions for c in conns][:3] == [[(3, 6), (15, 16)], [(4, 14)], [(5, 7)]]
+    globex = deliveries.carrying(conns, "198.18.0.111", "outlook.com")
+    # BCD9B16E9D1 and BCD6C16E9C4 were in DATA together; C0FFEE16E9D came after both.
+    assert deliveries.max_simultaneous_deliveries(globex) == 2
+    assert deliveries.max_simultaneous_deliveries(conns[2:3]) == 1
+    # qmgr's `from=` lines (which may lag behind) end nothing.
+    assert (
+        deliveries.max_simultaneous_deliveries(
+            deliveries.connections(
+                "\n".join(line for line in LOG.splitlines() if "cleanup" not in line)
+            )
+        )
+        == 0
+    )
 
 
 def test_sender_from_the_receivers_received_header() -> None:

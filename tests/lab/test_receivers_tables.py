@@ -44,6 +44,15 @@ def test_recipient_table(key: str, answer: str | None, tmp_path: Path) -> None:
     assert _query("regexp:", receivers.recipient_table(), key, tmp_path) == answer
 
 
+@pytest.mark.parametrize(
+    ("key", "answer"),
+    [("slow-throttle-1@outlook.com", receivers.SLOW_CLASS), ("not-slow-1@outlook.com", None),
+     ("throttle-1@outlook.com", None)],
+)  # fmt: skip
+def test_slow_recipients_wait_at_data(key: str, answer: str | None, tmp_path: Path) -> None:
+    assert _query("regexp:", receivers.slow_table(), key, tmp_path) == answer
+
+
 def test_late_recipients_go_to_the_pipe_transport(tmp_path: Path) -> None:
     table = receivers.transport_table()
     assert _query("regexp:", table, "late-1@isp.lab", tmp_path) == "relayops-late-bounce:"

@@ -238,7 +238,8 @@ def test_nightly_names_the_drifted_host_and_opens_an_issue(
         assert drift.output == (
             f"{CANARY}: drift\n"
             "  - Directories, files and maps | File /etc/postfix/main.cf (content)\n"
-            "  - Configuration checks | Check postfix configuration: postfix check\n"
+            "  - Configuration checks | Check postfix configuration: "
+            "postfix -c /etc/postfix check\n"
             "  - Services | Reload postfix\n"
         ), nightly.log()
         assert nightly.step("remove the secrets").returncode == 0

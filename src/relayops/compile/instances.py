@@ -63,6 +63,11 @@ class ClassTransport:
     cache_time_limit: int | None = None
 
 
+def config_dir(instance: str) -> str:
+    """An instance's configuration directory (postmulti's convention, /etc/<name>)."""
+    return f"/etc/{instance}"
+
+
 @dataclass(frozen=True)
 class OutputInstance:
     name: str  # postfix-ip-dedicated-1
@@ -71,7 +76,7 @@ class OutputInstance:
 
     @property
     def config_dir(self) -> str:
-        return f"/etc/{self.name}"
+        return config_dir(self.name)
 
     @property
     def queue_dir(self) -> str:

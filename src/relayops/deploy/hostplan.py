@@ -83,8 +83,11 @@ def start_position(service: str) -> int:
 
 
 # Configuration checks run before a service (re)starts or reloads; a failure stops the host.
+# With `-c`: under the instances' multi_instance_wrapper, a failing `postfix check` (or
+# `postmulti -p check`, or `-x postfix check`) exits 1 without a word; `postfix -c DIR
+# check` checks that instance alone and prints why (seen in the lab).
 CHECKS: Mapping[str, str] = {
-    Daemon.POSTFIX.value: "postfix check",
+    Daemon.POSTFIX.value: "postfix -c /etc/postfix check",
     Daemon.OPENDKIM.value: "opendkim -n",
     Daemon.DOVECOT.value: "doveconf -n >/dev/null",
 }

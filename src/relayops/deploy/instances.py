@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 
 from relayops.compile.files import Daemon
-from relayops.compile.instances import INSTANCE_SERVICE_PREFIX
+from relayops.compile.instances import INSTANCE_SERVICE_PREFIX, config_dir
 
 DEFAULT_INSTANCE = "-"  # postmulti(1)'s name for the default (submission) instance
 
@@ -59,8 +59,9 @@ def control(service: str, verb: str, *, systemd: bool) -> str | None:
 
 
 def check_command(service: str) -> str:
-    """`postfix check` of one instance (before it starts or reloads)."""
-    return _postmulti(instance_name(service), "check")
+    """`postfix check` of one instance (before it starts or reloads), with `-c`: see
+    hostplan.CHECKS."""
+    return f"postfix -c {shlex.quote(config_dir(instance_name(service)))} check"
 
 
 def stop_command(config_dir: str) -> str:

@@ -20,8 +20,11 @@ _CONNECT = re.compile(r"^connect from \S+\[(?P<ip>[\d.]+)\]$")
 _DISCONNECT = re.compile(r"^disconnect from \S+\[(?P<ip>[\d.]+)\]")
 _CLIENT = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=\S+\[(?P<ip>[\d.]+)\]")
 _TO = re.compile(r"^(?P<qid>[0-9A-Za-z]+): to=<[^@>]*@(?P<domain>[^>]+)>")
-# qmgr takes a message once its DATA is complete: the end of the SMTP transaction.
-_QUEUED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): from=<")
+# cleanup reads the message's header during DATA: a moment inside the transaction. qmgr's
+# `from=` would mark its end, but qmgr lags behind a burst (it also hands the mail to the
+# mailboxes), which made ended deliveries overlap the next ones: 4 at once for a limit of 3.
+# The slow receiver (receivers.SLOW_PREFIX) waits at DATA, between `client=` and this line.
+_HEADER_READ = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=")
 # The receiving MTA's own Received: header, RFC 5321 4.4: from HELO (PTR [IP]).
 _RECEIVED = re.compile(r"^from (?P<helo>\S+) \((?P<ptr>\S+) \[(?P<ip>[\d.]+)\]\)")
 
@@ -35,7 +38,7 @@ class Connection:
     closed: int | None = None  # line number of `disconnect from`
     queue_ids: list[str] = field(default_factory=list)
     domains: set[str] = field(default_factory=set)
-    # (first, last) line of each mail transaction: `client=` to qmgr's `from=`
+    # (first, last) line of each mail transaction: `client=` to cleanup's `message-id=`
     transactions: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -63,7 +66,9 @@ def connections(log: str) -> list[Connection]:
                 started[m["qid"]] = number
         elif (m := _TO.match(text)) and m["qid"] in by_qid:
             by_qid[m["qid"]].domains.add(m["domain"].lower())
-        elif service.endswith("qmgr") and (m := _QUEUED.match(text)) and m["qid"] in started:
+        elif (
+            service.endswith("cleanup") and (m := _HEADER_READ.match(text)) and m["qid"] in started
+        ):
             by_qid[m["qid"]].transactions.append((started.pop(m["qid"]), number))
     return found
 

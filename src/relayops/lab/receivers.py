@@ -9,6 +9,8 @@ The recipient chooses the behaviour, through ordinary SMTP (no mock in the path)
   reputation.lab; low reputation of the sending IP`
 * a domain switched on with `Sink.defer_volume` (e.g. yahoo.com): `421 4.7.0 [TSS04]
   Messages from IP temporarily deferred due to unexpected volume or user complaints`
+* `slow-*@…`: accepted, but the receiver waits a second at DATA (restriction class
+  `sleep`), like a busy ISP: deliveries overlap, so a concurrency limit is what bounds them
 * `late-*@…`: accepted (250), then a DSN to the Return-Path's MX:
   `5.1.1 The email account that you tried to reach does not exist`
 
@@ -56,10 +58,13 @@ _PREFIXES = {
     "overquota": "552 5.2.2 Mailbox over quota",
 }
 LATE_PREFIX = "late"
+SLOW_PREFIX = "slow"
+SLOW_SECONDS = 1  # Postfix's `sleep` takes whole seconds
 
 # Restriction classes the tables name.
 REPUTATION_CLASS = "relayops_reputation_block"
 VOLUME_CLASS = "relayops_volume_deferral"
+SLOW_CLASS = "relayops_slow_receiver"
 
 ETC = "/etc/postfix"
 RECIPIENT_TABLE = f"{ETC}/receivers.regexp"
@@ -67,6 +72,7 @@ DEFERRAL_TABLE = f"{ETC}/deferrals"  # hash: rewritten + postmap by a test, no r
 RBL_REPLIES = f"{ETC}/rbl_replies"
 TRANSPORT_TABLE = f"{ETC}/late.regexp"
 MAILBOX_DOMAINS = f"{ETC}/mailbox_domains.regexp"
+SLOW_TABLE = f"{ETC}/slow.regexp"
 HEADER = "# managed by relayops lab (src/relayops/lab/receivers.py)\n"
 
 
@@ -82,6 +88,12 @@ def recipient_table() -> str:
         lines.append(f"/^{prefix}-[^@]*@/ {answer}\n")
     lines.append(f"/@{re.escape(BLOCKED_DOMAIN)}$/ {REPUTATION_CLASS}\n")
     return "".join(lines)
+
+
+def slow_table() -> str:
+    """regexp: `check_recipient_access` at DATA (the message's one recipient): `slow-*`
+    waits there, after smtpd logged `client=` and before the header is read."""
+    return HEADER + f"/^{SLOW_PREFIX}-[^@]*@/ {SLOW_CLASS}\n"
 
 
 def deferral_table(domains: tuple[str, ...]) -> str:
@@ -131,11 +143,13 @@ def mailbox_domains_table(service_domain: str) -> str:
 def main_cf_lines() -> str:
     """The main.cf settings that wire the tables in (appended to the sink's main.cf)."""
     return (
-        f"smtpd_restriction_classes = {REPUTATION_CLASS}, {VOLUME_CLASS}\n"
+        f"smtpd_restriction_classes = {REPUTATION_CLASS}, {VOLUME_CLASS}, {SLOW_CLASS}\n"
         f"{REPUTATION_CLASS} = reject_rbl_client {REPUTATION_ZONE}\n"
+        f"{SLOW_CLASS} = sleep {SLOW_SECONDS}\n"
         f"{VOLUME_CLASS} = reject_rbl_client {VOLUME_ZONE}\n"
         f"smtpd_recipient_restrictions = check_recipient_access regexp:{RECIPIENT_TABLE},"
         f" check_recipient_access hash:{DEFERRAL_TABLE}, permit\n"
+        f"smtpd_data_restrictions = check_recipient_access regexp:{SLOW_TABLE}, permit\n"
         f"rbl_reply_maps = texthash:{RBL_REPLIES}\n"
         f"transport_maps = regexp:{TRANSPORT_TABLE}\n"
         # The lab sends nothing over slow links: bounce at once, retry deferred mail soon.

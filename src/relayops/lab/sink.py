@@ -151,6 +151,7 @@ class Sink:
         return {
             "/etc/postfix/main.cf": main_cf + receivers.main_cf_lines(),
             receivers.RECIPIENT_TABLE: receivers.recipient_table(),
+            receivers.SLOW_TABLE: receivers.slow_table(),
             receivers.RBL_REPLIES: receivers.rbl_replies(),
             receivers.TRANSPORT_TABLE: receivers.transport_table(),
             receivers.MAILBOX_DOMAINS: receivers.mailbox_domains_table(RELAY_DOMAIN),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from relayops.compile.instances import instance_for
 from relayops.compile.placement import customer_egress
-from relayops.lab import deliveries
+from relayops.lab import deliveries, receivers
 from relayops.lab.demo import lab_password
 from relayops.lab.errors import LabTimeoutError
 from relayops.lab.host import host_command
@@ -118,6 +118,16 @@ def expected_for(domain: str, classes: dict[str, IspClass]) -> Expected:
     return Expected(None, None, 0, None)
 
 
+def recipient(run: str, n: int, domain: str, classes: dict[str, IspClass]) -> str:
+    """The n-th recipient of a run at `domain`. A class bounded by concurrency alone gets a
+    slow receiver (receivers.SLOW_PREFIX): a delivery that takes milliseconds ends before the
+    next message is queued, so the limit would be measured on a trickle, not a backlog."""
+    exp = expected_for(domain, classes)
+    slow = exp.concurrency is not None and exp.concurrency > 1 and not exp.rate_delay_seconds
+    prefix = f"{receivers.SLOW_PREFIX}-" if slow else ""
+    return f"{prefix}throttle-{run}-{n}@{domain}"
+
+
 def class_domains(classes: dict[str, IspClass]) -> list[str]:
     """One destination domain per class (its first), then the unthrottled reference."""
     return [classes[name].domains[0] for name in sorted(classes)] + [REFERENCE_DOMAIN]
@@ -175,7 +185,9 @@ def measure(
     try:
         for cid, login, sender in SENDERS:
             recipients = [
-                f"throttle-{run}-{n}@{domain}" for domain in domains for n in range(per_class)
+                recipient(run, n, domain, repo.throttling)
+                for domain in domains
+                for n in range(per_class)
             ]
             progress(f"submitting {len(recipients)} messages as {cid}")
             _submit_batch(
