@@ -16,7 +16,9 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
+from relayops.policyd.protocol import Pending
 from relayops.policyd.redis_url import Endpoint
 
 
@@ -76,7 +78,7 @@ class RespConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._waiting: deque[asyncio.Future[object]] = deque()
+        self._waiting: deque[asyncio.Future[object] | Pending[object]] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -122,8 +124,8 @@ class RespConnection(asyncio.Protocol):
         return conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport (uvloop's are not asyncio.Transport subclasses: no isinstance).
+        self._transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -137,7 +139,9 @@ class RespConnection(asyncio.Protocol):
         self._buf += data
         pos = 0
         try:
-            while pos < len(self._buf):
+            # A Pending's callback runs inside set_result and may close this connection
+            # (a bad reply): then the rest is not read.
+            while pos < len(self._buf) and not self.closed:
                 reply, pos = _parse(self._buf, pos)
                 fut = self._waiting.popleft()
                 if not fut.done():
@@ -163,7 +167,20 @@ class RespConnection(asyncio.Protocol):
         self._transport.write(command)
         return fut
 
+    def call_now(self, command: bytes) -> Pending[object]:
+        """`call_encoded` whose reply reaches its callback as soon as it is read, in the
+        same pass of the event loop (see Pending): the hot path's EVALSHA and WAIT."""
+        fut: Pending[object] = Pending()
+        if self.closed or self._transport is None:
+            fut.set_exception(ConnectionError("connection to Redis is closed"))
+            return fut
+        self._waiting.append(fut)
+        self._transport.write(command)
+        return fut
+
     def close(self) -> None:
-        """Drop the connection; pending calls fail with ConnectionError."""
+        """Drop the connection; pending calls fail with ConnectionError (once the transport
+        says it is lost); no call is sent on it from now on."""
         if self._transport is not None and not self.closed:
+            self.closed = True
             self._transport.abort()
