@@ -159,21 +159,22 @@ class Daemon:
         self.sqlite = name.startswith("relayops-sqlite")
         self.src = BURST / "base" / "src" if "@" in name else ROOT / "src"
         self.port = free_port()
+        # In file names: `--base h/warmup` names a branch with a slash.
+        self.file_name = re.sub(r"[@/]", "-", name)
         self.proc: subprocess.Popen[bytes] | None = None
         self.run = 0
 
     @property
     def db(self) -> Path:
-        return BURST / f"counters-{self.name.replace('@', '-')}-{self.run}.sqlite"
+        return BURST / f"counters-{self.file_name}-{self.run}.sqlite"
 
     def fresh(self) -> None:
         if self.proc is not None:
             _terminate(self.proc)
             wait_port_free(self.port)
         self.run += 1
-        if self.name.startswith("minimal"):
+        if self.name == "minimal":
             cmd = [PY, str(HERE / "minimal_daemon.py"), f"127.0.0.1:{self.port}"]
-            cmd += ["--uvloop"] if self.name == "minimal-uvloop" else []
         else:
             store = f"sqlite:{self.db}" if self.sqlite else f"redis://127.0.0.1:{self.redis_port}/0"
             if self.name.startswith("relayops-redis"):
@@ -184,11 +185,11 @@ class Daemon:
                 )
             cmd = [PY, "-m", "relayops", "policyd"]
             if self.profile is not None:  # stats written at the clean stop (SIGTERM)
-                out = self.profile / f"{self.name.replace('@', '-')}-{self.run}.prof"
+                out = self.profile / f"{self.file_name}-{self.run}.prof"
                 cmd[1:1] = ["-m", "cProfile", "-o", str(out)]
             cmd += ["--rules", str(self.rules), "--listen", f"127.0.0.1:{self.port}"]
             cmd += ["--store", store]
-        self.proc = _spawn(cmd, f"burst-{self.name.replace('@', '-')}.log", self.src)
+        self.proc = _spawn(cmd, f"burst-{self.file_name}.log", self.src)
         wait_port(self.port)
 
     def cpu_seconds(self) -> float:
@@ -199,8 +200,8 @@ class Daemon:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stored(self) -> dict[str, int] | None:
-        """Counters the store holds after a clean stop (None for the minimal daemons)."""
-        if self.name.startswith("minimal"):
+        """Counters the store holds after a clean stop (None for the minimal daemon)."""
+        if self.name == "minimal":
             return None
         _terminate(self.proc)
         self.proc = None
@@ -238,7 +239,7 @@ def check(
     kinds, per_customer = classify(result["answers"])  # type: ignore[arg-type]
     row: dict[str, object] = {k: v for k, v in result.items() if k != "answers"}
     row["kinds"] = dict(kinds)
-    if name.startswith("minimal"):
+    if name == "minimal":
         row["exact"] = None  # no quotas: the throughput reference only
         return row
     problems = []
@@ -366,19 +367,6 @@ def report(runs: dict[str, dict[int, list[dict[str, object]]]], meta: dict[str, 
                     else "."
                 )
             )
-    for conns, at in sorted(runs.get("minimal-uvloop", {}).items()):
-        uv = med(at, "rps")
-        lines.append(
-            f"- Against the minimal daemon on uvloop (relayops policyd's event loop) at {conns} "
-            f"connections ({med(at, 'rps') / med(runs['minimal'][conns], 'rps'):.2f}× the "
-            "asyncio one): "
-            + ", ".join(
-                f"{label} {med(runs[name][conns], 'rps') / uv:.2f}×"
-                for name, (label, _) in targets.items()
-                if conns in runs.get(name, {})
-            )
-            + " (ratio of medians)."
-        )
     cpu = {
         name: (med(per[8], "cpu_us_per_request"), med(per[8], "rps"))
         for name, per in runs.items()
@@ -444,10 +432,7 @@ def main() -> None:
         "burst-redis.log",
     )
     wait_port(redis_port)
-    # minimal-uvloop: the reference on relayops policyd's event loop, paired with the
-    # asyncio one like the others; it shows how much of relayops' ratio is uvloop's.
-    names = ["minimal", "minimal-uvloop", "relayops-sqlite"]
-    names += [] if args.no_redis else ["relayops-redis"]
+    names = ["minimal", "relayops-sqlite"] + ([] if args.no_redis else ["relayops-redis"])
     if args.base:
         base = BURST / "base"
         shutil.rmtree(base, ignore_errors=True)

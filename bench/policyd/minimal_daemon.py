@@ -3,22 +3,19 @@
 asyncio.Protocol, splits requests on the empty line, parses name=value into a
 dict (as any real daemon must) and answers DUNNO. No rules, no store. Usage:
 
-    python bench/policyd/minimal_daemon.py 127.0.0.1:PORT [--uvloop]
-
-`--uvloop`: the same on uvloop's event loop (relayops policyd's default), to show how
-much of a ratio against the asyncio reference is the event loop's.
+    python bench/policyd/minimal_daemon.py 127.0.0.1:PORT
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from typing import cast
 
 
 class Minimal(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's: no subclass
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         self.buf = b""
 
     def data_received(self, data: bytes) -> None:
@@ -41,9 +38,4 @@ async def main(host: str, port: int) -> None:
 
 if __name__ == "__main__":
     host, _, port = sys.argv[1].rpartition(":")
-    if "--uvloop" in sys.argv[2:]:
-        import uvloop
-
-        uvloop.run(main(host, int(port)))
-    else:
-        asyncio.run(main(host, int(port)))
+    asyncio.run(main(host, int(port)))

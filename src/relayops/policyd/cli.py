@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 
 import click
@@ -108,20 +107,6 @@ def make_store(spec: str, *, password: str | None = None) -> Store:
     )
 
 
-def run_loop(main: Coroutine[object, object, None], event_loop: str) -> None:
-    """Run the daemon on uvloop or asyncio's own loop (`--event-loop`).
-
-    uvloop runs the sockets' read/write path in C (libuv) where asyncio's selector loop
-    runs Python per read and write: bench/policyd/burst.py measures the difference.
-    """
-    if event_loop == "uvloop":
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
-
-
 # Not relayops.commands.options: the daemon imports nothing outside relayops.policyd.
 EXIT_CODES_HELP = (
     "Exit codes: 0 stopped by SIGTERM/SIGINT, 1 the store or socket failed, "
@@ -180,14 +165,6 @@ EXIT_CODES_HELP = (
     "without it (or if it is missing) messages get no stamp.",
 )
 @click.option(
-    "--event-loop",
-    type=click.Choice(["uvloop", "asyncio"]),
-    default="uvloop",
-    show_default=True,
-    help="uvloop (libuv, its socket path in C: less CPU per request, docs/policyd.md) or "
-    "the standard library's loop",
-)
-@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -204,7 +181,6 @@ def policyd(
     on_store_error: str,
     socket_mode: str,
     trace_key_file: Path | None,
-    event_loop: str,
     log_level: str,
 ) -> None:
     """Run the Postfix policy daemon: quotas, account status, sender domains, sizes."""
@@ -274,7 +250,7 @@ def policyd(
         await run(server, where, socket_mode=mode, listening=listening, milter=milter)
 
     try:
-        run_loop(main(), event_loop)
+        asyncio.run(main())
     except StoreError as exc:
         click.echo(f"relayops policyd: store {store.description}: {exc}", err=True)
         sys.exit(1)

@@ -102,8 +102,8 @@ class MilterConnection(asyncio.Protocol):
     # ---- asyncio --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's are not asyncio.Transport subclasses: no isinstance).
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         self.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

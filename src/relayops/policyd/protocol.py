@@ -21,7 +21,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final
 
 log = logging.getLogger("relayops.policyd.protocol")
 
@@ -40,75 +40,6 @@ INTERNAL_ERROR_ACTION: Final = "DEFER_IF_PERMIT 4.3.0 policy service internal er
 Request = dict[str, str]
 
 
-T = TypeVar("T")
-
-
-class Pending(Generic[T]):
-    """A result that comes later, handed to one callback at once when it comes.
-
-    What the Redis store's request path uses instead of an asyncio.Future (its
-    charges, and the EVALSHA reply in resp.py): a Future runs its callbacks through
-    `loop.call_soon`, one more handle and one more pass of the event loop (an
-    epoll_wait) before the answer goes out. Here the callback runs in the frame that
-    sets the result, so a Redis reply is read, counted and answered to every
-    connection of its batch in one pass. The callback gets this object, with the
-    part of a Future's interface a done-callback reads (`result()`, `exception()`,
-    `cancelled()`), so code waits on either alike. Not awaitable: the request path
-    only.
-    """
-
-    __slots__ = ("_callback", "_done", "_error", "_value")
-
-    def __init__(self) -> None:
-        self._callback: Callable[[Any], object] | None = None
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._done = False
-
-    def add_done_callback(self, callback: Callable[[Any], object]) -> None:
-        """The one callback; called now if the result is already here."""
-        if self._done:
-            callback(self)
-        else:
-            self._callback = callback
-
-    def set_result(self, value: T) -> None:
-        """Deliver the result; the callback runs now, in the caller's frame."""
-        if not self._done:
-            self._value = value
-            self._finish()
-
-    def set_exception(self, error: BaseException) -> None:
-        if not self._done:
-            self._error = error
-            self._finish()
-
-    def _finish(self) -> None:
-        self._done = True
-        callback, self._callback = self._callback, None
-        if callback is not None:
-            try:
-                callback(self)
-            except Exception:  # one waiter's bug must not stop the others' answers
-                log.exception("event=pending_callback_error")
-
-    def done(self) -> bool:
-        return self._done
-
-    def cancelled(self) -> bool:
-        return False
-
-    def exception(self) -> BaseException | None:
-        return self._error
-
-    def result(self) -> T:
-        if self._error is not None:
-            raise self._error
-        if not self._done:
-            raise asyncio.InvalidStateError("no result yet")
-        return self._value  # type: ignore[return-value]
-
-
 @dataclass(frozen=True, slots=True)
 class Deferred:
     """An answer that waits for `future` (a store's): the action is `then(its result)`.
@@ -118,7 +49,7 @@ class Deferred:
     per request before the answer goes out (a third of the Redis path's loop passes).
     """
 
-    future: asyncio.Future[Any] | Pending[Any]
+    future: asyncio.Future[Any]
     then: Callable[[Any], str]
 
 
@@ -191,8 +122,8 @@ class PolicyConnection(asyncio.Protocol):
     # asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's are not asyncio.Transport subclasses: no isinstance).
-        self._transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
         self._registry.add(self)
         self._stats.connections += 1
         self._stats.connections_total += 1
@@ -288,7 +219,7 @@ class PolicyConnection(asyncio.Protocol):
             self._then = None
             answer.add_done_callback(self._answered)
 
-    def _answered(self, fut: asyncio.Future[Any] | Pending[Any]) -> None:
+    def _answered(self, fut: asyncio.Future[Any]) -> None:
         self._busy = False
         if self._closed:
             return

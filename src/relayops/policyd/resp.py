@@ -16,9 +16,7 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import cast
 
-from relayops.policyd.protocol import Pending
 from relayops.policyd.redis_url import Endpoint
 
 
@@ -78,7 +76,7 @@ class RespConnection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._waiting: deque[asyncio.Future[object] | Pending[object]] = deque()
+        self._waiting: deque[asyncio.Future[object]] = deque()
         self._transport: asyncio.Transport | None = None
         self.closed = False
 
@@ -124,8 +122,8 @@ class RespConnection(asyncio.Protocol):
         return conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's are not asyncio.Transport subclasses: no isinstance).
-        self._transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -139,9 +137,7 @@ class RespConnection(asyncio.Protocol):
         self._buf += data
         pos = 0
         try:
-            # A Pending's callback runs inside set_result and may close this connection
-            # (a bad reply): then the rest is not read.
-            while pos < len(self._buf) and not self.closed:
+            while pos < len(self._buf):
                 reply, pos = _parse(self._buf, pos)
                 fut = self._waiting.popleft()
                 if not fut.done():
@@ -167,20 +163,7 @@ class RespConnection(asyncio.Protocol):
         self._transport.write(command)
         return fut
 
-    def call_now(self, command: bytes) -> Pending[object]:
-        """`call_encoded` whose reply reaches its callback as soon as it is read, in the
-        same pass of the event loop (see Pending): the hot path's EVALSHA and WAIT."""
-        fut: Pending[object] = Pending()
-        if self.closed or self._transport is None:
-            fut.set_exception(ConnectionError("connection to Redis is closed"))
-            return fut
-        self._waiting.append(fut)
-        self._transport.write(command)
-        return fut
-
     def close(self) -> None:
-        """Drop the connection; pending calls fail with ConnectionError (once the transport
-        says it is lost); no call is sent on it from now on."""
+        """Drop the connection; pending calls fail with ConnectionError."""
         if self._transport is not None and not self.closed:
-            self.closed = True
             self._transport.abort()

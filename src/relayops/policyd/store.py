@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Protocol
 
-from relayops.policyd.protocol import Pending
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome
 
 log = logging.getLogger("relayops.policyd.store")
@@ -41,7 +40,7 @@ class Store(Protocol):
     async def start(self) -> None:
         """Open, load what must be loaded; may raise StoreError."""
 
-    def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome] | Pending[Outcome]:
+    def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome]:
         """Count one recipient if below the limit (see module doc). Never raises."""
 
     async def close(self) -> None:

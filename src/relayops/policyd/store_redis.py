@@ -52,9 +52,8 @@ from datetime import date
 import redis
 import redis.sentinel
 
-from relayops.policyd.protocol import Pending
 from relayops.policyd.redis_url import Endpoint, RedisUrl
-from relayops.policyd.resp import ReplyError, RespConnection, encode_command
+from relayops.policyd.resp import ReplyError, RespConnection
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome
 from relayops.policyd.store import COMPLAINT, UNAVAILABLE, OutageLog, StoreError
 
@@ -196,7 +195,7 @@ class RedisStore:
         ] = {}
         self._conn: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._pending: list[tuple[Charge, Pending[Outcome]]] = []
+        self._pending: list[tuple[Charge, asyncio.Future[Outcome]]] = []
         self._in_flight = False
         self._retry_at = 0.0
         self._sentinels = list(self.url.endpoints)  # the last one that answered first
@@ -272,13 +271,13 @@ class RedisStore:
 
     # ---- request path ------------------------------------------------------------------
 
-    def charge(self, charge: Charge) -> Outcome | Pending[Outcome]:
+    def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome]:
         loop = self._loop
         assert loop is not None, "start() first"
         if self._outage.active and loop.time() < self._retry_at:
             self._outage.failed("still unavailable")
             return UNAVAILABLE
-        fut: Pending[Outcome] = Pending()
+        fut: asyncio.Future[Outcome] = loop.create_future()
         self._pending.append((charge, fut))
         if not self._in_flight:
             # Sent once this pass of the event loop has read every connection that is
@@ -322,17 +321,13 @@ class RedisStore:
             args.append(encoded[1])
         n = len(batch)  # arguments: EVALSHA, sha, numkeys, 5n keys, ttl, 3n
         head = b"*%d\r\n%s%s" % (4 + 8 * n, self._evalsha, _bulk(5 * n))
-        reply = conn.call_now(b"".join([head, *keys, *args]))
-        waited = (
-            conn.call_now(encode_command(b"WAIT", self.url.wait, self.url.wait_ms))
-            if self.url.wait
-            else None
-        )
+        reply = conn.call_encoded(b"".join([head, *keys, *args]))
+        waited = conn.call(b"WAIT", self.url.wait, self.url.wait_ms) if self.url.wait else None
         assert self._loop is not None
         allowed = self.timeout + (self.url.wait_ms / 1000 if waited is not None else 0)
         timer = self._loop.call_later(allowed, conn.close)  # fails `reply`
 
-        def done(last: Pending[object]) -> None:
+        def done(last: asyncio.Future[object]) -> None:
             timer.cancel()
             problems = (_problem(reply, bytes), _problem(waited, int) if waited else None)
             why = problems[0] or problems[1]
@@ -351,28 +346,19 @@ class RedisStore:
                 for i, (_, charge_fut) in enumerate(batch):
                     status, count, warn, limit = values[4 * i : 4 * i + 4]
                     charge_fut.set_result(Outcome(_STATUS[status], count, warn == 1, limit == 1))
-            # The next call goes out two passes of the event loop later, not now:
-            # requests read in between (the answers just written bring their clients'
-            # next ones) join it. Fewer, larger calls: each costs Redis and this process a round
-            # trip of syscalls and wake-ups, the most of the Redis path's cost
-            # (bench/policyd/RESULTS.md, "hot path").
-            loop = self._loop
-            assert loop is not None
-            loop.call_soon(loop.call_soon, self._send)
+            self._send()
 
         (waited or reply).add_done_callback(done)
 
-    def _failed(self, batch: list[tuple[Charge, Pending[Outcome]]], why: str) -> None:
+    def _failed(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], why: str) -> None:
         assert self._loop is not None
         # Never earlier than a connection back-off already set.
         self._retry_at = max(self._retry_at, self._loop.time() + self.retry_interval)
         self._outage.failed(why)
-        # Taken before answering: an answer runs its connection's next request at once,
-        # whose charge (UNAVAILABLE now, during the back-off) must not land in a list
-        # being cleared.
-        failed, self._pending = batch + self._pending, []
-        for _, fut in failed:
-            fut.set_result(UNAVAILABLE)
+        for _, fut in batch + self._pending:
+            if not fut.done():
+                fut.set_result(UNAVAILABLE)
+        self._pending.clear()
 
     async def _reconnect(self) -> None:
         try:
@@ -469,7 +455,7 @@ class RedisStore:
         raise DiscoveryError(f"no sentinel names a primary for {url.master}: " + "; ".join(said))
 
 
-def _problem(fut: Pending[object], expected: type) -> str | None:
+def _problem(fut: asyncio.Future[object], expected: type) -> str | None:
     """Why a reply cannot be used (exception, error reply, wrong type), None if it can."""
     exc = fut.exception()
     if exc is not None:
