@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from failover import master_info, primary, wait_ready
 from fleet import deploy
-from fleet_lab import INDEX, SENTINELS, fresh_repo, sentinel_cli, write_inventory
+from fleet_lab import INDEX, SENTINELS, fresh_repo, write_inventory
 
 from relayops.deploy.runner import ENGINE_ROOT
 from relayops.lab import lifecycle
