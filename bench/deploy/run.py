@@ -17,6 +17,7 @@ import argparse
 import json
 import shutil
 import smtplib
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ from relayops.lab.publish import publishable
 from relayops.lab.runner import Runner
 from relayops.lab.topology import Topology
 from relayops.labca import LabCA
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet_lab import counters_url
 
 INDEX = 1
 RELAYS = 3
@@ -63,14 +67,25 @@ def inventory_text(topo: Topology) -> str:
             ips.append(f'{{"name": "{name}", "address": "{address}", {role}, "ptr": "{ptr}"}}')
         hosts.append(
             f'("{relay.fqdn}", {{"ssh_hostname": "{relay.address}", "ssh_user": "root", '
-            f'"ssh_key": "{topo.ssh_key}", "ssh_strict_host_key_checking": "no", '
-            f'"relayops_ips": [{", ".join(ips)}]}})'
+            f'"ssh_key": "{topo.ssh_key}", "relayops_ips": [{", ".join(ips)}]}})'
         )
-    counters = f"redis://{topo.relays[0].address}:6379/0"
+    # The counters as production has them (inventory/production.py): TLS verified with the
+    # service's CA, the daemon's ACL user and password (secrets/redis/), the primary found
+    # through the sentinels the deploy runs on the three relays. Host keys pinned, as the
+    # example's lab inventory does.
+    group = {
+        "relayops_shared_counters": counters_url(topo),
+        "ssh_known_hosts_file": str(topo.known_hosts),
+        "ssh_strict_host_key_checking": "yes",
+        "relayops_age_identity": "lab/age-identity.lab-only.txt",
+        "relayops_tls": "lab-ca",
+        "relayops_check_nameserver": topo.dns.address,
+    }
+    group_text = ", ".join(f'"{k}": "{v}"' for k, v in group.items())
     return (
-        '"""Benchmark lab (index 1): three relays."""\n\n'
+        '"""Benchmark lab (index 1): three relays, counters behind Sentinel on them."""\n\n'
         f"relays = (\n    [\n        {(',' + chr(10) + '        ').join(hosts)},\n    ],\n"
-        f'    {{"relayops_shared_counters": "{counters}"}},\n)\n'
+        f"    {{{group_text}}},\n)\n"
     )
 
 

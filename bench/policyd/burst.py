@@ -159,12 +159,14 @@ class Daemon:
         self.sqlite = name.startswith("relayops-sqlite")
         self.src = BURST / "base" / "src" if "@" in name else ROOT / "src"
         self.port = free_port()
+        # In file names: `--base h/warmup` names a branch with a slash.
+        self.file_name = re.sub(r"[@/]", "-", name)
         self.proc: subprocess.Popen[bytes] | None = None
         self.run = 0
 
     @property
     def db(self) -> Path:
-        return BURST / f"counters-{self.name.replace('@', '-')}-{self.run}.sqlite"
+        return BURST / f"counters-{self.file_name}-{self.run}.sqlite"
 
     def fresh(self) -> None:
         if self.proc is not None:
@@ -183,11 +185,11 @@ class Daemon:
                 )
             cmd = [PY, "-m", "relayops", "policyd"]
             if self.profile is not None:  # stats written at the clean stop (SIGTERM)
-                out = self.profile / f"{self.name.replace('@', '-')}-{self.run}.prof"
+                out = self.profile / f"{self.file_name}-{self.run}.prof"
                 cmd[1:1] = ["-m", "cProfile", "-o", str(out)]
             cmd += ["--rules", str(self.rules), "--listen", f"127.0.0.1:{self.port}"]
             cmd += ["--store", store]
-        self.proc = _spawn(cmd, f"burst-{self.name.replace('@', '-')}.log", self.src)
+        self.proc = _spawn(cmd, f"burst-{self.file_name}.log", self.src)
         wait_port(self.port)
 
     def cpu_seconds(self) -> float:

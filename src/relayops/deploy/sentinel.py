@@ -16,7 +16,9 @@ new image would rebuild the shared lab.
 
 Sentinel owns its configuration file once it runs (it records the current primary,
 the replicas and the other sentinels there on every change): the deploy writes it
-only when it is missing (`Wanted.seed`), and fixes its owner and mode otherwise.
+only when it is missing (`Wanted.seed`), and fixes its owner and mode otherwise; a
+later change of its settings or passwords is sent to the running sentinel
+(relayops.deploy.sentinel_settings).
 """
 
 from __future__ import annotations
@@ -117,14 +119,9 @@ def sentinel_placement(inventory: Inventory) -> SentinelPlacement | None:
     return SentinelPlacement(addresses, members, url.master, url.tls)
 
 
-def sentinel_conf(
-    placement: SentinelPlacement,
-    member: SentinelMember,
-    passwords: rc.RedisPasswords,
-    templates: Templates | None = None,
-) -> str:
-    """The sentinel's initial configuration (it rewrites the file afterwards)."""
-    node = rc.SentinelNode(
+def sentinel_node(placement: SentinelPlacement, member: SentinelMember) -> rc.SentinelNode:
+    """The member's sentinel: addresses, ports, TLS and the settings of its master."""
+    return rc.SentinelNode(
         bind=("127.0.0.1", member.address),
         port=0 if placement.tls else member.sentinel_port,
         tls_port=member.sentinel_port if placement.tls else 0,
@@ -136,7 +133,17 @@ def sentinel_conf(
         failover_timeout_ms=FAILOVER_TIMEOUT_MS,
         master=placement.master,
     )
-    values = rc.sentinel_values(node, passwords)
+
+
+def sentinel_conf(
+    placement: SentinelPlacement,
+    member: SentinelMember,
+    passwords: rc.RedisPasswords,
+    templates: Templates | None = None,
+) -> str:
+    """The sentinel's initial configuration (it rewrites the file afterwards; later
+    changes of its settings reach it through relayops.deploy.sentinel_settings)."""
+    values = rc.sentinel_values(sentinel_node(placement, member), passwords)
     return (templates or Templates()).render(SENTINEL_CONF, **values).decode()
 
 

@@ -26,7 +26,14 @@ from relayops.deploy.hostplan import (
     wanted_packages,
 )
 from relayops.deploy.removal_steps import manifest_command
-from relayops.deploy.sentinel import SENTINEL_PATHS, sentinel_files, sentinel_placement
+from relayops.deploy.sentinel import (
+    SENTINEL_CONF,
+    SENTINEL_PATHS,
+    sentinel_files,
+    sentinel_node,
+    sentinel_placement,
+)
+from relayops.deploy.sentinel_settings import SentinelSettings, wanted_settings
 from relayops.deploy.state import Change, PathState, Wanted, directory_changes, file_changes
 from relayops.deploy.wheels import WheelSet, ensure_wheels
 from relayops.hostlayout import MARKER
@@ -48,6 +55,8 @@ class HostRun:
     directories: list[Directory]
     installed: frozenset[str]  # of wanted_packages(): the Debian packages dpkg has
     manifest: list[str]  # the manifest as read (relayops.deploy.removal_steps.record)
+    # The host's sentinel's wanted settings (relayops.deploy.sentinel_settings), if it runs one.
+    sentinel_settings: SentinelSettings | None = None
 
     @property
     def changed(self) -> set[str]:
@@ -107,6 +116,7 @@ def host_run() -> HostRun:
     member = group.member(host.name) if group is not None else None
     redis = None
     sentinel: list[Wanted] = []
+    settings = None
     if placement is not None and placement.host.name == host.name:
         passwords = read_passwords(lambda source: targets.decrypted(root, source, identity))
         redis = redis_files(placement, passwords, certificate=certificate, ca=ca)
@@ -115,6 +125,7 @@ def host_run() -> HostRun:
         files = sentinel_files(group, member, passwords, certificate=certificate, ca=ca)
         redis = [w for w in files if w.path not in SENTINEL_PATHS]
         sentinel = [w for w in files if w.path in SENTINEL_PATHS]
+        settings = wanted_settings(sentinel_node(group, member), passwords, SENTINEL_CONF)
 
     def plan_for(systemd: bool) -> HostPlan:
         return host_plan(
@@ -153,4 +164,5 @@ def host_run() -> HostRun:
         directories=directory_changes(plan.directories, snapshot.states),
         installed=snapshot.installed,
         manifest=snapshot.manifest,
+        sentinel_settings=settings,
     )
