@@ -12,7 +12,6 @@ from relayops.compile.files import Daemon
 from relayops.deploy import instances, tls
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
-
 # Services that run the relay wheel's code: new code (or a new CA) restarts them.
 RUN_CODE = (Daemon.POLICYD.value, Daemon.MAILLOG.value)
 
