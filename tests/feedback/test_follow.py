@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -302,3 +303,26 @@ def _blocks(db: Path) -> int:
         return ledger.tally("acme", days=2, today=dt.datetime.now(dt.UTC).date()).block
     finally:
         ledger.close()
+
+
+def test_an_unreadable_file_is_logged_once_and_read_once_readable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a rotation that recreates the file `0640 root adm` would make it (this suite
+    runs as root, which reads any mode: the refusal is the open's answer, replaced)."""
+    from relayops.feedback import follow
+
+    log = tmp_path / "postfix-ip-a.log"
+    log.write_text(HANDED)
+    real_open = follow._open
+    monkeypatch.setattr(follow, "_open", lambda path: "Permission denied")
+    follower = LogFollower([str(log)], {})
+    with caplog.at_level("WARNING", logger="relayops.feedback.follow"):
+        assert _texts(follower) == [] and _texts(follower) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"event=maillog_unreadable path={log} error='Permission denied'"
+    ]
+    monkeypatch.setattr(follow, "_open", real_open)
+    assert _texts(follower) == [("postfix-ip-a.log", HANDED)]
+    assert follower.unreadable == set()
+    follower.close()

@@ -127,12 +127,12 @@ class _Open:
         return out
 
 
-def _open(path: Path) -> tuple[IO[bytes], int] | None:
+def _open(path: Path) -> tuple[IO[bytes], int] | str:
+    """The open file and its inode, or why it cannot be read."""
     try:
         handle = path.open("rb")
     except OSError as exc:
-        log.warning("event=maillog_unreadable path=%s error=%r", path, exc.strerror or str(exc))
-        return None
+        return exc.strerror or str(exc)
     return handle, os.fstat(handle.fileno()).st_ino
 
 
@@ -143,6 +143,7 @@ class LogFollower:
         self.patterns = tuple(patterns)
         self.positions = dict(positions)
         self.files: dict[str, _Open] = {}
+        self.unreadable: set[str] = set()  # logged once until it can be read
 
     def poll(self) -> list[tuple[_Open, str]]:
         """Every complete line now readable, with the file it came from; positions move
@@ -178,11 +179,15 @@ class LogFollower:
         return lines
 
     def _start(self, path: Path, tracker: Tracker | None = None) -> _Open | None:
-        opened = _open(path)
-        if opened is None:
-            return None
-        handle, inode = opened
         name = str(path)
+        opened = _open(path)
+        if isinstance(opened, str):
+            if name not in self.unreadable:
+                log.warning("event=maillog_unreadable path=%s error=%r", name, opened)
+                self.unreadable.add(name)
+            return None
+        self.unreadable.discard(name)
+        handle, inode = opened
         known = self.positions.get(name)
         size = os.fstat(handle.fileno()).st_size
         current = _Open(path, handle, inode, 0, tracker or Tracker())
