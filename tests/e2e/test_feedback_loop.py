@@ -325,6 +325,44 @@ def test_next_message_to_the_bounced_recipient_is_refused_at_rcpt(
     assert _rcpt_reply(loop, BYSTANDER, GONE) == (250, "")
 
 
+def test_garbage_in_an_instance_log_is_kept_and_acts_on_nothing(
+    loop: Deployed, operator: Callable[..., dict[str, Any]], rules: Path
+) -> None:
+    """Lines no Postfix writes, appended to relay2's instance log: kept in unparsed.jsonl,
+    logged; the follower keeps running (same PID) and nobody's figures move."""
+    marker = f"garbage-{RUN}"
+    before = _status(operator, "initech", rules)
+    lines = (
+        f"\\001\\002{marker} binary\\n"  # printf(1)'s octal escapes (dash has no \\x)
+        f"Dec  1 07:10:0 {marker} cut\\n"
+        f"Dec  1 07:10:01 relay2 postfix-pool-shared-us/smtp[1]: 7Hh1Jk90: to=<{marker}@x>, "
+        "status=bounced (cut\\n"
+    )
+    script = (
+        "pid=$(cat /run/relayops/maillog.pid); "
+        "log=$(ls /var/log/postfix-*.log | head -n 1); "
+        f"printf '{lines}' >> $log; echo $pid"
+    )
+    status, out, err = loop.lab.run("relay2", script)
+    assert status == 0, err
+    pid = out.strip()
+
+    def kept() -> list[dict[str, Any]]:
+        _, text, _ = loop.lab.run("relay2", "cat /var/lib/relayops/maillog/unparsed.jsonl")
+        rows = [json.loads(line) for line in text.splitlines() if marker in line]
+        return rows if len(rows) == 3 else []
+
+    rows = _wait("the garbage kept", kept, timeout=30)
+    assert [r["why"] for r in rows] == ["not a log line Postfix writes"] * 3
+    count = "grep -c 'event=maillog_garbage' /var/log/relayops/maillog.log"
+    status, out, _ = loop.lab.run("relay2", f"cat /run/relayops/maillog.pid; {count}")
+    assert out.split()[0] == pid and int(out.split()[1]) >= 3, out
+    after = _status(operator, "initech", rules)
+    assert {k: after[k] for k in ("hard_bounces", "soft_bounces", "blocks", "suppressed")} == {
+        k: before[k] for k in ("hard_bounces", "soft_bounces", "blocks", "suppressed")
+    }
+
+
 def test_the_followers_state_is_not_drift(loop: Deployed, hard_bounce: dict[str, Any]) -> None:
     """positions.json and unparsed.jsonl change with every line read: runtime state, never
     compared (nor is the running follower, but for being up)."""
