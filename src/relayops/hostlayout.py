@@ -47,6 +47,8 @@ TLS_KEY = f"{TLS_DIR}/privkey.pem"
 TLS_CA = f"{TLS_DIR}/ca.pem"  # the CA alone: ?ca= of a rediss:// store URL
 STATE_DIR = "/var/lib/relayops"  # the daemon account's home
 SQLITE_STORE = f"sqlite:{STATE_DIR}/policyd.sqlite"  # one host's counters
+# The log follower's runtime state (positions, unreadable lines): never a deployed file.
+MAILLOG_STATE_DIR = f"{STATE_DIR}/maillog"
 # The Redis ACL user's password, off the command line (policyd --store-password-file).
 STORE_PASSWORD_FILE = "/etc/relayops/redis-password"
 OPT_DIR = "/opt/relayops"

@@ -49,3 +49,35 @@ def test_the_compiled_policy_json_is_a_policy_file() -> None:
     parsed = PolicyFile.model_validate(data)
     assert parsed.schema_version == 1
     assert sorted(parsed.customers) == sorted(data["customers"])
+
+
+def test_the_log_follower_reads_every_instance_log_into_the_daemons_store() -> None:
+    """`relayops-maillog`: the pattern matches each output instance's maillog_file, its
+    state directory is the relay CLI's default, its store is the daemon's; `plan` starts it."""
+    from fnmatch import fnmatch
+
+    from relayops.compile.service_plan import ServiceChange, service_changes
+    from relayops.feedback.relay_cli import DEFAULT_MAILLOG_STATE, DEFAULT_RULES
+
+    repo = load_repo(ROOT).repo
+    assert repo is not None
+    config = compile_inventory(repo, repo.inventories["production"])["relay1.relay.example.net"]
+    files = {f.path: f.content.decode() for f in config.files}
+    args = files["/etc/default/relayops-maillog"].split('RELAYOPS_MAILLOG_ARGS="')[1]
+    daemon = files["/etc/default/relayops-policyd"].split('RELAYOPS_POLICYD_ARGS="')[1]
+    words = args.rstrip('"\n').split()
+    assert words[:4] == ["feedback", "maillog", "/var/log/postfix-*.log", "--follow"]
+    logs = [
+        line.split("=", 1)[1].strip()
+        for path, text in files.items()
+        if path.startswith("/etc/postfix-") and path.endswith("/main.cf")
+        for line in text.splitlines()
+        if line.startswith("maillog_file")
+    ]
+    assert logs and all(fnmatch(log, words[2]) for log in logs)
+    state = words[words.index("--state-dir") + 1]
+    assert state == hostlayout.MAILLOG_STATE_DIR == str(DEFAULT_MAILLOG_STATE)
+    assert words[words.index("--rules") + 1] == hostlayout.RULES_PATH == str(DEFAULT_RULES)
+    store = words[words.index("--store") :]
+    assert " ".join(store) in daemon
+    assert ServiceChange("relayops-maillog", "start") in service_changes(None, config)

@@ -31,11 +31,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from e2e.mailflow import send, write_yaml_change
+from e2e.mailflow import send, submission, write_yaml_change
 from e2e.test_quota import clear_counters, delete_keys
 from relayops.hostlayout import STORE_PASSWORD_FILE
 from relayops.lab import arf, receivers
-from relayops.lab.mail import token
+from relayops.lab.mail import tls_context, token
 from relayops.lab.sink import REPORT_SENDER, REPORTER, Arrived, Sink, SmtpReplies
 from support.deployed import Deployed, copy_example, publish_and_deploy
 
@@ -176,6 +176,22 @@ def _rcpt_reply(deployed: Deployed, who: tuple[str, str, str], rcpt: str) -> tup
     return 250, ""
 
 
+def _rcpt_probe(deployed: Deployed, who: tuple[str, str, str], rcpt: str) -> tuple[int, str]:
+    """The relay's answer to RCPT TO:<rcpt>, and no message: RSET after it (probing a
+    recipient the ISP host refuses must not make more refusals)."""
+    customer, login, sender = who
+    sub = submission(deployed, RELAY[customer], login, sender, (rcpt,))
+    with smtplib.SMTP(sub.relay, sub.port, timeout=30) as smtp:
+        smtp.ehlo("demo.client.lab")
+        smtp.starttls(context=tls_context(sub.ca_file))
+        smtp.ehlo("demo.client.lab")
+        smtp.login(sub.login, sub.password)
+        smtp.mail(sender)
+        code, text = smtp.rcpt(rcpt)
+        smtp.rset()
+    return code, "" if code == 250 else text.decode()
+
+
 def _dsn_to(sink: Sink, sender: str, rcpt: str) -> Arrived:
     """The relay's DSN about `rcpt`, as the customer's mail server (the sink) got it."""
     return sink.wait_for(
@@ -215,50 +231,148 @@ def _outcome(deployed: Deployed, replies: SmtpReplies, marker: str) -> dict[str,
 GONE = f"unknown-{RUN}@isp.lab"  # lab/receivers.py: 550 5.1.1 User unknown
 
 
+def _suppressed_reply(rcpt: str) -> tuple[int, str]:
+    """The daemon's answer (`550 5.1.1 <addr> suppressed since DATE after a hard bounce`)
+    as Postfix's smtpd words a policy refusal on the wire."""
+    daemon = f"<{rcpt}> suppressed since {_today()} after a hard bounce"
+    return 550, f"5.1.1 <{rcpt}>: Recipient address rejected: {daemon}"
+
+
+def _refused_until_suppressed(deployed: Deployed, who: tuple[str, str, str], rcpt: str) -> float:
+    """Send to `rcpt` (the ISP host refuses it at RCPT: the relay's own synchronous 5xx),
+    then probe until the customer's next RCPT gets the 550 "suppressed": read from the
+    output instance's log by the relay's follower, no DSN ingested. The seconds it took."""
+    assert _rcpt_reply(deployed, who, rcpt) == (250, "")
+    started = time.monotonic()
+    got = _wait(
+        f"the 550 for {rcpt}",
+        lambda: (r := _rcpt_probe(deployed, who, rcpt))[0] != 250 and r,
+        timeout=60,
+    )
+    assert got == _suppressed_reply(rcpt)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("relay", ["relay1", "relay2"])
+def test_the_log_follower_runs_on_every_relay_over_every_instance_log(
+    loop: Deployed, relay: str
+) -> None:
+    """`relayops-maillog` runs as the daemon's account and follows the maillog_file of
+    each output instance the relay has (positions.json names them all)."""
+    script = (
+        "for c in $(postmulti -l | awk '$1 != \"-\" {print $4}'); do "
+        "postconf -c $c -h maillog_file; done | sort; echo --; "
+        "ps -o user=,args= -p $(cat /run/relayops/maillog.pid); echo --; "
+        "cat /var/lib/relayops/maillog/positions.json"
+    )
+    status, out, err = loop.lab.run(relay, script)
+    assert status == 0, (out, err)
+    logs_text, process, positions_text = out.split("--\n")
+    logs = logs_text.split()
+    assert logs and all(re.fullmatch(r"/var/log/postfix-[a-z0-9-]+\.log", f) for f in logs), out
+    user, args = process.strip().split(None, 1)
+    assert user == "relayops", process
+    assert (
+        "/opt/relayops/venv/bin/relayops feedback maillog /var/log/postfix-*.log --follow "
+        "--state-dir /var/lib/relayops/maillog "
+    ) in args, process
+    assert sorted(json.loads(positions_text)) == logs
+
+
+@pytest.mark.parametrize(
+    ("who", "rcpt"),
+    [(COMPLAINED, f"unknown-r1-{RUN}@isp.lab")],
+    ids=["relay1"],
+)
+def test_relays_own_refusals_are_read_from_its_log(
+    loop: Deployed, who: tuple[str, str, str], rcpt: str
+) -> None:
+    """relay1's refusal (stark's pool is there); relay2's is the `hard_bounce` fixture's."""
+    delay = _refused_until_suppressed(loop, who, rcpt)
+    print(f"\nrefusal at RCPT → 550 suppressed on {RELAY[who[0]]}: {delay:.2f} s")
+    assert delay < 30
+
+
 @pytest.fixture(scope="module")
 def hard_bounce(
     loop: Deployed, sink: Sink, operator: Callable[..., dict[str, Any]]
 ) -> dict[str, Any]:
-    assert _rcpt_reply(loop, BOUNCER, GONE) == (250, "")
+    """initech's refusal on relay2, read from the log; then the relay's DSN about it,
+    forwarded by the customer's mail server to bounces@ (the same refusal)."""
+    delay = _refused_until_suppressed(loop, BOUNCER, GONE)
+    print(f"\nrefusal at RCPT → 550 suppressed on {RELAY[BOUNCER[0]]}: {delay:.2f} s")
     dsn = _dsn_to(sink, BOUNCER[2], GONE)
     replies = sink.send(dsn.path.read_bytes(), to=BOUNCES, sender=BOUNCER[2])
     _accepted(replies)
     return _outcome(loop, replies, GONE)
 
 
-def test_hard_bounce_is_ingested_for_its_customer(hard_bounce: dict[str, Any]) -> None:
+def test_hard_bounce_is_ingested_for_its_customer_and_counted_once(
+    hard_bounce: dict[str, Any],
+) -> None:
     assert (hard_bounce["kind"], hard_bounce["customer"]) == ("bounce", "initech")
     assert (hard_bounce["counts"], hard_bounce["suppressed"]) == ({"hard": 1}, [GONE])
-    assert (hard_bounce["applied"], hard_bounce["disabled"]) == (True, None)
+    # The follower had recorded it from the log: the DSN of it is not counted again.
+    assert (hard_bounce["applied"], hard_bounce["recorded_before"]) == (False, [GONE])
+    assert hard_bounce["disabled"] is None
 
 
 def test_next_message_to_the_bounced_recipient_is_refused_at_rcpt(
     loop: Deployed, hard_bounce: dict[str, Any]
 ) -> None:
-    # The daemon's answer (`550 5.1.1 <addr> suppressed since DATE after a hard bounce`)
-    # as Postfix's smtpd words a policy refusal on the wire.
-    daemon = f"<{GONE}> suppressed since {_today()} after a hard bounce"
-    want = (550, f"5.1.1 <{GONE}>: Recipient address rejected: {daemon}")
-    assert _wait("the 550", lambda: (r := _rcpt_reply(loop, BOUNCER, GONE))[0] != 250 and r) == want
+    assert _rcpt_reply(loop, BOUNCER, GONE) == _suppressed_reply(GONE)
     # Only for that customer: another customer may still write to the address.
     assert _rcpt_reply(loop, BYSTANDER, GONE) == (250, "")
 
 
-@pytest.mark.xfail(
-    reason="the design reads the relay's own synchronous 5xx with `relayops feedback maillog "
-    "FILE --follow` (docs/feedback.md), but no deploy runs it and the relays set no "
-    "maillog_file: that path is not live on a deployed relay yet",
-    strict=False,
-)
-@pytest.mark.parametrize("relay", ["relay1", "relay2"])
-def test_relays_own_refusals_are_read_from_its_log(loop: Deployed, relay: str) -> None:
-    status, out, err = loop.lab.run(
-        relay, "postconf -h maillog_file; pgrep -af 'relayops feedback maillog' || true"
+def test_garbage_in_an_instance_log_is_kept_and_acts_on_nothing(
+    loop: Deployed, operator: Callable[..., dict[str, Any]], rules: Path
+) -> None:
+    """Lines no Postfix writes, appended to relay2's instance log: kept in unparsed.jsonl,
+    logged; the follower keeps running (same PID) and nobody's figures move."""
+    marker = f"garbage-{RUN}"
+    before = _status(operator, "initech", rules)
+    lines = (
+        f"\\001\\002{marker} binary\\n"  # printf(1)'s octal escapes (dash has no \\x)
+        f"Dec  1 07:10:0 {marker} cut\\n"
+        f"Dec  1 07:10:01 relay2 postfix-pool-shared-us/smtp[1]: 7Hh1Jk90: to=<{marker}@x>, "
+        "status=bounced (cut\\n"
     )
+    script = (
+        "pid=$(cat /run/relayops/maillog.pid); "
+        "log=$(ls /var/log/postfix-*.log | head -n 1); "
+        f"printf '{lines}' >> $log; echo $pid"
+    )
+    status, out, err = loop.lab.run("relay2", script)
     assert status == 0, err
-    logfile, *readers = out.splitlines()
-    assert logfile.strip(), "Postfix writes no maillog_file the reader could follow"
-    assert any(logfile.strip() in line and "--follow" in line for line in readers), out
+    pid = out.strip()
+
+    def kept() -> list[dict[str, Any]]:
+        _, text, _ = loop.lab.run("relay2", "cat /var/lib/relayops/maillog/unparsed.jsonl")
+        rows = [json.loads(line) for line in text.splitlines() if marker in line]
+        return rows if len(rows) == 3 else []
+
+    rows = _wait("the garbage kept", kept, timeout=30)
+    assert [r["why"] for r in rows] == ["not a log line Postfix writes"] * 3
+    count = "grep -c 'event=maillog_garbage' /var/log/relayops/maillog.log"
+    status, out, _ = loop.lab.run("relay2", f"cat /run/relayops/maillog.pid; {count}")
+    assert out.split()[0] == pid and int(out.split()[1]) >= 3, out
+    after = _status(operator, "initech", rules)
+    assert {k: after[k] for k in ("hard_bounces", "soft_bounces", "blocks", "suppressed")} == {
+        k: before[k] for k in ("hard_bounces", "soft_bounces", "blocks", "suppressed")
+    }
+
+
+def test_the_followers_state_is_not_drift(loop: Deployed, hard_bounce: dict[str, Any]) -> None:
+    """positions.json and unparsed.jsonl change with every line read: runtime state, never
+    compared (nor is the running follower, but for being up)."""
+    status, out, err = loop.lab.run("relay2", "ls /var/lib/relayops/maillog")
+    assert status == 0 and "positions.json" in out.split(), (out, err)
+    argv = [sys.executable, "-m", "relayops", "drift", "--repo", str(loop.root),
+            "--inventory", "lab", "--json"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=os.environ)
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["drift"]) == (0, {}), (done.stdout, done.stderr[-3000:])
 
 
 # ---- 2. a reputation block never suppresses -------------------------------------------------

@@ -8,8 +8,13 @@ complaint copy and the disabled notice) and released (`feedback release`: re-ena
 initech is suspended and soylent terminated in the customer files (the daemon's status
 swap on SIGHUP). Each has a contact on its own domain, whose MX is the sink.
 
-Not here: `resumed` (sent by the day sweep at the customer's local midnight after a day at
-the limit; the lab has no clock to move the deployed daemons past a midnight).
+`resumed` is sent when a customer's local day begins after a day at its limit: at its
+local midnight (the daemon's day sweep), or when a reload moves its time zone into a later
+date (policyd/notices.py `days_moved`). The lab has no clock to move past a midnight, so
+globex's day is moved: the variant puts it at UTC-12 (`Etc/GMT+12`), where it reaches
+its limit, and a second deploy moves it to UTC+14 (`Pacific/Kiritimati`), always at
+least one date later; the daemons reload, one claims the notice, and globex can send
+again (its counters start the new date).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import ssl
 from collections.abc import Callable
 from email.message import Message
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,7 +34,7 @@ from e2e.mailflow import send, write_yaml_change
 from e2e.service_auth import SERVICE, assert_service_authenticated
 from e2e.test_feedback_loop import FEEDBACK, _accepted, _clear_ledger, _rcpt_reply, _wait
 from e2e.test_feedback_loop import operator as operator  # the fixture
-from e2e.test_quota import clear_counters
+from e2e.test_quota import clear_counters, delete_keys
 from relayops.lab.demo import lab_password
 from relayops.lab.mail import token
 from relayops.lab.sink import Arrived, Sink
@@ -61,7 +67,9 @@ SUBJECT = {
     "reenabled": ("stark", "[Example Relay] sending enabled again (Stark Logistics)"),
     "suspended": ("initech", "[Example Relay] subscription suspended (Initech)"),
     "terminated": ("soylent", "[Example Relay] subscription terminated (Soylent Foods)"),
+    "resumed": ("globex", "[Example Relay] sending resumed (Globex Inc.)"),
 }
+WEST, EAST = "Etc/GMT+12", "Pacific/Kiritimati"  # UTC-12 and UTC+14: 26 hours apart
 
 
 def _status_lines(status: str, why: str) -> str:
@@ -84,6 +92,8 @@ def loop(
         write_yaml_change(root, f"customers/{customer}.yaml", line, f"contact: {CONTACT[customer]}")
     quota = f"plan: pro\nquota_override: {QUOTA}\n"
     write_yaml_change(root, "customers/globex.yaml", "plan: pro\n", quota)
+    write_yaml_change(root, "customers/globex.yaml", "timezone: America/New_York",
+                      f"timezone: {WEST}")  # fmt: skip
     write_yaml_change(root, "customers/initech.yaml", "plan: starter\n",
                       "plan: starter\n" + _status_lines("suspended", SUSPENDED_WHY))  # fmt: skip
     write_yaml_change(root, "customers/soylent.yaml", "plan: business\n",
@@ -91,7 +101,18 @@ def loop(
     for customer in ("globex", "stark"):
         clear_counters(deployed, customer)  # also the complaint flag
     _clear_ledger(deployed, ("stark",))
+    _clear_days_east(deployed, "globex")
     return publish_and_deploy(deployed.lab, root)
+
+
+def _clear_days_east(deployed: Deployed, customer: str) -> None:
+    """The counters and `resumed` claims of the dates the move east reaches (up to two days
+    after today's UTC date), so that a second run on the same day starts from zero."""
+    today = dt.datetime.now(dt.UTC).date()
+    days = [today + dt.timedelta(days=d) for d in (-1, 0, 1, 2)]
+    keys = [f"relayops:notice:{customer}:{day}:resumed" for day in days]
+    keys += [f"relayops:count:{customer}:{today + dt.timedelta(days=2)}"]
+    delete_keys(deployed, keys)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +156,26 @@ def released(
     assert (done["ok"], done["released"]) == (True, True)
 
 
+@pytest.fixture(scope="module")
+def resumed(loop: Deployed, sink: Sink, quota_used: None) -> None:
+    """Once the limit notice is out (the limit is claimed for globex's day at UTC-12), a
+    deploy moves globex to UTC+14: a later date, so its day begins on the reload."""
+    _notice(sink, "limit")
+    write_yaml_change(loop.root, "customers/globex.yaml", f"timezone: {WEST}", f"timezone: {EAST}")
+    publish_and_deploy(loop.lab, loop.root)
+
+
+def test_sending_resumes_with_the_new_day(loop: Deployed, sink: Sink, resumed: None) -> None:
+    arrived = _notice(sink, "resumed")
+    body = arrived.message.get_body(("plain",))
+    assert body is not None
+    east_day = dt.datetime.now(ZoneInfo(EAST)).date().isoformat()
+    assert f"A new day ({east_day}, time zone {EAST}) has begun" in body.get_content()
+    sender = f"again-{RUN}@globex.example"
+    _, refused = send(loop, "relay1", "globex-mailer", sender, (f"r-{RUN}@isp.lab",))
+    assert refused == {}
+
+
 TRIGGER = {
     "warning": "quota_used",
     "limit": "quota_used",
@@ -143,6 +184,7 @@ TRIGGER = {
     "reenabled": "released",
     "suspended": "loop",
     "terminated": "loop",
+    "resumed": "resumed",
 }
 
 

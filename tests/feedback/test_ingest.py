@@ -205,3 +205,58 @@ def test_the_pipe_exit_codes(tmp_path: Path) -> None:
         "unable to open database file\n"
     )
     assert len(list((tmp_path / "spool").glob("*.eml"))) == 2
+
+
+LOGGED = (
+    "Dec  1 10:00:00 o1 postfix-ip-shared-us-1/qmgr[1]: 9F00A1: from=<app@acme.example>, "
+    "size=900, nrcpt=1 (queue active)\n"
+    "Dec  1 10:00:01 o1 postfix-ip-shared-us-1/smtp[2]: 9F00A1: to=<gone@receiver.example>, "
+    "relay=mx.receiver.example[192.0.2.9]:25, delay=1, delays=0/0/0/1, dsn=5.1.1, "
+    "status=bounced (host mx.receiver.example[192.0.2.9] said: 550 5.1.1 "
+    "<gone@receiver.example>: Recipient address rejected: User unknown "
+    "(in reply to RCPT TO command))\n"
+)
+
+
+@pytest.mark.parametrize("first", ["log", "dsn"])
+def test_the_relays_refusal_counts_once_from_its_log_and_its_dsn(
+    tmp_path: Path, first: str
+) -> None:
+    """The follower reads the refusal in the output instance's log; Postfix's DSN about it
+    (X-Postfix-Queue-ID: the same queue ID), forwarded to the bounce address, is the same
+    refusal: whichever comes second is recorded as seen, not counted again."""
+    from relayops.feedback.ingest import record_failure
+    from relayops.feedback.maillog import Tracker
+    from relayops.policyd.rules import parse_rules
+
+    rules = parse_rules(rules_data())
+    (failure,) = Tracker().failures(LOGGED.splitlines())
+
+    def from_log() -> bool:
+        ledger = SqliteLedger(tmp_path / "store.sqlite")
+        try:
+            row = record_failure(failure, rules=rules, ledger=ledger, notify=None, now=NOW)
+        finally:
+            ledger.close()
+        assert (row["customer"], row["address"]) == ("acme", "gone@receiver.example")
+        return bool(row["applied"])
+
+    if first == "log":
+        assert from_log() is True
+        outcome = run(tmp_path, relay_bounce(stamp()))
+        assert (outcome["applied"], outcome["recorded_before"]) == (
+            False,
+            ["gone@receiver.example"],
+        )
+    else:
+        outcome = run(tmp_path, relay_bounce(stamp()))
+        assert (outcome["applied"], outcome["recorded_before"]) == (True, [])
+        assert from_log() is False
+    assert (outcome["customer"], outcome["counts"], outcome["suppressed"]) == (
+        "acme",
+        {"hard": 1},
+        ["gone@receiver.example"],
+    )
+    _, suppressed, tally = state(tmp_path)
+    assert [(s.customer, s.address) for s in suppressed] == [("acme", "gone@receiver.example")]
+    assert tally == Tally(hard=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from relayops.policyd.notices import (
     NoticeError,
     NoticeRequest,
     check_request,
+    days_moved,
     days_started,
     render_request,
     status_notices,
@@ -142,6 +144,40 @@ def test_a_day_that_dst_starts_at_one_o_clock_begins_then() -> None:
         d for c, d in days_started(havana, utc(2026, 3, 8, 4), utc(2026, 3, 8, 5)) if c.id == "acme"
     ]
     assert (before, after) == ([], [date(2026, 3, 8)])
+
+
+def _zoned(zone: str) -> Rules:
+    changed = data()
+    changed["customers"]["acme"]["timezone"] = zone
+    return parse_rules(changed)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "now", "days"),
+    [
+        # 2026-11-30 20:00 UTC: Paris is on 11-30, Kiritimati (+14) on 12-01.
+        ("Europe/Paris", "Pacific/Kiritimati", utc(2026, 11, 30, 20), [date(2026, 12, 1)]),
+        # 09:59 UTC: Kiritimati is still on 11-30 (its midnight is at 10:00 UTC).
+        ("Europe/Paris", "Pacific/Kiritimati", utc(2026, 11, 30, 9, 59), []),
+        ("Europe/Paris", "Pacific/Kiritimati", utc(2026, 11, 30, 10), [date(2026, 12, 1)]),
+        # -12 to +14: 26 hours east, two dates passed over at 11:00 UTC.
+        ("Etc/GMT+12", "Pacific/Kiritimati", utc(2026, 11, 30, 11), [date(2026, 11, 30),
+                                                                    date(2026, 12, 1)]),
+        # Westwards (an earlier date) or the same zone: no day begins.
+        ("Pacific/Kiritimati", "Europe/Paris", utc(2026, 11, 30, 20), []),
+        ("Europe/Paris", "Europe/Paris", utc(2026, 11, 30, 23, 30), []),
+    ],
+)  # fmt: skip
+def test_days_moved_by_a_time_zone_change(
+    old: str, new: str, now: datetime, days: list[date]
+) -> None:
+    found = [(c.id, d) for c, d in days_moved(_zoned(old), _zoned(new), now)]
+    assert found == [("acme", d) for d in days]
+
+
+def test_days_moved_ignores_customers_new_in_the_reload() -> None:
+    before = parse_rules(data(acme="absent"))
+    assert list(days_moved(before, _zoned("Pacific/Kiritimati"), utc(2026, 11, 30, 20))) == []
 
 
 # ---- notice requests ---------------------------------------------------------------------
@@ -323,6 +359,37 @@ def test_no_resumed_without_a_limit_the_day_before(tmp_path: Path) -> None:
             await policy.store.close()
 
     assert asyncio.run(main()) == []
+
+
+def test_reload_into_a_later_date_sends_resumed_after_a_day_at_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A deploy moves acme from Paris (11-30, limit reached) to Kiritimati (12-01): the
+    daemon's counters start 12-01 at once, and the SIGHUP reload says so, once."""
+    path = tmp_path / "policy.json"
+    moved = data()
+    moved["customers"]["acme"]["timezone"] = "Pacific/Kiritimati"
+    path.write_text(json.dumps(moved))
+
+    async def main() -> list[Notice]:
+        policy, captured = server(tmp_path, utc(2026, 11, 30, 20))
+        policy.rules_path = path
+        await policy.store.start()
+        try:
+            assert await policy.store.claim("acme", date(2026, 11, 30), "limit")
+            assert await policy.reload()
+            assert await policy.reload()  # the same rules again: nothing moves
+            await asyncio.sleep(0.1)  # the notices are sent off the reload's path
+            await policy.close_tasks()
+            return captured.notices
+        finally:
+            await policy.store.close()
+
+    notices = asyncio.run(main())
+    assert [(n.kind, n.customer, n.subject) for n in notices] == [
+        ("resumed", "acme", "Acme Corp: resumed")
+    ]
+    assert notices[0].body == "resumed body for acme on 2026-12-01\n"
 
 
 def test_outbox_requests_are_sent_once(tmp_path: Path) -> None:

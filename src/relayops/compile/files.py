@@ -20,6 +20,7 @@ class Daemon(StrEnum):
     OPENDKIM = "opendkim"
     DOVECOT = "dovecot"
     POLICYD = "relayops-policyd"
+    MAILLOG = "relayops-maillog"  # the follower of Postfix's logs (feedback/follow.py)
 
 
 class MapCommand(StrEnum):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from relayops.compile.dovecot import dovecot_files, mailboxes
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile, Tenant
 from relayops.compile.instances import instance_files
+from relayops.compile.maillog import maillog_files
 from relayops.compile.opendkim import opendkim_files
 from relayops.compile.placement import served
 from relayops.compile.policy import policy_files, policy_secrets, store_arguments, trace_key_secret
@@ -42,6 +43,7 @@ def compile_host(
     directories += mail_dirs
     try:
         files += policy_files(repo, inventory, host, templates)
+        files += maillog_files(inventory, templates)
         secrets += policy_secrets(inventory)
     except ValueError as exc:
         raise CompileError(f"{inventory.path}: {exc}") from None

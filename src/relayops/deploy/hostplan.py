@@ -31,6 +31,8 @@ REDIS_SERVICE = "redis-server"
 SENTINEL_SERVICE = "relayops-sentinel"  # relayops.deploy.sentinel: why not Debian's
 SENTINEL_INIT_SCRIPT = "/etc/init.d/relayops-sentinel"
 SENTINEL_SYSTEMD_UNIT = "/etc/systemd/system/relayops-sentinel.service"
+MAILLOG_INIT_SCRIPT = "/etc/init.d/relayops-maillog"
+MAILLOG_SYSTEMD_UNIT = "/etc/systemd/system/relayops-maillog.service"
 REDIS_TLS_DIR = REDIS_TLS.cert.rsplit("/", 1)[0]
 LOG_DIR = "/var/log/relayops"
 # Accounts the packages do not create; (name, home).
@@ -61,6 +63,7 @@ START_ORDER: tuple[str, ...] = (
     Daemon.DOVECOT.value,
     Daemon.POLICYD.value,
     Daemon.POSTFIX.value,
+    Daemon.MAILLOG.value,  # reads what Postfix logs; writes to the store the daemon reads
 )
 # Where each service's init script keeps its main PID (Debian's and ours): without
 # systemd, "running" is `kill -0` of that PID, as the scripts' own `status` decides it.
@@ -71,6 +74,7 @@ PIDFILES: Mapping[str, str] = {
     Daemon.DOVECOT.value: "/run/dovecot/master.pid",
     Daemon.POLICYD.value: "/run/relayops/policyd.pid",
     Daemon.POSTFIX.value: "/var/spool/postfix/pid/master.pid",
+    Daemon.MAILLOG.value: "/run/relayops/maillog.pid",
 }
 
 

@@ -12,6 +12,9 @@ from relayops.compile.files import Daemon
 from relayops.deploy import instances, tls
 from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
+# Services that run the relay wheel's code: new code (or a new CA) restarts them.
+RUN_CODE = (Daemon.POLICYD.value, Daemon.MAILLOG.value)
+
 
 def service_actions(
     services: Sequence[str],
@@ -30,7 +33,7 @@ def service_actions(
     for service in services:
         if not running.get(service, False):
             actions.append((service, "start"))
-        elif service == Daemon.POLICYD.value and new_code:
+        elif service in RUN_CODE and new_code:
             actions.append((service, "restart"))
         elif service in wanted:
             actions.append((service, "reload"))
@@ -71,10 +74,11 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
 
 def control_verb(service: str, verb: str) -> str:
     """Redis and Sentinel have no reload (users, TLS and ports are read at start): they
-    restart.
+    restart. So does the log follower (its arguments are read at start; it keeps its
+    positions, and it rereads policy.json by itself when the file changes).
 
     A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back;
     Sentinel keeps what it learnt in its configuration file.
     """
-    restarts = (REDIS_SERVICE, SENTINEL_SERVICE)
+    restarts = (REDIS_SERVICE, SENTINEL_SERVICE, Daemon.MAILLOG.value)
     return "restart" if service in restarts and verb == "reload" else verb

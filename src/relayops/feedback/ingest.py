@@ -23,13 +23,13 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from relayops.feedback.consequences import Decision, decide
-from relayops.feedback.maillog import Failure
+from relayops.feedback.maillog import Failure, failure_key
 from relayops.feedback.model import Kind, Origin, Recipient, Report
 from relayops.feedback.parse import MAX_PARSE_BYTES
 from relayops.feedback.reader import read_report
@@ -198,7 +198,16 @@ def ingest(
         else Tally()
     )
     decision = decide(report, policy, before, now=now, original=received.head)
-    applied = ledger.apply(to_change(received.digest, decision, policy, now=now))
+    queue_id = report.origin.reporting_queue_id
+    if report.kind is Kind.BOUNCE and queue_id and report.recipients:
+        applied, recorded_before = _apply_per_recipient(
+            report, queue_id, ledger=ledger, policy=policy, before=before, now=now, notify=notify
+        )
+        outcome["recorded_before"] = recorded_before
+    else:
+        applied = ledger.apply(to_change(received.digest, decision, policy, now=now))
+        if applied:
+            _send(decision, notify)
     outcome.update(
         applied=applied,
         customer=decision.customer,
@@ -210,16 +219,43 @@ def ingest(
         notices=[n.kind for n in decision.notices],
         operator=[n.kind for n in decision.operator],
     )
-    if applied:
-        _send(decision, notify)
     spool.outcome(received.digest, outcome)
     return outcome
 
 
+def _apply_per_recipient(
+    report: Report,
+    queue_id: str,
+    *,
+    ledger: Ledger,
+    policy: AntiSpamRules,
+    before: Tally,
+    now: datetime,
+    notify: Notify | None,
+) -> tuple[bool, list[str]]:
+    """A Postfix DSN, one recipient at a time under `failure_key(queue id, recipient)`:
+    the key the log follower (`relayops feedback maillog`) records the same refusal
+    under, so a relay's own bounce forwarded to us is not counted a second time.
+    (applied at all, the addresses recorded before)."""
+    applied, recorded_before = False, []
+    for recipient in report.recipients:
+        single = replace(report, recipients=(recipient,))
+        decision = decide(single, policy, before, now=now)
+        key = failure_key(queue_id, recipient.address)
+        if ledger.apply(to_change(key, decision, policy, now=now)):
+            applied = True
+            before = before.plus(decision.counts)
+            _send(decision, notify)
+        else:
+            recorded_before.append(recipient.address)
+    return applied, recorded_before
+
+
 def failure_customer(failure: Failure, rules: Rules) -> str | None:
-    """Whose failed delivery: the SASL login's subscription, else the sender domain's owner."""
-    if failure.login:
-        customer = rules.by_login.get(failure.login.lower())
+    """Whose failed delivery: the SASL login's subscription, else the envelope sender (a
+    login itself, else its domain's one owner). An output instance's log has no login."""
+    for login in (failure.login, failure.sender):
+        customer = rules.by_login.get(login.lower()) if login else None
         if customer is not None:
             return customer.id
     domain = (failure.sender or "").rpartition("@")[2].lower().rstrip(".")

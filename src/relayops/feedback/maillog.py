@@ -15,6 +15,18 @@ lines and yields a `Failure` per bounced recipient: whose (the SASL login of the
 smtpd line; else the sender domain of the qmgr line), the address, the status and
 the remote reply, classified with the same tables as mailed bounces. `status=deferred`
 lines are not failures (Postfix retries). The parser never raises on a line.
+
+Every Postfix instance is read alike: the program tag is `<syslog_name>/<program>`,
+where syslog_name is `postfix`, `postfix/submission`, an output instance's
+`postfix-ip-<egress>` or its class transport's `postfix-ip-<egress>/isp-<class>`
+(compile/instances.py). An output instance received the message over loopback from
+the submission instance, under a new queue ID and without the SASL login: there the
+qmgr line's envelope sender names the customer (ingest.failure_customer).
+
+A failure's at-most-once key (`failure_key`) is its queue ID and recipient, not the
+line: Postfix logs one final `status=bounced` per recipient and queue file, and the
+DSN that Postfix sends about it carries the same queue ID (`X-Postfix-Queue-ID`), so a
+copy of that DSN forwarded to the bounce address is recognised as already recorded.
 """
 
 from __future__ import annotations
@@ -29,8 +41,15 @@ from relayops.feedback.classify import classify, is_hard
 from relayops.feedback.model import Reason
 
 _LINE = re.compile(
-    r"postfix(?:/[\w.-]+)*/(?P<daemon>smtpd|qmgr|smtp|lmtp|cleanup)\[\d+\]: "
-    r"(?P<qid>[0-9A-Za-z]{6,32}): (?P<rest>.*)$"
+    r"(?:^|\s)postfix[\w.-]*(?:/[\w.-]+)*/(?P<daemon>smtpd|qmgr|smtp|lmtp|cleanup|error)"
+    r"\[\d+\]: (?P<qid>[0-9A-Za-z]{6,32}): (?P<rest>.*)$"
+)
+# What a log line looks like at all: a timestamp (traditional syslog or RFC 3339), a host
+# and a program tag. Anything else (a cut line, binary noise) is garbage: kept, not read.
+_SHAPE = re.compile(
+    r"^(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) "
+    r"\S+ [\w./-]+(?:\[\d+\])?: \S"
 )
 _LOGIN = re.compile(r"\bsasl_username=(?P<login>[^,\s]+)")
 _FROM = re.compile(r"^from=<(?P<sender>[^>]*)>")
@@ -54,7 +73,34 @@ class Failure:
     reply: str  # the remote reply, or Postfix's own words when there was none
     reason: Reason
     hard: bool
-    digest: str  # sha256 of the log line: recording it twice is a no-op
+    digest: str  # failure_key(queue_id, address): recording it twice is a no-op
+
+
+def failure_key(queue_id: str, address: str) -> str:
+    """The ledger's at-most-once key of one recipient refused in one queue file: the same
+    for the log line and for the DSN Postfix wrote about it."""
+    text = f"relay-failure {queue_id} {address.lower()}"
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def is_garbage(line: str) -> bool:
+    """A line that is no log line, or a `status=bounced` line this parser cannot read:
+    the follower keeps it for review (a log the relay wrote should have none)."""
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return False
+    if any((ord(c) < 32 and c != "\t") or "\udc80" <= c <= "\udcff" for c in text):
+        return True  # control characters, or bytes that were no UTF-8 (surrogateescape)
+    if _SHAPE.match(text) is None:
+        return True
+    return "status=bounced" in text and _bounced(text) is None
+
+
+def _bounced(line: str) -> re.Match[str] | None:
+    match = _LINE.search(line)
+    if match is None or match["daemon"] not in ("smtp", "lmtp", "error"):
+        return None
+    return _BOUNCED.match(match["rest"])
 
 
 class Tracker:
@@ -103,7 +149,7 @@ class Tracker:
             reply=reply[:1000],
             reason=reason,
             hard=is_hard(reason, permanent=status.startswith("5")),
-            digest=hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest(),
+            digest=failure_key(qid, bounced["rcpt"]),
         )
 
     def failures(self, lines: Iterable[str]) -> Iterator[Failure]:

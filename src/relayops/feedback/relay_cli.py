@@ -21,10 +21,11 @@ from typing import Any, NoReturn
 import click
 
 from relayops.feedback.ingest import Notify
+from relayops.feedback.maillog import Failure
 from relayops.policyd.cli import read_password_file
 from relayops.policyd.ledger import DEFAULT_STORE, Ledger, LedgerError, open_ledger
 from relayops.policyd.outbox import queue_notice
-from relayops.policyd.rules import RulesError, load_rules
+from relayops.policyd.rules import Rules, RulesError, load_rules
 
 EX_TEMPFAIL = 75  # sysexits.h: Postfix's pipe(8) keeps the message and retries
 # The relay's paths (hostlayout.py, which this wheel does not carry, names the same).
@@ -172,77 +173,216 @@ def ingest_command(
         click.echo(" ".join(f"{k}={v}" for k, v in outcome.items() if k != "ok"), err=True)
 
 
+# Where the follower keeps its runtime state (positions, unreadable lines): not deployed
+# files, so drift never compares them (deploy/hostplan.py creates the directory only).
+DEFAULT_MAILLOG_STATE = Path("/var/lib/relayops/maillog")
+POLL_SECONDS = 1.0
+STORE_RETRY_MAX = (
+    8.0  # seconds between two tries of a store that does not answer (SIGTERM waits it)
+)
+
+
 @click.command("maillog", epilog=EXIT_CODES_HELP)
-@click.argument("logfile", type=click.Path(path_type=Path))
-@click.option("--follow", is_flag=True, help="Keep reading lines as Postfix appends them.")
+@click.argument("logfiles", nargs=-1, required=True)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep reading as Postfix appends, follow rotation and new files matching the "
+    "patterns (quote them: '/var/log/postfix*.log'); runs until SIGTERM.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MAILLOG_STATE,
+    show_default=True,
+    help="With --follow: the positions read (positions.json) and the lines that could not "
+    "be read, kept for review (unparsed.jsonl).",
+)
 @store_options
 @rules_option
 @json_option
 def maillog(
-    logfile: Path,
+    logfiles: tuple[str, ...],
     follow: bool,
+    state_dir: Path,
     store_spec: str,
     store_password_file: Path | None,
     rules_path: Path,
     as_json: bool,
 ) -> None:
-    """Record the relay's own delivery failures (`status=bounced` lines of Postfix's log):
-    hard bounces suppress the recipient for its customer. Reading a file twice records
-    nothing twice. Exit 0; 1 when the store failed; 2 when a file cannot be read."""
-    from relayops.feedback.ingest import record_failure
-    from relayops.feedback.maillog import Tracker
+    """Record the relay's own delivery failures (`status=bounced` lines of Postfix's logs,
+    every instance's): hard bounces suppress the recipient for its customer. LOGFILES are
+    files or glob patterns. Reading a file twice records nothing twice. Exit 0; 1 when
+    the store failed (without --follow; the follower waits for it); 2 when a file cannot
+    be read."""
+    from relayops.feedback.follow import expand
 
     try:
         rules = load_rules(rules_path)
     except RulesError as exc:
         _fail(str(exc))
-    try:
-        handle = logfile.open(encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        _fail(f"cannot read {logfile}: {exc.strerror or exc}")
+    if not follow:
+        for name in logfiles:
+            if not expand([name]):
+                _fail(f"cannot read {name}: no such file")
     try:
         ledger, notify = open_store(store_spec, store_password_file)
     except LedgerError as exc:
         _fail(str(exc))
     except click.BadParameter as exc:
         _fail(exc.message)
-    tracker = Tracker()
-    recorded: list[dict[str, Any]] = []
     try:
-        with handle:
-            for line in _lines(handle, follow=follow):
-                failure = tracker.feed(line)
-                if failure is None:
-                    continue
-                row = record_failure(
-                    failure, rules=rules, ledger=ledger, notify=notify, now=datetime.now(UTC)
-                )
-                recorded.append(row)
-                if not as_json:
-                    click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
+        if follow:
+            _follow(logfiles, state_dir, rules, rules_path, ledger, notify)
+            return
+        recorded, garbage = _read_once(logfiles, rules, ledger, notify, as_json=as_json)
     except LedgerError as exc:
         _fail(str(exc), code=1)
     finally:
         ledger.close()
     if as_json:
-        _emit_json({"ok": True, "failures": recorded})
+        _emit_json({"ok": True, "failures": recorded, "garbage": garbage})
 
 
-def _lines(handle: Any, *, follow: bool) -> Any:
-    """The file's lines; with `follow`, then the lines appended later (polled each second)."""
+def _row_text(row: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in row.items())
+
+
+def _read_once(
+    logfiles: tuple[str, ...], rules: Rules, ledger: Ledger, notify: Notify, *, as_json: bool
+) -> tuple[list[dict[str, Any]], int]:
+    from relayops.feedback.follow import LogFollower
+    from relayops.feedback.ingest import record_failure
+    from relayops.feedback.maillog import is_garbage
+
+    follower = LogFollower(logfiles, {})
+    recorded: list[dict[str, Any]] = []
+    garbage = 0
+    try:
+        while batch := follower.poll():
+            for current, line in batch:
+                if is_garbage(line):
+                    garbage += 1
+                    continue
+                failure = current.tracker.feed(line)
+                if failure is None:
+                    continue
+                now = datetime.now(UTC)
+                row = record_failure(failure, rules=rules, ledger=ledger, notify=notify, now=now)
+                recorded.append(row)
+                if not as_json:
+                    click.echo(_row_text(row))
+    finally:
+        follower.close()
+    return recorded, garbage
+
+
+def _follow(
+    patterns: tuple[str, ...],
+    state_dir: Path,
+    rules: Rules,
+    rules_path: Path,
+    ledger: Ledger,
+    notify: Notify,
+) -> None:
+    """The service: poll, record, save positions; SIGTERM ends it between two lines."""
+    import signal
     import time
 
-    pending = ""
+    from relayops.feedback.follow import LogFollower, ReviewFile, load_positions, save_positions
+    from relayops.feedback.maillog import is_garbage
+
+    logging.basicConfig(stream=sys.stderr, level="INFO", format="%(name)s %(message)s")
+    log = logging.getLogger("relayops.feedback.maillog")
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        _fail(f"cannot create {state_dir}: {exc.strerror or exc}")
+    positions_file = state_dir / "positions.json"
+    review = ReviewFile(state_dir / "unparsed.jsonl")
+    follower = LogFollower(patterns, load_positions(positions_file))
+    rules_mtime = _mtime(rules_path)
+    log.info("event=following patterns=%s state=%s", ",".join(patterns), state_dir)
+    try:
+        while not stopping:
+            if (mtime := _mtime(rules_path)) != rules_mtime:
+                rules_mtime = mtime
+                try:
+                    rules = load_rules(rules_path)
+                    log.info("event=rules_reloaded customers=%d", len(rules.customers))
+                except RulesError as exc:
+                    log.error("event=reload_failed keeping=previous_rules error=%r", str(exc))
+            batch = follower.poll()
+            for current, line in batch:
+                if is_garbage(line):
+                    review.keep(str(current.path), line, "not a log line Postfix writes")
+                    continue
+                try:
+                    failure = current.tracker.feed(line)
+                except Exception:  # the parser's contract is never to raise; a bug must not stop it
+                    log.exception("event=maillog_parser_failed")
+                    review.keep(str(current.path), line, "the parser failed")
+                    continue
+                if failure is None:
+                    continue
+                row = _record_until_done(failure, rules, ledger, notify, log, stopping)
+                if row is None:
+                    review.keep(str(current.path), line, "recording failed")
+                else:
+                    click.echo(_row_text(row), nl=True)
+            try:
+                save_positions(positions_file, follower.positions)
+            except OSError as exc:
+                log.error("event=maillog_state_unwritable error=%r", exc.strerror or str(exc))
+            if not batch:
+                time.sleep(POLL_SECONDS)
+    finally:
+        follower.close()
+        log.info("event=stopping")
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _record_until_done(
+    failure: Failure,
+    rules: Rules,
+    ledger: Ledger,
+    notify: Notify,
+    log: logging.Logger,
+    stopping: list[int],
+) -> dict[str, Any] | None:
+    """record_failure, retried while the store does not answer (the log keeps the line;
+    the position does not move past it). None: a bug, logged; the line is kept."""
+    import time
+
+    from relayops.feedback.ingest import record_failure
+
+    wait = POLL_SECONDS
+    down = False
     while True:
-        chunk = handle.readline()
-        if chunk:
-            pending += chunk
-            if pending.endswith("\n"):
-                yield pending
-                pending = ""
+        try:
+            row = record_failure(
+                failure, rules=rules, ledger=ledger, notify=notify, now=datetime.now(UTC)
+            )
+        except LedgerError as exc:
+            if not down:
+                log.error("event=store_unavailable error=%r", str(exc))
+                down = True
+            if stopping:
+                raise
+            time.sleep(wait)
+            wait = min(wait * 2, STORE_RETRY_MAX)
             continue
-        if not follow:
-            if pending:
-                yield pending
-            return
-        time.sleep(1.0)
+        except Exception:
+            log.exception("event=maillog_record_failed")
+            return None
+        if down:
+            log.info("event=store_recovered")
+        return row

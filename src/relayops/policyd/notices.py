@@ -5,7 +5,8 @@ Kinds (templates `policies/notifications/<kind>.txt`, shipped in policy.json):
 - warning, limit: the day's count reaches the threshold / the limit; sent
   from the charge path (rules.py).
 - resumed: a customer's local day begins after a day that reached its limit;
-  the daemon's day sweep (`days_started`).
+  the daemon's day sweep (`days_started`), or a reload that moves the customer's
+  time zone into a later date (`days_moved`: its counters then start the new day).
 - suspended, terminated: a deploy changes a customer's status to that; the
   daemon at start and on SIGHUP swaps each customer's status into the store
   and announces the changes (`status_notices`).
@@ -247,6 +248,26 @@ def days_started(rules: Rules, since: datetime, until: datetime) -> Iterator[tup
         while (start := day_start(day, customer.tz)) <= until:
             if start > since:
                 yield customer, day
+            day += timedelta(days=1)
+
+
+def days_moved(before: Rules, after: Rules, now: datetime) -> Iterator[tuple[Customer, date]]:
+    """(customer, new local day) for every customer whose local date at `now` is later
+    under `after` than under `before` (a reload changed its time zone eastwards).
+
+    The daemon's counters are keyed by the local day, so such a customer starts a fresh
+    day at once: the same "sending resumed" as at midnight. Each date passed over is
+    yielded, as `days_started` yields each midnight of a long gap; a move westwards (an
+    earlier date) starts no day.
+    """
+    for cid in sorted(after.customers):
+        old = before.customers.get(cid)
+        if old is None:
+            continue
+        customer = after.customers[cid]
+        day = now.astimezone(old.tz).date() + timedelta(days=1)
+        while day <= now.astimezone(customer.tz).date():
+            yield customer, day
             day += timedelta(days=1)
 
 

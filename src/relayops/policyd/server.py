@@ -6,7 +6,8 @@ into the store and sends the suspended/terminated notice for a change the
 store had not seen (so a restart for new code announces it too, and of daemons
 sharing Redis only the first to swap does); a sweep every ROLL_INTERVAL
 seconds sends `resumed` to each customer whose local day has just begun after
-a day at its limit (claimed in the store, so sent once); the store's outbox is
+a day at its limit (claimed in the store, so sent once), as does a reload that moves a
+customer's time zone into a later date; the store's outbox is
 polled every OUTBOX_INTERVAL seconds for requests of other components (each
 taken by one daemon).
 """
@@ -22,9 +23,9 @@ import re
 import resource
 import signal
 import stat
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -34,6 +35,7 @@ from relayops.policyd.milter import MilterConnection
 from relayops.policyd.notices import (
     NoticeError,
     NoticeRequest,
+    days_moved,
     days_started,
     render,
     render_request,
@@ -46,6 +48,7 @@ from relayops.policyd.protocol import Deferred, PolicyConnection, Stats, sweep
 from relayops.policyd.rules import (
     Charge,
     ChargeStatus,
+    Customer,
     Notice,
     Outcome,
     Refusal,
@@ -221,13 +224,14 @@ class PolicyServer:
             self.reloads["failed"] += 1
             log.error("event=reload_failed keeping=previous_rules error=%s", _logfmt_value(exc))
             return False
-        self.rules = rules  # atomic: requests hold their own reference
+        before, self.rules = self.rules, rules  # atomic: requests hold their own reference
         freeze_heap()
         self.reloads["ok"] += 1
         log.info(
             "event=rules_reloaded customers=%d logins=%d", len(rules.customers), len(rules.by_login)
         )
         self._spawn(self.announce_status(rules))
+        self._spawn(self.resume(days_moved(before, rules, self.clock())))
         return True
 
     # ---- notices off the charge path ---------------------------------------------------
@@ -258,8 +262,13 @@ class PolicyServer:
     async def roll_days(self, since: datetime, until: datetime) -> None:
         """`resumed` for each customer whose local day began in (since, until] after a
         day that reached its limit."""
+        await self.resume(days_started(self.rules, since, until))
+
+    async def resume(self, started: Iterable[tuple[Customer, date]]) -> None:
+        """`resumed` for each (customer, day begun) whose previous day reached its limit,
+        claimed once in the store (several daemons share it)."""
         rules = self.rules
-        for customer, day in days_started(rules, since, until):
+        for customer, day in list(started):
             hit = await self.store.claimed(customer.id, day - timedelta(days=1), "limit")
             if hit and await self.store.claim(customer.id, day, "resumed"):
                 values = resumed_values(customer, day)

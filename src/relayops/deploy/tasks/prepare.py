@@ -17,6 +17,8 @@ from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostFacts, HostSnapshot, Snapshot
 from relayops.deploy.hostplan import (
     INIT_SCRIPT,
+    MAILLOG_INIT_SCRIPT,
+    MAILLOG_SYSTEMD_UNIT,
     SENTINEL_INIT_SCRIPT,
     SENTINEL_SERVICE,
     SENTINEL_SYSTEMD_UNIT,
@@ -64,7 +66,10 @@ class HostRun:
 
 
 def _service_files(systemd: bool, *, sentinel: bool) -> list[Wanted]:
-    services = [("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT)]
+    services = [
+        ("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT),
+        ("relayops-maillog", MAILLOG_INIT_SCRIPT, MAILLOG_SYSTEMD_UNIT),
+    ]
     if sentinel:
         services.append((SENTINEL_SERVICE, SENTINEL_INIT_SCRIPT, SENTINEL_SYSTEMD_UNIT))
     files = []

@@ -13,6 +13,7 @@ from pyinfra.context import host
 from pyinfra.operations import server
 
 from relayops.deploy.hostplan import (
+    MAILLOG_SYSTEMD_UNIT,
     REDIS_SERVICE,
     SENTINEL_SERVICE,
     SENTINEL_SYSTEMD_UNIT,
@@ -45,7 +46,11 @@ def actions(run: HostRun) -> list[tuple[str, str]]:
 
 @deploy("Services")
 def converge(run: HostRun) -> None:
-    units = {SYSTEMD_UNIT: "relayops-policyd", SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE}
+    units = {
+        SYSTEMD_UNIT: "relayops-policyd",
+        SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE,
+        MAILLOG_SYSTEMD_UNIT: "relayops-maillog",
+    }
     changed_units = [name for path, name in units.items() if path in run.changed]
     if run.facts.systemd and changed_units:
         server.shell(
