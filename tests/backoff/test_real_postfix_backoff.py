@@ -163,12 +163,12 @@ def test_a_tss04_storm_pauses_only_that_class_and_lifts(root: Path) -> None:
         print(f"paused after {paused_after:.1f} s: {status}")
         print(watch_log.read_text())
         assert [(p["ip"], p["isp_class"], p["kind"]) for p in status["pauses"]] == [  # type: ignore[attr-defined, index]
-            ("t1", "yahoo", "yahoo-tss")
+            ("ip-t1", "yahoo", "yahoo-tss")
         ]
         assert len(ok.wait_for(3, timeout=30)) == 3
         # While paused, Postfix defers yahoo.lab itself, without connecting.
         deadline = time.monotonic() + 20
-        while "relayops paused yahoo for t1" not in log.read_text():
+        while "relayops paused yahoo for ip-t1" not in log.read_text():
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
         yahoo.defer = False

@@ -16,6 +16,7 @@ from relayops.deploy.counters import read_passwords, redis_files, redis_placemen
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostFacts, HostSnapshot, Snapshot
 from relayops.deploy.hostplan import (
+    BACKOFF_SERVICES,
     INIT_SCRIPT,
     SENTINEL_INIT_SCRIPT,
     SENTINEL_SERVICE,
@@ -23,6 +24,8 @@ from relayops.deploy.hostplan import (
     SYSTEMD_UNIT,
     HostPlan,
     host_plan,
+    init_script,
+    systemd_unit,
     wanted_packages,
 )
 from relayops.deploy.removal_steps import manifest_command
@@ -56,6 +59,7 @@ class HostRun:
 
 def _service_files(systemd: bool, *, sentinel: bool) -> list[Wanted]:
     services = [("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT)]
+    services += [(name, init_script(name), systemd_unit(name)) for name in BACKOFF_SERVICES]
     if sentinel:
         services.append((SENTINEL_SERVICE, SENTINEL_INIT_SCRIPT, SENTINEL_SYSTEMD_UNIT))
     files = []

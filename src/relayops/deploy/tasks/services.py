@@ -13,11 +13,13 @@ from pyinfra.context import host
 from pyinfra.operations import server
 
 from relayops.deploy.hostplan import (
+    BACKOFF_SERVICES,
     REDIS_SERVICE,
     SENTINEL_SERVICE,
     SENTINEL_SYSTEMD_UNIT,
     SYSTEMD_UNIT,
     start_position,
+    systemd_unit,
 )
 from relayops.deploy.ordering import positioned
 from relayops.deploy.services import (
@@ -46,6 +48,7 @@ def actions(run: HostRun) -> list[tuple[str, str]]:
 @deploy("Services")
 def converge(run: HostRun) -> None:
     units = {SYSTEMD_UNIT: "relayops-policyd", SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE}
+    units |= {systemd_unit(name): name for name in BACKOFF_SERVICES}
     changed_units = [name for path, name in units.items() if path in run.changed]
     if run.facts.systemd and changed_units:
         server.shell(
