@@ -32,6 +32,10 @@ from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_opt
 
 DEFAULT_PAUSE_SECONDS = 900  # model.policies.PAUSE_DEFAULT_SECONDS, for a class not configured
 RELEASE_EVERY = 1.0  # seconds between looks for pauses that ended
+# Postfix's resolver client (global/resolve_clnt.c) caches its last lookup for 30 s: a
+# message looked up during the pause may be given the paused answer again right after its
+# end. A second release this long after the end sends what the first one could not.
+RESOLVER_CACHE_SECONDS = 31
 FORGET_AFTER = 86_400  # ended pauses are kept this long (status history), then deleted
 
 _pauses = click.option(
@@ -126,8 +130,10 @@ class _Watch:
     def release_ended(self) -> None:
         """Schedule at once the mail of the pauses that ended since the last look."""
         now = time.time()
+        late = RESOLVER_CACHE_SECONDS
         try:
             ended = self.book.ended_between(self.checked, now)
+            ended += self.book.ended_between(self.checked - late, now - late)
             self.book.forget_ended(now=now - FORGET_AFTER)
         except sqlite3.Error as exc:
             _log("release_failed", error=repr(exc))
@@ -135,7 +141,7 @@ class _Watch:
         self.checked = now
         for p in ended:
             try:
-                n = release(p.ip, p.isp_class, etc=str(self.etc))
+                n = release(p.ip, p.isp_class, etc=self.etc)
             except (OSError, subprocess.SubprocessError) as exc:  # next retry sends it
                 _log("release_failed", ip=p.ip, **{"class": p.isp_class}, error=repr(exc))
                 continue
