@@ -262,3 +262,48 @@ def test_metrics_show_each_pause_and_the_answers(tmp_path: Path) -> None:
     assert f"relayops_backoff_pause_remaining_seconds{{{labels}}} 500.0" in text
     assert 'relayops_backoff_lookups_total{answer="retry"} 2.0' in text
     assert 'relayops_backoff_lookups_total{answer="notfound"} 5.0' in text
+
+
+def test_the_pauses_are_runtime_state_that_no_deploy_or_drift_compares() -> None:
+    """Drift is a dry deploy: it compares the plan's paths, and the pauses are none."""
+    from relayops.backoff.names import DEFAULT_PAUSES
+    from relayops.deploy.hostplan import BACKOFF_SERVICES, host_plan, init_script
+    from relayops.deploy.state import Wanted
+    from relayops.deploy.target import load_target
+
+    target = load_target(ROOT, "lab")
+    config = target.configs[RELAY]
+    secrets = {s.source: b"x" for s in config.secrets}
+    inits = [
+        Wanted(init_script(s), b"#!/bin/sh\n", 0o755, "root", "root") for s in BACKOFF_SERVICES
+    ]
+    plan = host_plan(config, secrets=secrets, certificate=None, service_files=inits,
+                     redis_files=None)  # fmt: skip
+    assert [p for p in plan.state_paths() if p.startswith(str(DEFAULT_PAUSES))] == []
+    assert {"/etc/init.d/relayops-backoff-serve", "/etc/init.d/relayops-backoff-watch"} <= set(
+        plan.state_paths()
+    )
+    assert plan.services.index("relayops-backoff-serve") < plan.services.index("postfix")
+    assert plan.services.index("relayops-backoff-watch") < plan.services.index("postfix")
+
+
+def test_the_deploy_starts_both_before_postfix_and_restarts_them_for_new_code() -> None:
+    from relayops.deploy.services import control_verb, service_actions
+
+    services = ["relayops-policyd", "relayops-backoff-serve", "relayops-backoff-watch", "postfix",
+                "postfix@postfix-ip-dedicated-1"]  # fmt: skip
+    assert service_actions(services, {}, [], new_code=False) == [(s, "start") for s in services]
+    running = dict.fromkeys(services, True)
+    assert service_actions(services, running, [], new_code=True) == [
+        ("relayops-policyd", "restart"),
+        ("relayops-backoff-serve", "restart"),
+        ("relayops-backoff-watch", "restart"),
+    ]
+    changed = ["relayops-backoff-serve", "relayops-backoff-watch"]
+    assert service_actions(services, running, changed, new_code=False) == [
+        ("relayops-backoff-serve", "reload"),
+        ("relayops-backoff-watch", "reload"),
+    ]
+    # The socketmap reads its listen address at start; the watcher rereads on SIGHUP.
+    assert control_verb("relayops-backoff-serve", "reload") == "restart"
+    assert control_verb("relayops-backoff-watch", "reload") == "reload"
