@@ -205,3 +205,14 @@ def _metrics(deployed: Deployed) -> str:
     status, out, err = deployed.lab.run(RELAY, f"python3 -c {json.dumps(script)}")
     assert status == 0, err
     return out
+
+
+def test_drift_ignores_the_runtime_pauses(deployed: Deployed) -> None:
+    """The pauses file changed since the deploy (the storm above wrote to it): no drift."""
+    pauses = _root(deployed) / PAUSES
+    assert pauses.stat().st_size > 0
+    argv = [sys.executable, "-m", "relayops", "drift", "--repo", str(deployed.root),
+            "--inventory", "lab", "--json"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    report = json.loads(done.stdout)
+    assert (done.returncode, report["ok"], report["drift"]) == (0, True, {}), done.stderr
