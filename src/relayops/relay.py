@@ -1,5 +1,6 @@
-"""`relayops` as the relay wheel installs it: `relayops policyd` and the relay's side of
-the feedback loop, `relayops feedback ingest|maillog` (the Postfix pipe, the log reader).
+"""`relayops` as the relay wheel installs it: `relayops policyd`, the relay's side of
+the feedback loop, `relayops feedback ingest|maillog` (the Postfix pipe, the log reader),
+and the back-off services `relayops backoff watch|serve|status`.
 
 The relay's venv holds the `relayops-policyd` distribution (relayops.policyd, the
 feedback reader relayops.feedback without its operator commands, this module, and their
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import click
 
+from relayops.backoff.cli import backoff
 from relayops.feedback.relay_cli import EXIT_CODES_HELP as FEEDBACK_EXIT_CODES
 from relayops.feedback.relay_cli import ingest_command, maillog
 from relayops.policyd.cli import EXIT_CODES_HELP, policyd
@@ -28,6 +30,7 @@ def feedback() -> None:
 
 
 relay_cli.add_command(policyd)
+relay_cli.add_command(backoff)
 feedback.add_command(ingest_command)
 feedback.add_command(maillog)
 

@@ -53,7 +53,7 @@ def test_only_slow_down_deferrals_of_a_class_pause() -> None:
             pause_seconds=600,
         )
     )
-    assert found == [Pause("dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04)]
+    assert found == [Pause("ip-dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04)]
 
 
 @pytest.fixture
@@ -64,14 +64,16 @@ def book(tmp_path: Path) -> Iterator[PauseBook]:
 
 
 def test_a_pause_is_extended_never_shortened_and_ends_by_itself(book: PauseBook) -> None:
-    first = Pause("dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04)
+    first = Pause("ip-dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04)
     assert book.pause(first) is True
-    assert book.pause(Pause("dedicated-1", "yahoo", T0 + 10, T0 + 300, "rate-limit", "x")) is False
-    assert book.lookup("dedicated-1", "yahoo", now=T0 + 599.9) is not None
-    assert book.lookup("dedicated-1", "yahoo", now=T0 + 600) is None
-    assert book.lookup("dedicated-1", "gmail", now=T0) is None
-    assert book.pause(Pause("dedicated-1", "yahoo", T0 + 500, T0 + 1100, "yahoo-tss", "y")) is False
-    found = book.lookup("dedicated-1", "yahoo", now=T0 + 1000)
+    shorter = Pause("ip-dedicated-1", "yahoo", T0 + 10, T0 + 300, "rate-limit", "x")
+    assert book.pause(shorter) is False
+    assert book.lookup("ip-dedicated-1", "yahoo", now=T0 + 599.9) is not None
+    assert book.lookup("ip-dedicated-1", "yahoo", now=T0 + 600) is None
+    assert book.lookup("ip-dedicated-1", "gmail", now=T0) is None
+    longer = Pause("ip-dedicated-1", "yahoo", T0 + 500, T0 + 1100, "yahoo-tss", "y")
+    assert book.pause(longer) is False
+    found = book.lookup("ip-dedicated-1", "yahoo", now=T0 + 1000)
     assert found is not None and (found.since, found.until) == (T0, T0 + 1100)
     assert [p.isp_class for p in book.active(now=T0 + 1000)] == ["yahoo"]
     assert book.active(now=T0 + 1100) == []
@@ -108,7 +110,7 @@ def _answerer(tmp_path: Path, book: PauseBook, now: list[float]) -> Answerer:
 
 
 PAUSED = (
-    "OK retry:4.7.0 relayops paused yahoo for dedicated-1 until 10:10:00 UTC after the "
+    "OK retry:4.7.0 relayops paused yahoo for ip-dedicated-1 until 10:10:00 UTC after the "
     "receiver asked to slow down (yahoo-tss)"
 )
 
@@ -116,7 +118,7 @@ PAUSED = (
 def test_answers_per_domain_class_and_time(tmp_path: Path, book: PauseBook) -> None:
     now = [T0]
     answer = _answerer(tmp_path, book, now).answer
-    book.pause(Pause("dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04))
+    book.pause(Pause("ip-dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04))
     assert answer(f"{INSTANCE} yahoo.com") == PAUSED
     assert answer(f"{INSTANCE} YMAIL.com") == PAUSED
     assert answer(f"{INSTANCE} someone@yahoo.com") == PAUSED  # Postfix sends the address
@@ -133,7 +135,7 @@ def test_postfix_asks_the_socketmap(tmp_path: Path, book: PauseBook) -> None:
     """Postfix's own socketmap client (postmap -q) against the server on loopback."""
     now = [datetime.now(UTC).timestamp()]
     answerer = _answerer(tmp_path, book, now)
-    book.pause(Pause("dedicated-1", "yahoo", now[0], now[0] + 600, "yahoo-tss", TSS04))
+    book.pause(Pause("ip-dedicated-1", "yahoo", now[0], now[0] + 600, "yahoo-tss", TSS04))
     port = free_port()
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -165,7 +167,7 @@ def test_postfix_asks_the_socketmap(tmp_path: Path, book: PauseBook) -> None:
         until = datetime.fromtimestamp(now[0] + 600, UTC).strftime("%H:%M:%S")
         assert (paused.returncode, paused.stdout) == (
             0,
-            f"retry:4.7.0 relayops paused yahoo for dedicated-1 until {until} UTC after the "
+            f"retry:4.7.0 relayops paused yahoo for ip-dedicated-1 until {until} UTC after the "
             "receiver asked to slow down (yahoo-tss)\n",
         )
         flowing = subprocess.run(

@@ -75,10 +75,11 @@ def test_host_plan_adds_secrets_certificate_service_files_and_redis() -> None:
     assert {f.path for f in config.files} <= set(paths)
     assert all(paths[s.path].secret and paths[s.path].mode == 0o600 for s in config.secrets)
     assert paths[KEY_PATH].secret and paths[CERT_PATH].content.endswith(ca.cert)
-    assert plan.services[0] == "redis-server" and plan.services[4] == "postfix"
+    assert plan.services[0] == "redis-server" and plan.services[6] == "postfix"
+    assert plan.services[4:6] == ["relayops-backoff-serve", "relayops-backoff-watch"]
     # then the log follower, then the host's output instances, one per sending IP
-    assert plan.services[5] == "relayops-maillog"
-    assert plan.services[6:] == [
+    assert plan.services[7] == "relayops-maillog"
+    assert plan.services[8:] == [
         "postfix@postfix-ip-dedicated-1",
         "postfix@postfix-ip-dedicated-2",
         "postfix@postfix-pool-shared-eu",

@@ -44,9 +44,12 @@ def test_the_daemon_tree_is_policyd_the_feedback_reader_and_its_own_dependencies
         n for n in files if n.startswith("src/") and not n.startswith(("src/relayops/policyd/",))
     ]
     feedback = sorted(p.name for p in (ROOT / "src/relayops/feedback").glob("*.py"))
+    backoff = sorted(p.name for p in (ROOT / "src/relayops/backoff").glob("*.py"))
     assert sorted(outside) == sorted(
         ["src/relayops/__init__.py", "src/relayops/relay.py"]
+        + ["src/relayops/commands/__init__.py", "src/relayops/commands/options.py"]
         + [f"src/relayops/feedback/{name}" for name in feedback if name != "cli.py"]
+        + [f"src/relayops/backoff/{name}" for name in backoff]
     )
     assert "src/relayops/feedback/relay_cli.py" in files
     assert [r.split(">")[0] for r in daemon_requirements(ROOT)] == [

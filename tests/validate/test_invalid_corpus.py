@@ -549,11 +549,49 @@ CASES = [
     Case(
         "throttling-negative-feedback-at-concurrency-1",
         {},
-        [("policies/throttling.yaml", 20, 5, "classes.yahoo.back_off", "nothing to lower")],
+        [("policies/throttling.yaml", 22, 5, "classes.yahoo.back_off", "nothing to lower")],
         edits={
             "policies/throttling.yaml": (
-                "rate_delay_seconds: 2",
-                "rate_delay_seconds: 2\n    back_off: {negative_feedback: '1'}",
+                "back_off: {pause_seconds: 30}",
+                "back_off: {pause_seconds: 30, negative_feedback: '1'}",
+            )
+        },
+    ),
+    Case(
+        "throttling-pause-too-short",
+        {},
+        [
+            (
+                "policies/throttling.yaml",
+                22,
+                16,
+                "classes.yahoo.back_off.pause_seconds",
+                "greater than or equal to 10",
+            )
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "back_off: {pause_seconds: 30}",
+                "back_off: {pause_seconds: 9}",
+            )
+        },
+    ),
+    Case(
+        "throttling-pause-longer-than-a-day",
+        {},
+        [
+            (
+                "policies/throttling.yaml",
+                22,
+                16,
+                "classes.yahoo.back_off.pause_seconds",
+                "less than or equal to 86400",
+            )
+        ],
+        edits={
+            "policies/throttling.yaml": (
+                "back_off: {pause_seconds: 30}",
+                "back_off: {pause_seconds: 86401}",
             )
         },
     ),

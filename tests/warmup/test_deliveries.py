@@ -49,6 +49,7 @@ def test_each_status_with_ip_class_domain_and_reply() -> None:
         "sent",
         "2.0.0",
         "250 2.0.0 OK  id=1",
+        "ip-dedicated-1",
     )
     assert deferred is not None
     assert (deferred.ip, deferred.isp_class, deferred.status, deferred.dsn) == (
@@ -85,6 +86,21 @@ def test_lines_that_are_not_a_dedicated_ips_delivery_are_skipped() -> None:
         "",
     ]
     assert [parse_line(x, zone=utc, now=NOW) for x in others] == [None] * len(others)
+
+
+def test_a_pools_lines_only_when_asked_for_back_off() -> None:
+    """Back-off pauses every sending IP, a pool's too; warm-up reads dedicated IPs only."""
+    line = LINES["deferred"].replace("postfix-ip-dedicated-1", "postfix-pool-shared-eu")
+    assert parse_line(line, zone=ZoneInfo("UTC"), now=NOW) is None
+    found = parse_line(line, zone=ZoneInfo("UTC"), now=NOW, pools=True)
+    assert found is not None
+    assert (found.ip, found.egress, found.isp_class, found.status, found.reply) == (
+        "",
+        "pool-shared-eu",
+        "yahoo",
+        "deferred",
+        TSS04,
+    )
 
 
 @given(st.text(max_size=400))

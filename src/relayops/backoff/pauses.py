@@ -14,7 +14,7 @@ from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pauses (
-    ip TEXT NOT NULL,             -- the inventory's name of the sending IP
+    ip TEXT NOT NULL,             -- the sending IP as its instance names it: ip-X, pool-Y
     isp_class TEXT NOT NULL,      -- a class of policies/throttling.yaml
     since REAL NOT NULL,          -- unix time of the reply that paused it
     until REAL NOT NULL,          -- unix time the pause ends by itself
@@ -95,6 +95,15 @@ class PauseBook:
             "SELECT ip, isp_class, since, until, kind, reply FROM pauses WHERE until > ? "
             "ORDER BY ip, isp_class",
             (now,),
+        )
+        return [Pause(*row) for row in rows]
+
+    def ended_between(self, start: float, end: float) -> list[Pause]:
+        """Pauses whose end fell in (start, end]: the mail they held can go now."""
+        rows = self._conn.execute(
+            "SELECT ip, isp_class, since, until, kind, reply FROM pauses "
+            "WHERE until > ? AND until <= ? ORDER BY ip, isp_class",
+            (start, end),
         )
         return [Pause(*row) for row in rows]
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from relayops.backoff.names import CLASS_PREFIX, INSTANCE_PREFIX
 from relayops.backoff.pauses import PauseBook
-from relayops.compile.instances import CLASS_PREFIX, INSTANCE_PREFIX
 
 MAX_REQUEST = 10_000  # socketmap_table(5): the client's socketmap_max_reply_size default
 
@@ -66,6 +66,26 @@ def class_table(transport_text: str) -> dict[str, str]:
     return out
 
 
+def sender_of(instance: str) -> str | None:
+    """`postfix-ip-dedi-1` -> `ip-dedi-1`, `postfix-pool-shared` -> `pool-shared`: the
+    sending IP as the pauses key it (its egress on this relay); None for anything else."""
+    if "/" in instance or ".." in instance or not instance.startswith(INSTANCE_PREFIX):
+        return None
+    sender = instance[len(INSTANCE_PREFIX) :]
+    kind, _, name = sender.partition("-")
+    return sender if kind in ("ip", "pool") and name else None
+
+
+def instance_of(sender: str) -> str:
+    return f"{INSTANCE_PREFIX}{sender}"
+
+
+def held_marker(sender: str, isp_class: str) -> str:
+    """The words of the retry reason that name the pause: Postfix keeps them as the
+    deferred recipient's delay reason, so the mail a pause held can be found again."""
+    return f"relayops paused {isp_class} for {sender}"
+
+
 class Answerer:
     """One lookup -> one reply (pure but for the book and the clock, both injected)."""
 
@@ -74,6 +94,8 @@ class Answerer:
     ) -> None:
         self.book, self.etc, self.clock = book, etc, clock
         self._tables: dict[str, tuple[float, dict[str, str]]] = {}
+        # Answers by kind (retry / notfound / temp), read by the metrics.
+        self.answers: dict[str, int] = {"retry": 0, "notfound": 0, "temp": 0}
 
     def _classes(self, instance: str) -> dict[str, str]:
         path = self.etc / instance / "transport"
@@ -89,20 +111,20 @@ class Answerer:
 
     def answer(self, request: str) -> str:
         name, _, key = request.partition(" ")
-        if not name.startswith(f"{INSTANCE_PREFIX}ip-") or "/" in name or ".." in name:
+        sender = sender_of(name)
+        if sender is None:
             return "NOTFOUND "
         # Postfix hands a socketmap (a "pattern" table to it) the whole address.
         domain = key.rpartition("@")[2].lower().rstrip(".")
         isp = self._classes(name).get(domain)
         if isp is None:
             return "NOTFOUND "
-        ip = name[len(f"{INSTANCE_PREFIX}ip-") :]
-        paused = self.book.lookup(ip, isp, now=self.clock())
+        paused = self.book.lookup(sender, isp, now=self.clock())
         if paused is None:
             return "NOTFOUND "
         until = datetime.fromtimestamp(paused.until, UTC).strftime("%H:%M:%S")
         return (
-            f"OK retry:4.7.0 relayops paused {isp} for {ip} until {until} UTC after the "
+            f"OK retry:4.7.0 {held_marker(sender, isp)} until {until} UTC after the "
             f"receiver asked to slow down ({paused.kind})"
         )
 
@@ -125,6 +147,8 @@ async def serve(answerer: Answerer, host: str, port: int) -> asyncio.Server:
                         reply = answerer.answer(request)
                     except Exception as exc:  # a store error must not stop mail: TEMP
                         reply = f"TEMP {type(exc).__name__}"
+                    kind = "retry" if reply.startswith("OK") else reply.split(" ")[0].lower()
+                    answerer.answers[kind] = answerer.answers.get(kind, 0) + 1
                     writer.write(netstring(reply))
                 await writer.drain()
         except (NetstringError, ConnectionError):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
+from relayops.backoff.deliveries import OTHER_CLASS, Delivery
 from relayops.backoff.pauses import Pause
 from relayops.backoff.slowdown import slow_down
-from relayops.warmup.deliveries import OTHER_CLASS, Delivery
 
 
-def pauses_from(deliveries: Iterable[Delivery], *, pause_seconds: int) -> Iterator[Pause]:
-    """One Pause per deferral that asks to slow down, from the time of that reply.
+def pauses_from(
+    deliveries: Iterable[Delivery],
+    *,
+    pause_seconds: int,
+    per_class: Mapping[str, int] | None = None,
+) -> Iterator[Pause]:
+    """One Pause per deferral that asks to slow down, from the time of that reply, for its
+    class's pause time (`per_class`: the policy's `back_off.pause_seconds`), else
+    `pause_seconds`. The sender is the output instance's egress (`ip-…`, `pool-…`).
 
     Destinations in no ISP class are left to Postfix's own per-destination back-off:
     the instance's transport table has nothing to route them to another transport by.
@@ -22,4 +29,6 @@ def pauses_from(deliveries: Iterable[Delivery], *, pause_seconds: int) -> Iterat
         if kind is None:
             continue
         since = d.at.timestamp()
-        yield Pause(d.ip, d.isp_class, since, since + pause_seconds, kind.value, d.reply)
+        seconds = (per_class or {}).get(d.isp_class, pause_seconds)
+        sender = d.egress or f"ip-{d.ip}"
+        yield Pause(sender, d.isp_class, since, since + seconds, kind.value, d.reply)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from relayops.compile.backoff import backoff_files
 from relayops.compile.dovecot import dovecot_files, mailboxes
 from relayops.compile.files import Directory, HostConfig, ManagedFile, SecretFile, Tenant
 from relayops.compile.instances import instance_files
@@ -34,6 +35,7 @@ def compile_host(
     )
     files += out_files
     directories += out_dirs
+    files += backoff_files(repo, host, templates)
     dkim_files, dkim_secrets, dkim_dirs = opendkim_files(repo, host, templates)
     files += dkim_files
     secrets += dkim_secrets

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relayops.backoff.names import CLASS_PREFIX, INSTANCE_PREFIX, instance_log, socketmap_table
 from relayops.compile.files import Directory, ManagedFile, MapCommand
 from relayops.compile.placement import Egress, host_egresses
 from relayops.compile.templates import Templates
@@ -32,10 +33,8 @@ HANDOFF_ADDRESS = "127.0.0.1"
 HANDOFF_BASE_PORT = 10101
 # The submission instance's smtp(8) transport towards the output instances.
 HANDOFF_TRANSPORT = "relayops-handoff"
-INSTANCE_PREFIX = "postfix-"  # postmulti(1) requires it
 # An instance's service name, as Debian's systemd template unit postfix@.service has it.
 INSTANCE_SERVICE_PREFIX = "postfix@"
-CLASS_PREFIX = "isp-"  # keeps class names clear of master.cf's own services (smtp, local…)
 # Template names: one set for every instance (the destination directory varies).
 TEMPLATE_DIR = "/etc/postfix-instance"
 # The handoff adds a Received: header and the submission instance already refused
@@ -104,6 +103,16 @@ class OutputInstance:
     @property
     def transport_map(self) -> str:
         return f"{self.config_dir}/transport"
+
+    @property
+    def maillog(self) -> str:
+        """Its maillog_file (postlogd): read by `relayops warmup` and the back-off watcher."""
+        return instance_log(self.name)
+
+    @property
+    def backoff_table(self) -> str:
+        """The back-off socketmap its transport_maps asks before its class table."""
+        return socketmap_table(self.name)
 
 
 def output_instances(host: RelayHost) -> list[OutputInstance]:

@@ -11,7 +11,7 @@ is followed from its first line.
 from __future__ import annotations
 
 from relayops.compile.files import Daemon, ManagedFile
-from relayops.compile.instances import INSTANCE_PREFIX
+from relayops.backoff.names import INSTANCE_PREFIX
 from relayops.compile.policy import store_arguments
 from relayops.compile.templates import Templates
 from relayops.hostlayout import MAILLOG_STATE_DIR, RULES_PATH

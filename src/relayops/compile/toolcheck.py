@@ -17,9 +17,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from relayops.backoff.names import INSTANCE_PREFIX
 from relayops.certs import self_signed
 from relayops.compile.files import HostConfig, MapCommand
-from relayops.compile.instances import INSTANCE_PREFIX
 from relayops.compile.postfix import MAP_TYPE
 from relayops.hostlayout import TLS_CERT, TLS_KEY
 

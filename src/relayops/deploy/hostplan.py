@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from relayops.backoff.names import SERVE_SERVICE as BACKOFF_SERVE
+from relayops.backoff.names import WATCH_SERVICE as BACKOFF_WATCH
 from relayops.compile.files import Daemon, Directory, HostConfig
 from relayops.compile.instances import INSTANCE_SERVICE_PREFIX
 from relayops.deploy import tls
@@ -31,8 +33,18 @@ REDIS_SERVICE = "redis-server"
 SENTINEL_SERVICE = "relayops-sentinel"  # relayops.deploy.sentinel: why not Debian's
 SENTINEL_INIT_SCRIPT = "/etc/init.d/relayops-sentinel"
 SENTINEL_SYSTEMD_UNIT = "/etc/systemd/system/relayops-sentinel.service"
-MAILLOG_INIT_SCRIPT = "/etc/init.d/relayops-maillog"
-MAILLOG_SYSTEMD_UNIT = "/etc/systemd/system/relayops-maillog.service"
+# Automatic back-off (compile/backoff.py): on every relay, each an init script and a unit.
+BACKOFF_SERVICES: tuple[str, ...] = (BACKOFF_SERVE, BACKOFF_WATCH)
+
+
+def init_script(service: str) -> str:
+    return f"/etc/init.d/{service}"
+
+
+def systemd_unit(service: str) -> str:
+    return f"/etc/systemd/system/{service}.service"
+
+
 REDIS_TLS_DIR = REDIS_TLS.cert.rsplit("/", 1)[0]
 LOG_DIR = "/var/log/relayops"
 # Accounts the packages do not create; (name, home).
@@ -62,6 +74,9 @@ START_ORDER: tuple[str, ...] = (
     Daemon.OPENDKIM.value,
     Daemon.DOVECOT.value,
     Daemon.POLICYD.value,
+    # The output instances' transport_maps ask the socketmap: it runs before any reload.
+    BACKOFF_SERVE,
+    BACKOFF_WATCH,
     Daemon.POSTFIX.value,
     Daemon.MAILLOG.value,  # reads what Postfix logs; writes to the store the daemon reads
 )
@@ -73,6 +88,8 @@ PIDFILES: Mapping[str, str] = {
     Daemon.OPENDKIM.value: "/run/opendkim/opendkim.pid",
     Daemon.DOVECOT.value: "/run/dovecot/master.pid",
     Daemon.POLICYD.value: "/run/relayops/policyd.pid",
+    BACKOFF_SERVE: "/run/relayops/backoff-serve.pid",
+    BACKOFF_WATCH: "/run/relayops/backoff-watch.pid",
     Daemon.POSTFIX.value: "/var/spool/postfix/pid/master.pid",
     Daemon.MAILLOG.value: "/run/relayops/maillog.pid",
 }

@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from relayops.compile.instances import INSTANCE_PREFIX
+from relayops.backoff.names import INSTANCE_PREFIX
 from relayops.compile.managed import Entry, manifest
 from relayops.deploy.instances import stop_command
 from relayops.deploy.removal import DEFERRED, Removal

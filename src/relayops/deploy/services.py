@@ -1,19 +1,21 @@
 """What happens to each service in a deploy, and the command that does it: pure.
 
 Start what is stopped; reload what runs and had a file changed; restart only the
-policy daemon and only for new code (a reload keeps counters but cannot load code).
+policy daemon and the back-off services, and only for new code (a reload keeps counters
+but cannot load code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from relayops.backoff.names import SERVE_SERVICE as BACKOFF_SERVE
 from relayops.compile.files import Daemon
 from relayops.deploy import instances, tls
-from relayops.deploy.hostplan import LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
+from relayops.deploy.hostplan import BACKOFF_SERVICES, LOG_DIR, REDIS_SERVICE, SENTINEL_SERVICE
 
-# Services that run the relay wheel's code: new code (or a new CA) restarts them.
-RUN_CODE = (Daemon.POLICYD.value, Daemon.MAILLOG.value)
+# Services running the relay wheel's code: new wheels restart them (a reload cannot load code).
+CODE_SERVICES = frozenset({Daemon.POLICYD.value, Daemon.MAILLOG.value, *BACKOFF_SERVICES})
 
 
 def service_actions(
@@ -33,7 +35,7 @@ def service_actions(
     for service in services:
         if not running.get(service, False):
             actions.append((service, "start"))
-        elif service in RUN_CODE and new_code:
+        elif service in CODE_SERVICES and new_code:
             actions.append((service, "restart"))
         elif service in wanted:
             actions.append((service, "reload"))
@@ -73,12 +75,12 @@ def control_command(service: str, verb: str, *, systemd: bool) -> str:
 
 
 def control_verb(service: str, verb: str) -> str:
-    """Redis and Sentinel have no reload (users, TLS and ports are read at start): they
-    restart. So does the log follower (its arguments are read at start; it keeps its
-    positions, and it rereads policy.json by itself when the file changes).
+    """Redis, Sentinel and the back-off socketmap have no reload (users, TLS and ports
+    are read at start): they restart. So does the log follower (its arguments are read at
+    start; it keeps its positions, and it rereads policy.json by itself when it changes).
 
     A restart keeps the counters: Redis writes its AOF/RDB on SIGTERM and reads it back;
     Sentinel keeps what it learnt in its configuration file.
     """
-    restarts = (REDIS_SERVICE, SENTINEL_SERVICE, Daemon.MAILLOG.value)
+    restarts = (REDIS_SERVICE, SENTINEL_SERVICE, BACKOFF_SERVE, Daemon.MAILLOG.value)
     return "restart" if service in restarts and verb == "reload" else verb

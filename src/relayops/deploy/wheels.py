@@ -2,7 +2,8 @@
 
 The relays get `relayops-policyd`: a distribution staged from `src/relayops/policyd/`,
 the feedback reader and ingester `src/relayops/feedback/` without its operator commands
-(cli.py), the relay's entry point `src/relayops/relay.py` and the package's
+(cli.py), the back-off services `src/relayops/backoff/`, the CLI convention's
+`commands/options.py`, the relay's entry point `src/relayops/relay.py` and the package's
 `__init__.py`, with the daemon's own dependencies only, taken with their bounds from
 pyproject.toml. import-linter keeps policyd from importing anything else of relayops,
 and the feedback package and relay.py from importing anything but themselves and
@@ -43,8 +44,9 @@ CACHE_ENV = "RELAYOPS_WHEEL_CACHE"
 DAEMON_DIST = "relayops-policyd"
 DAEMON_VERSION = "0.1.0"
 # What of relayops the relay wheel carries (import-linter: these import nothing else).
-RELAY_PACKAGES = ("policyd", "feedback")
-RELAY_MODULES = ("relay.py",)
+RELAY_PACKAGES = ("policyd", "feedback", "backoff")
+# The CLI convention's options module too: `relayops backoff` uses it as every command does.
+RELAY_MODULES = ("relay.py", "commands/__init__.py", "commands/options.py")
 OPERATOR_ONLY = frozenset({"feedback/cli.py"})  # the operator's `relayops feedback` group
 # The distributions relayops.policyd imports (import-linter: nothing else of relayops).
 DAEMON_REQUIRES = ("click", "kilter.protocol", "pydantic", "prometheus-client", "redis")
@@ -100,7 +102,8 @@ def daemon_pyproject(root: Path) -> str:
         'description = "The relayops policy daemon, as installed on relay hosts"\n'
         f'requires-python = ">=3.11"\ndependencies = [\n{requires}]\n\n'
         '[project.scripts]\nrelayops = "relayops.relay:main"\n\n'
-        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd", "relayops.feedback"]\n'
+        '[tool.setuptools]\npackages = ["relayops", "relayops.policyd", "relayops.feedback", '
+        '"relayops.backoff", "relayops.commands"]\n'
         'package-dir = {"" = "src"}\n'
     )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import getpass
 import os
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from relayops.backoff.names import DEFAULT_PAUSES
+from relayops.backoff.pauses import Pause, PauseBook
 from relayops.commands.options import EXIT_CODES_HELP, emit_json, fail, json_option, repo_option
 from relayops.feedback.ingest import Notify
 from relayops.feedback.model import Report
@@ -172,20 +176,46 @@ def customer_status(
     }
 
 
+def pauses_in_force(path: Path, *, now: float) -> list[Pause]:
+    """The relay's back-off pauses (relayops backoff watch); none if it has no pauses file."""
+    if not path.exists():
+        return []
+    try:
+        book = PauseBook(path)
+    except sqlite3.Error as exc:
+        fail(f"{path}: {exc}", code=1)
+    try:
+        return book.active(now=now)
+    except sqlite3.Error as exc:
+        fail(f"{path}: {exc}", code=1)
+    finally:
+        book.close()
+
+
 @feedback.command("status", epilog=EXIT_CODES_HELP)
 @store_options
 @rules_option
 @click.option("--customer", "cid", help="Only this customer.")
+@click.option(
+    "--pauses",
+    "pauses_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_PAUSES,
+    show_default=True,
+    help="The relay's back-off pauses (sending IP × ISP class), listed after the customers.",
+)
 @json_option
 def status(
     store_spec: str,
     store_password_file: Path | None,
     rules_path: Path,
     cid: str | None,
+    pauses_path: Path,
     as_json: bool,
 ) -> None:
     """Per customer: accepted recipients, complaints, bounces and blocks over the window,
-    the rates against policies/antispam.yaml's ceilings, suppressions, flags, audit."""
+    the rates against policies/antispam.yaml's ceilings, suppressions, flags, audit; then
+    the sending IP × ISP class pauses receivers asked for (automatic back-off)."""
     try:
         policy = load_rules(rules_path).antispam
     except RulesError as exc:
@@ -198,8 +228,9 @@ def status(
         fail(str(exc), code=1)
     finally:
         ledger.close()
+    pauses = pauses_in_force(pauses_path, now=time.time())
     if as_json:
-        emit_json({"ok": True, "customers": rows})
+        emit_json({"ok": True, "customers": rows, "pauses": [p.as_dict() for p in pauses]})
         return
     table = Table(title=f"feedback over {policy.window_days} day(s)", title_justify="left")
     for col in ("customer", "accepted", "complaints", "hard", "soft", "blocks", "rates",
@@ -229,6 +260,14 @@ def status(
     for r in rows:
         for e in r["audit"]:
             console.print(f"{r['customer']}: {e['at']} {e['action']} by {e['who']}: {e['why']}")
+    if not pauses:
+        console.print("back-off: no sending IP × ISP class paused", markup=False)
+    for p in pauses:
+        until = datetime.fromtimestamp(p.until, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        console.print(
+            f"back-off: {p.ip} × {p.isp_class} paused until {until} UTC ({p.kind}): {p.reply}",
+            markup=False,
+        )
 
 
 @feedback.command("release", epilog=EXIT_CODES_HELP)

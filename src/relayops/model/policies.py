@@ -148,6 +148,13 @@ KEEP_CONNECTION_MAX_DELAY = 10
 RATE_DELAY_MIN_FAILED_COHORTS = 10
 
 
+# Automatic back-off (#12 step 3): Yahoo asks senders to wait "a while" after TSS04; 15
+# minutes is three of Postfix's minimal_backoff_time, longer than a day holds mail too long.
+PAUSE_DEFAULT_SECONDS = 900
+PAUSE_MIN_SECONDS = 10
+PAUSE_MAX_SECONDS = 86_400
+
+
 class BackOff(Strict):
     """How Postfix slows down a destination that fails (postconf(5), "concurrency feedback")."""
 
@@ -162,6 +169,14 @@ class BackOff(Strict):
         default=None,
         description="how far one failed delivery lowers the concurrency: to 1 at once ('1', "
         "Postfix's default) or by one step ('1/concurrency'); needs concurrency above 1",
+    )
+    pause_seconds: int = Field(
+        default=PAUSE_DEFAULT_SECONDS,
+        ge=PAUSE_MIN_SECONDS,
+        le=PAUSE_MAX_SECONDS,
+        description='how long a receiver\'s "slow down" deferral (Yahoo TSS04, Gmail 4.7.28, '
+        "Microsoft 4.7.65x, a 4xx rate limit) pauses this class for the sending IP it "
+        "answered (docs/warmup.md, back-off); mail waits in the relay's queue meanwhile",
     )
 
 

@@ -10,21 +10,22 @@ from dataclasses import dataclass
 from pyinfra.context import host
 
 from relayops.checkout import SERVICE_FILES
-from relayops.compile.files import Directory
+from relayops.compile.files import Daemon, Directory
 from relayops.deploy import target as targets
 from relayops.deploy.counters import read_passwords, redis_files, redis_placement
 from relayops.deploy.errors import DeployError
 from relayops.deploy.facts import HostFacts, HostSnapshot, Snapshot
 from relayops.deploy.hostplan import (
+    BACKOFF_SERVICES,
     INIT_SCRIPT,
-    MAILLOG_INIT_SCRIPT,
-    MAILLOG_SYSTEMD_UNIT,
     SENTINEL_INIT_SCRIPT,
     SENTINEL_SERVICE,
     SENTINEL_SYSTEMD_UNIT,
     SYSTEMD_UNIT,
     HostPlan,
     host_plan,
+    init_script,
+    systemd_unit,
     wanted_packages,
 )
 from relayops.deploy.removal_steps import manifest_command
@@ -66,9 +67,10 @@ class HostRun:
 
 
 def _service_files(systemd: bool, *, sentinel: bool) -> list[Wanted]:
-    services = [
-        ("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT),
-        ("relayops-maillog", MAILLOG_INIT_SCRIPT, MAILLOG_SYSTEMD_UNIT),
+    services = [("relayops-policyd", INIT_SCRIPT, SYSTEMD_UNIT)]
+    services += [
+        (name, init_script(name), systemd_unit(name))
+        for name in (*BACKOFF_SERVICES, Daemon.MAILLOG.value)
     ]
     if sentinel:
         services.append((SENTINEL_SERVICE, SENTINEL_INIT_SCRIPT, SENTINEL_SYSTEMD_UNIT))

@@ -12,13 +12,15 @@ from pyinfra.api.deploy import deploy
 from pyinfra.context import host
 from pyinfra.operations import server
 
+from relayops.compile.files import Daemon
 from relayops.deploy.hostplan import (
-    MAILLOG_SYSTEMD_UNIT,
+    BACKOFF_SERVICES,
     REDIS_SERVICE,
     SENTINEL_SERVICE,
     SENTINEL_SYSTEMD_UNIT,
     SYSTEMD_UNIT,
     start_position,
+    systemd_unit,
 )
 from relayops.deploy.ordering import positioned
 from relayops.deploy.services import (
@@ -46,11 +48,8 @@ def actions(run: HostRun) -> list[tuple[str, str]]:
 
 @deploy("Services")
 def converge(run: HostRun) -> None:
-    units = {
-        SYSTEMD_UNIT: "relayops-policyd",
-        SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE,
-        MAILLOG_SYSTEMD_UNIT: "relayops-maillog",
-    }
+    units = {SYSTEMD_UNIT: "relayops-policyd", SENTINEL_SYSTEMD_UNIT: SENTINEL_SERVICE}
+    units |= {systemd_unit(name): name for name in (*BACKOFF_SERVICES, Daemon.MAILLOG.value)}
     changed_units = [name for path, name in units.items() if path in run.changed]
     if run.facts.systemd and changed_units:
         server.shell(
