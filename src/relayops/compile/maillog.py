@@ -10,8 +10,8 @@ is followed from its first line.
 
 from __future__ import annotations
 
-from relayops.compile.files import Daemon, ManagedFile
 from relayops.backoff.names import INSTANCE_PREFIX
+from relayops.compile.files import Daemon, ManagedFile
 from relayops.compile.policy import store_arguments
 from relayops.compile.templates import Templates
 from relayops.hostlayout import MAILLOG_STATE_DIR, RULES_PATH
