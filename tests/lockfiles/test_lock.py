@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -38,12 +39,18 @@ def project(tmp_path: Path) -> Path:
 
 
 def lock_check(root: Path) -> subprocess.CompletedProcess[str]:
-    """`make lock-check`, the step `make test` runs first, with this interpreter."""
+    """`make lock-check`, the step `make test` runs first, with this interpreter.
+
+    Run as from a shell: under `make test` the inherited MAKELEVEL would make the
+    error line read `make[1]: ***`, and MAKEFLAGS would hand over make's jobserver.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(root), "lock-check", f"PY={sys.executable}"],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
 
 
