@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +114,23 @@ def _uv() -> str:
     return found
 
 
+def uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """uv's environment: it trusts the system's CA store, as Debian's pip does.
+
+    uv otherwise checks TLS against its own bundled roots only, so behind a proxy whose
+    CA `update-ca-certificates` installed, `make deps` (pip) works and `make lock` fails
+    with "invalid peer certificate: UnknownIssuer". An explicit UV_SYSTEM_CERTS wins.
+    """
+    return {"UV_SYSTEM_CERTS": "1", **environ}
+
+
 def _compile(root: Path, output: str, *args: str) -> None:
     command = [
         _uv(), "pip", "compile", "pyproject.toml", "--quiet", "--universal",
         "--python-version", TARGET_PYTHON, "--generate-hashes",
         "--custom-compile-command", "make lock", "--output-file", output, *args,
     ]  # fmt: skip
-    subprocess.run(command, cwd=root, check=True)
+    subprocess.run(command, cwd=root, check=True, env=uv_environment(os.environ))
     path = root / output
     body = path.read_text()
     body = _HEADER_RE.sub("", body).lstrip("\n")

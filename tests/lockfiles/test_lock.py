@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -38,12 +39,18 @@ def project(tmp_path: Path) -> Path:
 
 
 def lock_check(root: Path) -> subprocess.CompletedProcess[str]:
-    """`make lock-check`, the step `make test` runs first, with this interpreter."""
+    """`make lock-check`, the step `make test` runs first, with this interpreter.
+
+    Run as from a shell: under `make test` the inherited MAKELEVEL would make the
+    error line read `make[1]: ***`, and MAKEFLAGS would hand over make's jobserver.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(root), "lock-check", f"PY={sys.executable}"],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
 
 
@@ -87,11 +94,11 @@ def test_a_new_dev_dependency_stales_the_lock_only_where_it_is_locked(project: P
     edit(
         project / "pyproject.toml",
         '    "types-PyYAML",\n',
-        '    "types-PyYAML",\n    "import-linter>=2,<3",\n',
+        '    "types-PyYAML",\n    "tox>=4,<5",\n',
     )
     lines = lock_check(project).stderr.splitlines()
-    assert "lock: requirements/lock.txt: import-linter>=2,<3 (locked: absent)" in lines
-    assert not any("relay.txt: import-linter" in line for line in lines)
+    assert "lock: requirements/lock.txt: tox>=4,<5 (locked: absent)" in lines
+    assert not any("relay.txt: tox" in line for line in lines)
     # relay.txt's digest covers the whole of pyproject's lists: it is recompiled too.
     assert f"lock: requirements/relay.txt: {CHANGED}" in lines
 
@@ -148,3 +155,11 @@ def test_install_deps_installs_only_hashed_locked_versions() -> None:
         in script
     )
     assert "pip install -q --disable-pip-version-check --no-deps -e ." in script
+
+
+def test_uv_trusts_the_system_ca_store_unless_told_otherwise() -> None:
+    assert lock.uv_environment({"PATH": "/usr/bin"}) == {
+        "UV_SYSTEM_CERTS": "1",
+        "PATH": "/usr/bin",
+    }
+    assert lock.uv_environment({"UV_SYSTEM_CERTS": "0"}) == {"UV_SYSTEM_CERTS": "0"}
