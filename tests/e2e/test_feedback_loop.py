@@ -17,6 +17,7 @@ complaints past the minimum volume" takes 20 messages, not 3000; the ceiling
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from relayops.lab import arf, receivers
 from relayops.lab.mail import tls_context, token
 from relayops.lab.sink import REPORT_SENDER, REPORTER, Arrived, Sink, SmtpReplies
 from support.deployed import Deployed, copy_example, publish_and_deploy
+from support.processes import wait_found
 
 pytestmark = pytest.mark.lab
 
@@ -150,15 +152,7 @@ def rules(loop: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _wait(what: str, probe: Callable[[], Any], *, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.5)
+_wait = functools.partial(wait_found, timeout=60, every=0.5)
 
 
 # ---- sending, and what the relay answers --------------------------------------------------
