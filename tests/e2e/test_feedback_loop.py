@@ -36,7 +36,7 @@ from e2e.mailflow import send, submission, write_yaml_change
 from e2e.test_quota import clear_counters, delete_keys
 from relayops.hostlayout import STORE_PASSWORD_FILE
 from relayops.lab import arf, receivers
-from relayops.lab.mail import tls_context, token
+from relayops.lab.mail import authenticated, token
 from relayops.lab.sink import REPORT_SENDER, REPORTER, Arrived, Sink, SmtpReplies
 from support.deployed import Deployed, copy_example, publish_and_deploy
 from support.processes import wait_found
@@ -175,11 +175,7 @@ def _rcpt_probe(deployed: Deployed, who: tuple[str, str, str], rcpt: str) -> tup
     recipient the ISP host refuses must not make more refusals)."""
     customer, login, sender = who
     sub = submission(deployed, RELAY[customer], login, sender, (rcpt,))
-    with smtplib.SMTP(sub.relay, sub.port, timeout=30) as smtp:
-        smtp.ehlo("demo.client.lab")
-        smtp.starttls(context=tls_context(sub.ca_file))
-        smtp.ehlo("demo.client.lab")
-        smtp.login(sub.login, sub.password)
+    with authenticated(sub) as smtp:
         smtp.mail(sender)
         code, text = smtp.rcpt(rcpt)
         smtp.rset()
