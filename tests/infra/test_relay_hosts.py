@@ -10,6 +10,7 @@ import ssl
 import pytest
 
 from infra.conftest import Relay
+from relayops.backoff.names import METRICS_PORT, SOCKETMAP_PORT
 from relayops.compile.instances import output_instances
 from relayops.compile.placement import host_egresses
 from relayops.deploy.counters import redis_placement
@@ -67,6 +68,9 @@ def test_internal_endpoints_listen_on_loopback_only(relay: Relay) -> None:
     assert _listening(relay, 10040) == {"127.0.0.1"}  # policy daemon
     assert _listening(relay, 10041) == {"127.0.0.1"}  # its milter (docs/milter.md)
     assert _listening(relay, 8891) == {"127.0.0.1"}  # OpenDKIM milter
+    # the back-off socketmap the output instances ask, and its metrics (docs/warmup.md)
+    assert _listening(relay, SOCKETMAP_PORT) == {"127.0.0.1"}
+    assert _listening(relay, METRICS_PORT) == {"127.0.0.1"}
 
 
 def test_one_output_instance_per_sending_ip_runs_on_loopback(relay: Relay) -> None:
@@ -200,7 +204,7 @@ def test_implicit_tls_certificate_verifies_with_the_lab_ca(relay: Relay, port: i
 # the public mail ports on every address, sshd for the deploy, and the internal
 # endpoints on loopback only (Redis also on its relay's address: test above; the
 # output instances' handoff ports, one per sending IP: test above).
-EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040, 10041}
+EXPECTED_PORTS = {22, 25, 465, 587, 993, 8891, 10040, 10041, SOCKETMAP_PORT, METRICS_PORT}
 
 
 def test_nothing_else_listens(relay: Relay) -> None:

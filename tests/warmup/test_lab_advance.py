@@ -47,7 +47,12 @@ def _phase(deployed: Deployed, domains: dict[str, int], out: Path, *, timeout: f
     while True:
         status, text, err = deployed.lab.run(RELAY, f"tail -c +{start + 1} {LOG}")
         assert status == 0, err
-        final = [x for x in text.splitlines() if f"<wu-{RUN}" in x and "status=deferred" not in x]
+        # Delivery results only (qmgr's `from=<wu-…>` lines are no result).
+        final = [
+            x
+            for x in text.splitlines()
+            if f" to=<wu-{RUN}" in x and "status=" in x and "status=deferred" not in x
+        ]
         if len(final) >= want:
             out.write_text(text)
             return text
