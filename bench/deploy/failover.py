@@ -41,8 +41,9 @@ from fleet_lab import (  # the fleet lab helpers beside this script
     redis_cli,
     sentinel_cli,
     write_inventory,
+    write_report,
 )
-from fleet_quota import POLICYD, _request, kind, spend
+from fleet_quota import POLICYD, _request, ask, kind, spend
 
 from relayops.deploy.runner import run_deploy
 from relayops.lab import state as lab_state
@@ -69,14 +70,8 @@ def client(login: str, rate: float, seconds: float) -> list[tuple[float, str]]:
         try:
             if sock is None:
                 sock, buf = socket.create_connection(POLICYD, timeout=10), b""
-            sock.sendall(_request(login, sender, f"f{i}@isp.lab"))
-            while b"\n\n" not in buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed by the daemon")
-                buf += chunk
-            answer, _, buf = buf.partition(b"\n\n")
-            answers.append((time.time(), kind(answer.decode().removeprefix("action="))))
+            action, buf = ask(sock, buf, _request(login, sender, f"f{i}@isp.lab"))
+            answers.append((time.time(), kind(action)))
         except OSError as exc:
             answers.append((time.time(), f"error:{type(exc).__name__}"))
             sock = None
@@ -255,10 +250,7 @@ def main() -> None:
         "role": role[:4],
         "seconds": round(time.monotonic() - rejoined, 2),
     }
-    text = json.dumps(out, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from failover import DATA_PORT, count_keys, primary, wait_ready
-from fleet_lab import INDEX, WORK, fresh_repo, publish, redis_cli, write_inventory
+from fleet_lab import INDEX, WORK, fresh_repo, publish, redis_cli, write_inventory, write_report
 from fleet_quota import spend
 
 from relayops.deploy.runner import ENGINE_ROOT
@@ -158,10 +158,7 @@ def main() -> None:
     )
     deploy(largest)
     out["shared_quota"] = [shared_quota(topo, largest, d) for d in (3, max(sizes))]
-    text = json.dumps(out, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(out, args.out)
 
 
 if __name__ == "__main__":

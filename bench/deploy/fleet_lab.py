@@ -7,6 +7,7 @@ load). The shared lab (index 0) and the example's inventory/lab.py are never tou
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from relayops.deploy.target import load_target
 from relayops.lab.dns import LabDNS, reverse_zone
 from relayops.lab.host import host_command
 from relayops.lab.publish import publishable
-from relayops.lab.topology import Topology
+from relayops.lab.topology import Host, Topology
 
 INDEX = 1
 SENTINELS = 3
@@ -30,6 +31,29 @@ def counters_url(topo: Topology) -> str:
     """rediss+sentinel:// naming the sentinels of relays 1-3 (the deploy runs them)."""
     hosts = ",".join(f"{r.address}:26379" for r in topo.relays[:SENTINELS])
     return f"rediss+sentinel://relayops-policyd@{hosts}/relayops/0?ca={CA}"
+
+
+def host_entry(topo: Topology, relay: Host, ips: Sequence[str]) -> str:
+    """One relay of an inventory: reached as root with the lab's key, carrying `ips`."""
+    return (
+        f'("{relay.fqdn}", {{"ssh_hostname": "{relay.address}", "ssh_user": "root", '
+        f'"ssh_key": "{topo.ssh_key}", "relayops_ips": [{", ".join(ips)}]}})'
+    )
+
+
+def group_data(topo: Topology) -> dict[str, str]:
+    """The group data of a bench inventory: the counters as production has them
+    (inventory/production.py): TLS verified with the service's CA, the daemon's ACL user
+    and password (secrets/redis/), the primary found through the sentinels the deploy runs
+    on relays 1-3. Host keys pinned, as the example's lab inventory does."""
+    return {
+        "relayops_shared_counters": counters_url(topo),
+        "ssh_known_hosts_file": str(topo.known_hosts),
+        "ssh_strict_host_key_checking": "yes",
+        "relayops_age_identity": "lab/age-identity.lab-only.txt",
+        "relayops_tls": "lab-ca",
+        "relayops_check_nameserver": topo.dns.address,
+    }
 
 
 def inventory_text(topo: Topology, size: int) -> str:
@@ -57,20 +81,9 @@ def inventory_text(topo: Topology, size: int) -> str:
                 f'{{"name": "us-{k}", "address": "{relay.extra_addresses[-1]}", '
                 f'"pool": "shared-us", "ptr": "u{k}.relay.example.net"}}'
             )
-        hosts.append(
-            f'("{relay.fqdn}", {{"ssh_hostname": "{relay.address}", "ssh_user": "root", '
-            f'"ssh_key": "{topo.ssh_key}", "relayops_ips": [{", ".join(ips)}]}})'
-        )
+        hosts.append(host_entry(topo, relay, ips))
     body = ",\n        ".join(hosts)
-    group = {
-        "relayops_shared_counters": counters_url(topo),
-        "ssh_known_hosts_file": str(topo.known_hosts),
-        "ssh_strict_host_key_checking": "yes",
-        "relayops_age_identity": "lab/age-identity.lab-only.txt",
-        "relayops_tls": "lab-ca",
-        "relayops_check_nameserver": topo.dns.address,
-    }
-    group_text = ",\n        ".join(f'"{k}": "{v}"' for k, v in group.items())
+    group_text = ",\n        ".join(f'"{k}": "{v}"' for k, v in group_data(topo).items())
     return (
         f'"""Fleet lab (index {topo.index}): {size} relays, counters behind Sentinel on '
         f'relays 1-{SENTINELS}."""\n\n'
@@ -121,3 +134,11 @@ def redis_cli(topo: Topology, k: int, address: str, port: int, args: Sequence[st
 def sentinel_cli(topo: Topology, k: int, args: Sequence[str]) -> str:
     """A question to relay k's sentinel (as the daemon's user: it may ask where the primary is)."""
     return redis_cli(topo, k, topo.relays[k - 1].address, 26379, args)
+
+
+def write_report(out: object, path: Path | None) -> None:
+    """The figures as JSON on stdout, and into `path` (--out) when given."""
+    text = json.dumps(out, indent=2)
+    if path:
+        path.write_text(text + "\n")
+    print(text)

@@ -45,20 +45,27 @@ def kind(action: str) -> str:
     return "other:" + action[:60]
 
 
+def ask(sock: socket.socket, buf: bytes, request: bytes) -> tuple[str, bytes]:
+    """Send one request; the daemon's action and what was read past its answer."""
+    sock.sendall(request)
+    while b"\n\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed by the daemon")
+        buf += chunk
+    answer, _, buf = buf.partition(b"\n\n")
+    return answer.decode().removeprefix("action="), buf
+
+
 def client(login: str, count: int) -> Counter[str]:
     sender = f"fleet@{login}.example"
     counts: Counter[str] = Counter()
     with socket.create_connection(POLICYD, timeout=30) as sock:
         buf = b""
         for _ in range(count):
-            sock.sendall(_request(login, sender, f"{uuid.uuid4().hex[:12]}@isp.lab"))
-            while b"\n\n" not in buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed by the daemon")
-                buf += chunk
-            answer, _, buf = buf.partition(b"\n\n")
-            counts[kind(answer.decode().removeprefix("action="))] += 1
+            request = _request(login, sender, f"{uuid.uuid4().hex[:12]}@isp.lab")
+            action, buf = ask(sock, buf, request)
+            counts[kind(action)] += 1
     return counts
 
 

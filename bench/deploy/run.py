@@ -37,7 +37,7 @@ from relayops.lab.topology import Topology
 from relayops.labca import LabCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_lab import counters_url
+from fleet_lab import group_data, host_entry
 
 INDEX = 1
 RELAYS = 3
@@ -65,23 +65,9 @@ def inventory_text(topo: Topology) -> str:
             ptr = relay.fqdn if j == 0 else f"o{k}{j}.relay.example.net"
             role = f'"pool": "{pool}"' if kind == "pool" else '"dedicated": True'
             ips.append(f'{{"name": "{name}", "address": "{address}", {role}, "ptr": "{ptr}"}}')
-        hosts.append(
-            f'("{relay.fqdn}", {{"ssh_hostname": "{relay.address}", "ssh_user": "root", '
-            f'"ssh_key": "{topo.ssh_key}", "relayops_ips": [{", ".join(ips)}]}})'
-        )
-    # The counters as production has them (inventory/production.py): TLS verified with the
-    # service's CA, the daemon's ACL user and password (secrets/redis/), the primary found
-    # through the sentinels the deploy runs on the three relays. Host keys pinned, as the
-    # example's lab inventory does.
-    group = {
-        "relayops_shared_counters": counters_url(topo),
-        "ssh_known_hosts_file": str(topo.known_hosts),
-        "ssh_strict_host_key_checking": "yes",
-        "relayops_age_identity": "lab/age-identity.lab-only.txt",
-        "relayops_tls": "lab-ca",
-        "relayops_check_nameserver": topo.dns.address,
-    }
-    group_text = ", ".join(f'"{k}": "{v}"' for k, v in group.items())
+        hosts.append(host_entry(topo, relay, ips))
+    # The counters as production has them, behind Sentinel on the three relays.
+    group_text = ", ".join(f'"{k}": "{v}"' for k, v in group_data(topo).items())
     return (
         '"""Benchmark lab (index 1): three relays, counters behind Sentinel on them."""\n\n'
         f"relays = (\n    [\n        {(',' + chr(10) + '        ').join(hosts)},\n    ],\n"

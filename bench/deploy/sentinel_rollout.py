@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from failover import master_info, primary, wait_ready
 from fleet import deploy
-from fleet_lab import INDEX, SENTINELS, fresh_repo, write_inventory
+from fleet_lab import INDEX, SENTINELS, fresh_repo, write_inventory, write_report
 
 from relayops.deploy.runner import ENGINE_ROOT
 from relayops.lab import lifecycle
@@ -85,10 +84,7 @@ def main() -> None:
         out["no_change_redeploy"] = operation_names(root)
     finally:
         lifecycle.down(index=INDEX)
-    text = json.dumps(out, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
+    write_report(out, args.out)
 
 
 if __name__ == "__main__":

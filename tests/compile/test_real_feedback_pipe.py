@@ -11,43 +11,27 @@ from __future__ import annotations
 
 import email
 import re
-import shutil
 import smtplib
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from relayops.compile import compile_inventory
-from relayops.loader import load_repo
 from support.processes import run
-from support.relay import Relay, relay_instance
+from support.relay import Relay, golden_relay, submission
 
 pytestmark = pytest.mark.real
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SRC = Path(__file__).resolve().parents[2] / "src"
 FLAGGED = "account alpha is temporarily disabled pending complaint review"
 
 
 @pytest.fixture(scope="module")
 def relay() -> Iterator[Relay]:
-    tmp = Path(tempfile.mkdtemp(prefix="relayops-relay-"))
-    repo = load_repo(GOLDEN / "throttling" / "repo", today=date(2026, 11, 23)).repo
-    assert repo is not None
-    inventory = repo.inventories["production"]
-    host = inventory.hosts[0]
-    config = compile_inventory(repo, inventory)[host.name]
-    try:
-        with relay_instance(repo, host, config, tmp) as instance:
-            yield instance
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    yield from golden_relay("throttling")
 
 
 def _pipe_to_tee(relay: Relay) -> Path:
@@ -85,13 +69,7 @@ def _log(relay: Relay) -> str:
 
 
 def _submit(relay: Relay) -> tuple[int, bytes, smtplib.SMTP]:
-    import ssl
-
-    client = smtplib.SMTP("127.0.0.1", relay.submission, timeout=20)
-    client.ehlo("client.example")
-    client.starttls(context=ssl._create_unverified_context())
-    client.ehlo("client.example")
-    client.login("alpha-app", "pw-alpha-app")
+    client = submission(relay, "alpha-app")
     code, text = client.mail("news@alpha-news.example")
     assert code == 250, text
     code, text = client.rcpt("reader@example.org")

@@ -11,64 +11,29 @@ import base64
 import email
 import imaplib
 import re
-import shutil
 import smtplib
-import ssl
 import subprocess
-import tempfile
 from collections.abc import Iterator
-from datetime import date
-from pathlib import Path
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from relayops.compile import compile_inventory
-from relayops.loader import load_repo
 from relayops.policyd.trace import verify_trace
-from support.relay import TRACE_KEY, Relay, relay_instance
+from support.relay import NO_VERIFY, TRACE_KEY, Relay, golden_relay, submission
 
 pytestmark = pytest.mark.real
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-NO_VERIFY = ssl._create_unverified_context()  # the instance has a throw-away self-signed cert
-
-
-def _start(case: str) -> Iterator[Relay]:
-    # Not pytest's tmp_path: its parents are 0700 and the postfix user must traverse them.
-    tmp = Path(tempfile.mkdtemp(prefix="relayops-relay-"))
-    repo = load_repo(GOLDEN / case / "repo", today=date(2026, 11, 23)).repo
-    assert repo is not None
-    inventory = repo.inventories["production"]
-    host = inventory.hosts[0]
-    config = compile_inventory(repo, inventory)[host.name]
-    try:
-        with relay_instance(repo, host, config, tmp) as relay:
-            yield relay
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def relay() -> Iterator[Relay]:
     """Customer alpha on the shared pool, customer dedi on dedicated IP dedi-1."""
-    yield from _start("throttling")
+    yield from golden_relay("throttling")
 
 
 @pytest.fixture(scope="module")
 def relay_with_suspended() -> Iterator[Relay]:
-    yield from _start("suspended")
-
-
-def submission(relay: Relay, login: str | None = None) -> smtplib.SMTP:
-    client = smtplib.SMTP("127.0.0.1", relay.submission, timeout=20)
-    client.ehlo("client.example")
-    client.starttls(context=NO_VERIFY)
-    client.ehlo("client.example")
-    if login is not None:
-        client.login(login, f"pw-{login}")
-    return client
+    yield from golden_relay("suspended")
 
 
 def _plain(login: str, password: str) -> str:

@@ -12,29 +12,22 @@ from __future__ import annotations
 import email
 import email.policy
 import imaplib
-import shutil
 import smtplib
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from datetime import date
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
-from relayops.compile import compile_inventory
-from relayops.loader import load_repo
 from relayops.policyd.notices import NoticeRequest
 from relayops.policyd.outbox import queue_notice
-from support.relay import Relay, relay_instance
+from support.relay import GOLDEN, NO_VERIFY, Relay, golden_relay, submission
 
-from .test_real_relay import NO_VERIFY, _plain, submission
+from .test_real_relay import _plain
 
 pytestmark = pytest.mark.real
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 # `doveadm pw -s SHA512-CRYPT -p pw-alpha-crm`: the harness's password convention.
 ALPHA_CRM = (
     "{SHA512-CRYPT}$6$noED3MTZABg1Kze2$I7qcxbVtAACaYUCEZmw24P9rSQJXLph1mvrzVn47jkQtc3y0M"
@@ -53,18 +46,7 @@ def relay() -> Iterator[Relay]:
     term = term.replace("warmup:\n  schedule: standard-5w\n  start: 2026-06-01\n", "")
     term = term.replace("dedicated_ip: dedi-1", "pool: shared")
     overlay = {"customers/alpha.yaml": alpha.encode(), "customers/term.yaml": term.encode()}
-    loaded = load_repo(base, today=date(2026, 11, 23), overlay=overlay)
-    assert loaded.repo is not None, loaded
-    repo = loaded.repo
-    inventory = repo.inventories["production"]
-    host = inventory.hosts[0]
-    config = compile_inventory(repo, inventory)[host.name]
-    tmp = Path(tempfile.mkdtemp(prefix="relayops-relay-"))
-    try:
-        with relay_instance(repo, host, config, tmp) as instance:
-            yield instance
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    yield from golden_relay("suspended", overlay)
 
 
 def inbox(relay: Relay, login: str) -> list[EmailMessage]:

@@ -17,6 +17,7 @@ complaints past the minimum volume" takes 20 messages, not 3000; the ceiling
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -35,9 +36,10 @@ from e2e.mailflow import send, submission, write_yaml_change
 from e2e.test_quota import clear_counters, delete_keys
 from relayops.hostlayout import STORE_PASSWORD_FILE
 from relayops.lab import arf, receivers
-from relayops.lab.mail import tls_context, token
+from relayops.lab.mail import authenticated, token
 from relayops.lab.sink import REPORT_SENDER, REPORTER, Arrived, Sink, SmtpReplies
 from support.deployed import Deployed, copy_example, publish_and_deploy
+from support.processes import wait_found
 
 pytestmark = pytest.mark.lab
 
@@ -150,15 +152,7 @@ def rules(loop: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _wait(what: str, probe: Callable[[], Any], *, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.5)
+_wait = functools.partial(wait_found, timeout=60, every=0.5)
 
 
 # ---- sending, and what the relay answers --------------------------------------------------
@@ -181,11 +175,7 @@ def _rcpt_probe(deployed: Deployed, who: tuple[str, str, str], rcpt: str) -> tup
     recipient the ISP host refuses must not make more refusals)."""
     customer, login, sender = who
     sub = submission(deployed, RELAY[customer], login, sender, (rcpt,))
-    with smtplib.SMTP(sub.relay, sub.port, timeout=30) as smtp:
-        smtp.ehlo("demo.client.lab")
-        smtp.starttls(context=tls_context(sub.ca_file))
-        smtp.ehlo("demo.client.lab")
-        smtp.login(sub.login, sub.password)
+    with authenticated(sub) as smtp:
         smtp.mail(sender)
         code, text = smtp.rcpt(rcpt)
         smtp.rset()

@@ -33,7 +33,8 @@ import pytest
 from e2e.mailflow import send, write_yaml_change
 from e2e.service_auth import SERVICE, assert_service_authenticated
 from e2e.test_feedback_loop import FEEDBACK, _accepted, _clear_ledger, _rcpt_reply, _wait
-from e2e.test_feedback_loop import operator as operator  # the fixture
+from e2e.test_feedback_loop import operator as operator  # the fixtures, on this loop
+from e2e.test_feedback_loop import sink as sink
 from e2e.test_quota import clear_counters, delete_keys
 from relayops.lab.demo import lab_password
 from relayops.lab.mail import token
@@ -113,13 +114,6 @@ def _clear_days_east(deployed: Deployed, customer: str) -> None:
     keys = [f"relayops:notice:{customer}:{day}:resumed" for day in days]
     keys += [f"relayops:count:{customer}:{today + dt.timedelta(days=2)}"]
     delete_keys(deployed, keys)
-
-
-@pytest.fixture(scope="module")
-def sink(loop: Deployed) -> Sink:
-    found = loop.lab.sink
-    found.refresh()
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,13 @@ the message over loopback), and the queue ID is the instance's own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -34,6 +32,7 @@ from relayops.feedback.maillog import Tracker, failure_key, is_garbage
 from relayops.feedback.model import Reason
 from relayops.policyd.ledger_sqlite import SqliteLedger
 from support.policyd import rules_data, write_rules
+from support.processes import wait_found
 
 INSTANCE = "postfix-ip-shared-us-1"
 HANDED = (
@@ -230,15 +229,7 @@ def test_the_review_file_keeps_lines_and_stays_bounded(tmp_path: Path) -> None:
 # ---- the service: `relayops feedback maillog PATTERN --follow` ------------------------------
 
 
-def _wait(what: str, probe: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.2)
+_wait = functools.partial(wait_found, timeout=20, every=0.2)
 
 
 def _suppressed(db: Path) -> list[tuple[str, str]]:

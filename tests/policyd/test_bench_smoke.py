@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "policyd"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from support.bench import bench_module
 
 
 def test_loadgen_against_the_minimal_daemon() -> None:
-    loadgen, minimal = load("loadgen"), load("minimal_daemon")
+    loadgen, minimal = bench_module("loadgen"), bench_module("minimal_daemon")
 
     async def main() -> object:
         loop = asyncio.get_running_loop()

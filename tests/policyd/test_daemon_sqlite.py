@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -16,12 +15,12 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from relayops.policyd.store_sqlite import clear_flag, set_flag
+from support.bench import bench_module
 from support.policyd import (
     Daemon,
     PolicyClient,
@@ -138,18 +137,6 @@ def test_sigkill_loses_at_most_the_documented_window(
     answers = ask_many(client, 2)
     assert answers[0] == "DUNNO" and answers[1].startswith("452 4.7.1")
     client.close()
-
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "policyd"
-
-
-def bench_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 MAX_WAIT = 0.5  # SqliteStore.max_wait: the longest a request waits for the writer

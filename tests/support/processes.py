@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,19 @@ def wait_until(ready: Callable[[], bool], what: str, log: Path | None, timeout: 
         time.sleep(0.05)
     detail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise RuntimeError(f"{what} did not come up within {timeout}s\n{detail}")
+
+
+def wait_found(what: str, probe: Callable[[], Any], *, timeout: float, every: float) -> Any:
+    """Call `probe` every `every` s until it returns something true, and return that;
+    AssertionError naming `what` when nothing came within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(every)
 
 
 def tcp_open(address: str, port: int) -> bool:

@@ -8,18 +8,23 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import smtplib
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from relayops.compile import HostConfig
+from relayops.compile import HostConfig, compile_inventory
 from relayops.compile.postfix import transports
 from relayops.compile.toolcheck import stage
 from relayops.hostlayout import DKIM_MILTER_POSTFIX as DKIM_MILTER
 from relayops.hostlayout import MESSAGE_MILTER_POSTFIX as MESSAGE_MILTER
 from relayops.hostlayout import POLICY_SERVICE
+from relayops.loader import load_repo
 from relayops.model import RelayHost, Repo
 from support.processes import free_port, run, stop_pid, stop_postfix, stop_process, wait_port
 
@@ -148,3 +153,37 @@ def relay_instance(repo: Repo, host: RelayHost, config: HostConfig, root: Path) 
             stop_pid(root / "run/opendkim/opendkim.pid")
         if started_postfix:
             stop_postfix("postfix", postfix_dir, root / "var/spool/postfix")
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+NO_VERIFY = ssl._create_unverified_context()  # the instance has a throw-away self-signed cert
+
+
+def golden_relay(case: str, overlay: Mapping[str, bytes] | None = None) -> Iterator[Relay]:
+    """A relay instance of golden case `case`'s production host, its files changed by
+    `overlay` (path in the repository: content) if given; for a module fixture."""
+    # Not pytest's tmp_path: its parents are 0700 and the postfix user must traverse them.
+    tmp = Path(tempfile.mkdtemp(prefix="relayops-relay-"))
+    loaded = load_repo(GOLDEN / case / "repo", today=date(2026, 11, 23), overlay=overlay)
+    repo = loaded.repo
+    assert repo is not None, loaded
+    inventory = repo.inventories["production"]
+    host = inventory.hosts[0]
+    config = compile_inventory(repo, inventory)[host.name]
+    try:
+        with relay_instance(repo, host, config, tmp) as relay:
+            yield relay
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def submission(relay: Relay, login: str | None = None) -> smtplib.SMTP:
+    """A client on the relay's submission port after STARTTLS, logged in as `login`
+    (password `pw-LOGIN`, the golden repositories' lab logins) when given."""
+    client = smtplib.SMTP("127.0.0.1", relay.submission, timeout=20)
+    client.ehlo("client.example")
+    client.starttls(context=NO_VERIFY)
+    client.ehlo("client.example")
+    if login is not None:
+        client.login(login, f"pw-{login}")
+    return client

@@ -137,18 +137,25 @@ class DataNode:
     aclfile: str = ACL_FILE
 
 
-def data_node_values(node: DataNode, passwords: RedisPasswords) -> dict[str, object]:
-    """Values of etc/redis/relayops.conf.j2."""
+def _listener_values(node: DataNode | SentinelNode) -> dict[str, object]:
+    """What both templates take alike: where the node listens, its TLS, ACL file, address."""
     return {
         "bind": " ".join(node.bind),
         "port": node.port,
         "tls_port": node.tls_port,
         "tls": node.tls,
         "aclfile": node.aclfile,
+        "announce": node.announce,
+    }
+
+
+def data_node_values(node: DataNode, passwords: RedisPasswords) -> dict[str, object]:
+    """Values of etc/redis/relayops.conf.j2."""
+    return {
+        **_listener_values(node),
         "replica_of": f"{node.replica_of[0]} {node.replica_of[1]}" if node.replica_of else None,
         "replica_user": REPLICA_USER,
         "replica_password": passwords.replica,
-        "announce": node.announce,
     }
 
 
@@ -170,17 +177,12 @@ class SentinelNode:
 def sentinel_values(node: SentinelNode, passwords: RedisPasswords) -> dict[str, object]:
     """Values of etc/redis/relayops-sentinel.conf.j2."""
     return {
-        "bind": " ".join(node.bind),
-        "port": node.port,
-        "tls_port": node.tls_port,
-        "tls": node.tls,
-        "aclfile": node.aclfile,
+        **_listener_values(node),
         "master": node.master,
         "primary": f"{node.primary[0]} {node.primary[1]}",
         "quorum": node.quorum,
         "sentinel_user": SENTINEL_USER,
         "sentinel_password": passwords.sentinel,
-        "announce": node.announce,
         "down_after_ms": node.down_after_ms,
         "failover_timeout_ms": node.failover_timeout_ms,
     }

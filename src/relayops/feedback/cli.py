@@ -31,7 +31,7 @@ from relayops.feedback.reader import read_report
 from relayops.feedback.relay_cli import (
     ingest_command,
     maillog,
-    open_store,
+    open_store_or,
     rules_option,
     store_options,
 )
@@ -127,10 +127,7 @@ feedback.add_command(maillog)
 
 
 def _ledger(spec: str, password_file: Path | None) -> tuple[Ledger, Notify]:
-    try:
-        return open_store(spec, password_file)
-    except (LedgerError, click.BadParameter) as exc:
-        fail(str(exc.message if isinstance(exc, click.BadParameter) else exc))
+    return open_store_or(fail, spec, password_file)
 
 
 def _who() -> str:

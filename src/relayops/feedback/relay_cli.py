@@ -66,7 +66,7 @@ rules_option = click.option(
 )
 
 
-def _tempfail(message: str) -> None:
+def _tempfail(message: str) -> NoReturn:
     """Postfix pipe semantics: 75 keeps the report queued for a retry."""
     click.echo(f"relayops feedback ingest: {message}", err=True)
     sys.exit(EX_TEMPFAIL)
@@ -78,6 +78,19 @@ def open_store(spec: str, password_file: Path | None) -> tuple[Ledger, Notify]:
     password = read_password_file(password_file) if password_file else None
     ledger = open_ledger(spec, password=password)
     return ledger, functools.partial(queue_notice, spec, password=password)
+
+
+def open_store_or(
+    fail: Callable[[str], NoReturn], spec: str, password_file: Path | None
+) -> tuple[Ledger, Notify]:
+    """open_store; what keeps it from opening (the store, the password file) goes to
+    `fail` in one line (each command fails its own way: exit 2, or 75 for Postfix)."""
+    try:
+        return open_store(spec, password_file)
+    except LedgerError as exc:
+        fail(str(exc))
+    except click.BadParameter as exc:
+        fail(exc.message)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -145,12 +158,7 @@ def ingest_command(
         key: bytes | None = trace_key_file.read_bytes().strip() or None
     except OSError as exc:
         _tempfail(f"cannot read the trace key file {trace_key_file}: {exc.strerror or exc}")
-    try:
-        ledger, notify = open_store(store_spec, store_password_file)
-    except LedgerError as exc:
-        _tempfail(str(exc))
-    except click.BadParameter as exc:
-        _tempfail(exc.message)
+    ledger, notify = open_store_or(_tempfail, store_spec, store_password_file)
     try:
         outcome = ingest(
             received,
@@ -225,12 +233,7 @@ def maillog(
         for name in logfiles:
             if not expand([name]):
                 _fail(f"cannot read {name}: no such file")
-    try:
-        ledger, notify = open_store(store_spec, store_password_file)
-    except LedgerError as exc:
-        _fail(str(exc))
-    except click.BadParameter as exc:
-        _fail(exc.message)
+    ledger, notify = open_store_or(_fail, store_spec, store_password_file)
     try:
         if follow:
             _follow(logfiles, state_dir, rules, rules_path, ledger, notify)

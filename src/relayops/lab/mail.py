@@ -9,7 +9,8 @@ from __future__ import annotations
 import smtplib
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -54,16 +55,23 @@ def tls_context(ca_file: Path) -> ssl.SSLContext:
     return context
 
 
-def submit(
-    sub: Submission, msg: EmailMessage, *, timeout: float = 30
-) -> dict[str, tuple[int, bytes]]:
-    """STARTTLS, AUTH, send; returns refused recipients (smtplib raises if all are refused)."""
+@contextmanager
+def authenticated(sub: Submission, *, timeout: float = 30) -> Iterator[smtplib.SMTP]:
+    """A submission session to the relay, after STARTTLS and AUTH as `sub`'s login."""
     with smtplib.SMTP(sub.relay, sub.port, timeout=timeout) as smtp:
         smtp.ehlo("demo.client.lab")
         # The lab certificates carry the relays' addresses too, so the address is checked.
         smtp.starttls(context=tls_context(sub.ca_file))
         smtp.ehlo("demo.client.lab")
         smtp.login(sub.login, sub.password)
+        yield smtp
+
+
+def submit(
+    sub: Submission, msg: EmailMessage, *, timeout: float = 30
+) -> dict[str, tuple[int, bytes]]:
+    """STARTTLS, AUTH, send; returns refused recipients (smtplib raises if all are refused)."""
+    with authenticated(sub, timeout=timeout) as smtp:
         refused: dict[str, tuple[int, bytes]] = smtp.send_message(
             msg, from_addr=sub.sender, to_addrs=list(sub.recipients)
         )
