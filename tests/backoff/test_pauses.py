@@ -130,6 +130,25 @@ def test_answers_per_domain_class_and_time(tmp_path: Path, book: PauseBook) -> N
     assert answer(f"{INSTANCE} yahoo.com") == "NOTFOUND "  # lifted by itself
 
 
+def test_any_request_text_is_answered_and_only_a_paused_class_holds_mail(
+    tmp_path: Path, book: PauseBook
+) -> None:
+    """Whatever arrives on the socketmap (it is a network listener), the answer is
+    NOTFOUND unless the request names this instance and a domain of the paused class."""
+    now = [T0]
+    answer = _answerer(tmp_path, book, now).answer
+    book.pause(Pause("ip-dedicated-1", "yahoo", T0, T0 + 600, "yahoo-tss", TSS04))
+
+    @given(st.text(max_size=120))
+    def check(request: str) -> None:
+        name, _, key = request.partition(" ")
+        domain = key.rpartition("@")[2].lower().rstrip(".")
+        held = name == INSTANCE and domain in {"yahoo.com", "ymail.com"}
+        assert answer(request) == (PAUSED if held else "NOTFOUND ")
+
+    check()
+
+
 @pytest.mark.real
 def test_postfix_asks_the_socketmap(tmp_path: Path, book: PauseBook) -> None:
     """Postfix's own socketmap client (postmap -q) against the server on loopback."""
