@@ -19,6 +19,7 @@ from pathlib import Path
 from support.certs import Issued, make_ca, make_leaf
 from support.processes import (
     POSTFIX_INTERNAL_SERVICES,
+    POSTFIX_PRIVATE_SETTINGS,
     cleanup_dir,
     free_port,
     require,
@@ -63,18 +64,10 @@ class MailServer:
 
 def _main_cf(d: Path, sasl_port: int) -> str:
     settings = {
-        "compatibility_level": "3.6",
+        **POSTFIX_PRIVATE_SETTINGS,
         "queue_directory": f"{d}/spool",
         "data_directory": f"{d}/lib",
-        "mail_owner": "postfix",
-        "setgid_group": "postdrop",
         "myhostname": GOOD_HOST,
-        "mydomain": "relay.test",
-        "myorigin": "relay.test",
-        "mydestination": "",
-        "local_recipient_maps": "",
-        "alias_maps": "",
-        "alias_database": "",
         # not the prober's address: the probes must be judged as an outsider's
         "mynetworks": "127.0.0.254/32",
         # master.cf binds explicit addresses; Postfix only accepts configured interface

@@ -178,6 +178,20 @@ def environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
 
 
+# main.cf settings every private test Postfix shares: its own users, no local delivery,
+# no aliases (each instance adds its directories, names and listeners).
+POSTFIX_PRIVATE_SETTINGS: dict[str, str] = {
+    "compatibility_level": "3.6",
+    "mail_owner": "postfix",
+    "setgid_group": "postdrop",
+    "mydomain": "relay.test",
+    "myorigin": "relay.test",
+    "mydestination": "",
+    "local_recipient_maps": "",
+    "alias_maps": "",
+    "alias_database": "",
+}
+
 # Postfix's internal services (master.cf) every private test instance needs; each
 # instance adds its own listeners before them.
 POSTFIX_INTERNAL_SERVICES = """\

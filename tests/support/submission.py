@@ -21,6 +21,7 @@ from typing import Any
 from support.policyd import Daemon, write_rules
 from support.processes import (
     POSTFIX_INTERNAL_SERVICES,
+    POSTFIX_PRIVATE_SETTINGS,
     free_port,
     require,
     run,
@@ -59,20 +60,12 @@ def _main_cf(
 ) -> str:
     assert not dkim or services.opendkim is not None, "start services() with dkim_domain"
     settings = {
-        "compatibility_level": "3.6",
+        **POSTFIX_PRIVATE_SETTINGS,
         "queue_directory": f"{root}/queue",
         "data_directory": f"{root}/data",
         "maillog_file": f"{root}/postfix.log",
         "maillog_file_prefixes": str(root),
-        "mail_owner": "postfix",
-        "setgid_group": "postdrop",
         "myhostname": "relay.test",
-        "mydomain": "relay.test",
-        "myorigin": "relay.test",
-        "mydestination": "",
-        "local_recipient_maps": "",
-        "alias_maps": "",
-        "alias_database": "",
         "inet_interfaces": "127.0.0.1",
         "inet_protocols": "ipv4",
         "mynetworks": "127.0.0.1/32",
