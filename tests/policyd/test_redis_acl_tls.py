@@ -216,7 +216,9 @@ def test_daemon_follows_a_restarted_redis_without_sentinel(
 ) -> None:
     rules = write_rules(tmp_path / "policy.json", rules_data())
     secret = str(password_file(tmp_path, PASSWORDS.policyd))
-    url = f"rediss://{rc.POLICYD_USER}@127.0.0.1:{tls_redis.port}/0?ca={tls_files.ca}"
+    # Without credit, so that every answer in the outage is the store-error one
+    # (test_redis_credit.py: credit granted before an outage is still answered from).
+    url = f"rediss://{rc.POLICYD_USER}@127.0.0.1:{tls_redis.port}/0?ca={tls_files.ca}&credit=0"
     d = Daemon(tmp_path, rules, url, "--store-password-file", secret)
     daemons.append(d.start())
     client = d.client()

@@ -68,7 +68,10 @@ def test_with_password_replaces_the_urls() -> None:
         ("redis://:6379", "bad host ':6379': expected HOST[:PORT]"),
         ("redis://[::1", "bad address '[::1': expected [IPV6]:PORT"),
         ("redis+sentinel://a,b", "redis+sentinel:// needs the master name: …@S1,S2,S3/MASTER[/DB]"),
-        ("redis://h?tls=1", "unknown option 'tls'; known: ca, wait, wait_timeout"),
+        (
+            "redis://h?tls=1",
+            "unknown option 'tls'; known: ca, wait, wait_timeout, credit, credit_window",
+        ),
         ("redis://h?wait=1&wait=2", "option 'wait' given twice"),
         ("redis://h?wait=-1", "option wait='-1': expected a whole number 0-1000000"),
         ("redis://h?wait", "bad options 'wait': expected NAME=VALUE&…"),

@@ -35,6 +35,7 @@ SENTINEL_PORT = 26379
 POLICYD_COMMANDS = (
     "ping", "select", "role", "script|load", "evalsha", "wait",
     "exists", "get", "incr", "expire", "set",
+    "incrby", "decrby", "pexpire",  # quota credit (policyd/credit.py)
     "lpop",  # the notice outbox (store_redis.take_outbox)
 )  # fmt: skip
 # Tools (set_flag/clear_flag) use the same user for the complaint flags; so do the

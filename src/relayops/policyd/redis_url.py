@@ -9,7 +9,10 @@ Forms (docs/policyd.md, "Redis in production"):
 
 OPTIONS: ``ca=PATH`` (the CA bundle TLS peers are verified against; default: the
 system's), ``wait=N`` (after each batch, ``WAIT N`` replicas before answering),
-``wait_timeout=MS`` (how long WAIT may take, default 100).
+``wait_timeout=MS`` (how long WAIT may take, default 100), ``credit=N`` (runs of up to
+N recipients granted far below the warning, answered without a round trip; 0 or 1:
+none; default 16) and ``credit_window=MS`` (how long a run may be used, default 500;
+credit.py).
 
 Parsed by hand rather than with urllib's ``urlsplit``, which takes one host only
 (``.port`` raises on ``s1:26379,s2:26379``). The password never appears in
@@ -25,8 +28,10 @@ from urllib.parse import parse_qsl, quote, unquote
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_WAIT_MS = 100
+DEFAULT_CREDIT = 16
+DEFAULT_CREDIT_MS = 500
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
-_OPTIONS = ("ca", "wait", "wait_timeout")
+_OPTIONS = ("ca", "wait", "wait_timeout", "credit", "credit_window")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class RedisUrl:
     master: str | None = None
     wait: int = 0
     wait_ms: int = DEFAULT_WAIT_MS
+    credit: int = DEFAULT_CREDIT
+    credit_ms: int = DEFAULT_CREDIT_MS
 
     @property
     def sentinel(self) -> bool:
@@ -98,6 +105,8 @@ class RedisUrl:
             master=master,
             wait=_number(options, "wait", 0),
             wait_ms=_number(options, "wait_timeout", DEFAULT_WAIT_MS),
+            credit=_number(options, "credit", DEFAULT_CREDIT),
+            credit_ms=max(1, _number(options, "credit_window", DEFAULT_CREDIT_MS)),
         )
 
     def with_password(self, password: str) -> RedisUrl:
@@ -112,6 +121,8 @@ class RedisUrl:
         query = [f"ca={self.ca}"] if self.ca else []
         if self.wait:
             query += [f"wait={self.wait}", f"wait_timeout={self.wait_ms}"]
+        if (self.credit, self.credit_ms) != (DEFAULT_CREDIT, DEFAULT_CREDIT_MS):
+            query += [f"credit={self.credit}", f"credit_window={self.credit_ms}"]
         hosts = ",".join(str(e) for e in self.endpoints)
         return f"{scheme}://{auth}{hosts}{path}/{self.db}" + (
             "?" + "&".join(query) if query else ""

@@ -3,7 +3,10 @@
 Keys (``N`` the database of ``redis://HOST:PORT/N``; all expire after two days,
 longer than the longest local day, so nothing needs cleaning):
 
-    relayops:count:<customer>:<YYYY-MM-DD>           accepted recipients that local day
+    relayops:count:<customer>:<YYYY-MM-DD>           accepted recipients that local day,
+                                                     plus credit granted and not yet used
+    relayops:credit:<customer>:<YYYY-MM-DD>          credit granted and not yet settled
+                                                     (credit.py; lapses by itself)
     relayops:count:<customer>:<YYYY-MM-DD>:<class>   accepted recipients of an ISP class that
                                                      day (warm-up caps per class)
     relayops:notice:<customer>:<YYYY-MM-DD>:warning  set once that day's warning is claimed
@@ -21,7 +24,9 @@ Requests that arrive while a call is in flight, or in the same pass of the
 event loop, are batched into one call (one EVALSHA for up to `max_batch`
 charges), so the round trip is shared by all connections. Redis runs a script
 atomically, so however many daemons share one Redis, a customer's day never
-goes past its limit.
+goes past its limit. Far below the warning, the script grants runs of credit
+(``credit=N`` in the URL, credit.py) that the daemon answers from without a round
+trip.
 
 On an error or timeout every charge of the batch is UNAVAILABLE and the
 connection is dropped; during an outage reconnect attempts back off from
@@ -52,6 +57,7 @@ from datetime import date
 import redis
 import redis.sentinel
 
+from relayops.policyd.credit import CreditKey, Credits, Settlement
 from relayops.policyd.redis_url import Endpoint, RedisUrl
 from relayops.policyd.resp import ReplyError, RespConnection
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome
@@ -62,22 +68,38 @@ log = logging.getLogger("relayops.policyd.store")
 PREFIX = "relayops:"
 TTL_SECONDS = 2 * 86400
 
-# KEYS: 5 per charge (count, warning claim, limit claim, complaint flag, class count;
-# the last is the count key again when the charge has no ISP class cap)
-# ARGV: ttl, then 3 per charge (limit, warn_at, class limit or -1 for none)
-# Returns 4 integers per charge: status (1 accepted, 0 over limit, 2 flagged, 3 over
-# the class's cap), count after the call (the class's count for 3), warning claimed
-# (0/1), limit notice claimed (0/1), as one space-separated string: one bulk reply the
-# daemon splits in C, instead of an array of 4 per charge parsed reply by reply in Python.
+# KEYS: 2 per settlement (count, credit), then 6 per charge (count, warning claim, limit
+# claim, complaint flag, class count, credit; the class count is the count key again
+# when the charge has no ISP class cap)
+# ARGV: ttl, credit key ttl (ms), m settlements, then 2 per settlement (returned, run
+# size), then 4 per charge (limit, warn_at, class limit or -1 for none, credit wanted)
+# Settlements first (credit.py): the unused part of a run leaves the count, the run
+# leaves the outstanding credit. Then per charge 5 integers: status (1 accepted, 0 over
+# limit, 2 flagged, 3 over the class's cap, 4 at the limit while credit is outstanding:
+# ask again), count after the call (the class's count for 3), warning claimed (0/1),
+# limit notice claimed (0/1), recipients granted beyond this one (credit.py), as one
+# space-separated string: one bulk reply the daemon splits in C, instead of an array
+# parsed reply by reply in Python.
 CHARGE_LUA = """
-local ttl = tonumber(ARGV[1])
+local ttl, credit_ttl, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for j = 0, m - 1 do
+  local ck, ok = KEYS[2*j+1], KEYS[2*j+2]
+  local back, size = tonumber(ARGV[4+2*j]), tonumber(ARGV[5+2*j])
+  if back > 0 and tonumber(redis.call('GET', ck) or '0') >= back then
+    redis.call('DECRBY', ck, back)
+  end
+  local owed = tonumber(redis.call('GET', ok) or '0')
+  if owed > size then redis.call('DECRBY', ok, size) elseif owed > 0 then redis.call('DEL', ok) end
+end
+local k0, a0 = 2 * m, 3 + 2 * m
 local out = {}
-for i = 0, #KEYS / 5 - 1 do
-  local ck, wk, lk, fk, kk = KEYS[5*i+1], KEYS[5*i+2], KEYS[5*i+3], KEYS[5*i+4], KEYS[5*i+5]
-  local limit, warn_at = tonumber(ARGV[3*i+2]), tonumber(ARGV[3*i+3])
-  local class_limit = tonumber(ARGV[3*i+4])
+for i = 0, (#KEYS - k0) / 6 - 1 do
+  local b = k0 + 6*i
+  local ck, wk, lk, fk, kk, ok = KEYS[b+1], KEYS[b+2], KEYS[b+3], KEYS[b+4], KEYS[b+5], KEYS[b+6]
+  local limit, warn_at = tonumber(ARGV[a0+4*i+1]), tonumber(ARGV[a0+4*i+2])
+  local class_limit, want = tonumber(ARGV[a0+4*i+3]), tonumber(ARGV[a0+4*i+4])
   if redis.call('EXISTS', fk) == 1 then
-    out[#out+1] = 2; out[#out+1] = 0; out[#out+1] = 0; out[#out+1] = 0
+    out[#out+1] = '2 0 0 0 0'
   else
     local count = tonumber(redis.call('GET', ck) or '0')
     local status = 0
@@ -87,18 +109,29 @@ for i = 0, #KEYS / 5 - 1 do
       if in_class >= class_limit then status = 3 end
     end
     if status == 3 then
-      out[#out+1] = 3; out[#out+1] = in_class; out[#out+1] = 0; out[#out+1] = 0
+      out[#out+1] = '3 ' .. in_class .. ' 0 0 0'
+    elseif count >= limit and tonumber(redis.call('GET', ok) or '0') > 0 then
+      out[#out+1] = '4 ' .. count .. ' 0 0 0'
     else
+      local extra = 0
       if count < limit then
-        count = redis.call('INCR', ck)
-        if count == 1 then redis.call('EXPIRE', ck, ttl) end
+        -- Credit only below the warning, for charges without a class cap: every
+        -- recipient from the warning to the limit is still charged one by one.
+        extra = math.min(want - 1, warn_at - 2 - count)
+        if extra < 1 or class_limit >= 0 then extra = 0 end
+        count = redis.call('INCRBY', ck, 1 + extra)
+        if count == 1 + extra then redis.call('EXPIRE', ck, ttl) end
         if class_limit >= 0 and redis.call('INCR', kk) == 1 then redis.call('EXPIRE', kk, ttl) end
+        if extra > 0 then
+          redis.call('INCRBY', ok, extra)
+          redis.call('PEXPIRE', ok, credit_ttl)
+        end
         status = 1
       end
       local warn, lim = 0, 0
       if count >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
       if count >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
-      out[#out+1] = status; out[#out+1] = count; out[#out+1] = warn; out[#out+1] = lim
+      out[#out+1] = status .. ' ' .. count .. ' ' .. warn .. ' ' .. lim .. ' ' .. extra
     end
   end
 end
@@ -111,6 +144,7 @@ _STATUS = {
     2: ChargeStatus.FLAGGED,
     3: ChargeStatus.OVER_CLASS_LIMIT,
 }
+_ASK_AGAIN = 4
 
 
 def _bulk(value: str | int) -> bytes:
@@ -118,11 +152,12 @@ def _bulk(value: str | int) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
-def charge_fragments(charge: Charge) -> tuple[bytes, bytes]:
-    """A charge's 5 keys and 3 arguments of CHARGE_LUA, RESP-encoded.
+def charge_fragments(charge: Charge, credit: int = 0) -> tuple[bytes, bytes]:
+    """A charge's 6 keys and 4 arguments of CHARGE_LUA, RESP-encoded.
 
     The same for every recipient of a customer's day (and ISP class), so the store
-    keeps them (encoding 8 arguments per request was a fifth of the Redis path's Python).
+    keeps them (encoding 10 arguments per request was a fifth of the Redis path's Python).
+    `credit` is the run the daemon asks for (credit.py; 0 or 1: none).
     """
     cid, day = charge.customer.id, charge.day.isoformat()
     ck = count_key(cid, day)
@@ -133,10 +168,18 @@ def charge_fragments(charge: Charge) -> tuple[bytes, bytes]:
         notice_key(cid, day, "limit"),
         flag_key(cid),
         ck if isp is None else class_count_key(cid, day, isp),
+        credit_key(cid, day),
     )
     class_limit = -1 if isp is None else charge.class_limit
-    args = (charge.limit, charge.warn_at, class_limit)
+    args = (charge.limit, charge.warn_at, class_limit, credit)
     return b"".join(map(_bulk, keys)), b"".join(map(_bulk, args))
+
+
+def settlement_fragments(s: Settlement) -> tuple[bytes, bytes]:
+    """A settlement's 2 keys and 2 arguments of CHARGE_LUA, RESP-encoded."""
+    day = s.day.isoformat()
+    keys = (count_key(s.customer, day), credit_key(s.customer, day))
+    return b"".join(map(_bulk, keys)), _bulk(s.returned) + _bulk(s.size)
 
 
 OUTBOX_KEY = f"{PREFIX}outbox"
@@ -148,6 +191,10 @@ def notice_key(customer: str, day: str, kind: str) -> str:
 
 def count_key(customer: str, day: str) -> str:
     return f"{PREFIX}count:{customer}:{day}"
+
+
+def credit_key(customer: str, day: str) -> str:
+    return f"{PREFIX}credit:{customer}:{day}"
 
 
 def class_count_key(customer: str, day: str, isp_class: str) -> str:
@@ -201,6 +248,12 @@ class RedisStore:
         self._sentinels = list(self.url.endpoints)  # the last one that answered first
         self.primary: Endpoint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._credit_ms = self.url.credit_ms
+        self._credits = Credits(self._credit_ms / 1000, self._credit_ms / 1000)
+        self._sweeping = False
+        # A charge asked again (status 4) gives up and is refused after this long.
+        self._max_wait = 2 * self._credit_ms / 1000 + self.timeout
+        self._asked_since: dict[asyncio.Future[Outcome], float] = {}
 
     async def start(self) -> None:
         # Start even if Redis is not up yet (a fleet's Redis may come up after us):
@@ -211,8 +264,26 @@ class RedisStore:
     async def close(self) -> None:
         if self._connecting is not None:
             await asyncio.gather(self._connecting, return_exceptions=True)
-        if self._conn is not None:
-            self._conn.close()
+        conn = self._conn
+        settlements = self._credits.drain()
+        if conn is not None and not conn.closed and settlements:
+            # Give back the unused credit, or it stays counted: the customer could send
+            # less, never more, but a graceful stop should cost nothing.
+            try:
+                reply = await asyncio.wait_for(
+                    conn.call_encoded(self._encode([], settlements)), self.timeout
+                )
+                if isinstance(reply, ReplyError):
+                    raise ConnectionError(reply.message)
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                log.warning(
+                    "event=credit_not_returned store=%s runs=%d error=%r",
+                    self.description,
+                    len(settlements),
+                    exc,
+                )
+        if conn is not None:
+            conn.close()
             self._conn = None
 
     @property
@@ -274,21 +345,97 @@ class RedisStore:
     def charge(self, charge: Charge) -> Outcome | asyncio.Future[Outcome]:
         loop = self._loop
         assert loop is not None, "start() first"
+        if self.url.credit > 1:
+            key: CreditKey = (charge.customer.id, charge.day, charge.limit, charge.warn_at)
+            now = loop.time()
+            if self._credits.full(key, now):
+                return Outcome(ChargeStatus.OVER_LIMIT, charge.limit)
+            if charge.isp_class is None:
+                count = self._credits.take(key, now)
+                if count is not None:
+                    self._sweep_soon()
+                    return Outcome(ChargeStatus.ACCEPTED, count)
         if self._outage.active and loop.time() < self._retry_at:
             self._outage.failed("still unavailable")
             return UNAVAILABLE
         fut: asyncio.Future[Outcome] = loop.create_future()
+        self._queue(charge, fut)
+        return fut
+
+    def _queue(self, charge: Charge, fut: asyncio.Future[Outcome]) -> None:
+        assert self._loop is not None
         self._pending.append((charge, fut))
         if not self._in_flight:
             # Sent once this pass of the event loop has read every connection that is
             # ready, so their charges share the call (sent at once: mostly batches of 1).
             self._in_flight = True
-            loop.call_soon(self._send)
-        return fut
+            self._loop.call_soon(self._send)
+
+    def _ask_again(self, charge: Charge, fut: asyncio.Future[Outcome]) -> None:
+        """The day is at its limit while credit is outstanding elsewhere: ask again once
+        the holders have had time to settle; refuse after `_max_wait`."""
+        assert self._loop is not None
+        now = self._loop.time()
+        since = self._asked_since.setdefault(fut, now)
+        if now - since > self._max_wait:
+            del self._asked_since[fut]
+            fut.set_result(Outcome(ChargeStatus.OVER_LIMIT, charge.limit))
+            return
+        self._loop.call_later(0.02, self._queue, charge, fut)
+
+    def _sweep_soon(self) -> None:
+        """Settle used-up and lapsed runs shortly, with or without charges to carry them."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        assert self._loop is not None
+        self._loop.call_later(0.05, self._sweep)
+
+    def _sweep(self) -> None:
+        assert self._loop is not None
+        self._sweeping = False
+        self._credits.expire(self._loop.time())
+        if self._credits.live:
+            self._sweep_soon()
+        if self._credits.has_due and not self._in_flight:
+            self._in_flight = True
+            self._send()
+
+    def _encode(self, batch: list[Charge], settlements: list[Settlement]) -> bytes:
+        """One EVALSHA of CHARGE_LUA: the settlements, then the charges."""
+        fragments = self._fragments
+        if len(fragments) > 100_000:  # a day's worth of customers, many times over
+            fragments.clear()
+        credit = self.url.credit
+        keys: list[bytes] = []
+        args: list[bytes] = [_bulk(TTL_SECONDS), _bulk(3 * self._credit_ms + 1000)]
+        args.append(_bulk(len(settlements)))
+        for settlement in settlements:
+            k, a = settlement_fragments(settlement)
+            keys.append(k)
+            args.append(a)
+        for charge in batch:
+            key = (
+                charge.customer.id,
+                charge.day,
+                charge.limit,
+                charge.warn_at,
+                charge.isp_class,
+                charge.class_limit,
+            )
+            encoded = fragments.get(key)
+            if encoded is None:
+                encoded = fragments[key] = charge_fragments(charge, credit)
+            keys.append(encoded[0])
+            args.append(encoded[1])
+        n, m = len(batch), len(settlements)
+        # arguments: EVALSHA, sha, numkeys, 2m + 6n keys, ttl, credit ttl, m, 2m, 4n
+        head = b"*%d\r\n%s%s" % (6 + 4 * m + 10 * n, self._evalsha, _bulk(2 * m + 6 * n))
+        return b"".join([head, *keys, *args])
 
     def _send(self) -> None:
-        """Send the pending charges as one EVALSHA (or connect first)."""
-        if not self._pending:
+        """Send the pending charges and due settlements as one EVALSHA (or connect first)."""
+        if not self._pending and not self._credits.has_due:
             self._in_flight = False
             return
         self._in_flight = True
@@ -300,28 +447,10 @@ class RedisStore:
             return
         batch = self._pending[: self.max_batch]
         del self._pending[: self.max_batch]
-        fragments = self._fragments
-        if len(fragments) > 100_000:  # a day's worth of customers, many times over
-            fragments.clear()
-        keys: list[bytes] = []
-        args: list[bytes] = [_bulk(TTL_SECONDS)]
-        for charge, _ in batch:
-            key = (
-                charge.customer.id,
-                charge.day,
-                charge.limit,
-                charge.warn_at,
-                charge.isp_class,
-                charge.class_limit,
-            )
-            encoded = fragments.get(key)
-            if encoded is None:
-                encoded = fragments[key] = charge_fragments(charge)
-            keys.append(encoded[0])
-            args.append(encoded[1])
-        n = len(batch)  # arguments: EVALSHA, sha, numkeys, 5n keys, ttl, 3n
-        head = b"*%d\r\n%s%s" % (4 + 8 * n, self._evalsha, _bulk(5 * n))
-        reply = conn.call_encoded(b"".join([head, *keys, *args]))
+        # A settlement lost with a failed call is not sent again: applied twice it would
+        # return credit twice; lost, the credit stays counted (the safe side).
+        settlements = self._credits.take_due()
+        reply = conn.call_encoded(self._encode([c for c, _ in batch], settlements))
         waited = conn.call(b"WAIT", self.url.wait, self.url.wait_ms) if self.url.wait else None
         assert self._loop is not None
         allowed = self.timeout + (self.url.wait_ms / 1000 if waited is not None else 0)
@@ -342,13 +471,31 @@ class RedisStore:
                 self._outage.recovered()
                 result = reply.result()
                 assert isinstance(result, bytes)
-                values = list(map(int, result.split()))
-                for i, (_, charge_fut) in enumerate(batch):
-                    status, count, warn, limit = values[4 * i : 4 * i + 4]
-                    charge_fut.set_result(Outcome(_STATUS[status], count, warn == 1, limit == 1))
+                self._answer(batch, list(map(int, result.split())))
             self._send()
 
         (waited or reply).add_done_callback(done)
+
+    def _answer(
+        self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], values: list[int]
+    ) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        asked = self._asked_since
+        for i, (charge, fut) in enumerate(batch):
+            status, count, warn, limit, extra = values[5 * i : 5 * i + 5]
+            if status == _ASK_AGAIN:
+                self._ask_again(charge, fut)
+                continue
+            if asked:
+                asked.pop(fut, None)
+            key: CreditKey = (charge.customer.id, charge.day, charge.limit, charge.warn_at)
+            if extra:
+                self._credits.grant(key, extra, count, now)
+                self._sweep_soon()
+            elif status == 0 and self.url.credit > 1:
+                self._credits.mark_full(key, now)
+            fut.set_result(Outcome(_STATUS[status], count, warn == 1, limit == 1))
 
     def _failed(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], why: str) -> None:
         assert self._loop is not None
@@ -356,6 +503,7 @@ class RedisStore:
         self._retry_at = max(self._retry_at, self._loop.time() + self.retry_interval)
         self._outage.failed(why)
         for _, fut in batch + self._pending:
+            self._asked_since.pop(fut, None)
             if not fut.done():
                 fut.set_result(UNAVAILABLE)
         self._pending.clear()

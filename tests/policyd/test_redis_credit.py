@@ -1,0 +1,100 @@
+"""Quota credit (policyd/credit.py) against a real redis-server: fewer round trips, the
+quota still exact, unused credit given back on stop and waited for at the limit."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from support.policyd import Daemon, RedisServer, request, rules_data, write_rules
+
+from .test_redis import DEFER, count_key, start
+
+pytestmark = pytest.mark.real
+
+
+def evalsha_calls(redis_server: RedisServer) -> int:
+    stats = redis_server.client().info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def quota_reply(quota: int) -> str:
+    resume = "sending resumes at 00:00 Europe/Paris"
+    return f"452 4.7.1 daily quota of {quota} reached for acme; {resume}"
+
+
+def test_credit_saves_round_trips_and_is_given_back_on_stop(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 10_000}))
+    d = start(daemons, tmp_path, rules, redis_server.url)
+    client = d.client()
+    before = evalsha_calls(redis_server)
+    assert [client.ask(request()) for _ in range(400)] == ["DUNNO"] * 400
+    calls = evalsha_calls(redis_server) - before
+    # Runs of 16: one call grants 16 recipients, one more settles the run; windows that
+    # lapse early only add calls, so allow twice the ideal 400 / 16 * 2 = 50.
+    assert calls <= 100, calls
+    r = redis_server.client()
+    assert int(r.get(count_key())) >= 400  # ahead by the unused part of the live run
+    client.close()
+    assert d.stop(signal.SIGTERM) == 0
+    assert int(r.get(count_key())) == 400
+    assert int(r.get(count_key().replace(":count:", ":credit:")) or 0) == 0
+
+
+def test_a_day_at_its_limit_waits_for_credit_another_daemon_holds(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    quota = 100  # warning at 80: runs are granted up to a count of 79
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": quota}))
+    # A 2 s window: the other daemon reaches the limit well inside it, however loaded
+    # the machine, so its charges at the limit do have to wait.
+    url = redis_server.url + "?credit_window=2000"
+    holder = start(daemons, tmp_path, rules, url)
+    other = start(daemons, tmp_path, rules, url)
+    idle = holder.client()
+    assert idle.ask(request()) == "DUNNO"  # takes a run: 15 recipients it will not use
+    r = redis_server.client()
+    assert int(r.get(count_key())) == 16
+    busy = other.client()
+    answers: Counter[str] = Counter()
+    slowest = 0.0
+    for _ in range(120):
+        t0 = time.monotonic()
+        answers[busy.ask(request())] += 1
+        slowest = max(slowest, time.monotonic() - t0)
+    # The holder's run lapses after 2 s and is given back; the other daemon's charges
+    # at the limit waited for it instead of refusing early: the quota is exact.
+    assert answers == {"DUNNO": quota - 1, quota_reply(quota): 120 - (quota - 1)}
+    assert 0.3 < slowest < 3.5, slowest
+    assert int(r.get(count_key())) == quota
+    idle.close()
+    busy.close()
+
+
+def test_credit_taken_before_an_outage_is_still_answered_from(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1000}))
+    url = redis_server.url + "?credit_window=5000"  # the run outlives stopping Redis
+    d = start(daemons, tmp_path, rules, url, "--on-store-error", "defer")
+    client = d.client()
+    assert client.ask(request()) == "DUNNO"  # a run of 16, counted in Redis
+    redis_server.stop()
+    during = Counter(client.ask(request()) for _ in range(30))
+    # The 15 recipients of the run were counted before the outage: answering them is
+    # exact; everything past them is the store-error answer, never fail-open.
+    assert during == {"DUNNO": 15, DEFER: 15}, during
+    redis_server.start()
+    deadline = time.monotonic() + 5
+    while client.ask(request()) != "DUNNO":
+        assert time.monotonic() < deadline, "no recovery after Redis came back"
+        time.sleep(0.05)
+    client.close()
+    assert d.stop(signal.SIGTERM) == 0
+    assert int(redis_server.client().get(count_key())) == 1 + 15 + 1
