@@ -3,13 +3,18 @@ quota still exact, unused credit given back on stop and waited for at the limit.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from relayops.policyd.rules import Charge, ChargeStatus, Outcome, assess, load_rules
+from relayops.policyd.store_redis import RedisStore
 from support.policyd import Daemon, RedisServer, request, rules_data, write_rules
 
 from .test_redis import DEFER, count_key, start
@@ -98,3 +103,92 @@ def test_credit_taken_before_an_outage_is_still_answered_from(
     client.close()
     assert d.stop(signal.SIGTERM) == 0
     assert int(redis_server.client().get(count_key())) == 1 + 15 + 1
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_run_due_for_settlement_does_not_spin_through_an_outage(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1000}))
+    d = start(daemons, tmp_path, rules, redis_server.url + "?credit_window=100")
+    client = d.client()
+    assert client.ask(request()) == "DUNNO"
+    redis_server.stop()
+    time.sleep(0.5)  # the run has lapsed: its settlement is due, and Redis is gone
+    assert d.proc is not None
+    before = cpu_seconds(d.proc.pid)
+    time.sleep(3)
+    # Reconnect attempts back off (at most one a second), not one per loop pass.
+    assert cpu_seconds(d.proc.pid) - before < 0.5
+    client.close()
+
+
+def test_runs_granted_by_a_call_whose_wait_fell_short_go_back_at_once(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    """No replica: every call tempfails after WAIT; its recipient stays counted (the safe
+    side), the run the script granted with it is given back at once, not stranded."""
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 1000}))
+    d = start(daemons, tmp_path, rules, redis_server.url + "?wait=1&wait_timeout=10")
+    client = d.client()
+    answers = Counter()
+    for _ in range(5):
+        answers[client.ask(request())] += 1
+        time.sleep(1.2)  # past the outage back-off: each request reaches Redis
+    client.close()
+    assert answers == {DEFER: 5}
+    assert d.stop(signal.SIGTERM) == 0
+    r = redis_server.client()
+    assert int(r.get(count_key())) == 5
+    assert int(r.get(count_key().replace(":count:", ":credit:")) or 0) == 0
+
+
+def test_the_limit_notice_waits_for_what_was_accepted_not_for_credit_held(
+    tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
+) -> None:
+    quota = 100
+    rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": quota}))
+    url = redis_server.url + "?credit_window=3000"
+    holder, busy = start(daemons, tmp_path, rules, url), start(daemons, tmp_path, rules, url)
+    held = holder.client()
+    assert held.ask(request()) == "DUNNO"  # holds 15 it does not use (yet)
+    client = busy.client()
+    assert [client.ask(request()) for _ in range(84)] == ["DUNNO"] * 84
+    r = redis_server.client()
+    day = count_key().rsplit(":", 1)[1]
+    # The count is at 100, but only 85 were accepted: no "quota reached" yet.
+    assert int(r.get(count_key())) == quota
+    assert not r.exists(f"relayops:notice:acme:{day}:limit")
+    assert r.exists(f"relayops:notice:acme:{day}:warning")  # 85 >= 80 accepted
+    later = Counter(client.ask(request()) for _ in range(20))
+    assert later == {"DUNNO": 15, quota_reply(quota): 5}
+    assert r.exists(f"relayops:notice:acme:{day}:limit")
+    held.close()
+    client.close()
+
+
+def test_a_graceful_close_settles_what_the_call_in_flight_granted(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    rules = load_rules(write_rules(tmp_path / "policy.json", rules_data()))
+
+    async def charge_then_close() -> Outcome:
+        store = RedisStore(redis_server.url)
+        await store.start()
+        charge = assess(request(), rules, datetime.now(UTC))
+        assert isinstance(charge, Charge)
+        pending = store.charge(charge)
+        assert isinstance(pending, asyncio.Future)
+        await asyncio.sleep(0)  # the EVALSHA goes out
+        await store.close()
+        return await pending
+
+    outcome = asyncio.run(charge_then_close())
+    assert outcome.status is ChargeStatus.ACCEPTED
+    r = redis_server.client()
+    assert int(r.get(count_key())) == 1
+    assert int(r.get(count_key().replace(":count:", ":credit:")) or 0) == 0

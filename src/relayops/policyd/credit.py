@@ -89,6 +89,10 @@ class Credits:
         if size > 0:
             self._runs[key] = _Run(size, size, count, now + self.window)
 
+    def refund(self, customer: str, day: date, extra: int) -> None:
+        """Give back a run the store granted but the daemon never got to use."""
+        self._due.append(Settlement(customer, day, extra, extra))
+
     def full(self, key: CreditKey, now: float) -> bool:
         """Whether the day was found at its limit within the refusal window."""
         until = self._full.get(key[:3])

@@ -128,9 +128,13 @@ for i = 0, (#KEYS - k0) / 6 - 1 do
         end
         status = 1
       end
+      -- Notices count what was accepted: credit other daemons still hold is not
+      -- (nothing is outstanding without credit, and for a day that took none).
       local warn, lim = 0, 0
-      if count >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
-      if count >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
+      local owed = 0
+      if count >= warn_at then owed = tonumber(redis.call('GET', ok) or '0') end
+      if count - owed >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
+      if count - owed >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
       out[#out+1] = status .. ' ' .. count .. ' ' .. warn .. ' ' .. lim .. ' ' .. extra
     end
   end
@@ -251,9 +255,12 @@ class RedisStore:
         self._credit_ms = self.url.credit_ms
         self._credits = Credits(self._credit_ms / 1000, self._credit_ms / 1000)
         self._sweeping = False
-        # A charge asked again (status 4) gives up and is refused after this long.
-        self._max_wait = 2 * self._credit_ms / 1000 + self.timeout
+        # A charge asked again (status 4) gives up and is refused after this long: longer
+        # than the outstanding-credit key lives (window + 1 s), so a holder that died
+        # cannot make a waiter refuse early.
+        self._max_wait = self._credit_ms / 1000 + 1.5
         self._asked_since: dict[asyncio.Future[Outcome], float] = {}
+        self._closing = False
 
     async def start(self) -> None:
         # Start even if Redis is not up yet (a fleet's Redis may come up after us):
@@ -262,8 +269,15 @@ class RedisStore:
         await self._connect()
 
     async def close(self) -> None:
+        self._closing = True
         if self._connecting is not None:
             await asyncio.gather(self._connecting, return_exceptions=True)
+        # The call in flight may grant runs: wait for its answer (bounded by its timer),
+        # so that they are settled below with the rest.
+        assert self._loop is not None
+        deadline = self._loop.time() + self.timeout + self.url.wait_ms / 1000 + 0.1
+        while self._in_flight and self._conn is not None and self._loop.time() < deadline:
+            await asyncio.sleep(0.005)
         conn = self._conn
         settlements = self._credits.drain()
         if conn is not None and not conn.closed and settlements:
@@ -377,6 +391,10 @@ class RedisStore:
         assert self._loop is not None
         now = self._loop.time()
         since = self._asked_since.setdefault(fut, now)
+        if self._closing:
+            del self._asked_since[fut]
+            fut.set_result(UNAVAILABLE)
+            return
         if now - since > self._max_wait:
             del self._asked_since[fut]
             fut.set_result(Outcome(ChargeStatus.OVER_LIMIT, charge.limit))
@@ -408,7 +426,7 @@ class RedisStore:
             fragments.clear()
         credit = self.url.credit
         keys: list[bytes] = []
-        args: list[bytes] = [_bulk(TTL_SECONDS), _bulk(3 * self._credit_ms + 1000)]
+        args: list[bytes] = [_bulk(TTL_SECONDS), _bulk(self._credit_ms + 1000)]
         args.append(_bulk(len(settlements)))
         for settlement in settlements:
             k, a = settlement_fragments(settlement)
@@ -441,6 +459,13 @@ class RedisStore:
         self._in_flight = True
         conn = self._conn
         if conn is None or conn.closed:
+            assert self._loop is not None
+            if not self._pending and self._loop.time() < self._retry_at:
+                # Only settlements are due: they wait for the next attempt (the sweeper
+                # comes back) rather than driving a reconnect loop through an outage.
+                self._in_flight = False
+                self._sweep_soon()
+                return
             if self._connecting is None:
                 assert self._loop is not None
                 self._connecting = self._loop.create_task(self._reconnect())
@@ -463,6 +488,7 @@ class RedisStore:
             acks = waited.result() if waited is not None and why is None else None
             if isinstance(acks, int) and acks < self.url.wait:
                 why = f"WAIT: {acks} of {self.url.wait} replicas acknowledged"
+                self._refund(batch, reply.result())
                 self._failed(batch, why)  # the connection is fine: keep it
             elif why is not None:
                 conn.close()  # READONLY, NOSCRIPT, OOM, lost, garbage: start afresh
@@ -475,6 +501,18 @@ class RedisStore:
             self._send()
 
         (waited or reply).add_done_callback(done)
+
+    def _refund(self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], reply: object) -> None:
+        """The script ran but its answers are not given (too few replicas acknowledged):
+        its charges stay counted (the safe side), the runs it granted go back at once."""
+        if not isinstance(reply, bytes):
+            return
+        values = list(map(int, reply.split()))
+        for i, (charge, _) in enumerate(batch):
+            extra = values[5 * i + 4]
+            if extra:
+                self._credits.refund(charge.customer.id, charge.day, extra)
+        self._sweep_soon()
 
     def _answer(
         self, batch: list[tuple[Charge, asyncio.Future[Outcome]]], values: list[int]
