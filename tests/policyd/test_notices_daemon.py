@@ -42,13 +42,6 @@ def rules_with(**statuses: tuple[str, str | None]) -> dict[str, Any]:
     return data
 
 
-def wait_log(daemon: Daemon, text: str, count: int = 1, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while daemon.log().count(text) < count:
-        assert time.monotonic() < deadline, daemon.log()
-        time.sleep(0.05)
-
-
 def settle(sink: SmtpSink, count: int, quiet: float = 2.0) -> list[Received]:
     """The sink's messages once `count` arrived and nothing more came for `quiet` seconds."""
     sink.wait_for(count, timeout=20)
@@ -67,10 +60,10 @@ def test_a_reload_that_suspends_a_customer_sends_one_notice(
     daemons.append(daemon.start())
     write_rules(rules, rules_with(acme=("suspended", "unpaid invoice 2026-200")))
     daemon.send_signal(signal.SIGHUP)
-    wait_log(daemon, "event=rules_reloaded")
+    daemon.wait_log("event=rules_reloaded")
     # The same rules again: no status change, no second notice.
     daemon.send_signal(signal.SIGHUP)
-    wait_log(daemon, "event=rules_reloaded", 2)
+    daemon.wait_log("event=rules_reloaded", 2)
     received = settle(smtp_sink, 1)
     assert len(received) == 1
     notice = received[0]
@@ -95,7 +88,7 @@ def test_a_restart_with_a_status_change_sends_one_notice(
     notify = ("--notify-smtp", f"127.0.0.1:{smtp_sink.port}")
     first = Daemon(tmp_path, rules, store, *notify, name="first")
     daemons.append(first.start())
-    wait_log(first, "event=listening")
+    first.wait_log("event=listening")
     time.sleep(1.0)  # the start-up status swap is done
     assert first.stop(signal.SIGTERM) == 0
     write_rules(rules, rules_with(acme=("suspended", "unpaid invoice 2026-201")))
@@ -123,7 +116,7 @@ def test_three_daemons_sharing_redis_send_one_notice_per_status_change(
     for d in trio:
         d.send_signal(signal.SIGHUP)
     for d in trio:
-        wait_log(d, "event=rules_reloaded")
+        d.wait_log("event=rules_reloaded")
     received = settle(smtp_sink, 1)
     assert [m.message["Subject"] for m in received] == ["Acme Corp: subscription terminated"]
 

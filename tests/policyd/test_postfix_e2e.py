@@ -117,6 +117,6 @@ def test_sender_domain_and_message_size_through_postfix(stack: Stack) -> None:
         code, text = smtp.data(big.encode())
         assert code == 552 and text.startswith(b"5.3.4 ")
         assert b"exceeds the limit of 20000 bytes for acme" in text
-    log = stack.daemon.log()
+    log = stack.daemon.wait_log("reason=size", 2)
     assert "reason=sender_domain" in log and log.count("reason=size") == 2
     assert stack.daemon.stop(signal.SIGTERM) == 0

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,15 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
+        """The log once `text` appears `count` times: the daemon writes its INFO lines
+        in batches (policyd/logsink.py), a few tens of milliseconds after the event."""
+        deadline = time.monotonic() + timeout
+        while (log := self.log()).count(text) < count:
+            assert time.monotonic() < deadline, log
+            time.sleep(0.02)
+        return log
 
 
 class RedisServer:

@@ -76,7 +76,8 @@ TTL_SECONDS = 2 * 86400
 # Settlements first (credit.py): the unused part of a run leaves the count, the run
 # leaves the outstanding credit. Then per charge 5 integers: status (1 accepted, 0 over
 # limit, 2 flagged, 3 over the class's cap, 4 at the limit while credit is outstanding:
-# ask again), count after the call (the class's count for 3), warning claimed (0/1),
+# ask again), count after the call less the credit still outstanding once past the
+# warning (what the notices quote; the class's count for 3), warning claimed (0/1),
 # limit notice claimed (0/1), recipients granted beyond this one (credit.py), as one
 # space-separated string: one bulk reply the daemon splits in C, instead of an array
 # parsed reply by reply in Python.
@@ -135,7 +136,7 @@ for i = 0, (#KEYS - k0) / 6 - 1 do
       if count >= warn_at then owed = tonumber(redis.call('GET', ok) or '0') end
       if count - owed >= warn_at and redis.call('SET', wk, '1', 'NX', 'EX', ttl) then warn = 1 end
       if count - owed >= limit and redis.call('SET', lk, '1', 'NX', 'EX', ttl) then lim = 1 end
-      out[#out+1] = status .. ' ' .. count .. ' ' .. warn .. ' ' .. lim .. ' ' .. extra
+      out[#out+1] = status .. ' ' .. (count - owed) .. ' ' .. warn .. ' ' .. lim .. ' ' .. extra
     end
   end
 end
