@@ -55,7 +55,7 @@ def test_credit_saves_round_trips_and_is_given_back_on_stop(
 def test_a_day_at_its_limit_waits_for_credit_another_daemon_holds(
     tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
 ) -> None:
-    quota = 100  # warning at 80: runs are granted up to a count of 79
+    quota = 100  # warning at 80: runs end at a count of 79 at most, then of 99
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": quota}))
     # A 2 s window: the other daemon reaches the limit well inside it, however loaded
     # the machine, so its charges at the limit do have to wait.

@@ -1,8 +1,8 @@
 """Quota credit: recipients a daemon may accept without asking Redis, reserved there first.
 
 With one Redis round trip per batch, a fleet's daemons pay two cross-process wake-ups
-for every few recipients (bench/policyd/RESULTS.md, "hotpath2"). Far from a customer's
-limit the answer is certain, so the charge script may *grant* a daemon a small run of
+for every few recipients (bench/policyd/RESULTS.md, "hotpath2"). Away from a customer's
+warning and limit the answer is certain, so the charge script may *grant* a daemon a small run of
 recipients at once: it adds them all to the day's count (so no other daemon can hand
 them out) and to an outstanding-credit counter. The daemon answers the next ones from
 that run locally, and *settles* each run with the store: when it is used up, when it
@@ -11,9 +11,10 @@ use. Settlements ride on the next charge call (or a call of their own when idle)
 
 Why the quota stays exact:
 
-- A run is granted only while the count stays below the warning threshold, so every
-  recipient from the warning up to the limit is charged one by one, as without credit,
-  and the warning and limit notices are claimed exactly as before.
+- A run never crosses a notice threshold: it ends at the latest one below the warning
+  or one below the limit, so the recipient that reaches each is charged alone and
+  claims its notice, counted against what was accepted (the count less the credit
+  still outstanding).
 - A charge that finds the day at its limit while credit is outstanding (another
   daemon may still return some) is asked again a little later rather than refused;
   it is refused once nothing is outstanding, or after `max_wait`.

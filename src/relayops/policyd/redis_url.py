@@ -9,10 +9,10 @@ Forms (docs/policyd.md, "Redis in production"):
 
 OPTIONS: ``ca=PATH`` (the CA bundle TLS peers are verified against; default: the
 system's), ``wait=N`` (after each batch, ``WAIT N`` replicas before answering),
-``wait_timeout=MS`` (how long WAIT may take, default 100), ``credit=N`` (runs of up to
-N recipients granted far below the warning, answered without a round trip; 0 or 1:
-none; default 16) and ``credit_window=MS`` (how long a run may be used, default 500;
-credit.py).
+``wait_timeout=MS`` (how long WAIT may take, default 100), ``credit=N`` (runs of up
+to N recipients granted away from the warning and the limit, answered without a round
+trip; 0 or 1: none; default 16) and ``credit_window=MS`` (how long a run may be used,
+default 500; credit.py).
 
 Parsed by hand rather than with urllib's ``urlsplit``, which takes one host only
 (``.port`` raises on ``s1:26379,s2:26379``). The password never appears in

@@ -24,7 +24,7 @@ Requests that arrive while a call is in flight, or in the same pass of the
 event loop, are batched into one call (one EVALSHA for up to `max_batch`
 charges), so the round trip is shared by all connections. Redis runs a script
 atomically, so however many daemons share one Redis, a customer's day never
-goes past its limit. Far below the warning, the script grants runs of credit
+goes past its limit. Away from the warning and the limit, the script grants runs of credit
 (``credit=N`` in the URL, credit.py) that the daemon answers from without a round
 trip.
 
@@ -116,9 +116,12 @@ for i = 0, (#KEYS - k0) / 6 - 1 do
     else
       local extra = 0
       if count < limit then
-        -- Credit only below the warning, for charges without a class cap: every
-        -- recipient from the warning to the limit is still charged one by one.
-        extra = math.min(want - 1, warn_at - 2 - count)
+        -- Credit for charges without a class cap, never across a notice threshold:
+        -- the recipient that reaches the warning and the one that reaches the limit
+        -- are each charged alone, so a charge claims each notice.
+        local stop = warn_at - 1
+        if count >= warn_at then stop = limit - 1 end
+        extra = math.min(want - 1, stop - 1 - count)
         if extra < 1 or class_limit >= 0 then extra = 0 end
         count = redis.call('INCRBY', ck, 1 + extra)
         if count == 1 + extra then redis.call('EXPIRE', ck, ttl) end
