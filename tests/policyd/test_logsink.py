@@ -1,5 +1,5 @@
-"""The daemon's batched log lines (policyd/logsink.py): late by at most FLUSH_DELAY, a
-warning at once, nothing lost on a clean stop, and the default time format."""
+"""The daemon's batched log lines (policyd/logsink.py): late by at most FLUSH_DELAY, an
+error at once, nothing lost on a clean stop, and the default time format."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def written(fd: int) -> str:
         return ""
 
 
-def test_lines_wait_for_the_loop_a_warning_does_not(pipe: tuple[logging.Logger, int]) -> None:
+def test_lines_wait_for_the_loop_an_error_does_not(pipe: tuple[logging.Logger, int]) -> None:
     logger, fd = pipe
     handler = logger.handlers[0]
     assert isinstance(handler, logsink.BatchedHandler)
@@ -52,8 +52,8 @@ def test_lines_wait_for_the_loop_a_warning_does_not(pipe: tuple[logging.Logger, 
         await asyncio.sleep(logsink.FLUSH_DELAY * 2)
         seen.append(written(fd))  # both, in one write
         logger.info("event=refused n=3")
-        logger.warning("event=store_outage")
-        seen.append(written(fd))  # the warning at once, and the line before it
+        logger.error("event=store_outage")
+        seen.append(written(fd))  # the error at once, and the line before it
         logger.info("event=stopping")
         handler.loop = None
         handler.flush()  # what logsink.attach(None) does when the loop stops
@@ -66,7 +66,7 @@ def test_lines_wait_for_the_loop_a_warning_does_not(pipe: tuple[logging.Logger, 
         "event=refused n=1",
         "event=refused n=2",
     ]
-    assert "event=refused n=3" in urgent and "WARNING" in urgent.splitlines()[-1]
+    assert "event=refused n=3" in urgent and "ERROR" in urgent.splitlines()[-1]
     assert last.endswith("INFO relayops.test.logsink event=stopping\n")
 
 

@@ -4,10 +4,10 @@ Every refused recipient logs one line. Under a burst of 452s those lines took a
 quarter of the daemon's CPU (py-spy, bench/policyd/RESULTS.md "logs"): a non-interactive
 stderr is line-buffered, so each line was its own write(2) to the journal's pipe, and
 each formatted its time anew. Here lines go into a 64 KiB buffer that the event loop
-writes out `FLUSH_DELAY` after the first line waiting; a WARNING or worse is written at
-once (with every line before it), as is everything before the loop runs and after it
-stops, and at exit (logging.shutdown flushes). A SIGKILL loses at most the last
-`FLUSH_DELAY` of INFO lines.
+writes out `FLUSH_DELAY` after the first line waiting; an ERROR or worse (a store
+outage, a handler bug) is written at once with every line before it, as is everything
+before the loop runs and after it stops, and at exit (logging.shutdown flushes). A
+SIGKILL loses at most the last `FLUSH_DELAY` of lines.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         try:
             self.stream.write(self.format(record) + self.terminator)
             loop = self.loop
-            if loop is None or record.levelno >= logging.WARNING:
+            if loop is None or record.levelno >= logging.ERROR:
                 self.stream.flush()
             elif not self._due:
                 self._due = True
