@@ -41,8 +41,8 @@ def test_credit_saves_round_trips_and_is_given_back_on_stop(
     before = evalsha_calls(redis_server)
     assert [client.ask(request()) for _ in range(400)] == ["DUNNO"] * 400
     calls = evalsha_calls(redis_server) - before
-    # Runs of 16: one call grants 16 recipients, one more settles the run; windows that
-    # lapse early only add calls, so allow twice the ideal 400 / 16 * 2 = 50.
+    # Runs of 16: one call grants 16 recipients and settles the run before it (ideal:
+    # 400 / 16 = 25 calls); a loaded machine's lapsed windows only add calls: allow 4x.
     assert calls <= 100, calls
     r = redis_server.client()
     assert int(r.get(count_key())) >= 400  # ahead by the unused part of the live run
