@@ -57,9 +57,9 @@ def test_a_day_at_its_limit_waits_for_credit_another_daemon_holds(
 ) -> None:
     quota = 100  # warning at 80: runs end at a count of 79 at most, then of 99
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": quota}))
-    # A 2 s window: the other daemon reaches the limit well inside it, however loaded
+    # A 3 s window: the other daemon reaches the limit well inside it, however loaded
     # the machine, so its charges at the limit do have to wait.
-    url = redis_server.url + "?credit_window=2000"
+    url = redis_server.url + "?credit_window=3000"
     holder = start(daemons, tmp_path, rules, url)
     other = start(daemons, tmp_path, rules, url)
     idle = holder.client()
@@ -73,10 +73,10 @@ def test_a_day_at_its_limit_waits_for_credit_another_daemon_holds(
         t0 = time.monotonic()
         answers[busy.ask(request())] += 1
         slowest = max(slowest, time.monotonic() - t0)
-    # The holder's run lapses after 2 s and is given back; the other daemon's charges
+    # The holder's run lapses after 3 s and is given back; the other daemon's charges
     # at the limit waited for it instead of refusing early: the quota is exact.
     assert answers == {"DUNNO": quota - 1, quota_reply(quota): 120 - (quota - 1)}
-    assert 0.3 < slowest < 3.5, slowest
+    assert 0.3 < slowest < 5.0, slowest
     assert int(r.get(count_key())) == quota
     idle.close()
     busy.close()
