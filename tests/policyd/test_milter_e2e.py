@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from relayops.policyd import logsink
 from support.policyd import rules_data
 from support.processes import free_port, world_readable_tmpdir
 from support.smtp_sink import SmtpSink
@@ -61,6 +63,7 @@ def relay() -> Iterator[tuple[Submission, SmtpSink]]:
             postfix(root / "postfix-1", shared, milter=True, relay_port=sink.port) as submission,
         ):
             yield submission, sink
+            time.sleep(2 * logsink.FLUSH_DELAY)  # every line of the last test written
             log = shared.daemon.log()
             assert "event=milter_protocol_error" not in log, log
     finally:
