@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome, assess, load_rules
 from relayops.policyd.store_redis import RedisStore
 from support.policyd import Daemon, RedisServer, request, rules_data, write_rules
+from support.processes import free_port
 
 from .test_redis import DEFER, count_key, start
 
@@ -36,11 +39,21 @@ def test_credit_saves_round_trips_and_is_given_back_on_stop(
     tmp_path: Path, daemons: list[Daemon], redis_server: RedisServer
 ) -> None:
     rules = write_rules(tmp_path / "policy.json", rules_data(acme={"daily_quota": 10_000}))
-    d = start(daemons, tmp_path, rules, redis_server.url)
+    metrics = free_port()
+    d = start(daemons, tmp_path, rules, redis_server.url, "--metrics", f"127.0.0.1:{metrics}")
     client = d.client()
     before = evalsha_calls(redis_server)
     assert [client.ask(request()) for _ in range(400)] == ["DUNNO"] * 400
     calls = evalsha_calls(redis_server) - before
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as page:
+        scraped = page.read().decode()
+    answered = re.search(
+        r'^relayops_policyd_credit_total\{event="answered"\} (\S+)$', scraped, re.M
+    )
+    assert answered is not None, scraped
+    # Every recipient not charged in a call was answered from credit (a call may carry
+    # settlements only, when the daemon idles between two requests).
+    assert 400 - calls <= float(answered.group(1)) < 400
     # Runs of 16: one call grants 16 recipients and settles the run before it (ideal:
     # 400 / 16 = 25 calls); a loaded machine's lapsed windows only add calls: allow 4x.
     assert calls <= 100, calls

@@ -132,6 +132,17 @@ class PolicydCollector(Collector):
             "1 while the counter store is failing",
             value=1 if s.store.outage else 0,
         )
+        credit = getattr(s.store, "credit_counts", None)  # the Redis store's (credit.py)
+        if isinstance(credit, Mapping):
+            family = CounterMetricFamily(
+                "relayops_policyd_credit",
+                "Quota credit: recipients answered from a run without a round trip "
+                "(answered), charges asked again at the limit while credit was out (waited)",
+                labels=["event"],
+            )
+            for event, n in sorted(credit.items()):
+                family.add_metric([event], n)
+            yield family
         if s.feedback is not None:
             rules = s.rules
             yield from s.feedback.families(sorted(rules.customers), rules.antispam)

@@ -265,6 +265,9 @@ class RedisStore:
         self._max_wait = self._credit_ms / 1000 + 1.5
         self._asked_since: dict[asyncio.Future[Outcome], float] = {}
         self._closing = False
+        # For the metrics (relayops_policyd_credit_total): recipients answered from a run
+        # without a round trip, and charges asked again at the limit.
+        self.credit_counts = {"answered": 0, "waited": 0}
 
     async def start(self) -> None:
         # Start even if Redis is not up yet (a fleet's Redis may come up after us):
@@ -371,6 +374,7 @@ class RedisStore:
             if charge.isp_class is None:
                 count = self._credits.take(key, now)
                 if count is not None:
+                    self.credit_counts["answered"] += 1
                     self._sweep_soon()
                     return Outcome(ChargeStatus.ACCEPTED, count)
         if self._outage.active and loop.time() < self._retry_at:
@@ -394,7 +398,10 @@ class RedisStore:
         the holders have had time to settle; refuse after `_max_wait`."""
         assert self._loop is not None
         now = self._loop.time()
-        since = self._asked_since.setdefault(fut, now)
+        since = self._asked_since.get(fut)
+        if since is None:
+            since = self._asked_since[fut] = now
+            self.credit_counts["waited"] += 1
         if self._closing:
             del self._asked_since[fut]
             fut.set_result(UNAVAILABLE)
