@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -82,3 +83,27 @@ def test_time_text_is_the_default_formatters() -> None:
         record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert ours.format(record) == default.format(record)
+
+
+def test_the_direct_line_is_the_line_logging_writes(pipe: tuple[logging.Logger, int]) -> None:
+    logger, fd = pipe
+    logger.info('event=refused reason=quota reply="452 4.7.1 x"')
+    logsink.info(logger, 'event=refused reason=quota reply="452 4.7.1 x"')
+    via_logging, direct = written(fd).splitlines()
+    date = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+    assert re.fullmatch(date + r"INFO relayops\.test\.logsink event=refused .*", direct)
+    assert direct.split(" ", 2)[2] == via_logging.split(" ", 2)[2]
+
+
+def test_the_direct_line_goes_through_logging_when_anything_else_listens(
+    pipe: tuple[logging.Logger, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    logger, fd = pipe
+    logger.addFilter(lambda record: True)
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logsink.info(logger, "event=refused n=1")
+    assert [r.getMessage() for r in caplog.records] == ["event=refused n=1"]
+    assert written(fd).endswith("event=refused n=1\n")  # and the handler still wrote it
+    logger.setLevel(logging.WARNING)
+    logsink.info(logger, "event=refused n=2")
+    assert written(fd) == ""

@@ -30,11 +30,14 @@ class CachedTimeFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.asctime(record.created, record.msecs)
+
+    def asctime(self, created: float, msecs: float) -> str:
+        second = int(created)
         if second != self._second:
             self._text = time.strftime(self.default_time_format, self.converter(second))
             self._second = second
-        return f"{self._text},{int(record.msecs):03d}"
+        return f"{self._text},{int(msecs):03d}"
 
 
 class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -52,21 +55,38 @@ class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
         try:
             self.stream.write(self.format(record) + self.terminator)
-            loop = self.loop
-            if loop is None or record.levelno >= logging.ERROR:
-                self.stream.flush()
-            elif not self._due:
-                self._due = True
-                try:
-                    on_loop = asyncio.get_running_loop() is loop
-                except RuntimeError:  # another thread (the notifier, the SQLite writer)
-                    on_loop = False
-                if on_loop:
-                    loop.call_later(FLUSH_DELAY, self.flush)
-                else:
-                    loop.call_soon_threadsafe(loop.call_later, FLUSH_DELAY, self.flush)
+            self._written(record.levelno)
         except Exception:  # logging's contract: a failing handler never raises
             self.handleError(record)
+
+    def write_info(self, name: str, message: str) -> bool:
+        """Write what an INFO record of logger `name` would, without building the record;
+        False when this handler's formatting is not the daemon's own (use logging)."""
+        formatter = self.formatter
+        if not isinstance(formatter, CachedTimeFormatter) or formatter._fmt != FORMAT:
+            return False
+        now = time.time()
+        line = f"{formatter.asctime(now, (now - int(now)) * 1000)} INFO {name} {message}\n"
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(line)
+            self._written(logging.INFO)
+        return True
+
+    def _written(self, level: int) -> None:
+        """Flush now (an ERROR, or no loop yet) or see that the loop flushes soon."""
+        loop = self.loop
+        if loop is None or level >= logging.ERROR:
+            self.stream.flush()
+        elif not self._due:
+            self._due = True
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:  # another thread (the notifier, the SQLite writer)
+                on_loop = False
+            if on_loop:
+                loop.call_later(FLUSH_DELAY, self.flush)
+            else:
+                loop.call_soon_threadsafe(loop.call_later, FLUSH_DELAY, self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -87,3 +107,33 @@ def attach(loop: asyncio.AbstractEventLoop | None) -> None:
         if isinstance(handler, BatchedHandler):
             handler.flush()
             handler.loop = loop
+
+
+def info(logger: logging.Logger, message: str) -> None:
+    """``logger.info(message)`` for a line written once per request (a refusal): straight
+    into the batched buffer when that is all logging would do with it — the daemon's own
+    set-up, `configure()`: one BatchedHandler on the root, no filters, no other handler on
+    the way — else through logging. Building a LogRecord and passing it through the
+    handler chain was most of a refusal line's cost (bench/policyd/RESULTS.md, "logs")."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_handler(logger)
+    if handler is None or not handler.write_info(logger.name, message):
+        logger.info(message)
+
+
+def _sole_handler(logger: logging.Logger) -> BatchedHandler | None:
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters or node.disabled:
+            return None
+        if node.handlers:
+            only = node.handlers[0]
+            ok = len(node.handlers) == 1 and isinstance(only, BatchedHandler)
+            if not ok or only.filters or only.level > logging.INFO:
+                return None
+            return only  # type: ignore[return-value]
+        if not node.propagate:
+            return None
+        node = node.parent
+    return None

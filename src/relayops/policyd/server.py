@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from relayops.policyd import logsink
 from relayops.policyd.feedback_metrics import FeedbackFigures
 from relayops.policyd.message_checks import Refusal as MessageRefusal
 from relayops.policyd.milter import MilterConnection
@@ -206,12 +207,13 @@ class PolicyServer:
         # this line for every refused recipient.
         get, q = request.get, _logfmt_value
         counted = "" if verdict.limit is None else f" count={verdict.count} limit={verdict.limit}"
-        log.info(
+        logsink.info(
+            log,
             f"event=refused reason={reason.value} customer={q(verdict.customer)} "
             f"login={q(get('sasl_username', ''))} state={q(get('protocol_state', ''))} "
             f"sender={q(get('sender', ''))} recipient={q(get('recipient', ''))} "
             f"client={q(get('client_address', ''))} queue_id={q(get('queue_id', ''))}"
-            f"{counted} reply={q(verdict.action)}"
+            f"{counted} reply={q(verdict.action)}",
         )
 
     async def reload(self) -> bool:
