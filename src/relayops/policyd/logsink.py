@@ -1,7 +1,7 @@
 """The daemon's log lines, written in batches.
 
 Every refused recipient logs one line. Under a burst of 452s those lines took a
-quarter of the daemon's CPU (py-spy, bench/policyd/RESULTS.md "logs"): a non-interactive
+quarter of the daemon's CPU (py-spy, bench/policyd/RESULTS.md "credit"): a non-interactive
 stderr is line-buffered, so each line was its own write(2) to the journal's pipe, and
 each formatted its time anew. Here lines go into a 64 KiB buffer that the event loop
 writes out `FLUSH_DELAY` after the first line waiting; an ERROR or worse (a store
@@ -114,7 +114,7 @@ def info(logger: logging.Logger, message: str) -> None:
     into the batched buffer when that is all logging would do with it — the daemon's own
     set-up, `configure()`: one BatchedHandler on the root, no filters, no other handler on
     the way — else through logging. Building a LogRecord and passing it through the
-    handler chain was most of a refusal line's cost (bench/policyd/RESULTS.md, "logs")."""
+    handler chain was most of a refusal line's cost (bench/policyd/RESULTS.md, "credit")."""
     if not logger.isEnabledFor(logging.INFO):
         return
     handler = _sole_handler(logger)
