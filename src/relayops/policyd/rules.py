@@ -479,6 +479,10 @@ def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict |
     return today.charge
 
 
+def _percent(count: int, limit: int) -> int:
+    return count * 100 // limit if limit else 100
+
+
 def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules: Rules) -> Notice:
     customer = charge.customer
     resume = resume_at(charge.day, customer.tz)
@@ -488,7 +492,9 @@ def _notice(kind: Literal["warning", "limit"], charge: Charge, count: int, rules
         "name": customer.name,
         "limit": str(charge.limit),
         "count": str(count),
-        "percent": str(count * 100 // charge.limit) if charge.limit else "100",
+        # The warning names the threshold it is for: with quota credit (credit.py) it may be
+        # claimed a few recipients past it, once other daemons' runs are settled.
+        "percent": str(_percent(charge.warn_at if kind == "warning" else count, charge.limit)),
         "day": charge.day.isoformat(),
         "resume_at": resume.strftime("%Y-%m-%d %H:%M"),
         "timezone": customer.tz.key,
