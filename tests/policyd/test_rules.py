@@ -225,6 +225,18 @@ def test_warning_and_limit_notice_are_sent_once_per_day() -> None:
     assert [n.kind for v in day2 for n in v.notices] == ["warning"]
 
 
+def test_a_warning_claimed_past_its_threshold_names_the_threshold() -> None:
+    """With quota credit (policyd/credit.py) the Redis store may claim the warning a few
+    recipients past it: the subject keeps the threshold, the body says what was sent."""
+    rules = rules_with(acme={"daily_quota": 1000})
+    charge = assess(request(), rules, utc(2026, 11, 23, 9))
+    assert isinstance(charge, Charge)
+    verdict = conclude(charge, Outcome(ChargeStatus.ACCEPTED, 810, warn=True), rules)
+    (warning,) = verdict.notices
+    assert warning.subject == "Acme Corp: 80 % of today's quota used"
+    assert warning.body.startswith("Hello Acme Corp,\n\n810 of 1000 messages sent on 2026-11-23")
+
+
 def test_warning_threshold_rounds_up_without_float_noise() -> None:
     assert warn_threshold(5000, 0.8) == 4000
     assert warn_threshold(3, 0.8) == 3
