@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -384,17 +384,17 @@ class ChargeStatus(enum.Enum):
     UNAVAILABLE = "unavailable"  # the store could not answer
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the store did with a Charge.
 
     `count` is the day's count after the call. `warn` / `limit_notice` are true
     for the one call (across all daemons sharing the store) that claimed that
-    day's warning / limit notice.
+    day's warning / limit notice. Immutable as a tuple: a frozen dataclass's
+    __init__ (one object.__setattr__ a field) was 5 % of a request's Python.
     """
 
     status: ChargeStatus
-    count: int = 0
+    count: int = 0  # type: ignore[assignment]  # shadows tuple.count, which nothing calls
     warn: bool = False
     limit_notice: bool = False
 

@@ -132,7 +132,7 @@ class PolicyServer:
             fields = {"event": "refused", "reason": reason, "login": login, "reply": refusal.reply}
             log.info(" ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items()))
 
-    def handle(self, request: dict[str, str]) -> str | Deferred:
+    def handle(self, request: Mapping[str, str]) -> str | Deferred:
         rules = self.rules  # one reference for the whole request, even across a reload
         step = assess(request, rules, self.clock())
         if isinstance(step, Verdict):
