@@ -287,13 +287,15 @@ class _Day:
         self.charge, self.classes, self.start, self.end = charge, classes, start, end
 
 
-def _day_for(customer: Customer, now: datetime, days: dict[str, _Day]) -> _Day:
+def _day_for(customer: Customer, now: datetime | float, days: dict[str, _Day]) -> _Day:
     """The customer's local day at `now` (cached per customer, see _Day): its Charge and,
     on a warm-up stage with per-class caps, one Charge per capped ISP class."""
-    ts = now.timestamp()
+    ts = now if isinstance(now, float) else now.timestamp()
     cached = days.get(customer.id)
     if cached is not None and cached.start <= ts < cached.end:
         return cached
+    if isinstance(now, float):
+        now = datetime.fromtimestamp(now, UTC)
     tz = customer.tz
     day = now.astimezone(tz).date()
     stage = customer.stage_on(day)
@@ -347,15 +349,15 @@ class Notice:
     mailbox: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The answer to one request. `action` is what follows ``action=``."""
+class Verdict(NamedTuple):
+    """The answer to one request. `action` is what follows ``action=``. A NamedTuple
+    for the reason Outcome is one (made for every refused recipient)."""
 
     action: str
     refusal: Refusal | None = None
     customer: str | None = None
     notices: tuple[Notice, ...] = ()
-    count: int | None = None
+    count: int | None = None  # type: ignore[assignment]  # shadows tuple.count, unused
     limit: int | None = None
 
 
@@ -427,10 +429,12 @@ def _recipient_domain(recipient: str) -> str:
     return recipient.rpartition("@")[2].lower().rstrip(".")
 
 
-def assess(request: Mapping[str, str], rules: Rules, now: datetime) -> Verdict | Charge:
+def assess(request: Mapping[str, str], rules: Rules, now: datetime | float) -> Verdict | Charge:
     """Everything that needs no counter: a final Verdict, or a Charge to put to the store.
 
-    `now` is an aware datetime. Counting happens at RCPT only, once per recipient.
+    `now` is an aware datetime or a POSIX timestamp (the daemon's: no datetime is built
+    for a request in a day already cached). Counting happens at RCPT only, once per
+    recipient.
     """
     login = request.get("sasl_username", "")
     if not login:
