@@ -65,3 +65,23 @@ def test_a_stale_snapshot_is_not_trusted() -> None:
     assert reply(entry, "Gone@X.example") == (
         "550 5.1.1 <Gone@X.example> suppressed since 2026-12-01 after a hard bounce"
     )
+
+
+def test_quiet_only_when_fresh_and_empty() -> None:
+    """The request path skips the recipient only when no answer can come of it."""
+    source = Source()
+    s = Suppressions(source, max_stale=0.2)
+    assert not s.quiet()  # never loaded: check() says stale
+    s.refresh()
+    assert s.quiet() and s.check("acme", "any@x.example") is None
+    source.snap[("acme", "gone@x.example")] = Suppression(
+        "acme", "gone@x.example", 0, time.time() + 60
+    )
+    s.refresh()
+    assert not s.quiet()  # something suppressed: ask check()
+    source.snap.clear()
+    s.refresh()
+    source.fail = True
+    time.sleep(0.25)
+    s.refresh()
+    assert not s.quiet() and s.check("acme", "any@x.example") == Hit(None, stale=True)

@@ -411,7 +411,23 @@ def _size(request: Mapping[str, str]) -> int:
 
 
 def _sender_domain(sender: str) -> str | None:
-    """The ASCII (IDNA) lower-case domain of an address, None if it has none."""
+    """The ASCII (IDNA) lower-case domain of an address, None if it has none (looked up:
+    a customer's senders are few and recur with every recipient)."""
+    try:
+        return _SENDER_DOMAINS[sender]
+    except KeyError:
+        pass
+    if len(_SENDER_DOMAINS) >= 4096:  # bounded: the addresses come from the clients
+        _SENDER_DOMAINS.clear()
+    domain = _SENDER_DOMAINS[sender] = _address_domain(sender)
+    return domain
+
+
+_SENDER_DOMAINS: dict[str, str | None] = {}
+
+
+def _address_domain(sender: str) -> str | None:
+    """What _sender_domain answers for `sender`, worked out."""
     local, at, domain = sender.rpartition("@")
     if not at or not local or not domain:
         return None

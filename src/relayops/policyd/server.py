@@ -161,7 +161,7 @@ class PolicyServer:
             elif "policy_context" in request:
                 return self._stamp(request, rules) or step.action
             return step.action
-        if self.suppressions is not None:
+        if self.suppressions is not None and not self.suppressions.quiet():
             suppressed = self._suppressed(request, step)
             if suppressed is not None:
                 return suppressed
