@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from policyd.test_redis import DEFER, count_key, start
 from relayops.policyd.rules import Charge, ChargeStatus, Outcome, assess, load_rules
 from relayops.policyd.store_redis import RedisStore
 from support.policyd import Daemon, RedisServer, request, rules_data, write_rules
 from support.processes import free_port
-
-from .test_redis import DEFER, count_key, start
 
 pytestmark = pytest.mark.real
 

@@ -227,3 +227,48 @@ def test_close_answers_requests_still_waiting_without_counting_them(tmp_path: Pa
 
     assert asyncio.run(main()) == UNAVAILABLE
     assert stored(db, "acme") == 2
+
+
+def test_status_swap_and_outbox_hold_the_write_lock_briefly_with_the_gil_busy(
+    tmp_path: Path,
+) -> None:
+    """The daemon swaps every customer's status at start, under load: a statement per
+    row gave the GIL up and waited for it again each time (5 ms each while the event loop
+    is busy), holding the file's write lock for seconds, and the writer waited behind it
+    until requests tempfailed (bench/policyd/RESULTS.md "parse"). One JSON value each way
+    instead; `hog` plays the busy event loop."""
+
+    async def main() -> tuple[dict[str, str | None], float, list[str], float]:
+        store = SqliteStore(tmp_path / "c.sqlite")
+        await store.start()
+        try:
+            statuses = {f"c{i:05d}": "active" for i in range(5000)}
+            await store.swap_statuses({"c00000": "suspended"})
+            conn = sqlite3.connect(tmp_path / "c.sqlite")
+            conn.executemany(
+                "INSERT INTO outbox (request) VALUES (?)", [(f'{{"n": {i}}}',) for i in range(150)]
+            )
+            conn.commit()
+            conn.close()
+            stop = threading.Event()
+            hog = threading.Thread(target=lambda: any(stop.is_set() for _ in iter(int, 1)))
+            hog.start()
+            try:
+                started = time.monotonic()
+                before = await store.swap_statuses(statuses)
+                swap = time.monotonic() - started
+                started = time.monotonic()
+                taken = await store.take_outbox(100)
+                take = time.monotonic() - started
+            finally:
+                stop.set()
+                hog.join()
+            assert await store.take_outbox(100) == [f'{{"n": {i}}}' for i in range(100, 150)]
+            return before, swap, taken, take
+        finally:
+            await store.close()
+
+    before, swap, taken, take = asyncio.run(main())
+    assert before == {"c00000": "suspended", **dict.fromkeys(f"c{i:05d}" for i in range(1, 5000))}
+    assert taken == [f'{{"n": {i}}}' for i in range(100)]  # the oldest first
+    assert swap < 1.0 and take < 1.0, (swap, take)  # a statement per row: seconds here

@@ -256,13 +256,13 @@ class RedisStore:
         self._sentinels = list(self.url.endpoints)  # the last one that answered first
         self.primary: Endpoint | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._credit_ms = self.url.credit_ms
-        self._credits = Credits(self._credit_ms / 1000, self._credit_ms / 1000)
+        window = self.url.credit_ms / 1000
+        self._credits = Credits(window, window)
         self._sweeping = False
         # A charge asked again (status 4) gives up and is refused after this long: longer
         # than the outstanding-credit key lives (window + 1 s), so a holder that died
         # cannot make a waiter refuse early.
-        self._max_wait = self._credit_ms / 1000 + 1.5
+        self._max_wait = window + 1.5
         self._asked_since: dict[asyncio.Future[Outcome], float] = {}
         self._closing = False
         # For the metrics (relayops_policyd_credit_total): recipients answered from a run
@@ -437,7 +437,7 @@ class RedisStore:
             fragments.clear()
         credit = self.url.credit
         keys: list[bytes] = []
-        args: list[bytes] = [_bulk(TTL_SECONDS), _bulk(self._credit_ms + 1000)]
+        args: list[bytes] = [_bulk(TTL_SECONDS), _bulk(self.url.credit_ms + 1000)]
         args.append(_bulk(len(settlements)))
         for settlement in settlements:
             k, a = settlement_fragments(settlement)

@@ -177,6 +177,17 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(va
 FROM json_each(?)
 """
 
+SELECT_STATUSES = "SELECT json_group_object(customer, status) FROM statuses"
+UPSERT_STATUSES = """
+INSERT INTO statuses (customer, status)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?) WHERE true
+ON CONFLICT (customer) DO UPDATE SET status = excluded.status
+"""
+TAKE_OUTBOX = """
+SELECT json_group_array(json_array(id, request))
+FROM (SELECT id, request FROM outbox ORDER BY id LIMIT ?)
+"""
+
 Waiter = tuple[float, Charge, "asyncio.Future[Outcome]"]  # (loop deadline, charge, answer)
 
 
@@ -347,16 +358,17 @@ class SqliteStore:
             raise StoreError(f"cannot record account statuses: {exc}") from None
 
     def _swap_statuses(self, statuses: dict[str, str]) -> dict[str, str | None]:
+        # Rows in and out as one JSON value each: this transaction holds the file's write
+        # lock, and a statement per row (executemany, a row per fetch) gives the GIL up and
+        # waits for it again each time; under load, seconds for 1,000 customers, while the
+        # writer waits for the lock and requests for room (bench/policyd/RESULTS.md "parse").
         conn = self._side_connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             before: dict[str, str | None] = dict.fromkeys(statuses)
-            before.update(conn.execute("SELECT customer, status FROM statuses").fetchall())
-            conn.executemany(
-                "INSERT INTO statuses (customer, status) VALUES (?, ?) "
-                "ON CONFLICT (customer) DO UPDATE SET status = excluded.status",
-                sorted(statuses.items()),
-            )
+            (stored,) = conn.execute(SELECT_STATUSES).fetchone()
+            before.update(json.loads(stored))
+            conn.execute(UPSERT_STATUSES, (json.dumps(sorted(statuses.items())),))
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -374,9 +386,8 @@ class SqliteStore:
         conn = self._side_connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            rows = conn.execute(
-                "SELECT id, request FROM outbox ORDER BY id LIMIT ?", (limit,)
-            ).fetchall()
+            (taken,) = conn.execute(TAKE_OUTBOX, (limit,)).fetchone()  # one row: see above
+            rows = sorted(json.loads(taken))  # the `limit` oldest, oldest first
             if rows:
                 conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
             conn.execute("COMMIT")
