@@ -118,6 +118,19 @@ def test_midnight_rollover_in_europe_paris() -> None:
     assert accepted(send(rules, counters, utc(2026, 11, 23, 23, 0, 0), 3)) == 2  # 00:00 CET
 
 
+def test_a_timestamp_just_before_midnight_is_on_the_same_day_cached_or_not() -> None:
+    """The daemon passes time.time(): a float a few tenths of a µs before a local
+    midnight must fall on one day whether the customer's day is cached or not."""
+    midnight = utc(2026, 11, 23, 23, 0, 0).timestamp()  # 00:00 CET
+    for ts in (midnight - 2e-7, midnight - 1e-6, midnight, midnight + 2e-7):
+        cold = assess(request(), rules_with(), ts)
+        warm_rules = rules_with()
+        assess(request(), warm_rules, midnight - 30.0)  # caches the day before
+        warm = assess(request(), warm_rules, ts)
+        assert isinstance(cold, Charge) and isinstance(warm, Charge)
+        assert cold.day == warm.day == (date(2026, 11, 23) if ts < midnight else date(2026, 11, 24))
+
+
 @pytest.mark.parametrize(
     ("last_instant", "first_instant", "day_hours"),
     [

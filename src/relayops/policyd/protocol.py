@@ -68,7 +68,7 @@ def _answer_bytes(action: str) -> bytes:
     return _DUNNO if action == "DUNNO" else encode_answer(action)
 
 
-# Every byte other than the line ends and the first "=" of a line (see `_well_formed`).
+# Every byte but "\n" and "=": what `_well_formed` deletes to see the lines' framing.
 _NOT_FRAMING: Final = bytes(b for b in range(256) if b not in b"\n=")
 _POSTFIX_FIRST: Final = "request=smtpd_access_policy\n"  # how Postfix begins each request
 _EQUALS: Final = itertools.repeat("=")

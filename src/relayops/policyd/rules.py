@@ -295,7 +295,10 @@ def _day_for(customer: Customer, now: datetime | float, days: dict[str, _Day]) -
     if cached is not None and cached.start <= ts < cached.end:
         return cached
     if isinstance(now, float):
-        now = datetime.fromtimestamp(now, UTC)
+        # Whole seconds: rounded to the microsecond, a time 0.5 µs before a midnight would
+        # land on the next day here while the cached bounds above kept it on this one
+        # (days begin on whole seconds, so flooring never crosses one).
+        now = datetime.fromtimestamp(math.floor(now), UTC)
     tz = customer.tz
     day = now.astimezone(tz).date()
     stage = customer.stage_on(day)

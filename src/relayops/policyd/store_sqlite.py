@@ -184,7 +184,7 @@ SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?
 ON CONFLICT (customer) DO UPDATE SET status = excluded.status
 """
 TAKE_OUTBOX = """
-SELECT json_group_array(json_array(id, request))
+SELECT json_group_array(json_array(id, CAST(request AS TEXT)))
 FROM (SELECT id, request FROM outbox ORDER BY id LIMIT ?)
 """
 

@@ -120,7 +120,7 @@ def reply(entry: Suppression, address: str) -> str:
 
 
 class Suppressions:
-    """The snapshot and its poller; `check` is the request path's only call."""
+    """The snapshot and its poller; the request path asks `quiet`, then `check`."""
 
     def __init__(
         self,
