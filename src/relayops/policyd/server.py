@@ -232,7 +232,7 @@ class PolicyServer:
             f"event=refused reason={_REASONS[reason]} customer={r(verdict.customer or '')} "
             f"login={r(get('sasl_username', ''))} state={r(get('protocol_state', ''))} "
             f"sender={q(get('sender', ''))} recipient={q(get('recipient', ''))} "
-            f"client={r(get('client_address', ''))} queue_id={r(get('queue_id', ''))}"
+            f"client={r(get('client_address', ''))} queue_id={q(get('queue_id', ''))}"
             f"{counted} reply={r(verdict.action)}",
         )
 
