@@ -160,6 +160,9 @@ class Load:
     def accepted(self) -> int:
         return sum(1 for _, a in self.answers if a == "DUNNO")
 
+    def deferred(self) -> int:
+        return sum(1 for _, a in self.answers if a == DEFER)
+
     def tempfail_window(self, since: float) -> float:
         """From the kill to the last tempfail answer."""
         defers = [t for t, a in self.answers if a == DEFER and t >= since]
@@ -232,12 +235,13 @@ def test_daemons_follow_a_sentinel_failover(
     acme_counted = count_of(new_primary, "acme")
     beta_counted = count_of(new_primary, "beta")
     # Asynchronous replication: what the primary acknowledged in its last moment may be
-    # lost, never more than was accepted. With WAIT nothing acknowledged is lost; a
-    # tempfailed batch may still have been counted (over-counting, the safe side).
+    # lost. With WAIT nothing acknowledged is lost. Either way a batch the primary ran
+    # (and replicated) but never answered was tempfailed and stays counted: over-counting,
+    # the safe side, at most the requests tempfailed (CI once saw 2 on the async daemon).
     acme_lost = acme_accepted - acme_counted
     beta_lost = beta_accepted - beta_counted
-    assert acme_lost >= 0
-    assert beta_lost <= 0
+    assert acme_lost >= -(loads[0].deferred() + loads[1].deferred())
+    assert -loads[2].deferred() <= beta_lost <= 0
     window = loads[0].tempfail_window(killed_at)
     # Tempfail for the failover, plus at most one back-off step (1 s) to notice it.
     assert 0 < window <= min(failover_seconds + 1.5, FAILOVER_BOUND)
