@@ -17,6 +17,7 @@ more than READ_TIMEOUT seconds, or idle for more than IDLE_TIMEOUT, is closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -75,18 +76,12 @@ _EQUALS: Final = itertools.repeat("=")
 _ONCE: Final = itertools.repeat(1)
 
 
-# "\n" + name + "=" of the names looked up so far (the daemon's few; bounded all the same).
-_NEEDLES: dict[str, str] = {}
-
-
+@functools.lru_cache(maxsize=256)  # the daemon's few names; bounded all the same
 def _needle(name: str) -> str | None:
     """What begins the line of attribute `name`; None if no attribute can have that name."""
     if "=" in name or "\n" in name:
         return None
-    needle = "\n" + name + "="
-    if len(_NEEDLES) < 256:
-        _NEEDLES[name] = needle
-    return needle
+    return "\n" + name + "="
 
 
 class Request(Mapping[str, str]):
@@ -106,7 +101,7 @@ class Request(Mapping[str, str]):
         self._all: dict[str, str] | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
-        needle = _NEEDLES.get(name) or _needle(name)
+        needle = _needle(name)
         if needle is None:
             return default
         text = self._text

@@ -413,24 +413,11 @@ def _size(request: Mapping[str, str]) -> int:
     return int(value) if value.isdigit() else 0
 
 
+# Looked up: a customer's senders are few and recur with every recipient (bounded: the
+# addresses come from the clients).
+@functools.lru_cache(maxsize=4096)
 def _sender_domain(sender: str) -> str | None:
-    """The ASCII (IDNA) lower-case domain of an address, None if it has none (looked up:
-    a customer's senders are few and recur with every recipient)."""
-    try:
-        return _SENDER_DOMAINS[sender]
-    except KeyError:
-        pass
-    if len(_SENDER_DOMAINS) >= 4096:  # bounded: the addresses come from the clients
-        _SENDER_DOMAINS.clear()
-    domain = _SENDER_DOMAINS[sender] = _address_domain(sender)
-    return domain
-
-
-_SENDER_DOMAINS: dict[str, str | None] = {}
-
-
-def _address_domain(sender: str) -> str | None:
-    """What _sender_domain answers for `sender`, worked out."""
+    """The ASCII (IDNA) lower-case domain of an address, None if it has none."""
     local, at, domain = sender.rpartition("@")
     if not at or not local or not domain:
         return None

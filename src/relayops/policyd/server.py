@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -90,17 +91,9 @@ def _logfmt_value(value: object) -> str:
 
 
 # The logfmt form of values that recur in refusal lines (a customer's 452 reply, its
-# login, the client's address): looked up rather than matched and quoted each time.
-_RECURRING: dict[str, str] = {}
-
-
-def _logfmt_recurring(value: str) -> str:
-    quoted = _RECURRING.get(value)
-    if quoted is None:
-        if len(_RECURRING) >= 4096:  # bounded: values arrive from outside too
-            _RECURRING.clear()
-        quoted = _RECURRING[value] = _logfmt_value(value)
-    return quoted
+# login, the client's address): looked up rather than matched and quoted each time
+# (bounded: values arrive from outside too).
+_logfmt_recurring = functools.lru_cache(maxsize=4096)(_logfmt_value)
 
 
 _REASONS: Final = {reason: reason.value for reason in Refusal}  # no Enum.value per line

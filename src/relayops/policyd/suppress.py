@@ -140,16 +140,17 @@ class Suppressions:
         self._task: asyncio.Task[None] | None = None
         self._failing_since: float | None = None  # monotonic, while loads fail
 
+    def _fresh(self) -> bool:
+        loaded = self.loaded_at
+        return loaded is not None and time.monotonic() - loaded <= self.max_stale
+
     def quiet(self) -> bool:
         """Fresh and empty: no recipient can be suppressed (the usual case, asked first so
         that the request path reads no recipient for it)."""
-        loaded = self.loaded_at
-        return (
-            not self.snapshot and loaded is not None and time.monotonic() - loaded <= self.max_stale
-        )
+        return not self.snapshot and self._fresh()
 
     def check(self, customer: str, recipient: str) -> Hit | None:
-        if self.loaded_at is None or time.monotonic() - self.loaded_at > self.max_stale:
+        if not self._fresh():
             return Hit(None, stale=True)
         snapshot = self.snapshot
         if not snapshot:  # nothing suppressed (the usual case): no key to build
